@@ -1,0 +1,1 @@
+"""Data: built-in sample images, simulators, k-space operations, datasets and file readers."""

@@ -1,0 +1,25 @@
+"""Image-quality metrics, one value per image, and statistics for reports.
+
+Every function takes ``pred`` and ``target`` of shape (B, C, H, W) or (B, C, D, H, W) and returns a
+tensor of shape (B,). PSNR and SSIM need an explicit ``data_range``
+(see :mod:`taskloss.metrics.data_range`).
+"""
+
+from taskloss.metrics.data_range import POLICIES, DataRange, resolve_data_range
+from taskloss.metrics.hfen import hfen, laplacian_of_gaussian
+from taskloss.metrics.pixel import mae, mse, nmse, psnr
+from taskloss.metrics.ssim import ssim, ssim_map
+
+__all__ = [
+    "POLICIES",
+    "DataRange",
+    "hfen",
+    "laplacian_of_gaussian",
+    "mae",
+    "mse",
+    "nmse",
+    "psnr",
+    "resolve_data_range",
+    "ssim",
+    "ssim_map",
+]

@@ -1,0 +1,67 @@
+"""Pixel-wise error metrics: MAE, MSE, NMSE and PSNR, one value per image.
+
+All functions take ``pred`` and ``target`` of shape (B, C, H, W) or (B, C, D, H, W), real floating
+point, and return a tensor of shape (B,): the mean (or norm ratio) over every channel and voxel of
+each image. Nothing is pooled over the batch; reductions happen in reporting.
+"""
+
+import torch
+
+from taskloss.metrics.data_range import DataRange, resolve_data_range
+from taskloss.validation import check_image_pair, explain_nonfinite
+
+
+def _per_image(x: torch.Tensor) -> torch.Tensor:
+    return x.reshape(x.shape[0], -1)
+
+
+def _checked(result: torch.Tensor, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    explain_nonfinite(result, pred=pred, target=target)
+    return result
+
+
+def mae(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean absolute error per image: mean |pred - target|. Shape (B,)."""
+    pred, target = check_image_pair(pred, target, finite=False)
+    return _checked(_per_image(pred - target).abs().mean(dim=1), pred, target)
+
+
+def mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean squared error per image: mean (pred - target)^2. Shape (B,)."""
+    pred, target = check_image_pair(pred, target, finite=False)
+    return _checked(_per_image(pred - target).square().mean(dim=1), pred, target)
+
+
+def nmse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Normalised MSE per image as fastMRI defines it: ||target - pred||^2 / ||target||^2.
+
+    Zero for a perfect prediction, 1 for an all-zero prediction. fastMRI computes it per volume;
+    here each batch item is one "volume" (pass volumes as (B, C, D, H, W) to match). Shape (B,).
+    A target that is zero everywhere gives +inf (or NaN if pred is zero too).
+    """
+    pred, target = check_image_pair(pred, target, finite=False)
+    error = _per_image(target - pred).square().sum(dim=1)
+    return _checked(error / _per_image(target).square().sum(dim=1), pred, target)
+
+
+def psnr(pred: torch.Tensor, target: torch.Tensor, *, data_range: DataRange | None = None
+         ) -> torch.Tensor:
+    """Peak signal-to-noise ratio per image in dB: 10 log10(L^2 / MSE).
+
+    Equals ``skimage.metrics.peak_signal_noise_ratio(target[i], pred[i], data_range=L[i])`` for
+    every image i. Identical images (MSE = 0) give +inf, as in skimage; report them as such or
+    exclude them explicitly.
+
+    Args:
+        pred: predictions (B, C, H, W) or (B, C, D, H, W).
+        target: references of the same shape.
+        data_range: L, required: a number, a tensor (B,), or "target_max" / "target_range"
+            (see :mod:`taskloss.metrics.data_range`).
+
+    Returns:
+        PSNR in dB, shape (B,).
+    """
+    pred, target = check_image_pair(pred, target, finite=False)
+    peak = resolve_data_range(data_range, target)
+    error = _per_image(pred - target).square().mean(dim=1)
+    return _checked(10.0 * torch.log10(peak.square() / error), pred, target)
