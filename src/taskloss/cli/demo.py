@@ -1,6 +1,7 @@
 """``taskloss demo``: the main job on built-in data."""
 
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
 import torch
@@ -26,7 +27,7 @@ def _degradations(image: torch.Tensor, seed: int) -> dict[str, torch.Tensor]:
 
 @app.command()
 def demo(
-    out: Path = typer.Option(Path("demo-out"), "--out", help="Folder for the results."),
+    out: Annotated[Path, typer.Option("--out", help="Folder for the results.")] = Path("demo-out"),
 ) -> None:
     """Score degraded copies of built-in real images with every metric (placeholder for the
     studies)."""
