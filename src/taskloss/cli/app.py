@@ -1,7 +1,8 @@
 """The ``taskloss`` command: the Typer application and its error handling.
 
 Command modules (``taskloss.cli.*``) register themselves on :data:`app`. :func:`main` turns any
-:class:`taskloss.errors.TasklossError` into one line on stderr and exit status 2, and an
+:class:`taskloss.errors.TasklossError` or ``OSError`` (a file-system problem) into one line on
+stderr and exit status 2, and an
 interruption into exit status 130, with no traceback.
 """
 
@@ -43,6 +44,9 @@ def main() -> None:
         app()
     except TasklossError as error:
         fail(str(error))
+    except OSError as error:  # disk full, permission denied, a path that is not a folder, ...
+        where = f": {error.filename}" if error.filename else ""
+        fail(f"{error.strerror or error}{where}; check the path and its permissions")
     except KeyboardInterrupt:
         print("taskloss: interrupted; finished work is kept, rerun the same command to resume",
               file=sys.stderr)

@@ -9,17 +9,22 @@ from taskloss.metrics.data_range import POLICIES, DataRange, resolve_data_range
 from taskloss.metrics.hfen import hfen, laplacian_of_gaussian
 from taskloss.metrics.pixel import mae, mse, nmse, psnr
 from taskloss.metrics.ssim import ssim, ssim_map
+from taskloss.metrics.stats import PairedTest, Summary, paired_wilcoxon, summarize
 
 __all__ = [
     "POLICIES",
     "DataRange",
+    "PairedTest",
+    "Summary",
     "hfen",
     "laplacian_of_gaussian",
     "mae",
     "mse",
     "nmse",
+    "paired_wilcoxon",
     "psnr",
     "resolve_data_range",
     "ssim",
     "ssim_map",
+    "summarize",
 ]

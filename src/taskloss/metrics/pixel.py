@@ -15,6 +15,12 @@ def _per_image(x: torch.Tensor) -> torch.Tensor:
     return x.reshape(x.shape[0], -1)
 
 
+def _squared_error(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    # In place on the fresh difference: one temporary instead of two, several times faster on
+    # large CPU batches (allocation dominates); autograd allows it since sub keeps no output.
+    return _per_image(pred - target).square_()
+
+
 def _checked(result: torch.Tensor, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     explain_nonfinite(result, pred=pred, target=target)
     return result
@@ -23,13 +29,13 @@ def _checked(result: torch.Tensor, pred: torch.Tensor, target: torch.Tensor) -> 
 def mae(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Mean absolute error per image: mean |pred - target|. Shape (B,)."""
     pred, target = check_image_pair(pred, target, finite=False)
-    return _checked(_per_image(pred - target).abs().mean(dim=1), pred, target)
+    return _checked(_per_image(pred - target).abs_().mean(dim=1), pred, target)
 
 
 def mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Mean squared error per image: mean (pred - target)^2. Shape (B,)."""
     pred, target = check_image_pair(pred, target, finite=False)
-    return _checked(_per_image(pred - target).square().mean(dim=1), pred, target)
+    return _checked(_squared_error(pred, target).mean(dim=1), pred, target)
 
 
 def nmse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -40,7 +46,7 @@ def nmse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     A target that is zero everywhere gives +inf (or NaN if pred is zero too).
     """
     pred, target = check_image_pair(pred, target, finite=False)
-    error = _per_image(target - pred).square().sum(dim=1)
+    error = _squared_error(pred, target).sum(dim=1)
     return _checked(error / _per_image(target).square().sum(dim=1), pred, target)
 
 
@@ -63,5 +69,5 @@ def psnr(pred: torch.Tensor, target: torch.Tensor, *, data_range: DataRange | No
     """
     pred, target = check_image_pair(pred, target, finite=False)
     peak = resolve_data_range(data_range, target)
-    error = _per_image(pred - target).square().mean(dim=1)
+    error = _squared_error(pred, target).mean(dim=1)
     return _checked(10.0 * torch.log10(peak.square() / error), pred, target)
