@@ -25,3 +25,7 @@ class DataError(TasklossError, ValueError):
 
 class MissingWeightsError(TasklossError, FileNotFoundError):
     """Pretrained network weights are not available locally and cannot be downloaded."""
+
+
+class TrainingError(TasklossError, RuntimeError):
+    """Training cannot go on (e.g. the loss became NaN or infinite)."""
