@@ -94,3 +94,13 @@ def data_consistency(
         updated = (1 - mask) * kspace + mask * (kspace + noise_lambda * kspace0) / (
             1 + noise_lambda)
     return complex_to_channels(ifft2c(updated)).to(image.dtype)
+
+
+def center_crop(x: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
+    """The central (h, w) region of the last two axes (fastMRI's placement: start ``(n - h) // 2``)."""
+    height, width = x.shape[-2:]
+    h, w = shape
+    if not (0 < h <= height and 0 < w <= width):
+        raise InputError(f"cannot crop {(height, width)} to {shape}; the crop must fit inside")
+    top, left = (height - h) // 2, (width - w) // 2
+    return x[..., top:top + h, left:left + w]

@@ -1,0 +1,363 @@
+"""The csmri dataset: undersampled k-space of MR slices, zero-filled images and lesion labels.
+
+Ground truth: axial slices of the simulated heads' spin-echo MR volumes (bias field included),
+``slices`` per subject evenly spaced from 25 mm below to 65 mm above the AC-PC plane (MNI z), on a
+``field_of_view_mm`` square, with optional smooth synthetic phase and complex Gaussian noise (so the
+magnitude is Rician). Each slice is divided by its largest magnitude: magnitude in [0, 1] (as Seitzer
+et al.). The label marks the lesion (lesion fraction > 0.5). Rows run from anterior (row 0) to
+posterior, columns from the patient's left to right.
+
+Undersampling (:mod:`taskloss.data.masks`, :mod:`taskloss.data.kspace`): ``kspace = mask *
+fft2c(x)`` (orthonormal, centred), ``zero_filled = ifft2c(kspace)``; no measurement noise. Training
+items draw a fresh mask per sample from ``(seed, epoch, index)`` (call :meth:`CsmriDataset.set_epoch`
+each epoch); validation and test items use one fixed mask per slice from ``(seed, index)``. The same
+config therefore gives the same masks in every run and in any DataLoader worker.
+
+Item of :class:`CsmriDataset`: ``{"input": (2, H, W) float32 zero-filled (real, imaginary),
+"target": (2, H, W) float32 ground truth (real, imaginary), "kspace": (1, H, W) complex64 masked
+k-space, "mask": (1, H, W) float32 0/1, "magnitude": (1, H, W) float32 |target| in [0, 1], "label":
+(1, H, W) int64 0/1 lesion, "id": str, "subject": int}``.
+"""
+
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import Dataset
+
+from taskloss.data import io
+from taskloss.data.fields import generator_for, smooth_field
+from taskloss.data.kspace import center_crop, complex_to_channels, fft2c, ifft2c, undersample
+from taskloss.data.masks import make_mask
+from taskloss.data.phantoms import AnatomySource, Phantom, Variation, head_phantom
+from taskloss.data.physics import SpinEcho, Tissue, add_complex_noise, mr_volume
+from taskloss.data.splits import (
+    SPLITS,
+    Splits,
+    read_config,
+    read_index,
+    split_subjects,
+    write_config,
+    write_index,
+)
+from taskloss.errors import ConfigError, DataError, InputError
+
+IMAGE_DIR = "images"
+LABEL_DIR = "labels"
+SLICE_RANGE_MM = (-25.0, 65.0)
+"""MNI z of the lowest and highest simulated slice (the cerebrum, where lesions lie)."""
+MASK_STREAM = 0x3A5C
+"""Seed key that separates mask draws from the other random streams."""
+
+
+@dataclass(frozen=True)
+class CsmriConfig:
+    """Settings of the csmri data: simulated in memory, or read from a folder.
+
+    Attributes:
+        subjects: simulated subjects (>= 3, split by subject).
+        slices: slices per simulated subject.
+        size: slice side (H = W) in pixels; fastMRI slices are cropped to their
+            ``reconstruction_esc`` size and reduced to ``size`` by keeping the central k-space.
+        seed: seed of phantoms, noise, phase, masks and split.
+        anatomy: ``"mni152"`` or ``"ellipsoid"``.
+        weighting: MR contrast preset, ``"t1"`` (lesions bright), ``"t2"`` or ``"pd"``.
+        field_of_view_mm: side of the slice, mm.
+        noise: standard deviation of the complex Gaussian image noise, relative to the slice's
+            largest magnitude (0 for none).
+        bias: MR bias-field strength.
+        phase: give slices a smooth synthetic phase (up to about +-pi) instead of a real image.
+        mask: ``"cartesian-vd"``, ``"random"``, ``"equispaced"`` or ``"vd-2d"``.
+        acceleration: undersampling factor, >= 1.
+        center_lines: central lines of ``cartesian-vd`` (default: see
+            :func:`taskloss.data.masks.make_mask`).
+        center_fraction: central share of the other masks (default: see ``make_mask``).
+        val_fraction: share of subjects for validation.
+        test_fraction: share of subjects for testing.
+        data: ``None`` to simulate in memory, or a folder: one written by ``taskloss simulate
+            csmri``, or a folder of fastMRI single-coil ``.h5`` files (one subject per file).
+    """
+
+    subjects: int = 12
+    slices: int = 16
+    size: int = 96
+    seed: int = 0
+    anatomy: str = "mni152"
+    weighting: str = "t1"
+    field_of_view_mm: float = 220.0
+    noise: float = 0.01
+    bias: float = 0.2
+    phase: bool = False
+    mask: str = "cartesian-vd"
+    acceleration: float = 8.0
+    center_lines: int | None = None
+    center_fraction: float | None = None
+    val_fraction: float = 0.2
+    test_fraction: float = 0.2
+    data: Path | None = None
+    variation: Variation = field(default_factory=Variation)
+
+    def __post_init__(self) -> None:
+        for name in ("subjects", "slices", "size"):
+            if getattr(self, name) < 1:
+                raise InputError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.data is None and self.subjects < 3:
+            raise InputError(f"subjects must be >= 3 (train, val and test get one each at least), got "
+                             f"{self.subjects}")
+        if self.noise < 0 or self.field_of_view_mm <= 0:
+            raise InputError(f"noise must be >= 0 and field_of_view_mm > 0, got {self.noise} and "
+                             f"{self.field_of_view_mm}")
+        SpinEcho.preset(self.weighting)
+        if self.anatomy not in {a.value for a in AnatomySource}:
+            raise InputError(f"unknown anatomy {self.anatomy!r}; use one of "
+                             f"{[a.value for a in AnatomySource]}")
+        self.make_mask(torch.Generator().manual_seed(0))  # validates mask, acceleration, centre
+
+    @classmethod
+    def from_mapping(cls, mapping: dict[str, Any]) -> "CsmriConfig":
+        """Build from a dict (e.g. a YAML section); an unknown key is a :class:`ConfigError`."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(mapping) - known)
+        if unknown:
+            raise ConfigError(f"unknown csmri data setting(s) {unknown}; known: {sorted(known)}")
+        values = dict(mapping)
+        if values.get("data") is not None:
+            values["data"] = Path(values["data"])
+        if isinstance(values.get("variation"), dict):
+            values["variation"] = Variation(**values["variation"])
+        return cls(**values)
+
+    def make_mask(self, generator: torch.Generator, shape: tuple[int, int] | None = None) -> torch.Tensor:
+        """One mask (1, H, W) of this config's kind (shape default ``(size, size)``)."""
+        return make_mask(self.mask, shape or (self.size, self.size), self.acceleration, generator,
+                         center_lines=self.center_lines, center_fraction=self.center_fraction)
+
+    def phantom_spacing_mm(self) -> int:
+        """Voxel size of the phantoms: the pixel size rounded down, 1 to 4 mm."""
+        return int(min(4, max(1, math.floor(self.field_of_view_mm / self.size))))
+
+
+@dataclass(frozen=True)
+class CsmriData:
+    """All slices of a csmri dataset, in memory.
+
+    Attributes:
+        images: ground truth (N, 1, H, W) complex64, magnitude in [0, 1] per slice.
+        labels: lesion labels (N, 1, H, W) int64 0/1.
+        ids: slice names, N.
+        subjects: subject of each slice, (N,) int64.
+        splits: split name of each slice, N.
+    """
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    ids: list[str]
+    subjects: torch.Tensor
+    splits: list[str]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+class CsmriDataset(Dataset):
+    """One split of a csmri dataset; undersamples each slice on the fly (see the module docstring)."""
+
+    def __init__(self, data: CsmriData, split: str | None, config: CsmriConfig) -> None:
+        """Select the slices of ``split`` (``"train"``, ``"val"``, ``"test"``, or None for all).
+
+        Masks are fresh per sample and epoch for ``"train"``, fixed per slice otherwise.
+        """
+        if split is not None and split not in SPLITS:
+            raise InputError(f"split must be one of {SPLITS} or None, got {split!r}")
+        self.data, self.split, self.config = data, split, config
+        self.indices = [i for i, s in enumerate(data.splits) if split is None or s == split]
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Choose the training masks of ``epoch`` (no effect on validation and test masks)."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def mask(self, index: int) -> torch.Tensor:
+        """The mask (1, H, W) of item ``index`` of this split, in the current epoch."""
+        i = self.indices[index]
+        keys = (self.config.seed, MASK_STREAM, self.epoch, i) if self.split == "train" else (
+            self.config.seed, MASK_STREAM, i)
+        return self.config.make_mask(generator_for(*keys), tuple(self.data.images.shape[-2:]))
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        i = self.indices[index]
+        image, mask = self.data.images[i], self.mask(index)
+        zero_filled, kspace = undersample(image[None], mask[None])
+        target = complex_to_channels(image[None])[0]
+        return {"input": complex_to_channels(zero_filled)[0], "target": target, "kspace": kspace[0],
+                "mask": mask, "magnitude": image.abs(), "label": self.data.labels[i],
+                "id": self.data.ids[i], "subject": int(self.data.subjects[i])}
+
+
+def csmri_splits(config: CsmriConfig) -> Splits:
+    """The train/val/test datasets the csmri study trains and scores on.
+
+    Simulates in memory when ``config.data`` is None, else reads the folder.
+    """
+    data = simulate_csmri(config) if config.data is None else load_csmri_folder(config.data, config)
+    return Splits(*(CsmriDataset(data, split, config) for split in SPLITS))
+
+
+def slice_positions_mm(config: CsmriConfig) -> list[float]:
+    """MNI z of each simulated slice, evenly spaced over :data:`SLICE_RANGE_MM`."""
+    low, high = SLICE_RANGE_MM
+    if config.slices == 1:
+        return [(low + high) / 2]
+    return [low + (high - low) * k / (config.slices - 1) for k in range(config.slices)]
+
+
+def _sample_slices(volumes: torch.Tensor, phantom: Phantom, config: CsmriConfig) -> torch.Tensor:
+    """Axial planes of (C, D, H, W) volumes at :func:`slice_positions_mm`: (C, slices, S, S)."""
+    depth, height, width = volumes.shape[1:]
+    spacing, origin = phantom.spacing_mm, phantom.origin_mm
+    pixels = (torch.arange(config.size, dtype=torch.float32) - (config.size - 1) / 2) * (
+        config.field_of_view_mm / config.size)
+    z = torch.tensor(slice_positions_mm(config)) - origin[2]
+    zz, yy, xx = torch.meshgrid(z, -pixels, pixels, indexing="ij")  # rows: anterior at the top
+    half = torch.tensor([width, height, depth], dtype=torch.float32) * spacing / 2
+    grid = (torch.stack([xx, yy, zz], dim=-1) / half)[None]
+    return F.grid_sample(volumes[None], grid, mode="bilinear", padding_mode="zeros",
+                         align_corners=False)[0]
+
+
+def simulate_subject(config: CsmriConfig, subject: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Ground-truth slices (slices, 1, S, S) complex64 and labels (slices, 1, S, S) int64 of a subject."""
+    phantom = head_phantom(subject, config.seed, anatomy=config.anatomy,
+                           spacing_mm=config.phantom_spacing_mm(), variation=config.variation)
+    generator = generator_for(config.seed, subject, 2)
+    signal = mr_volume(phantom.fractions, phantom.properties, SpinEcho.preset(config.weighting),
+                       config.bias, generator)
+    planes = _sample_slices(torch.cat([signal, phantom.fractions[Tissue.LESION][None]]), phantom, config)
+    magnitude, lesion = planes[0][:, None], planes[1][:, None]
+    image = magnitude.to(torch.complex64)
+    if config.phase:
+        phase = math.pi / 2 * smooth_field((config.size, config.size), 4, generator, channels=config.slices)
+        image = image * torch.exp(1j * phase[:, None])
+    peak = magnitude.flatten(1).amax(dim=1).reshape(-1, 1, 1, 1)
+    image = add_complex_noise(image, config.noise * peak, generator)
+    return normalize_peak(image), (lesion > 0.5).to(torch.int64)
+
+
+def normalize_peak(images: torch.Tensor) -> torch.Tensor:
+    """Divide every complex image (N, 1, H, W) by its largest magnitude (an all-zero image stays 0)."""
+    peak = images.abs().flatten(1).amax(dim=1).reshape(-1, 1, 1, 1)
+    return (images / peak.clamp(min=torch.finfo(torch.float32).tiny)).to(torch.complex64)
+
+
+def simulate_csmri(config: CsmriConfig, progress: Callable[[int], None] | None = None) -> CsmriData:
+    """Simulate every subject of ``config`` (deterministic for a given config).
+
+    Args:
+        config: the settings.
+        progress: called with the number of subjects done after each subject.
+
+    Returns:
+        All slices, ordered by subject then slice, with their split.
+    """
+    split_of = split_subjects(range(config.subjects), config.seed, config.val_fraction,
+                              config.test_fraction)
+    images, labels = [], []
+    for subject in range(config.subjects):
+        image, label = simulate_subject(config, subject)
+        images.append(image)
+        labels.append(label)
+        if progress is not None:
+            progress(subject + 1)
+    pairs = [(s, k) for s in range(config.subjects) for k in range(config.slices)]
+    return CsmriData(images=torch.cat(images), labels=torch.cat(labels),
+                     ids=[f"s{s:03d}_z{k:03d}" for s, k in pairs],
+                     subjects=torch.tensor([s for s, _ in pairs]), splits=[split_of[s] for s, _ in pairs])
+
+
+def write_csmri(folder: Path, data: CsmriData, config: CsmriConfig) -> None:
+    """Write ``images/<id>.npy`` (complex64 H x W), ``labels/<id>.npy`` (uint8), ``index.csv`` and
+    ``config.json`` (masks are not stored: they follow from the seed)."""
+    for name in (IMAGE_DIR, LABEL_DIR):
+        (folder / name).mkdir(parents=True, exist_ok=True)
+    for i, slice_id in enumerate(data.ids):
+        np.save(folder / IMAGE_DIR / f"{slice_id}.npy", data.images[i, 0].numpy())
+        np.save(folder / LABEL_DIR / f"{slice_id}.npy", data.labels[i, 0].numpy().astype(np.uint8))
+    write_index(folder, [{"id": slice_id, "subject": int(data.subjects[i]), "split": data.splits[i]}
+                         for i, slice_id in enumerate(data.ids)])
+    write_config(folder, "csmri", {k: v for k, v in asdict(config).items() if k != "data"})
+
+
+def load_csmri_folder(folder: Path, config: CsmriConfig) -> CsmriData:
+    """Read a folder written by ``taskloss simulate csmri`` or a folder of fastMRI ``.h5`` files.
+
+    A simulated folder keeps its splits (``index.csv``); fastMRI files are one subject each, split
+    by a seeded draw, with all-zero labels (fastMRI has no lesion labels, so SIS cannot be scored).
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(f"{folder}: no such folder; pass a folder written by 'taskloss simulate csmri' "
+                        "or one of fastMRI single-coil .h5 files")
+    if (folder / IMAGE_DIR).is_dir():
+        return _load_simulated(folder)
+    files = sorted(folder.glob("*.h5"))
+    if not files:
+        raise DataError(f"{folder} holds neither {IMAGE_DIR}/ (a simulated csmri folder) nor .h5 files "
+                        "(fastMRI single-coil); write one with 'taskloss simulate csmri --out DIR'")
+    return _load_fastmri(files, config)
+
+
+def _load_simulated(folder: Path) -> CsmriData:
+    settings = read_config(folder)
+    if settings is not None and settings.get("kind") != "csmri":
+        raise DataError(f"{folder} holds a {settings.get('kind')!r} dataset, not csmri; point --data at "
+                        "a csmri folder")
+    rows = read_index(folder)
+    if rows is None:
+        raise DataError(f"{folder / 'index.csv'}: missing; a csmri folder lists its slices (id, subject, "
+                        "split) there")
+    images, labels = [], []
+    for row in rows:
+        image = io.read_image(folder / IMAGE_DIR / f"{row['id']}.npy").array
+        label_path = folder / LABEL_DIR / f"{row['id']}.npy"
+        label = io.read_image(label_path).array if label_path.exists() else np.zeros(image.shape)
+        if image.ndim != 2 or label.shape != image.shape:
+            raise DataError(f"{folder}: slice {row['id']} has image shape {image.shape} and label shape "
+                            f"{label.shape}; both must be the same (H, W)")
+        images.append(torch.from_numpy(image.astype(np.complex64)))
+        labels.append(torch.from_numpy((label > 0.5).astype(np.int64)))
+    shapes = {tuple(i.shape) for i in images}
+    if len(shapes) != 1:
+        raise DataError(f"{folder}: slices have different shapes {sorted(shapes)}; all must be equal")
+    splits = [row.get("split") or "" for row in rows]
+    subjects = [int(row["subject"]) for row in rows]
+    if "" in splits or set(splits) - set(SPLITS):
+        raise DataError(f"{folder / 'index.csv'}: every row needs a split in {list(SPLITS)}")
+    return CsmriData(images=normalize_peak(torch.stack(images)[:, None]), labels=torch.stack(labels)[:, None],
+                     ids=[row["id"] for row in rows], subjects=torch.tensor(subjects), splits=splits)
+
+
+def _load_fastmri(files: list[Path], config: CsmriConfig) -> CsmriData:
+    images, ids, subjects = [], [], []
+    for subject, path in enumerate(files):
+        volume = io.read_fastmri(path)
+        image = center_crop(ifft2c(torch.from_numpy(volume.kspace)), volume.crop)
+        if image.shape[-1] < config.size or image.shape[-2] < config.size:
+            raise DataError(f"{path}: slices of {tuple(image.shape[-2:])} are smaller than size "
+                            f"{config.size}; choose a smaller size")
+        # Keep the central size x size of k-space: the same field of view at a lower resolution.
+        image = ifft2c(center_crop(fft2c(image), (config.size, config.size)))
+        images.append(image[:, None])
+        ids += [f"{io.stem(path)}_z{k:03d}" for k in range(image.shape[0])]
+        subjects += [subject] * image.shape[0]
+    split_of = split_subjects(subjects, config.seed, config.val_fraction, config.test_fraction)
+    stacked = normalize_peak(torch.cat(images))
+    return CsmriData(images=stacked, labels=torch.zeros(stacked.shape, dtype=torch.int64), ids=ids,
+                     subjects=torch.tensor(subjects), splits=[split_of[s] for s in subjects])

@@ -1,0 +1,387 @@
+"""The mr2xray dataset: paired MR projection -> X-ray projection images, split by subject.
+
+Each simulated subject is a head phantom (:mod:`taskloss.data.phantoms`) seen from ``angles`` views
+evenly spaced over half a turn (``k * 180 / angles`` degrees; 0 posterior-anterior, 90 lateral). For
+every view the same rays (:mod:`taskloss.data.projector`) integrate:
+
+- the spin-echo MR signal (bone gives almost none: dark), with a bias field, plus Rician noise of
+  ``mr_noise`` times the projection's maximum (an MR projection is measured as one image, so its noise
+  is the noise of that image);
+- the attenuation ``mu`` (bone dominates: bright), measured as ``-ln(I / I0)`` with Poisson noise of
+  ``photons`` per pixel.
+
+Normalisation: every input and target image is scaled to [0, 1] by its own minimum and maximum. For the
+X-ray the minimum is 0 (air, no attenuation), so the target is the line integral divided by the
+image's largest line integral. A user's images are normalised the same way.
+
+Item of :class:`Mr2XrayDataset`: ``{"input": (1, S, S) float32 MR projection in [0, 1], "target":
+(1, S, S) float32 X-ray projection in [0, 1], "id": str, "subject": int, "angle": float degrees (NaN
+for a user's 2-D image whose angle is unknown)}``.
+"""
+
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import Dataset
+
+from taskloss.data import io
+from taskloss.data.fields import generator_for
+from taskloss.data.phantoms import AnatomySource, Variation, head_phantom
+from taskloss.data.physics import (
+    SpinEcho,
+    attenuation_volume,
+    hu_to_attenuation,
+    mr_volume,
+    rician,
+    xray_line_integral,
+)
+from taskloss.data.projector import Beam, Geometry, project
+from taskloss.data.splits import (
+    SPLITS,
+    Splits,
+    read_config,
+    read_index,
+    split_subjects,
+    write_config,
+    write_index,
+)
+from taskloss.errors import ConfigError, DataError, InputError
+
+INPUT_DIR = "input"
+TARGET_DIR = "target"
+
+
+@dataclass(frozen=True)
+class Mr2XrayConfig:
+    """Settings of the mr2xray data: simulated in memory, read from a folder, or a user's pairs.
+
+    Attributes:
+        subjects: simulated subjects (>= 3, split by subject).
+        angles: views per subject (for a user's volumes too), evenly spaced over 180 degrees.
+        size: image side S in pixels; a user's images of another size are resized (bilinear,
+            antialiased; the aspect ratio is not kept).
+        seed: seed of the phantoms, noise and split.
+        anatomy: ``"mni152"`` or ``"ellipsoid"``.
+        beam: ``"cone"`` (a C-arm) or ``"parallel"``.
+        field_of_view_mm: side of the imaged square at the isocentre, mm (simulation only; a user's
+            volume is fitted whole).
+        source_isocentre_mm: cone beam source to isocentre, mm.
+        source_detector_mm: cone beam source to detector, mm.
+        weighting: MR contrast preset, ``"t1"``, ``"t2"`` or ``"pd"``.
+        photons: X-ray photons per pixel without object, ``I0``; ``None`` for no Poisson noise.
+        mr_noise: Rician noise sigma relative to the MR projection's maximum.
+        bias: MR bias field strength (see :func:`taskloss.data.physics.mr_volume`).
+        val_fraction: share of subjects for validation.
+        test_fraction: share of subjects for testing.
+        data: ``None`` to simulate in memory, or a folder: one written by ``taskloss simulate
+            mr2xray``, or a user's ``input/`` and ``target/`` folders of pairs matched by file name.
+    """
+
+    subjects: int = 12
+    angles: int = 4
+    size: int = 64
+    seed: int = 0
+    anatomy: str = "mni152"
+    beam: str = "cone"
+    field_of_view_mm: float = 260.0
+    source_isocentre_mm: float = 750.0
+    source_detector_mm: float = 1200.0
+    weighting: str = "t1"
+    photons: float | None = 1e5
+    mr_noise: float = 0.01
+    bias: float = 0.2
+    val_fraction: float = 0.2
+    test_fraction: float = 0.2
+    data: Path | None = None
+    variation: Variation = field(default_factory=Variation)
+
+    def __post_init__(self) -> None:
+        for name in ("subjects", "angles", "size"):
+            if getattr(self, name) < 1:
+                raise InputError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.data is None and self.subjects < 3:
+            raise InputError(f"subjects must be >= 3 (train, val and test get one each at least), got "
+                             f"{self.subjects}")
+        if self.mr_noise < 0:
+            raise InputError(f"mr_noise must be >= 0, got {self.mr_noise}")
+        SpinEcho.preset(self.weighting)
+        self.geometry()
+        if self.anatomy not in {a.value for a in AnatomySource}:
+            raise InputError(f"unknown anatomy {self.anatomy!r}; use one of "
+                             f"{[a.value for a in AnatomySource]}")
+
+    @classmethod
+    def from_mapping(cls, mapping: dict[str, Any]) -> "Mr2XrayConfig":
+        """Build from a dict (e.g. a YAML section); an unknown key is a :class:`ConfigError`."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(mapping) - known)
+        if unknown:
+            raise ConfigError(f"unknown mr2xray data setting(s) {unknown}; known: {sorted(known)}")
+        values = dict(mapping)
+        if values.get("data") is not None:
+            values["data"] = Path(values["data"])
+        if isinstance(values.get("variation"), dict):
+            values["variation"] = Variation(**values["variation"])
+        return cls(**values)
+
+    def geometry(self, field_of_view_mm: float | None = None) -> Geometry:
+        """The projection geometry at this size (optionally with another field of view)."""
+        try:
+            beam = Beam(self.beam)
+        except ValueError:
+            raise InputError(f"unknown beam {self.beam!r}; use 'cone' or 'parallel'") from None
+        return Geometry(size=self.size, field_of_view_mm=field_of_view_mm or self.field_of_view_mm, beam=beam,
+                        source_isocentre_mm=self.source_isocentre_mm,
+                        source_detector_mm=self.source_detector_mm)
+
+    def angle_list(self) -> list[float]:
+        """Projection angles in degrees, ``k * 180 / angles``."""
+        return [k * 180.0 / self.angles for k in range(self.angles)]
+
+    def phantom_spacing_mm(self) -> int:
+        """Voxel size of the phantoms: the detector pixel at the isocentre, rounded down, 1 to 4 mm."""
+        return int(min(4, max(1, math.floor(self.field_of_view_mm / self.size))))
+
+
+@dataclass(frozen=True)
+class Mr2XrayData:
+    """All samples of an mr2xray dataset, in memory.
+
+    Attributes:
+        inputs: MR projections (N, 1, S, S) float32 in [0, 1].
+        targets: X-ray projections (N, 1, S, S) float32 in [0, 1].
+        ids: sample names, N.
+        subjects: subject of each sample, (N,) int64.
+        angles: view angle of each sample in degrees, (N,) float64 (NaN when unknown).
+        splits: split name of each sample, N.
+    """
+
+    inputs: torch.Tensor
+    targets: torch.Tensor
+    ids: list[str]
+    subjects: torch.Tensor
+    angles: torch.Tensor
+    splits: list[str]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+class Mr2XrayDataset(Dataset):
+    """One split of an mr2xray dataset (see the module docstring for the item)."""
+
+    def __init__(self, data: Mr2XrayData, split: str | None = None) -> None:
+        """Select the samples of ``split`` (``"train"``, ``"val"``, ``"test"``, or None for all)."""
+        if split is not None and split not in SPLITS:
+            raise InputError(f"split must be one of {SPLITS} or None, got {split!r}")
+        self.data = data
+        self.split = split
+        self.indices = [i for i, s in enumerate(data.splits) if split is None or s == split]
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        i = self.indices[index]
+        return {"input": self.data.inputs[i], "target": self.data.targets[i], "id": self.data.ids[i],
+                "subject": int(self.data.subjects[i]), "angle": float(self.data.angles[i])}
+
+
+def mr2xray_splits(config: Mr2XrayConfig) -> Splits:
+    """The train/val/test datasets the mr2xray study trains and scores on.
+
+    Simulates in memory when ``config.data`` is None, else reads the folder.
+    """
+    data = simulate_mr2xray(config) if config.data is None else load_mr2xray_folder(config.data, config)
+    return Splits(*(Mr2XrayDataset(data, split) for split in SPLITS))
+
+
+def normalize_min_max(images: torch.Tensor) -> torch.Tensor:
+    """Scale every image (N, C, H, W) to [0, 1] by its own minimum and maximum (constant -> 0)."""
+    flat = images.flatten(1)
+    low = flat.min(dim=1).values.reshape(-1, *[1] * (images.ndim - 1))
+    high = flat.max(dim=1).values.reshape(-1, *[1] * (images.ndim - 1))
+    return ((images - low) / (high - low).clamp(min=torch.finfo(images.dtype).tiny)).clamp(0, 1)
+
+
+def simulate_subject(config: Mr2XrayConfig, subject: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """MR and X-ray projections of one subject at every angle, each (A, 1, S, S) in [0, 1]."""
+    phantom = head_phantom(subject, config.seed, anatomy=config.anatomy,
+                           spacing_mm=config.phantom_spacing_mm(), variation=config.variation)
+    generator = generator_for(config.seed, subject, 1)
+    volumes = torch.cat([
+        mr_volume(phantom.fractions, phantom.properties, SpinEcho.preset(config.weighting), config.bias,
+                  generator),
+        attenuation_volume(phantom.fractions, phantom.properties),
+    ])[None]
+    line_integrals = project(volumes, phantom.spacing, config.angle_list(), config.geometry())[0]
+    mr, mu = line_integrals[0][:, None], line_integrals[1][:, None]  # (A, 1, S, S) each
+    sigma = config.mr_noise * mr.flatten(1).amax(dim=1).reshape(-1, 1, 1, 1)
+    mr = rician(mr, sigma, generator)
+    xray = xray_line_integral(mu, config.photons, generator)
+    return normalize_min_max(mr), normalize_min_max(xray)
+
+
+def simulate_mr2xray(
+    config: Mr2XrayConfig, progress: Callable[[int], None] | None = None
+) -> Mr2XrayData:
+    """Simulate every subject of ``config`` (deterministic for a given config).
+
+    Args:
+        config: the settings.
+        progress: called with the number of subjects done after each subject.
+
+    Returns:
+        All samples, ordered by subject then angle, with their split.
+    """
+    split_of = split_subjects(range(config.subjects), config.seed, config.val_fraction,
+                              config.test_fraction)
+    inputs, targets = [], []
+    for subject in range(config.subjects):
+        mr, xray = simulate_subject(config, subject)
+        inputs.append(mr)
+        targets.append(xray)
+        if progress is not None:
+            progress(subject + 1)
+    angles = config.angle_list()
+    pairs = [(s, a) for s in range(config.subjects) for a in angles]
+    return Mr2XrayData(
+        inputs=torch.cat(inputs), targets=torch.cat(targets),
+        ids=[f"s{s:03d}_a{a:05.1f}" for s, a in pairs],
+        subjects=torch.tensor([s for s, _ in pairs]),
+        angles=torch.tensor([a for _, a in pairs], dtype=torch.float64),
+        splits=[split_of[s] for s, _ in pairs],
+    )
+
+
+def write_mr2xray(folder: Path, data: Mr2XrayData, config: Mr2XrayConfig) -> None:
+    """Write ``input/<id>.npy``, ``target/<id>.npy`` (float32 S x S), ``index.csv`` and ``config.json``."""
+    for name in (INPUT_DIR, TARGET_DIR):
+        (folder / name).mkdir(parents=True, exist_ok=True)
+    for i, sample_id in enumerate(data.ids):
+        np.save(folder / INPUT_DIR / f"{sample_id}.npy", data.inputs[i, 0].numpy())
+        np.save(folder / TARGET_DIR / f"{sample_id}.npy", data.targets[i, 0].numpy())
+    write_index(folder, [{"id": sample_id, "subject": int(data.subjects[i]), "angle": float(data.angles[i]),
+                          "split": data.splits[i]} for i, sample_id in enumerate(data.ids)])
+    settings = {k: v for k, v in asdict(config).items() if k != "data"}
+    write_config(folder, "mr2xray", settings)
+
+
+def load_mr2xray_folder(folder: Path, config: Mr2XrayConfig) -> Mr2XrayData:
+    """Read pairs from ``folder/input`` and ``folder/target``, matched by file name.
+
+    2-D images are used as they are; volumes (NIfTI, DICOM series, 3-D NPY) are projected at
+    ``config.angles`` angles with ``config``'s beam, the field of view fitted to the volume: the input
+    volume as MR signal, the target volume as CT in HU (converted to attenuation). Subjects come from
+    ``index.csv`` when present (columns ``id``, ``subject``, optional ``angle`` and ``split``), else
+    every pair is its own subject; splits come from ``index.csv``'s ``split`` column, else from a
+    seeded split by subject.
+    """
+    folder = Path(folder)
+    pairs = find_pairs(folder)
+    config_json = read_config(folder)
+    if config_json is not None and config_json.get("kind") != "mr2xray":
+        raise DataError(f"{folder} holds a {config_json.get('kind')!r} dataset, not mr2xray; point "
+                        "--data at an mr2xray folder")
+    rows = {row["id"]: row for row in read_index(folder) or []}
+    inputs, targets, pair_ids, ids, subjects, angles = [], [], [], [], [], []
+    for number, (pair_id, input_path, target_path) in enumerate(pairs):
+        row = rows.get(pair_id, {})
+        mr, xray, views = _pair_images(input_path, target_path, config)
+        for view, angle in enumerate(views):
+            pair_ids.append(pair_id)
+            ids.append(pair_id if len(views) == 1 else f"{pair_id}_a{angle:05.1f}")
+            subjects.append(int(row.get("subject", number)))
+            angles.append(float(row.get("angle") or angle))
+            inputs.append(mr[view])
+            targets.append(xray[view])
+    split_names = _splits(folder, rows, pair_ids, subjects, config)
+    return Mr2XrayData(inputs=normalize_min_max(torch.stack(inputs)),
+                       targets=normalize_min_max(torch.stack(targets)), ids=ids,
+                       subjects=torch.tensor(subjects), angles=torch.tensor(angles, dtype=torch.float64),
+                       splits=split_names)
+
+
+def _splits(folder: Path, rows: dict[str, dict[str, str]], pair_ids: list[str], subjects: list[int],
+            config: Mr2XrayConfig) -> list[str]:
+    """Split of every sample: index.csv's ``split`` column when it names one for every pair, else a
+    seeded split by subject."""
+    given = [rows.get(p, {}).get("split") or "" for p in pair_ids]
+    if "" in given:
+        split_of = split_subjects(subjects, config.seed, config.val_fraction, config.test_fraction)
+        return [split_of[s] for s in subjects]
+    bad = sorted(set(given) - set(SPLITS))
+    if bad:
+        raise DataError(f"{folder / 'index.csv'}: unknown split name(s) {bad}; use {list(SPLITS)}")
+    return given
+
+
+def find_pairs(folder: Path) -> list[tuple[str, Path, Path]]:
+    """``(id, input path, target path)`` of every pair in ``folder/input`` and ``folder/target``."""
+    folder = Path(folder)
+    found = {}
+    for name in (INPUT_DIR, TARGET_DIR):
+        sub = folder / name
+        if not sub.is_dir():
+            raise DataError(f"{sub}: no such folder; a paired dataset folder holds {INPUT_DIR}/ (MR) and "
+                            f"{TARGET_DIR}/ (X-ray) with one file (or DICOM series folder) per sample, "
+                            "matched by file name")
+        found[name] = {io.stem(p): p for p in sorted(sub.iterdir()) if io.is_image_entry(p)}
+    inputs, targets = found[INPUT_DIR], found[TARGET_DIR]
+    only_input, only_target = sorted(set(inputs) - set(targets)), sorted(set(targets) - set(inputs))
+    if only_input or only_target:
+        raise DataError(f"{folder}: unmatched files: {only_input[:5]} only in {INPUT_DIR}/, "
+                        f"{only_target[:5]} only in {TARGET_DIR}/; every input needs a target of the "
+                        "same name")
+    if not inputs:
+        raise DataError(f"{folder}: {INPUT_DIR}/ and {TARGET_DIR}/ hold no image; supported: "
+                        f"{', '.join(io.IMAGE_SUFFIXES)} and DICOM series folders")
+    return [(name, inputs[name], targets[name]) for name in sorted(inputs)]
+
+
+def _pair_images(
+    input_path: Path, target_path: Path, config: Mr2XrayConfig
+) -> tuple[torch.Tensor, torch.Tensor, list[float]]:
+    """Images (V, 1, S, S) of one pair and their angles (NaN for a 2-D pair)."""
+    mr, xray = io.read_image(input_path), io.read_image(target_path)
+    if mr.array.shape != xray.array.shape:
+        raise DataError(f"{input_path} has shape {mr.array.shape} but {target_path} has shape "
+                        f"{xray.array.shape}; a pair must have one shape (resample one of them)")
+    for image in (mr, xray):
+        if np.iscomplexobj(image.array) or not np.isfinite(image.array).all():
+            raise DataError(f"{image.path} holds complex, NaN or infinite values; save real, finite "
+                            "intensities")
+        if image.array.ndim not in (2, 3):
+            raise DataError(f"{image.path} has shape {image.array.shape}; expected a 2-D image or a "
+                            "3-D volume")
+    if mr.array.ndim == 2:
+        images = [torch.from_numpy(a.array)[None, None] for a in (mr, xray)]
+        return *(_resize(i, config.size) for i in images), [math.nan]
+    return (*_project_volumes(mr, xray, config), config.angle_list())
+
+
+def _project_volumes(
+    mr: io.ImageData, ct: io.ImageData, config: Mr2XrayConfig
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Project an MR volume (signal) and a CT volume (HU) at the config's angles: (A, 1, S, S) each."""
+    spacing = mr.spacing_mm or ct.spacing_mm or (1.0, 1.0, 1.0)
+    depth, height, width = (n * s for n, s in zip(mr.array.shape, spacing, strict=True))
+    geometry = config.geometry(field_of_view_mm=max(depth, math.hypot(height, width)))
+    mu = hu_to_attenuation(torch.from_numpy(ct.array))
+    signal = torch.from_numpy(mr.array).clamp(min=0)
+    volumes = torch.stack([signal, mu])[None]
+    line_integrals = project(volumes, spacing, config.angle_list(), geometry)[0]
+    return line_integrals[0][:, None], line_integrals[1][:, None]
+
+
+def _resize(image: torch.Tensor, size: int) -> torch.Tensor:
+    if image.shape[-2:] == (size, size):
+        return image
+    return F.interpolate(image, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+
