@@ -1,6 +1,7 @@
 """Command-line interface. Importing this package registers every command on the app."""
 
 import taskloss.cli.readers  # noqa: F401  (registers the command)
+import taskloss.cli.simulate as _simulate  # noqa: F401  (registers the command)
 from taskloss.cli import demo  # noqa: F401  (registers the command)
 from taskloss.cli.app import app, main
 
