@@ -3,6 +3,7 @@
 import csv
 import io
 import json
+import sqlite3
 from pathlib import Path
 
 import numpy as np
@@ -215,3 +216,21 @@ def test_admin_progress_and_csv_export(client: FlaskClient, study: CreatedStudy)
     for row in rows:
         assert (row["reader"], row["case_id"], row["method"]) == (
             "alice", truth[row["image_id"]].case_id, truth[row["image_id"]].method)
+
+
+def test_a_locked_database_gives_503_and_stores_nothing(client: FlaskClient, study: CreatedStudy,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    token = study.reader_tokens["alice"]
+    image_id = session(client, token)["items"][0]["image_id"]
+    monkeypatch.setattr("taskloss.readers.store.BUSY_TIMEOUT_S", 0.05)
+    blocker = sqlite3.connect(study.study_dir / "study.sqlite3", isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")  # another writer holds the lock past the busy timeout
+    try:
+        response = client.put(f"/api/ratings/{image_id}", json={"score": 3}, headers=auth(token))
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    assert response.status_code == 503
+    assert "database is locked" in response.json["error"]
+    assert "nothing was stored" in response.json["error"]
+    assert all(item["score"] is None for item in session(client, token)["items"])

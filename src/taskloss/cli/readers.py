@@ -1,4 +1,4 @@
-"""``taskloss readers {create,serve,mos}``: a blinded reader study that yields the MOS column."""
+"""``taskloss readers {create,serve,relink,mos}``: a blinded reader study that yields the MOS column."""
 
 from pathlib import Path
 from typing import Annotated
@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from taskloss.cli.app import app
+from taskloss.errors import InputError
 from taskloss.readers import (
     MosReport,
     Store,
@@ -17,6 +18,7 @@ from taskloss.readers import (
     make_server,
     parse_scale,
     reader_link,
+    reissue_token,
     score_study,
     write_details,
     write_mos_csv,
@@ -83,6 +85,23 @@ def serve(
           flush=True)
     server.run()
     print("server stopped; every acknowledged rating is stored")
+
+
+@readers_app.command()
+def relink(
+    study_dir: Annotated[Path, typer.Argument(help="The study folder.")],
+    reader: Annotated[str | None, typer.Option("--reader", help="Reader whose link was lost.")] = None,
+    admin: Annotated[bool, typer.Option("--admin", help="Replace the admin link instead.")] = False,
+    base_url: Annotated[str, typer.Option("--base-url", help="Address the study is served at.")]
+    = DEFAULT_BASE_URL,
+) -> None:
+    """Replace a lost link: a new secret token for one reader (or the admin); the old link stops."""
+    if (reader is None) == (not admin):
+        raise InputError("pass either --reader NAME or --admin: which link should be replaced?")
+    token = reissue_token(study_dir, reader)
+    link = admin_link(base_url, token) if admin else reader_link(base_url, token)
+    print(f"new link for {reader or 'the admin'} (shown only now; the old link no longer works):")
+    print(f"  {link}")
 
 
 @readers_app.command()

@@ -11,7 +11,7 @@ from taskloss.readers.app import admin_link, create_app, make_server, reader_lin
 from taskloss.readers.scale import LikertScale, parse_scale
 from taskloss.readers.scoring import MosReport, score_study, write_details, write_mos_csv
 from taskloss.readers.store import Store
-from taskloss.readers.study import GROUND_TRUTH, CreatedStudy, create_study, read_results
+from taskloss.readers.study import GROUND_TRUTH, CreatedStudy, create_study, read_results, reissue_token
 
 __all__ = [
     "GROUND_TRUTH",
@@ -31,6 +31,7 @@ __all__ = [
     "parse_scale",
     "read_results",
     "reader_link",
+    "reissue_token",
     "score_study",
     "write_details",
     "write_mos_csv",

@@ -16,12 +16,14 @@ only the admin routes; the static script and style sheet hold no study data and 
 API calls carry the token as ``Authorization: Bearer <token>`` (never in a cookie, so no request can
 be forged from another site). Readers see only anonymous image ids: nothing they receive names a
 method or a case. Every error is a 4xx with a JSON ``{"error": "..."}`` (an HTML page for page
-routes) and never a traceback.
+routes) and never a traceback; a database that cannot be written (locked for over 30 s, disk full) gives
+503 and stores nothing.
 """
 
 import csv
 import io
 import logging
+import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -118,6 +120,12 @@ def create_app(study_dir: Path) -> Flask:
     def _too_large(_error: HTTPException) -> tuple[Any, int]:
         return _error_response(413, f"request body over {MAX_REQUEST_BYTES} bytes; a rating is a small "
                                     'JSON object such as {"score": 3}')
+
+    @app.errorhandler(sqlite3.OperationalError)
+    def _database_unavailable(error: sqlite3.OperationalError) -> tuple[Any, int]:
+        LOGGER.error("study database error on %s %s: %s", request.method, request.path, error)
+        return _error_response(503, f"the study database is unavailable ({error}); nothing was "
+                                    "stored, try again in a moment")
 
     @app.errorhandler(InputError)
     def _input_error(error: InputError) -> tuple[Any, int]:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from taskloss.errors import DataError
+from taskloss.errors import DataError, InputError
 from taskloss.readers.scale import LikertScale
 
 SCHEMA_VERSION = 1
@@ -282,6 +282,20 @@ class Store:
     def reader_token_hashes(self) -> list[tuple[int, str]]:
         """``(reader_id, token_hash)`` of every reader."""
         return [(int(r), str(h)) for r, h in self._db.execute("SELECT reader_id, token_hash FROM readers")]
+
+    def replace_token_hash(self, name: str | None, token_hash: str) -> None:
+        """Replace the token hash of reader ``name``, or of the admin when ``name`` is None.
+
+        Raises:
+            InputError: when no reader has that name.
+        """
+        if name is None:
+            self._db.execute("UPDATE meta SET value = ? WHERE key = 'admin_token_hash'", (token_hash,))
+            return
+        cursor = self._db.execute("UPDATE readers SET token_hash = ? WHERE name = ?", (token_hash, name))
+        if cursor.rowcount != 1:
+            raise InputError(f"the study has no reader {name!r}; its readers are "
+                             f"{', '.join(self.reader_names())}")
 
     def reader_name(self, reader_id: int) -> str:
         """The name of reader ``reader_id``."""

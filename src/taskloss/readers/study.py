@@ -289,3 +289,24 @@ def _copy_images(results: ResultsFolder, case_ids: tuple[str, ...], images_dir: 
                             "image of a case must have the ground truth's shape, or readers could tell "
                             "the methods apart")
     return images
+
+
+def reissue_token(study_dir: Path, reader_name: str | None) -> str:
+    """Give a reader (or, for None, the admin) a new secret token; the old one stops working.
+
+    For a lost link: tokens are stored only as hashes, so a lost token cannot be shown again.
+
+    Args:
+        study_dir: the study folder.
+        reader_name: the reader's name, or None for the admin token.
+
+    Returns:
+        The new token (shown once, stored hashed).
+
+    Raises:
+        InputError: when the study has no reader of that name.
+    """
+    token = new_token()
+    with Store.open(study_dir) as store:
+        store.replace_token_hash(reader_name, hash_token(token))
+    return token

@@ -44,7 +44,8 @@
       $("readers").replaceChildren(...rows);
       const rated = data.readers.reduce((sum, reader) => sum + reader.rated, 0);
       const total = data.readers.reduce((sum, reader) => sum + reader.total, 0);
-      $("summary").textContent = `${data.readers.length} readers, scale ${data.scale}, created ${data.created_at} UTC; ${rated} of ${total} ratings stored.`;
+      const readers = data.readers.length === 1 ? "1 reader" : `${data.readers.length} readers`;
+      $("summary").textContent = `${readers}, scale ${data.scale}, created ${data.created_at}; ${rated} of ${total} ratings stored.`;
       $("status").textContent = `Updated ${new Date().toLocaleTimeString()}.`;
     } catch (error) {
       $("status").textContent = `Could not load the progress: ${error.message}`;
