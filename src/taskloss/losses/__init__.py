@@ -1,0 +1,83 @@
+"""Losses of the source document as composable modules (and functions where natural).
+
+- pixel: :class:`L1Loss`, :class:`MSELoss`, :class:`NMSELoss`, :class:`FrequencyMSELoss`,
+  :class:`SSIMLoss`, :class:`CrossEntropyLoss`;
+- perceptual: :class:`PerceptualLoss` (Chen & Koltun; VGG-19 offline, 2.5-D volumes, layer balancing);
+- adversarial: :class:`AdversarialLoss` (bce, lsgan, hinge, wgan-gp) and :func:`gradient_penalty`;
+- :class:`FeatureMatchingLoss` and :class:`OutputPenalty` (Seitzer et al.);
+- :class:`CompositeLoss`: named terms, fixed or first-batch normalisation.
+
+Conventions and examples: ``docs/losses.md``.
+"""
+
+from taskloss.losses.adversarial import (
+    CRITERIA,
+    AdversarialLoss,
+    discriminator_logits,
+    discriminator_loss,
+    discriminator_scales,
+    generator_loss,
+    gradient_penalty,
+)
+from taskloss.losses.composite import (
+    SEITZER_FIRST_WEIGHTS,
+    SEITZER_FIXED_WEIGHTS,
+    CompositeLoss,
+    CompositeOutput,
+)
+from taskloss.losses.feature_matching import FeatureMatchingLoss, feature_matching_loss
+from taskloss.losses.penalty import OutputPenalty, output_penalty
+from taskloss.losses.perceptual import (
+    CRN_256_LAYER_WEIGHTS,
+    CRN_LAYERS,
+    PIXEL_TERM,
+    PerceptualLoss,
+)
+from taskloss.losses.pixel import (
+    CrossEntropyLoss,
+    FrequencyMSELoss,
+    L1Loss,
+    MSELoss,
+    NMSELoss,
+    SSIMLoss,
+    cross_entropy_loss,
+    frequency_mse_loss,
+    l1_loss,
+    mse_loss,
+    nmse_loss,
+    ssim_loss,
+)
+
+__all__ = [
+    "CRITERIA",
+    "CRN_256_LAYER_WEIGHTS",
+    "CRN_LAYERS",
+    "PIXEL_TERM",
+    "SEITZER_FIRST_WEIGHTS",
+    "SEITZER_FIXED_WEIGHTS",
+    "AdversarialLoss",
+    "CompositeLoss",
+    "CompositeOutput",
+    "CrossEntropyLoss",
+    "FeatureMatchingLoss",
+    "FrequencyMSELoss",
+    "L1Loss",
+    "MSELoss",
+    "NMSELoss",
+    "OutputPenalty",
+    "PerceptualLoss",
+    "SSIMLoss",
+    "cross_entropy_loss",
+    "discriminator_logits",
+    "discriminator_loss",
+    "discriminator_scales",
+    "feature_matching_loss",
+    "frequency_mse_loss",
+    "generator_loss",
+    "gradient_penalty",
+    "l1_loss",
+    "mse_loss",
+    "nmse_loss",
+    "output_penalty",
+    "ssim_loss",
+]

@@ -1,0 +1,313 @@
+"""Perceptual loss (Chen & Koltun 2017) on a frozen perception network, 2-D and 2.5-D.
+
+Value per image: ``sum_l lambda_l * D_l`` with ``D_l = mean |Phi_l(pred) - Phi_l(target)|``
+("l1", the seed's formula) or the mean squared difference ("l2"), the mean running over every
+element of layer l's activation; with ``include_pixel`` the pixel term (layer 0) is the same
+distance on the images scaled to [0, 1]. Images are prepared for the network as its
+:class:`~taskloss.features.InputSpec` says (VGG-19: the declared ``input_range`` mapped to
+[0, 1], grayscale repeated to RGB, ImageNet mean/std), into new tensors: the caller's tensors are
+never modified. Images with a channel count the network does not take (e.g. 2-channel complex
+images for VGG-19) are scored channel by channel, each channel as a grayscale image, and the
+channel values averaged.
+
+Speed and memory: the network is frozen (``requires_grad_(False)``) and in eval mode; it runs only
+up to the deepest requested layer; the target branch runs under ``torch.no_grad()``, so none of
+its activations are kept for backward. Distances are computed in float32 even when the network
+runs in float16 under CUDA autocast (mixed precision; written for it, not tested on CUDA here).
+
+The network is not a submodule: its weights are not in ``parameters()`` (an optimiser never sees
+them) or ``state_dict()`` (checkpoints stay small; :attr:`PerceptualLoss.description` says where
+they came from); ``.to()``, ``.cuda()`` and ``.half()`` move it along.
+"""
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Literal, TypeAlias, cast
+
+import torch
+from torch import nn
+
+from taskloss.errors import ConfigError, InputError
+from taskloss.features import VGG19Features, prepare_input
+from taskloss.features.base import FeatureNetwork, resolve_layers
+from taskloss.features.vgg import Pooling, Weights
+from taskloss.losses.balance import TermNormalizer
+from taskloss.losses.precision import full_precision
+from taskloss.validation import check_image_pair, explain_nonfinite
+
+Distance = Literal["l1", "l2"]
+Reduction = Literal["mean", "none"]
+LayerWeights: TypeAlias = Sequence[float] | Mapping[str, float] | Literal["balance"] | None
+
+CRN_LAYERS = ("conv1_2", "conv2_2", "conv3_2", "conv4_2", "conv5_2")
+"""Chen & Koltun's layers (activations after the ReLU of these convolutions)."""
+
+PIXEL_TERM = "pixel"
+"""Name of the pixel term (layer 0) in weights and normalisers."""
+
+CRN_256_LAYER_WEIGHTS: dict[str, float] = {
+    PIXEL_TERM: 1.0, "conv1_2": 1 / 1.6, "conv2_2": 1 / 2.3, "conv3_2": 1 / 1.8,
+    "conv4_2": 1 / 2.8, "conv5_2": 10 / 0.8,
+}
+"""Chen & Koltun's rebalanced weights at 256p (pixels x1, conv1_2 /1.6, ..., conv5_2 x10/0.8)."""
+
+_RANGE_TOLERANCE = 0.1  # fraction of the declared range a target may exceed it by
+
+
+class PerceptualLoss(nn.Module):
+    """Feature-space distance between predictions and targets on a frozen perception network.
+
+    Args:
+        layers: layer names of the network, e.g. ``("conv1_2", ..., "conv5_2")`` (default, Chen &
+            Koltun) or ``("relu5_4",)`` with ``distance="l2"`` (Seitzer et al.).
+        layer_weights: lambda per term: None (all 1), a sequence (one per term: the pixel term
+            first when included, then ``layers`` in the given order), a mapping term name -> weight
+            (terms left out weigh 1), or "balance": each term divided by its mean over the first
+            ``balance_batches`` training batches (the CRN rule), then frozen and kept in the state
+            dict.
+        distance: "l1" (mean absolute difference) or "l2" (mean squared difference).
+        include_pixel: add the pixel term, the distance between the images scaled to [0, 1].
+        network: "vgg19" or a module satisfying :class:`taskloss.features.FeatureNetwork` (e.g. the
+            domain network); a given module is frozen and put in eval mode in place.
+        weights: for "vgg19": "imagenet" or "random" (see :class:`taskloss.features.VGG19Features`).
+        pooling: for "vgg19": "max" or "avg".
+        input_range: (low, high), the intensities of the images that map to 0 and 1. Targets
+            outside it by more than 10 % of its width raise an error (a wrong declared range).
+        weights_path: for "vgg19" with ImageNet weights: the checkpoint file.
+        seed: for "vgg19" with random weights: the seed.
+        balance_batches: K of the "balance" rule.
+        slice_axes: for volumes (B, C, D, H, W), the axes sliced into 2-D images: 2 (D, slices are
+            (H, W) images), 3 (H, (D, W) images), 4 (W, (D, H) images). The loss of a volume is
+            the mean over these axes of the mean over their slices (2.5-D).
+        slice_fraction: in training mode, the fraction of slices drawn at random (torch's global
+            generator, same slices for the whole batch, at least one) per axis and call; eval
+            mode uses every slice.
+        reduction: "mean" (a scalar, the mean over the batch) or "none" (one value per image,
+            shape (B,)).
+    """
+
+    def __init__(
+        self,
+        layers: Sequence[str] = CRN_LAYERS,
+        layer_weights: LayerWeights = None,
+        distance: Distance = "l1",
+        include_pixel: bool = False,
+        network: Literal["vgg19"] | FeatureNetwork = "vgg19",
+        weights: Weights = "imagenet",
+        pooling: Pooling = "max",
+        input_range: tuple[float, float] = (0.0, 1.0),
+        *,
+        weights_path: str | None = None,
+        seed: int = 0,
+        balance_batches: int = 20,
+        slice_axes: Sequence[int] = (2, 3, 4),
+        slice_fraction: float = 1.0,
+        reduction: Reduction = "mean",
+    ) -> None:
+        super().__init__()
+        _check_options(distance, input_range, slice_axes, slice_fraction, reduction)
+        feature_network = _feature_network(network, weights, weights_path, pooling, seed)
+        feature_network.requires_grad_(False).eval()
+        # Not a submodule (see the module docstring); _apply below moves it with the loss.
+        object.__setattr__(self, "_network", feature_network)
+        self.layers = resolve_layers(feature_network, layers)
+        self.terms = ((PIXEL_TERM,) if include_pixel else ()) + self.layers
+        self.distance = distance
+        self.include_pixel = include_pixel
+        self.input_range = (float(input_range[0]), float(input_range[1]))
+        self.slice_axes = tuple(slice_axes)
+        self.slice_fraction = float(slice_fraction)
+        self.reduction = reduction
+        self.normalizer: TermNormalizer | None = None
+        if isinstance(layer_weights, str) and layer_weights == "balance":
+            self.normalizer = TermNormalizer(self.terms, balance_batches)
+            fixed = torch.ones(len(self.terms))
+        else:
+            fixed = _fixed_weights(self.terms, layer_weights, feature_network)
+        self.register_buffer("term_weights", fixed, persistent=False)
+
+    @property
+    def network(self) -> FeatureNetwork:
+        """The frozen perception network."""
+        return self._network
+
+    @property
+    def description(self) -> str:
+        """One line for reports: distance, layers, weighting and the network with its weights."""
+        weighting = (f"balanced over the first {self.normalizer.batches} batches"
+                     if self.normalizer is not None else "fixed weights")
+        return (f"perceptual loss ({self.distance}, {', '.join(self.terms)}; {weighting}) on "
+                f"{self._network.description}")
+
+    def extra_repr(self) -> str:
+        return self.description
+
+    def _apply(self, fn: Callable[[torch.Tensor], torch.Tensor], recurse: bool = True) -> "PerceptualLoss":
+        self._network._apply(fn, recurse)
+        return super()._apply(fn, recurse)
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """The loss of ``pred`` against ``target``.
+
+        Args:
+            pred: images (B, C, H, W) or volumes (B, C, D, H, W) in ``input_range``; gradients
+                flow to it.
+            target: references of the same shape (no gradient is computed for them).
+
+        Returns:
+            Scalar (reduction "mean") or shape (B,) (reduction "none"); 0 for identical inputs.
+        """
+        pred, target = check_image_pair(pred, target, finite=False)
+        target = target.detach()
+        self._check_target_range(target)
+        raw = self._volume_terms(pred, target) if pred.ndim == 5 else self._image_terms(pred, target)
+        value = raw @ self._weights(raw)
+        explain_nonfinite(value, pred=pred, target=target)
+        return value.mean() if self.reduction == "mean" else value
+
+    def term_values(self, pred: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Each term's unweighted distance, averaged over the batch, detached (for logging)."""
+        pred, target = check_image_pair(pred, target, finite=False)
+        with torch.no_grad():
+            raw = self._volume_terms(pred, target) if pred.ndim == 5 else self._image_terms(pred, target)
+        return dict(zip(self.terms, raw.mean(dim=0), strict=True))
+
+    def _weights(self, raw: torch.Tensor) -> torch.Tensor:
+        if self.normalizer is None:
+            return self.term_weights.to(raw.dtype)
+        return 1.0 / self.normalizer.divisors(raw.mean(dim=0), record=self.training)
+
+    def _check_target_range(self, target: torch.Tensor) -> None:
+        low, high = self.input_range
+        margin = _RANGE_TOLERANCE * (high - low)
+        t_min, t_max = (float(v) for v in torch.aminmax(target))
+        if t_min < low - margin or t_max > high + margin:
+            raise InputError(f"target has values in [{t_min:.4g}, {t_max:.4g}] but input_range="
+                             f"{self.input_range}; pass the range your images are scaled to, e.g. "
+                             f"input_range=({t_min:.4g}, {t_max:.4g}) for a fixed intensity scale")
+
+    def _volume_terms(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Per-volume terms (B, T): mean over ``slice_axes`` of the mean over their slices."""
+        per_axis = []
+        for axis in self.slice_axes:
+            self._check_slice_size(pred, axis)
+            if self.training and self.slice_fraction < 1.0:
+                count = pred.shape[axis]
+                kept = max(1, round(self.slice_fraction * count))
+                index = torch.randperm(count, device=pred.device)[:kept]
+                pred_part, target_part = pred.index_select(axis, index), target.index_select(axis, index)
+            else:
+                pred_part, target_part = pred, target
+            terms = self._image_terms(_as_slices(pred_part, axis), _as_slices(target_part, axis))
+            per_axis.append(terms.reshape(pred.shape[0], pred_part.shape[axis], -1).mean(dim=1))
+        return torch.stack(per_axis).mean(dim=0)
+
+    def _check_slice_size(self, volume: torch.Tensor, axis: int) -> None:
+        plane = [volume.shape[d] for d in (2, 3, 4) if d != axis]
+        needed = self._network.min_input_size(self.layers)
+        if min(plane) < needed:
+            others = tuple(a for a in (2, 3, 4) if a != axis)
+            raise InputError(f"slices along axis {axis} of the volume are {plane[0]} x {plane[1]} "
+                             f"pixels, smaller than the {needed} x {needed} that layer "
+                             f"{self.layers[-1]!r} needs; leave axis {axis} out of slice_axes (e.g. "
+                             f"slice_axes={others}) or use shallower layers")
+
+    def _image_terms(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Per-image terms (B, T) of 2-D images, channel by channel where the network needs it."""
+        batch, channels = pred.shape[:2]
+        if channels in (1, self._network.input_spec.channels):
+            return self._terms(pred, target)
+        grayscale = (batch * channels, 1, *pred.shape[2:])
+        terms = self._terms(pred.reshape(grayscale), target.reshape(grayscale))
+        return terms.reshape(batch, channels, -1).mean(dim=1)
+
+    def _terms(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Per-image terms (N, T) of images the network takes as they are."""
+        spec = self._network.input_spec
+        pred_features = self._network(prepare_input(pred, self.input_range, spec), self.layers)
+        with torch.no_grad():
+            target_features = self._network(prepare_input(target, self.input_range, spec),
+                                            self.layers)
+        terms = [self._distance(pred_features[name], target_features[name]) for name in self.layers]
+        if self.include_pixel:
+            width = self.input_range[1] - self.input_range[0]
+            scale = width if self.distance == "l1" else width**2
+            terms.insert(0, self._distance(pred, target) / scale)
+        return torch.stack(terms, dim=1)
+
+    def _distance(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """Mean distance per image (N,), in float32 at least (see :mod:`.precision`)."""
+        difference = full_precision(a) - full_precision(b)
+        difference = difference.abs() if self.distance == "l1" else difference.square()
+        return difference.flatten(1).mean(dim=1)
+
+
+def _as_slices(volume: torch.Tensor, axis: int) -> torch.Tensor:
+    """The 2-D slices of a (B, C, D, H, W) volume along ``axis`` as a batch (B * k, C, a, b)."""
+    plane = [volume.shape[d] for d in (2, 3, 4) if d != axis]
+    return volume.movedim(axis, 1).reshape(-1, volume.shape[1], *plane)
+
+
+def _check_options(
+    distance: str,
+    input_range: tuple[float, float],
+    slice_axes: Sequence[int],
+    slice_fraction: float,
+    reduction: str,
+) -> None:
+    if distance not in ("l1", "l2"):
+        raise ConfigError(f"distance={distance!r} is unknown; use 'l1' (mean absolute difference) or "
+                          "'l2' (mean squared difference)")
+    if len(input_range) != 2 or not float(input_range[0]) < float(input_range[1]):
+        raise ConfigError(f"input_range={input_range!r} must be (low, high) with low < high, e.g. "
+                          "(0.0, 1.0) or (-1.0, 1.0)")
+    if not slice_axes or len(set(slice_axes)) != len(slice_axes) or not set(slice_axes) <= {2, 3, 4}:
+        raise ConfigError(f"slice_axes={tuple(slice_axes)!r} must be distinct axes among 2 (D), 3 (H) "
+                          "and 4 (W) of a (B, C, D, H, W) volume, e.g. (2, 3, 4)")
+    if not 0.0 < slice_fraction <= 1.0:
+        raise ConfigError(f"slice_fraction={slice_fraction} must be in (0, 1]")
+    if reduction not in ("mean", "none"):
+        raise ConfigError(f"reduction={reduction!r} is unknown; use 'mean' or 'none' (per image)")
+
+
+def _feature_network(
+    network: object, weights: Weights, weights_path: str | None, pooling: Pooling, seed: int
+) -> FeatureNetwork:
+    if isinstance(network, str):
+        if network != "vgg19":
+            raise ConfigError(f"network={network!r} is unknown; use 'vgg19' or pass a module that "
+                              "satisfies taskloss.features.FeatureNetwork")
+        return VGG19Features(weights, weights_path=weights_path, pooling=pooling, seed=seed)
+    members = ("layer_names", "layer_aliases", "input_spec", "description", "min_input_size")
+    missing = [member for member in members if not hasattr(network, member)]
+    if not isinstance(network, nn.Module) or missing:
+        raise ConfigError(f"network {type(network).__name__} is not a perception network: it must be "
+                          f"an nn.Module with {', '.join(members)} and forward(x, layers) (see "
+                          f"taskloss.features.FeatureNetwork); missing: {', '.join(missing) or 'nn.Module'}")
+    if weights_path is not None:
+        raise ConfigError("weights_path applies to network='vgg19' only; load the weights into the "
+                          "network you pass instead")
+    return cast(FeatureNetwork, network)
+
+
+def _fixed_weights(terms: tuple[str, ...], layer_weights: LayerWeights,
+                   network: FeatureNetwork) -> torch.Tensor:
+    if layer_weights is None:
+        return torch.ones(len(terms))
+    if isinstance(layer_weights, str):
+        raise ConfigError(f"layer_weights={layer_weights!r} is unknown; use None, 'balance', a list "
+                          "of numbers or a mapping layer -> weight")
+    if isinstance(layer_weights, Mapping):
+        values = {}
+        for name, weight in layer_weights.items():
+            canonical = network.layer_aliases.get(name, name)
+            if canonical not in terms:
+                raise ConfigError(f"layer_weights names {name!r}, which is not a term of this loss; "
+                                  f"its terms are {', '.join(terms)}")
+            values[canonical] = float(weight)
+        weights = [values.get(name, 1.0) for name in terms]
+    else:
+        weights = [float(w) for w in layer_weights]
+        if len(weights) != len(terms):
+            raise ConfigError(f"layer_weights has {len(weights)} values but the loss has "
+                              f"{len(terms)} terms ({', '.join(terms)}); give one weight per term")
+    return torch.tensor(weights)

@@ -1,0 +1,250 @@
+"""Pixel losses: L1, MSE, NMSE, frequency-domain MSE, SSIM loss and cross-entropy.
+
+Each is a function and an ``nn.Module`` wrapping it. Inputs are images (B, C, H, W) or volumes
+(B, C, D, H, W); ``reduction="mean"`` returns a scalar, the mean of the per-image values (equal to
+the mean over all elements for L1 and MSE, as ``torch.nn.functional.l1_loss``), and
+``reduction="none"`` the per-image values, shape (B,). L1, MSE, NMSE and SSIM reuse
+:mod:`taskloss.metrics`, so a loss and the metric of the same name always agree.
+"""
+
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from taskloss.data.kspace import fft2c
+from taskloss.errors import ConfigError, InputError
+from taskloss.metrics import mae, mse, nmse, ssim
+from taskloss.metrics.data_range import DataRange
+from taskloss.metrics.ssim import Convention
+from taskloss.validation import check_float_tensor, check_image_pair
+
+Reduction = Literal["mean", "none"]
+FFTNorm = Literal["ortho", "backward"]
+
+
+def reduce(values: torch.Tensor, reduction: Reduction) -> torch.Tensor:
+    """Per-image values (B,) -> their mean (a scalar) or themselves."""
+    if reduction == "mean":
+        return values.mean()
+    if reduction == "none":
+        return values
+    raise ConfigError(f"reduction={reduction!r} is unknown; use 'mean' or 'none' (per image)")
+
+
+def l1_loss(pred: torch.Tensor, target: torch.Tensor, *, reduction: Reduction = "mean") -> torch.Tensor:
+    """Mean absolute error (:func:`taskloss.metrics.mae` per image)."""
+    return reduce(mae(pred, target), reduction)
+
+
+def mse_loss(pred: torch.Tensor, target: torch.Tensor, *, reduction: Reduction = "mean") -> torch.Tensor:
+    """Mean squared error (:func:`taskloss.metrics.mse` per image)."""
+    return reduce(mse(pred, target), reduction)
+
+
+def nmse_loss(
+    pred: torch.Tensor, target: torch.Tensor, *, squared: bool = True, reduction: Reduction = "mean"
+) -> torch.Tensor:
+    """Normalised error per image, ``||pred - target||^2 / ||target||^2`` (fastMRI's NMSE).
+
+    Args:
+        pred: predictions (B, C, ...).
+        target: references of the same shape; none may be zero everywhere.
+        squared: False gives ``||pred - target|| / ||target||``, the square root, which is what
+            DAGAN's code calls NMSE and trains on (weight 15).
+        reduction: "mean" or "none".
+    """
+    values = nmse(pred, target)
+    return reduce(values if squared else values.sqrt(), reduction)
+
+
+def frequency_mse_loss(
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    input_range: tuple[float, float] = (0.0, 1.0),
+    norm: FFTNorm = "ortho",
+    reduction: Reduction = "mean",
+) -> torch.Tensor:
+    """MSE between the Fourier magnitudes of two images (DAGAN's frequency loss).
+
+    Each channel of each image is scaled from ``input_range`` to [0, 1], transformed by the 2-D FFT
+    over (H, W) (centred, :func:`taskloss.data.kspace.fft2c`; the shift does not change the value),
+    and the mean over all frequencies and channels of ``(|F pred| - |F target|)^2`` is taken.
+
+    Args:
+        pred: images (B, C, H, W).
+        target: references of the same shape.
+        input_range: the range mapped to [0, 1] before the FFT (DAGAN: (-1, 1)).
+        norm: "ortho" (orthonormal, the project's convention: the value does not grow with the
+            image size) or "backward" (unnormalised, as DAGAN's TensorFlow code: H * W times the
+            "ortho" value). ``input_range=(-1, 1), norm="backward"`` reproduces DAGAN's ``g_fft``.
+        reduction: "mean" or "none".
+    """
+    pred, target = check_image_pair(pred, target, ndims=(4,), finite=False)
+    low, high = input_range
+    if not low < high:
+        raise ConfigError(f"input_range={input_range!r} must be (low, high) with low < high")
+    if norm not in ("ortho", "backward"):
+        raise ConfigError(f"norm={norm!r} is unknown; use 'ortho' or 'backward' (unnormalised)")
+    dtype = torch.float64 if pred.dtype == torch.float64 else torch.float32  # no half-precision FFT
+    magnitudes = [fft2c((x.to(dtype) - low) / (high - low)).abs() for x in (pred, target)]
+    scale = float(pred.shape[-2] * pred.shape[-1]) if norm == "backward" else 1.0
+    values = (magnitudes[0] - magnitudes[1]).square().flatten(1).mean(dim=1) * scale
+    return reduce(values, reduction)
+
+
+def ssim_loss(
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    data_range: DataRange | None = None,
+    convention: Convention = "gaussian",
+    reduction: Reduction = "mean",
+) -> torch.Tensor:
+    """``1 - SSIM`` per image (:func:`taskloss.metrics.ssim`; same arguments, data_range required)."""
+    return reduce(1.0 - ssim(pred, target, data_range=data_range, convention=convention), reduction)
+
+
+def cross_entropy_loss(
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    class_weights: torch.Tensor | None = None,
+    reduction: Reduction = "mean",
+) -> torch.Tensor:
+    """Cross-entropy of class logits against integer labels (segmentation).
+
+    Args:
+        logits: unnormalised scores (B, K, H, W) or (B, K, D, H, W), K >= 2 classes.
+        labels: class indices in [0, K), int64, shape (B, H, W) or (B, 1, H, W) (volumes alike).
+        class_weights: optional weight per class, shape (K,), each >= 0, not all 0.
+        reduction: "mean": as ``torch.nn.CrossEntropyLoss``, the weighted mean over every pixel of
+            the batch (sum of w[label] * loss / sum of w[label]); "none": that weighted mean per
+            image, shape (B,).
+
+    Returns:
+        Scalar or (B,); ``log K`` for all-zero logits without class weights.
+    """
+    logits = check_float_tensor(logits, "logits")
+    classes = logits.shape[1]
+    labels = _check_labels(labels, logits)
+    if class_weights is not None:
+        class_weights = _check_class_weights(class_weights, classes, logits)
+    if reduction == "mean":
+        return F.cross_entropy(logits, labels, weight=class_weights)
+    losses = F.cross_entropy(logits, labels, weight=class_weights, reduction="none").flatten(1)
+    if class_weights is None:
+        return reduce(losses.mean(dim=1), reduction)
+    return reduce(losses.sum(dim=1) / class_weights[labels.flatten(1)].sum(dim=1), reduction)
+
+
+def _check_labels(labels: object, logits: torch.Tensor) -> torch.Tensor:
+    classes = logits.shape[1]
+    if classes < 2:
+        raise InputError(f"logits have {classes} channel; cross-entropy needs one channel per class "
+                         "(K >= 2): output 2 channels for a binary task, or use "
+                         "torch.nn.BCEWithLogitsLoss for a single logit")
+    if not isinstance(labels, torch.Tensor) or labels.dtype != torch.int64:
+        found = labels.dtype if isinstance(labels, torch.Tensor) else type(labels).__name__
+        raise InputError(f"labels must be an int64 tensor of class indices, got {found}; convert "
+                         "with labels.long()")
+    if labels.ndim == logits.ndim and labels.shape[1] == 1:
+        labels = labels[:, 0]
+    spatial = (logits.shape[0], *logits.shape[2:])
+    if tuple(labels.shape) != spatial:
+        raise InputError(f"labels have shape {tuple(labels.shape)} but logits {tuple(logits.shape)} "
+                         f"need labels of shape {spatial} (or with a channel axis of 1)")
+    low, high = (int(v) for v in torch.aminmax(labels))
+    if low < 0 or high >= classes:
+        raise InputError(f"labels hold values in [{low}, {high}] but logits have {classes} "
+                         f"classes; labels must lie in [0, {classes - 1}]")
+    return labels
+
+
+def _check_class_weights(weights: object, classes: int, logits: torch.Tensor) -> torch.Tensor:
+    if not isinstance(weights, torch.Tensor) or weights.shape != (classes,):
+        shape = tuple(weights.shape) if isinstance(weights, torch.Tensor) else type(weights).__name__
+        raise InputError(f"class_weights must be a tensor of shape ({classes},), one weight per "
+                         f"class, got {shape}")
+    if bool((weights < 0).any()) or not bool(weights.sum() > 0):
+        raise InputError(f"class_weights must be >= 0 and not all 0, got {weights.tolist()}")
+    return weights.to(dtype=logits.dtype, device=logits.device)
+
+
+class L1Loss(nn.Module):
+    """Module form of :func:`l1_loss`."""
+
+    def __init__(self, reduction: Reduction = "mean") -> None:
+        super().__init__()
+        self.reduction = reduction
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return l1_loss(pred, target, reduction=self.reduction)
+
+
+class MSELoss(nn.Module):
+    """Module form of :func:`mse_loss`."""
+
+    def __init__(self, reduction: Reduction = "mean") -> None:
+        super().__init__()
+        self.reduction = reduction
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return mse_loss(pred, target, reduction=self.reduction)
+
+
+class NMSELoss(nn.Module):
+    """Module form of :func:`nmse_loss`."""
+
+    def __init__(self, squared: bool = True, reduction: Reduction = "mean") -> None:
+        super().__init__()
+        self.squared = squared
+        self.reduction = reduction
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return nmse_loss(pred, target, squared=self.squared, reduction=self.reduction)
+
+
+class FrequencyMSELoss(nn.Module):
+    """Module form of :func:`frequency_mse_loss`."""
+
+    def __init__(self, input_range: tuple[float, float] = (0.0, 1.0), norm: FFTNorm = "ortho",
+                 reduction: Reduction = "mean") -> None:
+        super().__init__()
+        self.input_range = input_range
+        self.norm = norm
+        self.reduction = reduction
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return frequency_mse_loss(pred, target, input_range=self.input_range, norm=self.norm,
+                                  reduction=self.reduction)
+
+
+class SSIMLoss(nn.Module):
+    """Module form of :func:`ssim_loss`; ``data_range`` is required (no default range)."""
+
+    def __init__(self, data_range: DataRange, convention: Convention = "gaussian",
+                 reduction: Reduction = "mean") -> None:
+        super().__init__()
+        self.data_range = data_range
+        self.convention = convention
+        self.reduction = reduction
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return ssim_loss(pred, target, data_range=self.data_range, convention=self.convention,
+                         reduction=self.reduction)
+
+
+class CrossEntropyLoss(nn.Module):
+    """Module form of :func:`cross_entropy_loss`; ``class_weights`` is a buffer."""
+
+    def __init__(self, class_weights: torch.Tensor | None = None, reduction: Reduction = "mean") -> None:
+        super().__init__()
+        self.register_buffer("class_weights", class_weights, persistent=False)
+        self.reduction = reduction
+
+    def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return cross_entropy_loss(logits, labels, class_weights=self.class_weights,
+                                  reduction=self.reduction)
