@@ -111,7 +111,9 @@ def test_twenty_concurrent_readers_lose_no_rating(make_study: Callable[..., Crea
     assert stored == expected
 
 
-def test_killed_server_keeps_every_acknowledged_rating(study: CreatedStudy) -> None:
+@contextmanager
+def serving_process(study: CreatedStudy) -> Iterator[tuple[subprocess.Popen, int]]:
+    """``taskloss readers serve STUDY --port 0`` as a child process; gives it and its port."""
     code = (f"import sys; sys.argv = ['taskloss', 'readers', 'serve', {str(study.study_dir)!r}, "
             "'--port', '0']; from taskloss.cli import main; main()")
     server = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
@@ -120,18 +122,29 @@ def test_killed_server_keeps_every_acknowledged_rating(study: CreatedStudy) -> N
         assert server.stdout is not None
         line = server.stdout.readline()  # "serving reader study ... at http://127.0.0.1:PORT (...)"
         assert "serving reader study" in line, line
-        port = int(line.split(" at http://127.0.0.1:")[1].split(" ")[0])
-        with closing(ReaderClient(port, study.reader_tokens["bob"])) as client:
-            acknowledged = {image_id: 1 + i % 5 for i, image_id in enumerate(client.items())
-                            if client.rate(image_id, 1 + i % 5)}
-        server.send_signal(signal.SIGKILL)
-        server.wait(TIMEOUT_S)
+        yield server, int(line.split(" at http://127.0.0.1:")[1].split(" ")[0])
     finally:
         if server.poll() is None:
             server.kill()
         server.wait(TIMEOUT_S)
         if server.stdout is not None:
             server.stdout.close()
+
+
+def test_killed_server_keeps_every_acknowledged_rating(study: CreatedStudy) -> None:
+    with serving_process(study) as (server, port):
+        with closing(ReaderClient(port, study.reader_tokens["bob"])) as client:
+            acknowledged = {image_id: 1 + i % 5 for i, image_id in enumerate(client.items())
+                            if client.rate(image_id, 1 + i % 5)}
+        server.send_signal(signal.SIGKILL)  # right after the last acknowledgement
+        server.wait(TIMEOUT_S)
     assert len(acknowledged) == 12
     with Store.open(study.study_dir) as store:
         assert {r.image_id: r.score for r in store.ratings() if r.reader == "bob"} == acknowledged
+    with serving_process(study) as (server, port):
+        with closing(ReaderClient(port, study.reader_tokens["bob"])) as client:
+            status, data = client.call("GET", "/api/session")
+        assert status == 200 and json.loads(data)["rated"] == 12, "a restarted server resumes"
+        server.send_signal(signal.SIGTERM)  # as systemd or docker stop send it: a clean stop
+        assert server.wait(TIMEOUT_S) == 0
+        assert server.stdout is not None and "server stopped" in server.stdout.read()

@@ -1,5 +1,7 @@
 """``taskloss readers {create,serve,relink,mos}``: a blinded reader study that yields the MOS column."""
 
+import signal
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -70,7 +72,7 @@ def serve(
                                       "the network.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="TCP port; 0 picks a free one.")] = 8080,
 ) -> None:
-    """Serve the rating pages until interrupted (Ctrl-C); every rating is stored at once."""
+    """Serve the rating pages until Ctrl-C or SIGTERM; every rating is stored at once."""
     server, urls = make_server(study_dir, host=host, port=port)
     with Store.open(study_dir) as store:
         progress = store.progress()
@@ -83,8 +85,11 @@ def serve(
               "links' tokens travel encrypted", flush=True)
     print("readers open the personal links printed by `taskloss readers create`; Ctrl-C stops",
           flush=True)
+    # kill, systemd and `docker stop` send SIGTERM: stop as on Ctrl-C (waitress ends its loop on
+    # SystemExit and lets requests in flight finish).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     server.run()
-    print("server stopped; every acknowledged rating is stored")
+    print("server stopped; every acknowledged rating is stored", flush=True)
 
 
 @readers_app.command()

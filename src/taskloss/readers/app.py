@@ -1,7 +1,7 @@
 """The rating web app of a reader study (Flask), and :func:`make_server` to serve it with waitress.
 
 Pages and API, each behind a token (readers' tokens reach only the reader routes, the admin token
-only the admin routes; the static script and style sheet hold no study data and are public):
+only the admin routes; the static script, style sheet and icon hold no study data and are public):
 
 =====================================  ===========================================================
 ``GET /r/<token>``                     the rating page of the reader holding ``token``
@@ -21,6 +21,7 @@ routes) and never a traceback; a database that cannot be written (locked for ove
 """
 
 import csv
+import functools
 import io
 import logging
 import sqlite3
@@ -151,21 +152,21 @@ def create_app(study_dir: Path) -> Flask:
         return found
 
     def reader_route(view: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(view)
         def wrapped(**kwargs: Any) -> Any:
             found = bearer()
             if found.is_admin:
                 abort(403, "this is a reader call; the admin token reaches only /api/admin/*")
             return view(found.reader_id, **kwargs)
-        wrapped.__name__ = view.__name__
         return wrapped
 
     def admin_route(view: Callable[[], Any]) -> Callable[[], Any]:
+        @functools.wraps(view)
         def wrapped() -> Any:
             if not bearer().is_admin:
                 abort(403, "this call needs the admin token; a reader's token reaches only the rating "
                            "calls")
             return view()
-        wrapped.__name__ = view.__name__
         return wrapped
 
     def page(token: str, template: str, want_admin: bool) -> str:
