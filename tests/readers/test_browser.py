@@ -6,7 +6,10 @@ be exactly what was entered. When Chromium is missing the setup installs it with
 (root with apt-get); otherwise the test is skipped with the reason (pytest -ra prints it).
 """
 
+import csv
+import io
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -17,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from taskloss.readers import CreatedStudy, Store, make_server, reader_link, score_study
+from taskloss.readers import CreatedStudy, Store, admin_link, make_server, reader_link, score_study
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -136,7 +139,20 @@ def test_reader_rates_every_image_in_chromium(browser_context_factory: Callable[
     page.locator(f'#scale button[data-score="{new_score}"]').click()
     expect(page.locator("#position")).to_have_text("Image 6 of 8")
     entered[changed_id] = new_score
+
+    # The admin page shows the progress and exports the ratings as CSV.
+    admin = context.new_page()
+    admin.goto(admin_link(base_url, study.admin_token))
+    expect(admin.locator("#readers tr")).to_have_count(2)
+    expect(admin.locator("#readers tr").first.locator("td")).to_have_text(
+        ["alice", "8", "8", "100 %", re.compile(r"^\d{4}-\d\d-\d\dT")])
+    expect(admin.locator("#readers tr").nth(1).locator("td")).to_have_text(["bob", "0", "8", "0 %", "–"])
+    with admin.expect_download() as download_info:
+        admin.locator("#export").click()
+    exported = Path(download_info.value.path()).read_text()
     context.close()
+    rows = list(csv.DictReader(io.StringIO(exported)))
+    assert {row["image_id"]: int(row["score"]) for row in rows} == entered
 
     assert len(entered) == 8
     assert console_errors == []
