@@ -1,5 +1,6 @@
 """``taskloss readers {create,serve,relink,mos}``: a blinded reader study that yields the MOS column."""
 
+import logging
 import signal
 import sys
 from pathlib import Path
@@ -73,6 +74,10 @@ def serve(
     port: Annotated[int, typer.Option("--port", help="TCP port; 0 picks a free one.")] = 8080,
 ) -> None:
     """Serve the rating pages until Ctrl-C or SIGTERM; every rating is stored at once."""
+    logging.basicConfig(format="taskloss readers serve: %(levelname)s %(name)s: %(message)s")
+    # Waitress warns whenever a request waits for a free worker thread. Short waits are normal
+    # here: SQLite serialises the writes, each of which takes milliseconds.
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
     server, urls = make_server(study_dir, host=host, port=port)
     with Store.open(study_dir) as store:
         progress = store.progress()
