@@ -355,7 +355,7 @@ def _load_fastmri(files: list[Path], config: CsmriConfig) -> CsmriData:
         # Keep the central size x size of k-space: the same field of view at a lower resolution.
         image = ifft2c(center_crop(fft2c(image), (config.size, config.size)))
         images.append(image[:, None])
-        ids += [f"{io.stem(path)}_z{k:03d}" for k in range(image.shape[0])]
+        ids += [f"{path.stem}_z{k:03d}" for k in range(image.shape[0])]
         subjects += [subject] * image.shape[0]
     split_of = split_subjects(subjects, config.seed, config.val_fraction, config.test_fraction)
     stacked = normalize_peak(torch.cat(images))

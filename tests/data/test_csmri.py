@@ -1,0 +1,123 @@
+"""The csmri dataset: item contract, undersampling against numpy FFTs, mask seeding, folders, fastMRI."""
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from taskloss.data.csmri import (
+    CsmriConfig,
+    CsmriDataset,
+    csmri_splits,
+    load_csmri_folder,
+    simulate_csmri,
+    write_csmri,
+)
+from taskloss.errors import ConfigError, DataError, InputError
+
+SMALL = {"subjects": 3, "slices": 4, "size": 32, "anatomy": "ellipsoid", "acceleration": 4, "seed": 2}
+
+
+@pytest.fixture(scope="module")
+def config():
+    return CsmriConfig(**SMALL)
+
+
+@pytest.fixture(scope="module")
+def data(config):
+    return simulate_csmri(config)
+
+
+def numpy_fft2c(x: np.ndarray) -> np.ndarray:
+    return np.fft.fftshift(np.fft.fft2(np.fft.ifftshift(x, axes=(-2, -1)), norm="ortho"), axes=(-2, -1))
+
+
+def numpy_ifft2c(k: np.ndarray) -> np.ndarray:
+    return np.fft.fftshift(np.fft.ifft2(np.fft.ifftshift(k, axes=(-2, -1)), norm="ortho"), axes=(-2, -1))
+
+
+def test_items_follow_the_contract_and_numpy_fft(data, config):
+    dataset = CsmriDataset(data, "val", config)
+    item = dataset[1]
+    expected = {"input": ((2, 32, 32), torch.float32), "target": ((2, 32, 32), torch.float32),
+                "kspace": ((1, 32, 32), torch.complex64), "mask": ((1, 32, 32), torch.float32),
+                "magnitude": ((1, 32, 32), torch.float32), "label": ((1, 32, 32), torch.int64)}
+    for key, (shape, dtype) in expected.items():
+        assert (item[key].shape, item[key].dtype) == (shape, dtype), key
+    assert isinstance(item["id"], str) and isinstance(item["subject"], int)
+    assert item["magnitude"].max().item() == pytest.approx(1.0)  # per-slice max normalisation
+    truth = (item["target"][0] + 1j * item["target"][1]).numpy().astype(np.complex128)
+    mask = item["mask"][0].numpy()
+    kspace = mask * numpy_fft2c(truth)
+    np.testing.assert_allclose(item["kspace"][0].numpy(), kspace, atol=1e-5)
+    zero_filled = numpy_ifft2c(kspace)
+    np.testing.assert_allclose(item["input"][0].numpy(), zero_filled.real, atol=1e-5)
+    np.testing.assert_allclose(item["input"][1].numpy(), zero_filled.imag, atol=1e-5)
+    np.testing.assert_allclose(item["magnitude"][0].numpy(), np.abs(truth), atol=1e-5)
+    assert int(mask[0].sum()) == 8  # cartesian-vd: exactly 32 / 4 lines
+
+
+def test_masks_fixed_for_val_fresh_per_epoch_for_train(data, config):
+    val_a, val_b = CsmriDataset(data, "val", config), CsmriDataset(data, "val", config)
+    val_b.set_epoch(3)
+    assert torch.equal(val_a[0]["mask"], val_b[0]["mask"])
+    assert not torch.equal(val_a[0]["mask"], val_a[1]["mask"])  # one mask per slice
+    train = CsmriDataset(data, "train", config)
+    first = train[0]["mask"]
+    assert torch.equal(first, CsmriDataset(data, "train", config)[0]["mask"])  # reproducible
+    train.set_epoch(1)
+    assert not torch.equal(first, train[0]["mask"])
+
+
+def test_splits_by_subject_and_labels(config):
+    splits = csmri_splits(config)
+    subjects = [set(s.data.subjects[s.indices].tolist()) for s in splits]
+    assert [len(s) for s in subjects] == [1, 1, 1]
+    assert sum(len(s) for s in splits) == 12
+    labels = splits.train.data.labels
+    assert labels.dtype == torch.int64 and set(labels.unique().tolist()) <= {0, 1}
+
+
+def test_phase_option_gives_complex_slices():
+    data = simulate_csmri(CsmriConfig(**{**SMALL, "phase": True, "subjects": 3, "slices": 1}))
+    assert data.images.imag.abs().max() > 0.1
+    assert data.images.abs().flatten(1).amax(dim=1).allclose(torch.ones(3))
+
+
+def test_write_and_read_back(tmp_path, data, config):
+    write_csmri(tmp_path, data, config)
+    loaded = load_csmri_folder(tmp_path, config)
+    assert loaded.ids == data.ids and loaded.splits == data.splits
+    torch.testing.assert_close(loaded.images, data.images)
+    assert torch.equal(loaded.labels, data.labels)
+
+
+def test_fastmri_files(tmp_path):
+    rng = np.random.default_rng(0)
+    for name in ("file_a", "file_b", "file_c"):
+        image = rng.random((2, 40, 36)) + 1j * rng.random((2, 40, 36))
+        with h5py.File(tmp_path / f"{name}.h5", "w") as file:
+            file["kspace"] = numpy_fft2c(image).astype(np.complex64)
+            file["reconstruction_esc"] = np.zeros((2, 32, 32), np.float32)
+            file.attrs["max"] = 1.0
+    data = load_csmri_folder(tmp_path, CsmriConfig(size=32))
+    assert data.images.shape == (6, 1, 32, 32) and data.ids[0] == "file_a_z000"
+    assert data.subjects.tolist() == [0, 0, 1, 1, 2, 2]
+    assert data.images.abs().flatten(1).amax(dim=1).allclose(torch.ones(6))
+    assert int(data.labels.sum()) == 0
+    (tmp_path / "file_a.h5").write_bytes(b"not an hdf5 file")
+    with pytest.raises(DataError, match=r"file_a\.h5 is not a readable HDF5 file"):
+        load_csmri_folder(tmp_path, CsmriConfig(size=32))
+
+
+def test_config_and_folder_errors(tmp_path):
+    with pytest.raises(InputError, match="acceleration must be >= 1"):
+        CsmriConfig(acceleration=0.5)
+    with pytest.raises(InputError, match=r"center_lines \(20\) is more than the 12 lines"):
+        CsmriConfig(size=96, center_lines=20)
+    with pytest.raises(InputError, match="slices must be >= 1"):
+        CsmriConfig(slices=-2)
+    with pytest.raises(ConfigError, match=r"unknown csmri data setting\(s\) \['accel'\]"):
+        CsmriConfig.from_mapping({"accel": 4})
+    with pytest.raises(DataError, match="holds neither images/"):
+        load_csmri_folder(tmp_path, CsmriConfig())
