@@ -264,6 +264,8 @@ def test_a_module_without_the_protocol_is_rejected() -> None:
         PerceptualLoss(network=nn.Conv2d(1, 1, 3))  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="network='alexnet' is unknown"):
         PerceptualLoss(network="alexnet")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="weights, pooling apply to network='vgg19' only"):
+        PerceptualLoss(network=VGG19Features("random"), weights="random", pooling="avg")
 
 
 @pytest.mark.parametrize(

@@ -20,6 +20,7 @@ them) or ``state_dict()`` (checkpoints stay small; :attr:`PerceptualLoss.descrip
 they came from); ``.to()``, ``.cuda()`` and ``.half()`` move it along.
 """
 
+import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Literal, TypeAlias, cast
 
@@ -96,7 +97,7 @@ class PerceptualLoss(nn.Module):
         pooling: Pooling = "max",
         input_range: tuple[float, float] = (0.0, 1.0),
         *,
-        weights_path: str | None = None,
+        weights_path: str | os.PathLike[str] | None = None,
         seed: int = 0,
         balance_batches: int = 20,
         slice_axes: Sequence[int] = (2, 3, 4),
@@ -270,7 +271,8 @@ def _check_options(
 
 
 def _feature_network(
-    network: object, weights: Weights, weights_path: str | None, pooling: Pooling, seed: int
+    network: object, weights: Weights, weights_path: str | os.PathLike[str] | None, pooling: Pooling,
+    seed: int,
 ) -> FeatureNetwork:
     if isinstance(network, str):
         if network != "vgg19":
@@ -283,9 +285,12 @@ def _feature_network(
         raise ConfigError(f"network {type(network).__name__} is not a perception network: it must be "
                           f"an nn.Module with {', '.join(members)} and forward(x, layers) (see "
                           f"taskloss.features.FeatureNetwork); missing: {', '.join(missing) or 'nn.Module'}")
-    if weights_path is not None:
-        raise ConfigError("weights_path applies to network='vgg19' only; load the weights into the "
-                          "network you pass instead")
+    vgg_options = {"weights": weights != "imagenet", "weights_path": weights_path is not None,
+                   "pooling": pooling != "max", "seed": seed != 0}
+    given = [name for name, is_set in vgg_options.items() if is_set]
+    if given:
+        raise ConfigError(f"{', '.join(given)} apply to network='vgg19' only; configure the network "
+                          "you pass (its weights, pooling) when you build it")
     return cast(FeatureNetwork, network)
 
 
