@@ -1,9 +1,10 @@
 """Small versions of every registered network, for fast forward/backward tests on odd sizes."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+import torch
 
 from taskloss.networks import Network, RefinementUNet, create_network
 
@@ -42,3 +43,13 @@ def small_network() -> Callable[[str], tuple[Network, tuple[int, int]]]:
 def small_network_names() -> set[str]:
     """Names of the networks that have a small test configuration."""
     return set(SMALL)
+
+
+@pytest.fixture(autouse=True)
+def single_thread() -> Iterator[None]:
+    """Run each test on one intra-op thread: on tensors this small, two threads cost more than they
+    save (gradcheck's thousands of tiny ops take ~10x the CPU time on two)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -99,7 +99,7 @@ def test_default_unet_is_ronneberger_sized() -> None:
         network = UNet()
     assert _count(network) == _unet_count((64, 128, 256, 512, 1024), 1, 1, True)  # ~31 M
     assert network.total_stride == 16
-    assert _count(SegmentationUNet()) == _unet_count((16, 32, 64, 128), 1, 2, True)
+    assert _count(SegmentationUNet()) == _unet_count((8, 16, 32, 64), 1, 2, True)
 
 
 def test_resnet_parameter_count_and_layout() -> None:

@@ -2,7 +2,7 @@
 
 Run ``python -m taskloss.networks.summary`` to print the Markdown table. Networks are built and run
 on PyTorch's ``meta`` device, which tracks shapes without allocating or computing, so the whole
-table takes about a second. FLOPs are those counted by ``torch.utils.flop_counter`` for one
+table takes a second or two. FLOPs are those counted by ``torch.utils.flop_counter`` for one
 forward pass of one image: convolutions and matrix products, 2 per multiply-add; normalisation,
 activations, pooling, interpolation and FFTs are not counted (they are a small share for all of
 these networks).
