@@ -1,9 +1,10 @@
 """Base class of the networks: what input sizes a network accepts, and one clear error otherwise.
 
-A network with ``total_stride`` s downsamples its input s times before it upsamples again (or
-before its output, for a discriminator). Generators need height and width that are multiples of s
-so that every skip connection and upsampled map lines up; a size that is not gets an
-:class:`~taskloss.errors.InputError` that names the nearest sizes to crop or pad to.
+A network with ``total_stride`` s reduces its input by a factor s at its coarsest feature maps,
+before it upsamples again (or before its output, for a discriminator). Generators need height and
+width that are multiples of s so that every skip connection and upsampled map lines up; a size
+that is not gets an :class:`~taskloss.errors.InputError` that names the nearest sizes to crop or
+pad to.
 """
 
 import torch
@@ -32,8 +33,9 @@ class Network(nn.Module):
         total_stride: ratio of the input size to the coarsest feature map (1 when there is none).
         size_multiple: height and width must be multiples of this; defaults to ``total_stride``.
             Networks that accept any size (RecNet, the patch discriminator) pass 1.
-        min_size: smallest accepted height and width; defaults to ``size_multiple``. Raised where
-            reflection padding needs coarse maps of more than one pixel.
+        min_size: smallest accepted height and width; defaults to ``size_multiple``. Larger where
+            reflection padding needs coarse maps of more than one pixel (rounded up to a multiple
+            of ``size_multiple``).
     """
 
     def __init__(

@@ -42,7 +42,7 @@ def check_positive(value: int, name: str, minimum: int = 1) -> None:
 
 
 class PaddedConv2d(nn.Conv2d):
-    """Convolution with TensorFlow-style "same" padding, for odd and even kernels and any stride.
+    """Convolution with TensorFlow-style "same" padding, for odd and even kernels, stride 1 or 2.
 
     Each spatial axis gets ``ceil((kernel_size - 1) / stride)`` padding in total, the smaller half
     before (top/left), as TensorFlow's ``padding="SAME"`` and Seitzer et al.'s code do; a size ``n``
@@ -140,7 +140,7 @@ def conv_norm_act(
     negative_slope: float = 0.0,
     padding_mode: PaddingMode = "zeros",
 ) -> nn.Sequential:
-    """"Same"-padded convolution, normalisation and (leaky) ReLU; the conv has a bias only without norm."""
+    """Convolution ("same" padded), normalisation, (leaky) ReLU; the conv has a bias only without norm."""
     return nn.Sequential(
         PaddedConv2d(in_channels, out_channels, kernel_size, stride, bias=norm == "none",
                      padding_mode=padding_mode),
