@@ -171,7 +171,7 @@ class _OmpState:
     def add_atom(self, gram: torch.Tensor, step: int, eps: float) -> None:
         """Choose each active signal's next atom and border the inverse Cholesky factor."""
         # Chosen atoms score 0 (a float product is several times faster than a boolean fill).
-        scores = self.correlations.abs() * self.free
+        scores = torch.abs(self.correlations).mul_(self.free)
         atom = scores.argmax(-1, keepdim=True)
         peak = scores.gather(-1, atom).squeeze(-1)
         # Stop when the residual is numerically orthogonal to every atom not yet chosen (relative
@@ -180,7 +180,7 @@ class _OmpState:
         # w = L^-1 gram[support, atom]; lambda^2 = gram[atom, atom] - |w|^2 (the new atom's
         # squared distance from the span of the chosen ones). Products of these small per-signal
         # matrices are written as broadcast sums: batched matmul of tiny matrices is much slower.
-        gram_row = gram.gather(1, atom.expand(-1, -1, gram.shape[-1]))  # gram[atom, :], symmetric
+        gram_row = select_rows(gram, atom.squeeze(-1))  # gram[atom, :] (gram is symmetric)
         previous = self.inv_factor[..., :step, :step]
         overlap = gram_row.gather(-1, self.support[..., :step])
         w = (previous * overlap.unsqueeze(-2)).sum(-1)
@@ -210,19 +210,16 @@ class _OmpState:
         self.gamma[..., :step + 1] += self.z[..., step, None] * self.inv_factor[..., step, :step + 1]
         self.codes = torch.zeros_like(self.codes).scatter_add_(
             -1, self.support[..., :step + 1], self.gamma[..., :step + 1])
-        self.correlations = self.correlations0 - self.codes @ gram
+        self.correlations = torch.baddbmm(self.correlations0, self.codes, gram, alpha=-1)
 
     def save(self, result: torch.Tensor) -> None:
         """Write the current codes into ``result`` (B, M_pass, K) at the signals' positions."""
-        result.scatter_(1, self.position.unsqueeze(-1).expand_as(self.codes), self.codes)
+        result.flatten(0, 1)[_flat_rows(result, self.position)] = self.codes.flatten(0, 1)
 
     def take(self, rows: torch.Tensor) -> "_OmpState":
         """The state of the signals at ``rows`` (B, M') of each batch item."""
-        def gather(tensor: torch.Tensor) -> torch.Tensor:
-            index = rows.reshape(*rows.shape, *([1] * (tensor.ndim - 2)))
-            return tensor.gather(1, index.expand(-1, -1, *tensor.shape[2:]))
-
-        return _OmpState(**{field.name: gather(getattr(self, field.name)) for field in fields(self)})
+        return _OmpState(**{field.name: select_rows(getattr(self, field.name), rows)
+                            for field in fields(self)})
 
 
 def ksvd(
@@ -276,9 +273,8 @@ def _update_atoms(signals: torch.Tensor, dictionary: torch.Tensor, codes: torch.
         width = max(1, int(user_counts[:, k].max()))
         rows = user_rows[:, :width, k]
         valid = (torch.arange(width, device=rows.device) < user_counts[:, k, None]).unsqueeze(-1)
-        row_index = rows.unsqueeze(-1).expand(-1, -1, residual.shape[-1])
         old_coefficients = codes[..., k].gather(1, rows) * valid.squeeze(-1)
-        old_residual = residual.gather(1, row_index)
+        old_residual = select_rows(residual, rows)
         # The users' residual without atom k's contribution, zero on padding rows.
         with_atom = (old_residual + old_coefficients.unsqueeze(-1) * dictionary[..., k, None].mT
                      ) * valid
@@ -293,7 +289,7 @@ def _update_atoms(signals: torch.Tensor, dictionary: torch.Tensor, codes: torch.
         # Padding rows repeat real rows; adding zero changes there make the writes order-free.
         codes[..., k].scatter_add_(1, rows, coefficients - old_coefficients)
         change = (with_atom - coefficients.unsqueeze(-1) * atom.unsqueeze(-2) - old_residual) * valid
-        residual.scatter_add_(1, row_index, change)
+        _add_to_rows(residual, rows, change)
 
 
 def _user_rows(users: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -337,6 +333,25 @@ def _replacement_atom(
     fallback = torch.zeros_like(signal)
     fallback[..., 0] = 1.0
     return torch.where(norm > 0, signal / norm.clamp_min(torch.finfo(signal.dtype).tiny), fallback)
+
+
+def select_rows(tensor: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """Rows of each batch item: ``tensor[b, rows[b]]`` for (B, M, ...) and (B, M') -> (B, M', ...).
+
+    Written as one ``index_select`` on the flattened batch: it copies whole rows, several times
+    faster on CPU than ``gather`` with an expanded index, which reads every element's index.
+    """
+    return tensor.flatten(0, 1).index_select(0, _flat_rows(tensor, rows)).unflatten(0, rows.shape)
+
+
+def _add_to_rows(tensor: torch.Tensor, rows: torch.Tensor, values: torch.Tensor) -> None:
+    """``tensor[b, rows[b]] += values[b]`` in place, repeated rows accumulating; (B, M, ...)."""
+    tensor.view(-1, *tensor.shape[2:]).index_add_(0, _flat_rows(tensor, rows), values.flatten(0, 1))
+
+
+def _flat_rows(tensor: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    offsets = torch.arange(rows.shape[0], device=rows.device).unsqueeze(-1) * tensor.shape[1]
+    return (rows + offsets).flatten()
 
 
 def _check_coding_inputs(
