@@ -12,13 +12,14 @@ each size, with VGG-19 and Chen & Koltun's layers (conv1_2 ... conv5_2, L1), it 
 - MONAI's ``PerceptualLoss`` and piq's ``ContentLoss`` where they can run (they need torchvision
   and downloaded weights; the script says why when they cannot).
 
-The three are interleaved, one step each per round, after one warm-up round, and the median per
-implementation is reported (few rounds: a step at 256 px takes seconds on 2 CPU cores). Peak memory
-is the growth of the process's resident set during one step, measured in a child process in which
-glibc returns every freed block of 64 KB or more to the system (so the resident set follows the
-live tensors). Weights are random (seeded): the arithmetic, and so the time, is the same as with
-ImageNet weights. Run: ``.venv/bin/python benchmarks/losses.py [--sizes 64 128 256] [--batch 8]
-[--rounds 3]``.
+The implementations are interleaved, one step each per round in a rotating order, after one
+warm-up round, and the median per implementation is reported (few rounds: a step at 256 px takes
+seconds on 2 CPU cores). Peak memory is the growth of the process's resident set during one step,
+measured in a child process in which glibc returns every freed block of 64 KB or more to the
+system (so the resident set follows the live tensors). Weights are random (seeded): the
+arithmetic, and so the time, is the same as with ImageNet weights.
+
+Run: ``.venv/bin/python benchmarks/losses.py [--sizes 64 128 256] [--batch 8] [--rounds 3]``.
 """
 
 import argparse
@@ -73,17 +74,25 @@ def _run(body: nn.Sequential, taps: list[int], x: torch.Tensor) -> list[torch.Te
     return out
 
 
+def _l1_sum(features: list[torch.Tensor], reference: list[torch.Tensor]) -> torch.Tensor:
+    return torch.stack([(a - b).abs().mean() for a, b in zip(features, reference, strict=True)]).sum()
+
+
 def lower_bound_step(vgg: VGG19Features, pred: torch.Tensor, target: torch.Tensor) -> Step:
     taps = [vgg._taps[name] for name in CRN_LAYERS]
     body = vgg.features[: max(taps) + 1]
     x_pred = prepare_input(pred, (0.0, 1.0), IMAGENET_INPUT).requires_grad_(True)
     x_target = prepare_input(target, (0.0, 1.0), IMAGENET_INPUT)
 
-    def step() -> float:
+    def forward() -> torch.Tensor:
+        # A function, so the activations not saved for backward are freed before it runs.
         features = _run(body, taps, x_pred)
         with torch.no_grad():
             reference = _run(body, taps, x_target)
-        value = sum((a - b).abs().mean() for a, b in zip(features, reference, strict=True))
+        return _l1_sum(features, reference)
+
+    def step() -> float:
+        value = forward()
         value.backward()
         x_pred.grad = None
         return float(value.detach())
@@ -98,10 +107,13 @@ def naive_step(vgg: VGG19Features, pred: torch.Tensor, target: torch.Tensor) -> 
     std = torch.tensor(IMAGENET_INPUT.std).reshape(1, 3, 1, 1)
     leaf = pred.clone().requires_grad_(True)
 
-    def step() -> float:
+    def forward() -> torch.Tensor:
         features = _run(trainable.features, taps, (leaf.repeat(1, 3, 1, 1) - mean) / std)
         reference = _run(trainable.features, taps, (target.repeat(1, 3, 1, 1) - mean) / std)
-        value = sum((a - b).abs().mean() for a, b in zip(features, reference, strict=True))
+        return _l1_sum(features, reference)
+
+    def step() -> float:
+        value = forward()
         value.backward()
         leaf.grad = None
         for parameter in trainable.parameters():
@@ -203,9 +215,11 @@ def main() -> None:
         steps.update(extra)
         values = {name: step() for name, step in steps.items()}  # warm-up round
         times: dict[str, list[float]] = {name: [] for name in steps}
-        for _ in range(args.rounds):
-            for name, step in steps.items():
-                times[name].append(median_time(step, repeat=1, warmup=0))
+        names = list(steps)
+        for round_index in range(args.rounds):
+            shift = round_index % len(names)  # rotate the order so no implementation always goes first
+            for name in names[shift:] + names[:shift]:
+                times[name].append(median_time(steps[name], repeat=1, warmup=0))
         medians = {name: float(np.median(t)) for name, t in times.items()}
         memory = measure_memory_in_child(size, args.batch)
         for name, seconds in medians.items():

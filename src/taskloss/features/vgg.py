@@ -45,7 +45,9 @@ def _build(pooling: Pooling) -> tuple[nn.Sequential, dict[str, int], dict[str, s
         for number, width in enumerate(widths, start=1):
             # Left uninitialised: the weights are loaded or drawn below (the global RNG stays untouched).
             conv = nn.utils.skip_init(nn.Conv2d, in_channels, width, kernel_size=3, padding=1)
-            layers += [conv, nn.ReLU()]
+            # In place, as torchvision: the convolution's output is not needed for backward, so
+            # overwriting it saves one activation map per layer.
+            layers += [conv, nn.ReLU(inplace=True)]
             taps[f"conv{block}_{number}"] = len(layers) - 1
             aliases[f"relu{block}_{number}"] = f"conv{block}_{number}"
             in_channels = width
