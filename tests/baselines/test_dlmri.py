@@ -196,6 +196,8 @@ def test_dlmri_rejects_bad_input() -> None:
         dlmri(torch.ones(2, 1, 8, 8, dtype=torch.complex64), torch.tensor([1.0, 0.0])[:, None, None, None])
     with pytest.raises(InputError, match=r"kspace must be a complex torch\.Tensor"):
         dlmri(torch.ones(1, 1, 8, 8), torch.ones(8, 8))
+    with pytest.raises(ConfigError, match="config must be a DlmriConfig, got dict"):
+        dlmri(torch.ones(1, 1, 8, 8, dtype=torch.complex64), torch.ones(8, 8), {"nu": 1.0})
     with pytest.raises(InputError, match="40 atoms need at least 4 training patches"):
         dlmri(torch.ones(1, 1, 6, 6, dtype=torch.complex64), torch.ones(6, 6),
               DlmriConfig(n_atoms=40, sparsity=2))

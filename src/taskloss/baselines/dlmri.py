@@ -162,8 +162,12 @@ def dlmri(
     Raises:
         InputError: for a bad k-space or mask, images smaller than a patch, or an image whose
             sampled k-space is all zero.
+        ConfigError: when ``config`` is not a :class:`DlmriConfig`.
     """
     config = DlmriConfig() if config is None else config
+    if not isinstance(config, DlmriConfig):
+        raise ConfigError(f"config must be a DlmriConfig, got {type(config).__name__}; build one "
+                          "from a mapping with DlmriConfig.from_dict")
     kspace, mask = check_measurements(kspace, mask)
     height, width = kspace.shape[-2:]
     if min(height, width) < config.patch_size:

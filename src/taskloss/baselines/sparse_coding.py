@@ -12,9 +12,11 @@ patches per image, every iteration, each image with its own dictionary. Here eve
 batch item advances one OMP step per vectorised tensor operation, on CPU or CUDA.
 """
 
+import dataclasses
 from dataclasses import dataclass, fields
 
 import torch
+import torch.nn.functional as F
 
 from taskloss.errors import InputError
 from taskloss.validation import check_finite
@@ -83,8 +85,9 @@ def _omp_pass(
     """OMP of one pass of signals given their correlations with the atoms.
 
     Signals that have stopped are dropped from the working set once it shrinks by a quarter (each
-    batch item keeps the same number of rows, padded with stopped signals), so error-constrained
-    coding, where most signals stop after a few atoms, does not pay for the slowest signal.
+    batch item keeps the same number of rows, padded with stopped signals), and the per-atom buffers
+    start small and double when full, so error-constrained coding, where most signals stop after a
+    few atoms, does not pay for the slowest signal.
 
     Args:
         gram: ``D^T D`` (B, K, K).
@@ -97,12 +100,14 @@ def _omp_pass(
         Codes (B, M, K).
     """
     result = torch.zeros_like(correlations0)
-    state = _OmpState.start(correlations0, energy, max_atoms, tol)
+    state = _OmpState.start(correlations0, energy, min(max_atoms, 4), tol)
     eps = torch.finfo(gram.dtype).eps
     for step in range(max_atoms):
         widest = int(state.active.sum(-1).amax())
         if widest == 0:
             break
+        if step == state.z.shape[-1]:
+            state = state.grown(min(2 * step, max_atoms))
         if 4 * widest < 3 * state.active.shape[1]:
             state.save(result)
             state = state.take(state.active.logical_not().byte().argsort(dim=-1, stable=True)[
@@ -128,7 +133,7 @@ class _OmpState:
         energy: squared signal norms (B, M).
         active: whether each signal still gains atoms (B, M).
         free: 1 for the atoms a signal does not hold yet, 0 for those it holds (B, M, K).
-        support: the chosen atoms in order (B, M, T).
+        support: the chosen atoms in order (B, M, T), T the current capacity.
         inv_factor: inverse Cholesky factor ``L^-1`` of ``gram[support, support]`` (B, M, T, T).
         z: ``L^-1 correlations0[support]``, the signal's coordinates in the orthonormal basis of
             the chosen atoms' span (B, M, T).
@@ -149,8 +154,9 @@ class _OmpState:
     gamma: torch.Tensor
 
     @classmethod
-    def start(cls, correlations0: torch.Tensor, energy: torch.Tensor, max_atoms: int,
+    def start(cls, correlations0: torch.Tensor, energy: torch.Tensor, capacity: int,
               tol: float | None) -> "_OmpState":
+        """The state before the first atom, with room for ``capacity`` atoms per signal."""
         batch, count, _ = correlations0.shape
         device = correlations0.device
         return cls(
@@ -162,10 +168,10 @@ class _OmpState:
             energy=energy,
             active=energy > tol if tol is not None else torch.ones_like(energy, dtype=torch.bool),
             free=torch.ones_like(correlations0),
-            support=torch.zeros(batch, count, max_atoms, dtype=torch.long, device=device),
-            inv_factor=correlations0.new_zeros(batch, count, max_atoms, max_atoms),
-            z=correlations0.new_zeros(batch, count, max_atoms),
-            gamma=correlations0.new_zeros(batch, count, max_atoms),
+            support=torch.zeros(batch, count, capacity, dtype=torch.long, device=device),
+            inv_factor=correlations0.new_zeros(batch, count, capacity, capacity),
+            z=correlations0.new_zeros(batch, count, capacity),
+            gamma=correlations0.new_zeros(batch, count, capacity),
         )
 
     def add_atom(self, gram: torch.Tensor, step: int, eps: float) -> None:
@@ -180,7 +186,7 @@ class _OmpState:
         # w = L^-1 gram[support, atom]; lambda^2 = gram[atom, atom] - |w|^2 (the new atom's
         # squared distance from the span of the chosen ones). Products of these small per-signal
         # matrices are written as broadcast sums: batched matmul of tiny matrices is much slower.
-        gram_row = select_rows(gram, atom.squeeze(-1))  # gram[atom, :] (gram is symmetric)
+        gram_row = _select_rows(gram, atom.squeeze(-1))  # gram[atom, :] (gram is symmetric)
         previous = self.inv_factor[..., :step, :step]
         overlap = gram_row.gather(-1, self.support[..., :step])
         w = (previous * overlap.unsqueeze(-2)).sum(-1)
@@ -216,9 +222,20 @@ class _OmpState:
         """Write the current codes into ``result`` (B, M_pass, K) at the signals' positions."""
         result.flatten(0, 1)[_flat_rows(result, self.position)] = self.codes.flatten(0, 1)
 
+    def grown(self, capacity: int) -> "_OmpState":
+        """The same state with room for ``capacity`` atoms per signal (zero-padded)."""
+        extra = capacity - self.z.shape[-1]
+        return dataclasses.replace(
+            self,
+            support=F.pad(self.support, (0, extra)),
+            inv_factor=F.pad(self.inv_factor, (0, extra, 0, extra)),
+            z=F.pad(self.z, (0, extra)),
+            gamma=F.pad(self.gamma, (0, extra)),
+        )
+
     def take(self, rows: torch.Tensor) -> "_OmpState":
         """The state of the signals at ``rows`` (B, M') of each batch item."""
-        return _OmpState(**{field.name: select_rows(getattr(self, field.name), rows)
+        return _OmpState(**{field.name: _select_rows(getattr(self, field.name), rows)
                             for field in fields(self)})
 
 
@@ -267,28 +284,32 @@ def _update_atoms(signals: torch.Tensor, dictionary: torch.Tensor, codes: torch.
     """
     residual = signals - codes @ dictionary.mT
     user_rows, user_counts = _user_rows(codes != 0)
+    widths = user_counts.amax(0).clamp_min(1).tolist()  # one host sync per sweep, not per atom
+    any_unused = (user_counts == 0).any(0).tolist()
     # Signals already used to replace an unused atom in this sweep are not used again.
     replaceable = torch.ones_like(residual[..., 0], dtype=torch.bool)
-    for k in range(dictionary.shape[-1]):
-        width = max(1, int(user_counts[:, k].max()))
+    for k, width in enumerate(widths):
         rows = user_rows[:, :width, k]
-        valid = (torch.arange(width, device=rows.device) < user_counts[:, k, None]).unsqueeze(-1)
-        old_coefficients = codes[..., k].gather(1, rows) * valid.squeeze(-1)
-        old_residual = select_rows(residual, rows)
-        # The users' residual without atom k's contribution, zero on padding rows.
-        with_atom = (old_residual + old_coefficients.unsqueeze(-1) * dictionary[..., k, None].mT
-                     ) * valid
+        valid = torch.arange(width, device=rows.device) < user_counts[:, k, None]
+        old_atom = dictionary[..., k].clone()
+        old_coefficients = codes[..., k].gather(1, rows) * valid
+        # The users' residual with atom k's contribution added back, zero on padding rows. Products
+        # over rows are elementwise, not matmuls: BLAS rounds matrix-vector products differently
+        # for other numbers of rows, and each image of a batch must get its single-image result.
+        with_atom = torch.addcmul(_select_rows(residual, rows), old_coefficients.unsqueeze(-1),
+                                  old_atom.unsqueeze(-2)).mul_(valid.unsqueeze(-1))
         _, eigenvectors = torch.linalg.eigh(with_atom.mT @ with_atom)
         atom = eigenvectors[..., -1]
-        coefficients = (with_atom @ atom.unsqueeze(-1)).squeeze(-1)
-        unused = user_counts[:, k, None] == 0
-        if bool(unused.any()):
+        coefficients = (with_atom * atom.unsqueeze(-2)).sum(-1)  # zero on padding rows
+        if any_unused[k]:
+            unused = user_counts[:, k, None] == 0
             atom = torch.where(unused, _replacement_atom(signals, residual, replaceable, unused),
                                atom)
         dictionary[..., k] = atom
-        # Padding rows repeat real rows; adding zero changes there make the writes order-free.
+        # Padding rows repeat real rows; their changes are zero, so the additions are order-free.
         codes[..., k].scatter_add_(1, rows, coefficients - old_coefficients)
-        change = (with_atom - coefficients.unsqueeze(-1) * atom.unsqueeze(-2) - old_residual) * valid
+        change = torch.addcmul(old_coefficients.unsqueeze(-1) * old_atom.unsqueeze(-2),
+                               coefficients.unsqueeze(-1), atom.unsqueeze(-2), value=-1)
         _add_to_rows(residual, rows, change)
 
 
@@ -335,7 +356,7 @@ def _replacement_atom(
     return torch.where(norm > 0, signal / norm.clamp_min(torch.finfo(signal.dtype).tiny), fallback)
 
 
-def select_rows(tensor: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+def _select_rows(tensor: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
     """Rows of each batch item: ``tensor[b, rows[b]]`` for (B, M, ...) and (B, M') -> (B, M', ...).
 
     Written as one ``index_select`` on the flattened batch: it copies whole rows, several times
