@@ -205,6 +205,8 @@ def test_omp_rejects_bad_input(dictionary: torch.Tensor, signals: torch.Tensor,
         omp(dictionary, signals, **limits)
 
 
-def test_ksvd_rejects_bad_iterations() -> None:
+def test_ksvd_rejects_bad_iterations_and_sparsity() -> None:
     with pytest.raises(InputError, match="iterations must be an integer >= 1, got 0"):
         ksvd(torch.ones(3, 4), torch.eye(4), iterations=0, sparsity=1)
+    with pytest.raises(InputError, match=r"sparsity must be an integer from 1 to .* \(4\), got 5"):
+        ksvd(torch.ones(3, 4), torch.eye(4), iterations=1, sparsity=5)

@@ -39,12 +39,12 @@ class DlmriConfig:
 
     Complex images are handled as their real and imaginary parts: every patch position yields
     one real patch from each part, and both go through the same real dictionary. Real arithmetic
-    is several times cheaper than complex and makes OMP and K-SVD the standard real algorithms. It
-    loses nothing: a complex coefficient on a complex atom is two real coefficients, and the real
-    and imaginary parts of an MR image share the anatomy's edges and textures (they are the
-    magnitude times the cosine and sine of a slowly varying phase). For a real-valued object, as in
-    the CS-MRI study, the imaginary part is pure aliasing, which the error-constrained coding
-    suppresses.
+    is cheaper than complex (a complex product is four real ones) and makes OMP and K-SVD the
+    standard real algorithms, testable against scikit-learn. The model stays comparable to complex
+    patches on a complex dictionary: a complex coefficient is two real ones, and the real and
+    imaginary parts of an MR image share the anatomy's edges and textures (they are the magnitude
+    times the cosine and sine of a slowly varying phase). For a real-valued object, as in the CS-MRI
+    study, the imaginary part is pure aliasing, which the error-constrained coding suppresses.
 
     Attributes:
         patch_size: side p of the square patches (p x p), >= 2.

@@ -268,8 +268,11 @@ def ksvd(
     dictionary, signals, unbatched = _check_coding_inputs(dictionary, signals)
     if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
         raise InputError(f"iterations must be an integer >= 1, got {iterations!r}")
+    n_atoms = dictionary.shape[-1]
+    if isinstance(sparsity, bool) or not isinstance(sparsity, int) or not 1 <= sparsity <= n_atoms:
+        raise InputError(f"sparsity must be an integer from 1 to the number of atoms ({n_atoms}), "
+                         f"got {sparsity!r}")
     dictionary = dictionary.clone()
-    codes = signals.new_zeros(*signals.shape[:2], dictionary.shape[-1])
     for _ in range(iterations):
         codes = omp(dictionary, signals, n_nonzero=sparsity)
         _update_atoms(signals, dictionary, codes)
