@@ -13,13 +13,15 @@ each size, with VGG-19 and Chen & Koltun's layers (conv1_2 ... conv5_2, L1), it 
   and downloaded weights; the script says why when they cannot).
 
 The implementations are interleaved, one step each per round in a rotating order, after one
-warm-up round, and the median per implementation is reported (few rounds: a step at 256 px takes
-seconds on 2 CPU cores). Peak memory is the growth of the process's resident set during one step,
+warm-up round; the median wall time and the median CPU time of this process (all its threads) are
+reported with their ratios. Rounds are few (a step at 256 px takes seconds on 2 CPU cores), and
+on a machine shared with other jobs the wall times vary by tens of per cent between runs; the CPU
+times are steadier. Peak memory is the growth of the process's resident set during one step,
 measured in a child process in which glibc returns every freed block of 64 KB or more to the
 system (so the resident set follows the live tensors). Weights are random (seeded): the
 arithmetic, and so the time, is the same as with ImageNet weights.
 
-Run: ``.venv/bin/python benchmarks/losses.py [--sizes 64 128 256] [--batch 8] [--rounds 3]``.
+Run: ``.venv/bin/python benchmarks/losses.py [--sizes 64 128 256] [--batch 8] [--rounds 5] [--threads N]``.
 """
 
 import argparse
@@ -28,6 +30,7 @@ import importlib.util
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 
 import numpy as np
@@ -39,7 +42,7 @@ from taskloss.data.samples import mni_slice, shepp_logan
 from taskloss.features import IMAGENET_INPUT, VGG19Features, prepare_input
 from taskloss.losses import CRN_LAYERS, PerceptualLoss
 
-from common import machine, median_time
+from common import machine
 
 Step = Callable[[], float]
 
@@ -179,11 +182,12 @@ def build(size: int, batch: int) -> dict[str, Step]:
     }
 
 
-def measure_memory_in_child(size: int, batch: int) -> dict[str, float]:
+def measure_memory_in_child(size: int, batch: int, threads: int) -> dict[str, float]:
     """Peak memory of each step, measured in a fresh process with glibc's mmap threshold fixed."""
     env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"}
-    result = subprocess.run([sys.executable, __file__, "--memory-child", str(size), "--batch", str(batch)],
-                            env=env, capture_output=True, text=True, check=True)
+    command = [sys.executable, __file__, "--memory-child", str(size), "--batch", str(batch),
+               "--threads", str(threads)]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
     values = {}
     for line in result.stdout.splitlines():
         name, mib = line.rsplit("\t", 1)
@@ -191,46 +195,64 @@ def measure_memory_in_child(size: int, batch: int) -> dict[str, float]:
     return values
 
 
+def timed(step: Step) -> tuple[float, float]:
+    """Wall time and CPU time (all threads of this process) of one step, in seconds."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    step()
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def measure(steps: dict[str, Step], rounds: int) -> dict[str, tuple[float, float]]:
+    """Median (wall, CPU) seconds per implementation over interleaved rounds in rotating order."""
+    names = list(steps)
+    samples: dict[str, list[tuple[float, float]]] = {name: [] for name in names}
+    for round_index in range(rounds):
+        shift = round_index % len(names)  # no implementation always goes first
+        for name in names[shift:] + names[:shift]:
+            samples[name].append(timed(steps[name]))
+    return {name: (float(np.median([w for w, _ in values])), float(np.median([c for _, c in values])))
+            for name, values in samples.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", type=int, nargs="+", default=[64, 128, 256])
     parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--memory-child", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     if args.memory_child is not None:
         for name, step in build(args.memory_child, args.batch).items():
             print(f"{name}\t{step_peak_memory(step):.1f}")
         return
 
-    print(f"machine: {machine()}")
+    print(f"machine: {machine()}; load average before: {os.getloadavg()[0]:.1f}")
     print(f"batch {args.batch}, grayscale, VGG-19 (random weights) layers {', '.join(CRN_LAYERS)}, L1; "
-          f"median of {args.rounds} interleaved rounds after 1 warm-up round\n")
-    print(f"{'size':>4} {'implementation':36} {'step ms':>9} {'vs lower bound':>15} "
-          f"{'speed-up vs straightforward':>28} {'peak MiB':>9} {'loss value':>11}")
+          f"median of {args.rounds} interleaved rounds after 1 warm-up round. Ratios are given for wall "
+          "time and for CPU time (the process's own, steadier when other jobs share the cores).\n")
+    print(f"{'size':>4} {'implementation':24} {'wall ms':>8} {'CPU ms':>8} {'/lower bound':>13} "
+          f"{'straightforward/this':>21} {'peak MiB':>9} {'loss value':>10}")
+    print(f"{'':>4} {'':24} {'':>8} {'':>8} {'wall | CPU':>13} {'wall | CPU':>21}")
     for size in args.sizes:
         steps = build(size, args.batch)
         pred, target = images(args.batch, size)
         extra, notes = third_party_steps(pred, target)
         steps.update(extra)
         values = {name: step() for name, step in steps.items()}  # warm-up round
-        times: dict[str, list[float]] = {name: [] for name in steps}
-        names = list(steps)
-        for round_index in range(args.rounds):
-            shift = round_index % len(names)  # rotate the order so no implementation always goes first
-            for name in names[shift:] + names[:shift]:
-                times[name].append(median_time(steps[name], repeat=1, warmup=0))
-        medians = {name: float(np.median(t)) for name, t in times.items()}
-        memory = measure_memory_in_child(size, args.batch)
-        for name, seconds in medians.items():
-            ratio = seconds / medians["lower bound"]
-            speedup = medians["straightforward"] / seconds
+        medians = measure(steps, args.rounds)
+        memory = measure_memory_in_child(size, args.batch, args.threads)
+        bound, naive = medians["lower bound"], medians["straightforward"]
+        for name, (wall, cpu) in medians.items():
             mib = f"{memory[name]:9.0f}" if name in memory else f"{'-':>9}"
-            print(f"{size:>4} {name:36} {seconds * 1e3:9.0f} {ratio:14.3f}x {speedup:27.2f}x {mib} "
-                  f"{values[name]:11.5f}")
+            print(f"{size:>4} {name:24} {wall * 1e3:8.0f} {cpu * 1e3:8.0f} "
+                  f"{wall / bound[0]:5.3f} | {cpu / bound[1]:5.3f} "
+                  f"{naive[0] / wall:9.2f} | {naive[1] / cpu:9.2f} {mib} {values[name]:10.5f}")
         for note in notes:
             print(f"{size:>4} {note}")
         print()
+    print(f"load average after: {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ Reduction = Literal["mean", "none"]
 FFTNorm = Literal["ortho", "backward"]
 
 
-def reduce(values: torch.Tensor, reduction: Reduction) -> torch.Tensor:
+def _reduce(values: torch.Tensor, reduction: Reduction) -> torch.Tensor:
     """Per-image values (B,) -> their mean (a scalar) or themselves."""
     if reduction == "mean":
         return values.mean()
@@ -35,12 +35,12 @@ def reduce(values: torch.Tensor, reduction: Reduction) -> torch.Tensor:
 
 def l1_loss(pred: torch.Tensor, target: torch.Tensor, *, reduction: Reduction = "mean") -> torch.Tensor:
     """Mean absolute error (:func:`taskloss.metrics.mae` per image)."""
-    return reduce(mae(pred, target), reduction)
+    return _reduce(mae(pred, target), reduction)
 
 
 def mse_loss(pred: torch.Tensor, target: torch.Tensor, *, reduction: Reduction = "mean") -> torch.Tensor:
     """Mean squared error (:func:`taskloss.metrics.mse` per image)."""
-    return reduce(mse(pred, target), reduction)
+    return _reduce(mse(pred, target), reduction)
 
 
 def nmse_loss(
@@ -56,7 +56,7 @@ def nmse_loss(
         reduction: "mean" or "none".
     """
     values = nmse(pred, target)
-    return reduce(values if squared else values.sqrt(), reduction)
+    return _reduce(values if squared else values.sqrt(), reduction)
 
 
 def frequency_mse_loss(
@@ -92,7 +92,7 @@ def frequency_mse_loss(
     magnitudes = [fft2c((x.to(dtype) - low) / (high - low)).abs() for x in (pred, target)]
     scale = float(pred.shape[-2] * pred.shape[-1]) if norm == "backward" else 1.0
     values = (magnitudes[0] - magnitudes[1]).square().flatten(1).mean(dim=1) * scale
-    return reduce(values, reduction)
+    return _reduce(values, reduction)
 
 
 def ssim_loss(
@@ -104,7 +104,7 @@ def ssim_loss(
     reduction: Reduction = "mean",
 ) -> torch.Tensor:
     """``1 - SSIM`` per image (:func:`taskloss.metrics.ssim`; same arguments, data_range required)."""
-    return reduce(1.0 - ssim(pred, target, data_range=data_range, convention=convention), reduction)
+    return _reduce(1.0 - ssim(pred, target, data_range=data_range, convention=convention), reduction)
 
 
 def cross_entropy_loss(
@@ -136,8 +136,8 @@ def cross_entropy_loss(
         return F.cross_entropy(logits, labels, weight=class_weights)
     losses = F.cross_entropy(logits, labels, weight=class_weights, reduction="none").flatten(1)
     if class_weights is None:
-        return reduce(losses.mean(dim=1), reduction)
-    return reduce(losses.sum(dim=1) / class_weights[labels.flatten(1)].sum(dim=1), reduction)
+        return _reduce(losses.mean(dim=1), reduction)
+    return _reduce(losses.sum(dim=1) / class_weights[labels.flatten(1)].sum(dim=1), reduction)
 
 
 def _check_labels(labels: object, logits: torch.Tensor) -> torch.Tensor:
