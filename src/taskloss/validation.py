@@ -36,8 +36,8 @@ def check_float_tensor(x: object, name: str, ndims: Sequence[int] = IMAGE_NDIMS)
         raise InputError(f"{name} is complex ({x.dtype}); pass magnitudes (x.abs()) or the real and "
                          "imaginary parts as 2 channels (torch.view_as_real)")
     if not x.is_floating_point():
-        raise InputError(f"{name} has dtype {x.dtype}; metrics and losses need floating point: "
-                         "convert with x.float() and pass the intensity range as data_range")
+        raise InputError(f"{name} has dtype {x.dtype}; a floating-point tensor is needed: convert "
+                         "with x.float() (and, for PSNR/SSIM, pass the intensity range as data_range)")
     if x.ndim not in ndims:
         shapes = " or ".join(_rank_names(n) for n in ndims)
         raise InputError(f"{name} has shape {tuple(x.shape)}; expected {shapes} "

@@ -132,6 +132,6 @@ def test_unknown_monitor_is_a_config_error(tmp_path):
     from taskloss.training import SupervisedTask, Trainer, TrainingConfig
 
     config = TrainingConfig(epochs=1, batch_size=4, accelerator="cpu", monitor="ssim", progress=False)
-    trainer = Trainer(SupervisedTask(toy.make_model, toy.l1, toy.metrics), config, tmp_path)
+    trainer = Trainer(SupervisedTask(toy.make_model, torch.nn.L1Loss(), toy.metrics), config, tmp_path)
     with pytest.raises(ConfigError, match=r"monitor='ssim' is not a validation metric.*'mae', 'psnr'"):
         trainer.fit(toy.ToyImages(8, 0), toy.ToyImages(4, 100))

@@ -44,11 +44,6 @@ def make_model(dropout: float = 0.1) -> nn.Module:
                          nn.Conv2d(8, 1, 3, padding=1))
 
 
-def l1(pred: torch.Tensor, batch: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    value = F.l1_loss(pred, batch["target"])
-    return value, {"l1": value}
-
-
 def metrics(pred: torch.Tensor, batch: dict) -> dict[str, torch.Tensor]:
     return {"mae": mae(pred, batch["target"]), "psnr": psnr(pred, batch["target"], data_range=1.0)}
 
@@ -58,7 +53,7 @@ def run(run_dir: Path, devices: int = 1, batch: int = 4, epochs: int = 3, delay:
     config = TrainingConfig(epochs=epochs, batch_size=batch, devices=devices, accelerator="cpu", seed=3,
                             checkpoint_every_steps=checkpoint_every, log_every_steps=1, monitor="mae",
                             progress=False, optimizer=OptimizerConfig(lr=1e-2))
-    task = SupervisedTask(lambda: make_model(dropout), l1, metrics)
+    task = SupervisedTask(lambda: make_model(dropout), nn.L1Loss(), metrics)
     trainer = Trainer(task, config, run_dir)
     result = trainer.fit(ToyImages(24, 0, delay), ToyImages(6, 1000))
     if trainer.fabric.is_global_zero:

@@ -94,3 +94,35 @@ SAMPLES: dict[str, Callable[[], np.ndarray]] = {
     "shepp-logan": shepp_logan,
 }
 """Every built-in sample image by display name."""
+
+
+def _pydicom_data_file(name: str) -> Path | None:
+    """A file of the optional ``pydicom-data`` package (module ``data_store``), or None."""
+    try:
+        import data_store
+    except ImportError:
+        return None
+    path = Path(data_store.__file__).parent / "data" / name
+    return path if path.is_file() else None
+
+
+def real_mr_images() -> dict[str, np.ndarray]:
+    """Real MR images shipped with pydicom (and pydicom-data when installed), each (H, W) in [0, 1].
+
+    pydicom: ``MR_small.dcm`` (a 64 x 64 head slice). pydicom-data adds the 10 frames of
+    ``emri_small.dcm`` (64 x 64, head), ``MR-SIEMENS-DICOM-WithOverlays.dcm`` (484 x 484, abdomen)
+    and ``MR2_UNCR.dcm`` (1024 x 1024, shoulder). Anatomy other than the simulator's brain makes
+    this a test of generalisation.
+    """
+    import pydicom
+
+    images = {"MR_small": mr_slice()}
+    for name in ("MR-SIEMENS-DICOM-WithOverlays.dcm", "MR2_UNCR.dcm"):
+        path = _pydicom_data_file(name)
+        if path is not None:
+            images[name.removesuffix(".dcm")] = _unit_range(dicom_pixels(path))
+    path = _pydicom_data_file("emri_small.dcm")
+    if path is not None:
+        for frame, pixels in enumerate(pydicom.dcmread(path).pixel_array):
+            images[f"emri_small_{frame}"] = _unit_range(pixels)
+    return images

@@ -7,10 +7,11 @@ composition (for a slice the tissue fractions of the voxel; for a projection the
 tissue along the ray). Its features thus respond to what distinguishes anatomy in these images:
 bone edges, tissue boundaries, fine structure.
 
-Layout: 4 blocks of two 3x3 convolutions with ReLU (32, 64, 128, 128 channels), max pooling
+Layout: 4 blocks of two 3x3 convolutions with ReLU (16, 32, 64, 64 channels), max pooling
 between blocks; layer names as VGG's (``convB_N`` after the ReLU, alias ``reluB_N``; ``poolB``).
 Input: one channel in [0, 1], normalised by mean 0.5 and std 0.25. The weights file holds the
-``features.*`` tensors only (the training head is not shipped), about 2.3 MB in float32.
+``features.*`` tensors only (the training head is not shipped), about 0.6 MB in float32. It is
+kept narrow because it runs twice per training step of every perceptual-loss run.
 """
 
 import hashlib
@@ -23,7 +24,7 @@ from torch import nn
 from taskloss.errors import DataError, MissingWeightsError
 from taskloss.features.base import InputSpec, SequentialFeatureExtractor
 
-DOMAIN_BLOCKS: tuple[tuple[int, ...], ...] = ((32, 32), (64, 64), (128, 128), (128, 128))
+DOMAIN_BLOCKS: tuple[tuple[int, ...], ...] = ((16, 16), (32, 32), (64, 64), (64, 64))
 DOMAIN_LAYERS: tuple[str, ...] = ("conv1_2", "conv2_2", "conv3_2", "conv4_2")
 """The default layer set of the perceptual loss on this network (CRN-style: second conv per block)."""
 DOMAIN_INPUT = InputSpec(channels=1, mean=(0.5,), std=(0.25,))

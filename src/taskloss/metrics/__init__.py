@@ -8,6 +8,7 @@ tensor of shape (B,). PSNR and SSIM need an explicit ``data_range``
 from taskloss.metrics.data_range import POLICIES, DataRange, resolve_data_range
 from taskloss.metrics.hfen import hfen, laplacian_of_gaussian
 from taskloss.metrics.pixel import mae, mse, nmse, psnr
+from taskloss.metrics.sis import dice, semantic_interpretability
 from taskloss.metrics.ssim import ssim, ssim_map
 from taskloss.metrics.stats import PairedTest, Summary, paired_wilcoxon, summarize
 
@@ -16,6 +17,7 @@ __all__ = [
     "DataRange",
     "PairedTest",
     "Summary",
+    "dice",
     "hfen",
     "laplacian_of_gaussian",
     "mae",
@@ -24,6 +26,7 @@ __all__ = [
     "paired_wilcoxon",
     "psnr",
     "resolve_data_range",
+    "semantic_interpretability",
     "ssim",
     "ssim_map",
     "summarize",

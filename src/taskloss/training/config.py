@@ -45,7 +45,9 @@ class TrainingConfig(StrictModel):
         checkpoint_every_steps: also write ``last.ckpt`` every this many steps (mid-epoch resume);
             None writes it at the end of each epoch only.
         log_every_steps: training losses go to the CSV and TensorBoard logs every this many steps.
-        monitor: validation metric that selects ``best.ckpt`` (mean over the validation split).
+        monitor: validation metric that selects ``best.ckpt`` (mean over the validation split);
+            None makes ``best.ckpt`` the last epoch (e.g. for adversarial training, whose
+            validation metrics do not measure what it optimises).
         monitor_mode: "min" or "max" for ``monitor``.
         grad_clip: clip gradients to this global norm; None for no clipping.
         progress: show progress bars.
@@ -62,7 +64,7 @@ class TrainingConfig(StrictModel):
     num_workers: int = Field(0, ge=0)
     checkpoint_every_steps: int | None = Field(None, ge=1)
     log_every_steps: int = Field(10, ge=1)
-    monitor: str = "loss"
+    monitor: str | None = "loss"
     monitor_mode: Literal["min", "max"] = "min"
     grad_clip: float | None = Field(None, gt=0)
     progress: bool = True

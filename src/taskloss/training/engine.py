@@ -262,6 +262,9 @@ class Trainer:
 
     def _improved(self, means: dict[str, float], state: LoopState) -> bool:
         monitor = self.config.monitor
+        if monitor is None:
+            state.best_epoch = state.epoch
+            return True
         if monitor not in means:
             raise ConfigError(f"training.monitor={monitor!r} is not a validation metric of this run; "
                               f"choose one of {sorted(means)}")

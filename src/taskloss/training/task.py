@@ -76,56 +76,47 @@ def make_schedule(optimizer: torch.optim.Optimizer, config: OptimizerConfig
     return torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.step_epochs, gamma=config.gamma)
 
 
-class LossFunction(Protocol):
-    """``loss(pred, batch) -> (total, terms)``: the scalar to minimise and its named parts."""
-
-    def __call__(self, pred: torch.Tensor, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]: ...
-
-
 def default_forward(model: nn.Module, batch: Batch) -> torch.Tensor:
     """``model(batch["input"])``."""
     return model(batch["input"])
 
 
 class SupervisedTask(TrainingTask):
-    """One network trained to map ``batch["input"]`` to ``batch["target"]`` under a loss.
+    """One network trained to map ``batch["input"]`` to ``batch[target_key]`` under a criterion.
 
     Args:
-        model: the network (built before, seeded by the engine's seeding when built in
-            ``model_factory``).
-        loss: ``loss(pred, batch) -> (total, terms)``; an ``nn.Module`` loss (e.g. a
-            ``CompositeLoss`` with frozen balancing constants) is checkpointed with the run.
-        metrics: ``metrics(pred, batch) -> {name: (B,) tensor}`` for validation; the loss's total
-            is added per image as "loss" when ``loss_per_image`` is given.
+        model_factory: builds the network (called after the engine seeds, so weights are seeded).
+        criterion: ``criterion(pred, target) -> scalar``; a module, so its state (e.g. a
+            perceptual loss's balancing constants) is checkpointed with the run.
+        metrics: ``metrics(pred, batch) -> {name: (B,) tensor}`` for validation.
         forward: ``forward(model, batch) -> pred``; default ``model(batch["input"])``.
-        loss_per_image: optional ``(pred, batch) -> (B,)`` validation loss, logged as "loss".
+        target_key: the batch entry the criterion compares ``pred`` with.
     """
 
     def __init__(
         self,
         model_factory: Callable[[], nn.Module],
-        loss: LossFunction,
+        criterion: nn.Module,
         metrics: Callable[[torch.Tensor, Batch], dict[str, torch.Tensor]],
         forward: Callable[[nn.Module, Batch], torch.Tensor] = default_forward,
-        loss_per_image: Callable[[torch.Tensor, Batch], torch.Tensor] | None = None,
+        target_key: str = "target",
     ) -> None:
         self.model_factory = model_factory
-        self.loss = loss
+        self.target_key = target_key
+        self.criterion = criterion
         self.metrics = metrics
         self.forward = forward
-        self.loss_per_image = loss_per_image
         self.model: nn.Module
         self.optimizer: torch.optim.Optimizer
         self.schedule: torch.optim.lr_scheduler.LRScheduler | None = None
         self.grad_clip: float | None = None
 
     def setup(self, fabric: Fabric, config: TrainingConfig) -> None:
-        """Build the model, move the loss to the device, set up Adam (and its schedule)."""
+        """Build the model, move the criterion to the device, set up Adam (and its schedule)."""
         model = self.model_factory()
         optimizer = make_adam(model.parameters(), config.optimizer)
         self.model, self.optimizer = fabric.setup(model, optimizer)
-        if isinstance(self.loss, nn.Module):
-            self.loss.to(fabric.device)
+        self.criterion.to(fabric.device)
         self.schedule = make_schedule(self.optimizer, config.optimizer)
         self.grad_clip = config.grad_clip
 
@@ -133,37 +124,34 @@ class SupervisedTask(TrainingTask):
         """Forward, loss, backward, (clip), Adam step."""
         self.optimizer.zero_grad(set_to_none=True)
         pred = self.forward(self.model, batch)
-        total, terms = self.loss(pred, batch)
-        fabric.backward(total)
+        loss = self.criterion(pred, batch[self.target_key])
+        fabric.backward(loss)
         if self.grad_clip is not None:
             fabric.clip_gradients(self.model, self.optimizer, max_norm=self.grad_clip)
         self.optimizer.step()
-        return {"loss": total.detach(), **{name: value.detach() for name, value in terms.items()}}
+        return {"loss": loss.detach()}
 
     def validation_step(self, batch: Batch) -> dict[str, torch.Tensor]:
-        """The metrics of the model's predictions (and the per-image loss when configured)."""
-        pred = self.forward(self.model, batch)
-        values = dict(self.metrics(pred.float(), batch))
-        if self.loss_per_image is not None:
-            values["loss"] = self.loss_per_image(pred.float(), batch)
-        return values
+        """The metrics of the model's predictions."""
+        return dict(self.metrics(self.forward(self.model, batch).float(), batch))
 
     def predict(self, batch: Batch) -> torch.Tensor:
         """The model's prediction for a batch (evaluation mode is the caller's business)."""
         return self.forward(self.model, batch)
 
     def checkpoint_state(self) -> dict[str, Stateful]:
-        """Model, optimiser, schedule, and the loss when it holds state (balancing constants)."""
-        state: dict[str, Stateful] = {"model": self.model, "optimizer": self.optimizer}
-        if isinstance(self.loss, nn.Module):
-            state["loss"] = self.loss
+        """Model, optimiser, criterion (its buffers, e.g. balancing constants) and schedule."""
+        state: dict[str, Stateful] = {"model": self.model, "optimizer": self.optimizer,
+                                      "criterion": self.criterion}
         if self.schedule is not None:
             state["schedule"] = self.schedule
         return state
 
     def set_training(self, training: bool) -> None:
-        """Training or evaluation mode of the model (and of a module loss)."""
+        """Training or evaluation mode of the model and the criterion (balancing records only in
+        training mode)."""
         self.model.train(training)
+        self.criterion.train(training)
 
     def end_epoch(self) -> None:
         """Step the learning-rate schedule."""

@@ -1,0 +1,163 @@
+"""Pieces shared by the studies: run folders, per-image result files, evaluation, presets.
+
+Layout of a study folder (``OUT/<study>/``)::
+
+    runs/<run name>/config.yaml          the resolved run configuration
+    runs/<run name>/checkpoints/         best.ckpt, last.ckpt (see taskloss.training.engine)
+    runs/<run name>/train_log.csv, val_log.csv, tensorboard/
+    runs/<run name>/evaluation/test.csv  per-image metrics of the best checkpoint on the test split
+    runs/<run name>/evaluation/cases.npz predictions of the figure's cases
+    results/                             tables (md, csv, tex), p-values, per-image results, figures
+"""
+
+import csv
+import json
+import math
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+import torch
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from taskloss.errors import ConfigError, DataError
+from taskloss.training import FitResult
+from taskloss.training.checkpoint import atomic_write
+from taskloss.training.config import format_validation_error
+
+EVALUATION_DIR = "evaluation"
+TEST_CSV = "test.csv"
+CASES_FILE = "cases.npz"
+CONFIG_FILE = "config.yaml"
+
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+def validate_config(model: type[ModelT], data: Mapping[str, Any], source: str) -> ModelT:
+    """Validate a mapping into ``model``; problems become one :class:`ConfigError` naming the keys."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        raise ConfigError(format_validation_error(error, source)) from None
+
+
+def write_run_config(run_dir: Path, config: BaseModel) -> None:
+    """Write ``config.yaml``; a folder holding a different configuration is an error.
+
+    Resuming into a folder trained with other settings would mix two runs, so the stored
+    configuration must equal the new one.
+    """
+    path = run_dir / CONFIG_FILE
+    text = yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
+    if path.is_file() and path.read_text() != text:
+        stored = yaml.safe_load(path.read_text()) or {}
+        new = config.model_dump(mode="json")
+        changed = sorted(_changed_keys(stored, new))
+        raise ConfigError(f"{run_dir} holds a run with other settings (changed: {', '.join(changed)}); use "
+                          "another --out folder or delete that run folder to start it again")
+    atomic_write(path, lambda tmp: tmp.write_text(text))
+
+
+def _changed_keys(old: Any, new: Any, prefix: str = "") -> list[str]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        keys = set(old) | set(new)
+        return [k for key in keys for k in _changed_keys(old.get(key), new.get(key), f"{prefix}{key}.")]
+    return [] if old == new else [prefix.rstrip(".")]
+
+
+def write_per_image(path: Path, ids: Sequence[str], values: Mapping[str, np.ndarray]) -> None:
+    """Write per-image results: a column ``id`` then one column per metric (full precision)."""
+    names = list(values)
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["id", *names])
+            for row, image_id in enumerate(ids):
+                writer.writerow([image_id, *(repr(float(values[name][row])) for name in names)])
+
+    atomic_write(path, write)
+
+
+def read_per_image(path: Path) -> tuple[list[str], dict[str, np.ndarray]]:
+    """Read what :func:`write_per_image` wrote: ids and metric columns."""
+    if not path.is_file():
+        raise DataError(f"{path} does not exist; run the study (or `taskloss evaluate`) first")
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    if not rows:
+        raise DataError(f"{path} holds no result rows; evaluate the run again")
+    names = [name for name in rows[0] if name != "id"]
+    return [row["id"] for row in rows], {n: np.array([float(r[n]) for r in rows]) for n in names}
+
+
+def figure_case_indices(count: int, cases: int) -> list[int]:
+    """Indices of ``cases`` test images spread over a split of ``count`` (first, middle, ..., last)."""
+    if count <= cases:
+        return list(range(count))
+    return sorted({round(i * (count - 1) / (cases - 1)) for i in range(cases)}) if cases > 1 else [0]
+
+
+def collect_predictions(
+    predict: Callable[[dict[str, Any]], torch.Tensor], dataset: Any, indices: Sequence[int]
+) -> dict[str, np.ndarray]:
+    """Predictions of the items ``indices`` of ``dataset``, one at a time (few figure cases).
+
+    Returns:
+        ``{"ids": (k,) str array, "pred": (k, C, H, W) float32}``.
+    """
+    predictions, ids = [], []
+    with torch.no_grad():
+        for index in indices:
+            item = dataset[index]
+            batch = {k: (v[None] if isinstance(v, torch.Tensor) else [v]) for k, v in item.items()}
+            predictions.append(predict(batch)[0].float().cpu().numpy())
+            ids.append(str(item["id"]))
+    return {"ids": np.array(ids), "pred": np.stack(predictions)}
+
+
+def save_npz(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
+    """Write arrays to ``path`` (.npz) atomically."""
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as handle:
+            np.savez_compressed(handle, **arrays)
+
+    atomic_write(path, write)
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write JSON atomically (sorted keys, indented)."""
+    atomic_write(path, lambda tmp: tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n"))
+
+
+RUN_INFO = "run.json"
+
+
+def write_run_info(run_dir: Path, result: FitResult, loss_description: str) -> None:
+    """Record ``evaluation/run.json``: loss description, steps, best epoch, seconds per step.
+
+    A run skipped because it had finished keeps the step time measured when it trained.
+    """
+    path = run_dir / EVALUATION_DIR / RUN_INFO
+    seconds = result.seconds_per_step
+    if not math.isfinite(seconds) and path.is_file():
+        seconds = json.loads(path.read_text())["seconds_per_step"]
+    write_json(path, {"loss": loss_description, "steps": result.steps, "epochs": result.epochs,
+                      "best_epoch": result.best_epoch, "best_value": result.best_value,
+                      "seconds_per_step": seconds})
+
+
+def read_run_info(run_dir: Path) -> dict[str, Any]:
+    """What :func:`write_run_info` wrote, or an empty dict when the run has none."""
+    path = run_dir / EVALUATION_DIR / RUN_INFO
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def format_p(p: float) -> str:
+    """A p-value for tables: 3 significant digits, "< 0.001" below that."""
+    if not math.isfinite(p):
+        return "—"
+    return "< 0.001" if p < 1e-3 else f"{p:.3f}"

@@ -1,0 +1,512 @@
+"""The compressed-sensing MRI study (Seitzer et al. 2018; the source's second table).
+
+Methods: zero-filled, DLMRI (Ravishankar & Bresler 2011), DAGAN (Yang et al. 2018), RecNet (stage
+1, MSE) and RecNet + visual refinement (stage 2, adversarial + feature matching + VGG + penalty,
+balanced at the first batch). Scored per test slice on magnitudes: PSNR and SSIM (data_range =
+the ground truth's maximum, Gaussian SSIM window), SIS (lesion Dice of a segmentation UNet trained
+on ground truth, relative to its Dice on the ground truth; slices without lesion skipped) and MOS
+(from a reader study, ``taskloss readers``; a dash until one exists). Trained runs are in
+:mod:`taskloss.studies.csmri_runs`. A generalisation check scores the trained models on real MR
+images shipped with pydicom and pydicom-data (other anatomy), undersampled the same way.
+
+Results folder (``OUT/csmri/results``): ``per_image/<method>.csv`` (id, psnr, ssim, nmse, dice,
+lesion), ``images/<method>/<id>.npy`` and ``methods.json`` (the reader study's input),
+``labels/<id>.npy``, ``generalisation/<method>.csv``, tables, p-values and figures.
+"""
+
+import dataclasses
+import functools
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from lightning.fabric import Fabric
+from torch.utils.data import DataLoader
+
+from taskloss.baselines import DlmriConfig, dlmri
+from taskloss.data.csmri import CsmriConfig, csmri_splits
+from taskloss.data.fields import generator_for
+from taskloss.data.kspace import complex_to_channels, magnitude, undersample
+from taskloss.data.samples import real_mr_images
+from taskloss.data.splits import Splits
+from taskloss.errors import ConfigError, DataError
+from taskloss.metrics import (
+    PairedTest,
+    Summary,
+    dice,
+    nmse,
+    paired_wilcoxon,
+    psnr,
+    semantic_interpretability,
+    ssim,
+    summarize,
+)
+from taskloss.report import Case, Column, ResultTable, Row, box_crop, comparison_figure
+from taskloss.studies.common import (
+    CONFIG_FILE,
+    format_p,
+    read_per_image,
+    read_run_info,
+    validate_config,
+    write_json,
+    write_per_image,
+    write_run_config,
+    write_run_info,
+)
+from taskloss.studies.csmri_runs import (
+    CsmriRun,
+    build_task,
+    dagan_output_magnitude,
+    lesion_masks,
+)
+from taskloss.training import FitResult, Trainer, TrainingConfig, make_fabric
+from taskloss.training.checkpoint import atomic_write
+from taskloss.training.config import load_yaml
+
+STUDY = "csmri"
+METHODS = ("ground_truth", "zero_filled", "dlmri", "dagan", "recnet", "refinement")
+LABELS = {"ground_truth": "Ground truth", "zero_filled": "Zero-filled", "dlmri": "DLMRI", "dagan": "DAGAN",
+          "recnet": "RecNet", "refinement": "RecNet + refinement"}
+TRAINED = ("segmentation", "recnet", "refinement", "dagan")
+"""Trained runs, in training order (the refinement needs the RecNet)."""
+METRICS = ("psnr", "ssim", "nmse", "dice")
+
+SOURCE_TABLE = """| Method | PSNR | MOS | SIS |
+|---|---|---|---|
+| Ground Truth | ∞ | 3.78 ± 0.45 | 1 |
+| RecNet | **32.46 ± 2.26** | 2.75 ± 0.78 | 0.801 |
+| DLMRI | 31.45 ± 2.40 | 1.09 ± 0.29 | 0.842 |
+| DAGAN | 28.41 ± 1.91 | 2.61 ± 0.83 | 0.812 |
+| Proposed Model | 31.89 ± 2.18 | **3.24 ± 0.63** | **0.941** |
+"""
+"""The source document's table (Seitzer et al., cardiac LGE MRI), for comparison in the report."""
+
+
+@dataclass(frozen=True)
+class CsmriPreset:
+    """A scale of the study.
+
+    Attributes:
+        name: "demo", "small" or "full".
+        data: :class:`CsmriConfig` settings.
+        runs: run name -> settings of :class:`CsmriRun` other than data (training included).
+        dlmri: :class:`DlmriConfig` settings.
+        figure_cases: test slices shown in the figure (those with the largest lesions).
+        notes: one line for the report.
+    """
+
+    name: str
+    data: dict[str, Any]
+    runs: dict[str, dict[str, Any]]
+    dlmri: dict[str, Any]
+    figure_cases: int = 3
+    notes: str = ""
+
+
+def _runs(epochs: dict[str, int], batch: int, widths: str) -> dict[str, dict[str, Any]]:
+    small = widths == "small"
+    return {
+        "segmentation": {"stage": "segmentation", "network": "segmentation_unet",
+                         "training": {"epochs": epochs["segmentation"], "batch_size": batch, "monitor": "dice",
+                                      "monitor_mode": "max", "optimizer": {"lr": 1e-3}}},
+        "recnet": {"stage": "recnet", "network": "recnet",
+                   "training": {"epochs": epochs["recnet"], "batch_size": batch, "monitor": "mse",
+                                "optimizer": {"lr": 1e-3 if small else 2e-4}}},
+        "refinement": {"stage": "refinement", "network": "visual_refinement", "recnet_run": "recnet",
+                       "discriminator_options": {"widths": (32, 64, 128, 256, 256, 256)} if small else {},
+                       "training": {"epochs": epochs["refinement"], "batch_size": 5, "monitor": None,
+                                    "optimizer": {"lr": 2e-4, "betas": (0.5, 0.999)}}},
+        "dagan": {"stage": "dagan", "network": "dagan_generator",
+                  "network_options": {"encoder_widths": (32, 64, 128, 128, 128, 128),
+                                      "decoder_widths": (128, 256, 256, 128, 64, 32)} if small else {},
+                  "discriminator_optimizer": {"lr": 1e-4, "betas": (0.5, 0.999), "step_epochs": 5},
+                  "training": {"epochs": epochs["dagan"], "batch_size": batch, "monitor": "nmse",
+                               "optimizer": {"lr": 1e-4, "betas": (0.5, 0.999), "step_epochs": 5}}},
+    }
+
+
+PRESETS: dict[str, CsmriPreset] = {
+    "demo": CsmriPreset(
+        "demo", {"subjects": 10, "slices": 12, "size": 64},
+        _runs({"segmentation": 10, "recnet": 12, "refinement": 3, "dagan": 3}, 8, "small"),
+        {"outer_iterations": 6, "ksvd_iterations": 2, "training_patches": 2000, "stride": 2},
+        notes="64 px, 10 subjects x 12 slices, reduced widths and epochs; minutes on 2 CPU cores"),
+    "small": CsmriPreset(
+        "small", {"subjects": 20, "slices": 20, "size": 128},
+        _runs({"segmentation": 20, "recnet": 40, "refinement": 10, "dagan": 10}, 8, "small"),
+        {}, notes="128 px, 20 subjects x 20 slices; about an hour on CPU"),
+    "full": CsmriPreset(
+        "full", {"subjects": 40, "slices": 40, "size": 256},
+        _runs({"segmentation": 50, "recnet": 200, "refinement": 50, "dagan": 50}, 20, "paper"),
+        dataclasses.asdict(DlmriConfig.paper()),
+        notes="256 px, 40 subjects x 40 slices, the papers' networks and schedules; for a GPU"),
+}
+
+
+def preset_runs(preset: CsmriPreset, data: dict[str, Any], training: dict[str, Any]) -> dict[str, CsmriRun]:
+    """The trained runs of a preset by folder name, with data and training overrides applied."""
+    runs = {}
+    for name, settings in preset.runs.items():
+        values = {**settings, "data": {**preset.data, **data},
+                  "training": TrainingConfig(**{**settings["training"], **training})}
+        runs[name] = validate_config(CsmriRun, values, f"preset {preset.name}, run {name}")
+    return runs
+
+
+@functools.lru_cache(maxsize=2)
+def study_splits(config: CsmriConfig) -> Splits:
+    """The data of a configuration, simulated (or read) once per process."""
+    return csmri_splits(config)
+
+
+def train_run(run: CsmriRun, run_dir: Path, fabric: Fabric | None = None) -> FitResult:
+    """Train one run (resuming, or returning at once when finished); record ``evaluation/run.json``."""
+    write_run_config(run_dir, run)
+    splits = study_splits(run.data_config())
+    task, description = build_task(run, run_dir)
+    trainer = Trainer(task, run.training, run_dir, fabric)
+    result = trainer.fit(splits.train, splits.val)
+    if trainer.fabric.is_global_zero:
+        write_run_info(run_dir, result, description)
+    return result
+
+
+def train_config(data: dict[str, Any], run_dir: Path, source: str) -> FitResult:
+    """Train one run from a configuration mapping (``taskloss train``)."""
+    return train_run(validate_config(CsmriRun, data, source), run_dir)
+
+
+def load_run(run_dir: Path, fabric: Fabric | None = None) -> tuple[CsmriRun, Trainer]:
+    """A trained run with its best weights loaded, ready to predict (evaluation mode)."""
+    run = validate_config(CsmriRun, load_yaml(run_dir / CONFIG_FILE), str(run_dir / CONFIG_FILE))
+    task, _ = build_task(run, run_dir)
+    trainer = Trainer(task, run.training, run_dir, fabric)
+    trainer.load_weights("best")
+    task.set_training(False)
+    return run, trainer
+
+
+def evaluate_run(run_dir: Path, split: str = "test", fabric: Fabric | None = None) -> Path:
+    """Score one run's best checkpoint on a split with its validation metrics (``taskloss evaluate``).
+
+    Writes and returns ``evaluation/<split>.csv``.
+    """
+    run, trainer = load_run(run_dir, fabric)
+    dataset = getattr(study_splits(run.data_config()), split)
+    values = trainer.per_image(trainer.eval_loader(dataset))
+    path = run_dir / "evaluation" / f"{split}.csv"
+    if trainer.fabric.is_global_zero:
+        ids = [dataset[int(i)]["id"] for i in values["index"]]
+        write_per_image(path, ids, {k: v for k, v in values.items() if k != "index"})
+    return path
+
+
+Reconstructor = Callable[[dict[str, Any]], torch.Tensor]
+"""``method(batch) -> magnitude (B, 1, H, W)``."""
+
+
+def _reconstructors(out_dir: Path, fabric: Fabric, dlmri_config: DlmriConfig, timings: dict[str, float]
+                    ) -> dict[str, Reconstructor]:
+    trainers = {name: load_run(out_dir / "runs" / name, fabric)[1] for name in ("recnet", "refinement", "dagan")}
+
+    def timed(name: str, function: Reconstructor) -> Reconstructor:
+        def run(batch: dict[str, Any]) -> torch.Tensor:
+            start = time.perf_counter()
+            result = function(batch)
+            timings[name] = timings.get(name, 0.0) + time.perf_counter() - start
+            return result
+        return run
+
+    return {
+        "ground_truth": lambda b: b["magnitude"],
+        "zero_filled": lambda b: magnitude(b["input"]),
+        "dlmri": timed("dlmri", lambda b: magnitude(dlmri(b["kspace"], b["mask"], dlmri_config))),
+        "dagan": timed("dagan", lambda b: dagan_output_magnitude(trainers["dagan"].task.predict(b))),
+        "recnet": timed("recnet", lambda b: magnitude(trainers["recnet"].task.predict(b))),
+        "refinement": timed("refinement", lambda b: magnitude(trainers["refinement"].task.predict(b))),
+    }
+
+
+def _score(estimate: torch.Tensor, batch: dict[str, Any], segmenter: Callable[[torch.Tensor], torch.Tensor]
+           ) -> dict[str, torch.Tensor]:
+    reference = batch["magnitude"]
+    return {"psnr": psnr(estimate, reference, data_range="target_max"),
+            "ssim": ssim(estimate, reference, data_range="target_max"),
+            "nmse": nmse(estimate, reference),
+            "dice": dice(lesion_masks(segmenter(estimate)), batch["label"] == 1)}
+
+
+def evaluate_methods(out_dir: Path, preset: CsmriPreset, config: CsmriConfig, fabric: Fabric) -> dict[str, Any]:
+    """Reconstruct the test split with every method, score it, save images and per-image results.
+
+    Runs on the process of rank 0. Returns the seconds each method spent per image.
+    """
+    results = out_dir / "results"
+    splits = study_splits(config)
+    dlmri_config = DlmriConfig.from_dict(preset.dlmri)
+    timings: dict[str, float] = {}
+    methods = _reconstructors(out_dir, fabric, dlmri_config, timings)
+    segmenter = load_run(out_dir / "runs" / "segmentation", fabric)[1].task.model
+    values: dict[str, dict[str, list[float]]] = {m: {k: [] for k in (*METRICS, "lesion")} for m in METHODS}
+    ids: list[str] = []
+    loader = DataLoader(splits.test, batch_size=8, shuffle=False)
+    with torch.no_grad():
+        for batch in loader:
+            batch = {k: fabric.to_device(v) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+            ids += list(batch["id"])
+            lesion = (batch["label"] == 1).flatten(1).any(dim=1).float()
+            for method, reconstruct in methods.items():
+                estimate = reconstruct(batch).float()
+                for name, value in _score(estimate, batch, segmenter).items():
+                    values[method][name] += value.cpu().tolist()
+                values[method]["lesion"] += lesion.cpu().tolist()
+                _save_images(results / "images" / method, batch["id"], estimate)
+            _save_images(results / "labels", batch["id"], batch["label"].float())
+    for method in METHODS:
+        write_per_image(results / "per_image" / f"{method}.csv", ids,
+                        {k: np.asarray(v) for k, v in values[method].items()})
+    write_json(results / "methods.json", {"methods": [{"key": m, "label": LABELS[m]} for m in METHODS]})
+    return {name: seconds / len(ids) for name, seconds in timings.items()}
+
+
+def _save_images(folder: Path, ids: list[str], images: torch.Tensor) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for image_id, image in zip(ids, images, strict=True):
+        np.save(folder / f"{image_id}.npy", image[0].clamp(0, 1).cpu().numpy().astype(np.float32))
+
+
+def evaluate_generalisation(out_dir: Path, preset: CsmriPreset, config: CsmriConfig, fabric: Fabric) -> None:
+    """Score every method on real MR images (pydicom, pydicom-data), resized to the study's size,
+    scaled to a maximum of 1 and undersampled with fixed seeded masks of the study's kind."""
+    images = real_mr_images()
+    size = config.size
+    batch_items = []
+    for index, (name, image) in enumerate(images.items()):
+        resized = F.interpolate(torch.from_numpy(image)[None, None], size=(size, size), mode="bilinear",
+                                antialias=True, align_corners=False)
+        truth = (resized / resized.amax()).to(torch.complex64)
+        mask = config.make_mask(generator_for(config.seed, 0x6E4E, index))
+        zero, kspace = undersample(truth, mask[None])
+        batch_items.append({"input": complex_to_channels(zero)[0], "kspace": kspace[0], "mask": mask,
+                            "magnitude": truth.abs()[0].float(), "label": torch.zeros(1, size, size, dtype=torch.long),
+                            "target": complex_to_channels(truth)[0], "id": name})
+    batch = {k: (torch.stack([i[k] for i in batch_items]) if k != "id" else [i[k] for i in batch_items])
+             for k in batch_items[0]}
+    batch = {k: fabric.to_device(v) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+    methods = _reconstructors(out_dir, fabric, DlmriConfig.from_dict(preset.dlmri), {})
+    with torch.no_grad():
+        for method, reconstruct in methods.items():
+            if method == "ground_truth":
+                continue
+            estimate = reconstruct(batch).float()
+            reference = batch["magnitude"]
+            write_per_image(out_dir / "results" / "generalisation" / f"{method}.csv", batch["id"], {
+                "psnr": psnr(estimate, reference, data_range="target_max").cpu().numpy(),
+                "ssim": ssim(estimate, reference, data_range="target_max").cpu().numpy()})
+
+
+def run_study(preset: str | CsmriPreset, out_dir: Path, data_dir: Path | None = None, devices: int = 1,
+              accelerator: str = "auto", acceleration: float | None = None) -> Path:
+    """Train the four runs of a preset (finished runs are skipped), evaluate every method on the test
+    split and on real MR images, and render the results.
+
+    Args:
+        preset: "demo", "small", "full", or a :class:`CsmriPreset`.
+        out_dir: the study folder (``OUT/csmri``).
+        data_dir: fastMRI single-coil HDF5 files (or a ``taskloss simulate csmri`` folder) instead of
+            the simulator.
+        devices: devices (processes) per run; > 1 trains with DDP.
+        accelerator: "auto", "cpu" or "cuda".
+        acceleration: undersampling factor (default the preset's, 8).
+
+    Returns:
+        The results folder.
+    """
+    if isinstance(preset, str):
+        if preset not in PRESETS:
+            raise ConfigError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+        preset = PRESETS[preset]
+    data: dict[str, Any] = {"data": str(data_dir)} if data_dir is not None else {}
+    if acceleration is not None:
+        data["acceleration"] = acceleration
+    runs = preset_runs(preset, data, {"devices": devices, "accelerator": accelerator})
+    fabric = make_fabric(runs["recnet"].training)
+    started = time.perf_counter()
+    step_times = {name: train_run(runs[name], out_dir / "runs" / name, fabric).seconds_per_step
+                  for name in TRAINED}
+    if fabric.is_global_zero:
+        config = runs["recnet"].data_config()
+        per_image = evaluate_methods(out_dir, preset, config, fabric)
+        evaluate_generalisation(out_dir, preset, config, fabric)
+        write_json(out_dir / "study.json", {
+            "study": STUDY, "preset": preset.name, "notes": preset.notes, "data": runs["recnet"].data,
+            "dlmri": preset.dlmri, "seconds": time.perf_counter() - started, "seconds_per_step": step_times,
+            "seconds_per_image": per_image})
+        render_results(out_dir)
+    fabric.barrier()
+    return out_dir / "results"
+
+
+TABLE_COLUMNS = (Column("psnr", "PSNR", higher_is_better=True, digits=2),
+                 Column("ssim", "SSIM", higher_is_better=True),
+                 Column("sis", "SIS", higher_is_better=True, show_sd=False),
+                 Column("mos", "MOS", higher_is_better=True, digits=2))
+GENERALISATION_COLUMNS = TABLE_COLUMNS[:2]
+
+
+def _read_methods(folder: Path) -> dict[str, dict[str, np.ndarray]]:
+    found = {}
+    for method in METHODS:
+        path = folder / f"{method}.csv"
+        if path.is_file():
+            ids, values = read_per_image(path)
+            found[method] = {"ids": np.array(ids), **values}
+    if not found:
+        raise DataError(f"{folder} holds no per-image results; run `taskloss study csmri` first")
+    return found
+
+
+def read_mos(results: Path) -> dict[str, Summary]:
+    """MOS per method from ``mos.csv`` (written by ``taskloss readers mos``); empty when absent."""
+    path = results / "mos.csv"
+    if not path.is_file():
+        return {}
+    import csv
+
+    summaries = {}
+    with open(path, newline="") as handle:
+        for row in csv.DictReader(handle):
+            if row.get("mos"):
+                n = int(row["n_ratings"])
+                mean, sd = float(row["mos"]), float(row["sd"] or 0.0)
+                summaries[row["method"]] = Summary(n=n, mean=mean, sd=sd, median=float("nan"),
+                                                   ci_low=float("nan"), ci_high=float("nan"))
+    return summaries
+
+
+def _sis_cell(values: dict[str, np.ndarray], truth: dict[str, np.ndarray]) -> Summary | None:
+    lesion = truth["lesion"] > 0
+    score = semantic_interpretability(values["dice"], truth["dice"], lesion)
+    if not np.isfinite(score):
+        return None
+    return Summary(n=int(lesion.sum()), mean=score, sd=float("nan"), median=float("nan"),
+                   ci_low=float("nan"), ci_high=float("nan"))
+
+
+def _paired_tests(per_method: dict[str, dict[str, np.ndarray]]) -> dict[str, dict[str, PairedTest]]:
+    """Each method against RecNet: Wilcoxon on PSNR and SSIM (all slices) and Dice (lesion slices)."""
+    reference = per_method.get("recnet")
+    tests: dict[str, dict[str, PairedTest]] = {}
+    if reference is None:
+        return tests
+    lesion = per_method["ground_truth"]["lesion"] > 0
+    for method, values in per_method.items():
+        if method in ("recnet", "ground_truth"):
+            continue
+        tests[method] = {m: paired_wilcoxon(values[m], reference[m]) for m in ("psnr", "ssim")}
+        if lesion.sum() > 0:
+            tests[method]["dice"] = paired_wilcoxon(values["dice"][lesion], reference["dice"][lesion])
+    return tests
+
+
+def render_results(out_dir: Path) -> str:
+    """Write the tables (md, csv, tex), p-values and figures; return the report's section."""
+    results = out_dir / "results"
+    study = json.loads((out_dir / "study.json").read_text()) if (out_dir / "study.json").is_file() else {}
+    per_method = _read_methods(results / "per_image")
+    mos = read_mos(results)
+    truth = per_method["ground_truth"]
+    rows = []
+    for method, values in per_method.items():
+        cells: dict[str, Summary | None] = {m: summarize(values[m]) for m in ("psnr", "ssim")}
+        cells["sis"] = _sis_cell(values, truth)
+        cells["mos"] = mos.get(method)
+        rows.append(Row(LABELS[method], cells, group=None if method == "ground_truth" else "methods"))
+    caption = ("PSNR, SSIM (mean ± sd over test slices), SIS (lesion Dice relative to ground truth), MOS "
+               "(reader study; — until one exists); best in bold.")
+    table = ResultTable(TABLE_COLUMNS, rows, caption)
+    tests = _paired_tests(per_method)
+    for suffix, text in (("md", table.markdown()), ("tex", table.latex()), ("csv", table.csv())):
+        _write_text(results / f"table.{suffix}", text)
+    _write_text(results / "pvalues.md", _pvalue_markdown(tests))
+    generalisation = _generalisation_table(results)
+    if generalisation is not None:
+        _write_text(results / "generalisation.md", generalisation.markdown())
+    figure = _figure(results, per_method)
+    return _section(out_dir, study, table, tests, generalisation, figure)
+
+
+def _pvalue_markdown(tests: dict[str, dict[str, PairedTest]]) -> str:
+    lines = ["| Method vs RecNet | PSNR | SSIM | lesion Dice |", "|---|---|---|---|"]
+    for method, by_metric in tests.items():
+        cells = [f"{by_metric[m].median_difference:+.3g} ({format_p(by_metric[m].p_value)})" if m in by_metric
+                 else "—" for m in ("psnr", "ssim", "dice")]
+        lines.append(f"| {LABELS[method]} | " + " | ".join(cells) + " |")
+    lines += ["", "*Median per-slice difference to RecNet and the two-sided paired Wilcoxon p-value (Dice on "
+              "slices with a lesion).*"]
+    return "\n".join(lines) + "\n"
+
+
+def _generalisation_table(results: Path) -> ResultTable | None:
+    folder = results / "generalisation"
+    if not folder.is_dir():
+        return None
+    per_method = _read_methods(folder)
+    rows = [Row(LABELS[m], {k: summarize(v[k]) for k in ("psnr", "ssim")}, group="methods")
+            for m, v in per_method.items()]
+    n = len(next(iter(per_method.values()))["ids"])
+    return ResultTable(GENERALISATION_COLUMNS, rows, f"Real MR images from pydicom / pydicom-data ({n} images, "
+                       "head, abdomen, shoulder), undersampled like the test set; models trained on simulated "
+                       "heads.")
+
+
+def _figure(results: Path, per_method: dict[str, dict[str, np.ndarray]]) -> Path | None:
+    truth = per_method["ground_truth"]
+    lesion_sizes = [(int(np.load(results / "labels" / f"{i}.npy").sum()), str(i)) for i in truth["ids"]]
+    chosen = [i for size, i in sorted(lesion_sizes, reverse=True)[:3] if size > 0] or [str(truth["ids"][0])]
+    cases = []
+    for case_id in chosen:
+        images = {m: np.load(results / "images" / m / f"{case_id}.npy") for m in per_method}
+        label = np.load(results / "labels" / f"{case_id}.npy")
+        crop = box_crop(label > 0, max(16, label.shape[0] // 3))
+        outputs = {LABELS[m]: images[m] for m in METHODS if m in images and m not in ("ground_truth", "zero_filled")}
+        cases.append(Case(case_id, images["zero_filled"], outputs, images["ground_truth"], crop,
+                          input_has_error=True, display_range=(0.0, 1.0)))
+    return comparison_figure(results / "figure.png", cases, input_label="Zero-filled",
+                             target_label="Ground truth", title="CS-MRI, test slices with the largest lesions")
+
+
+def _section(out_dir: Path, study: dict[str, Any], table: ResultTable, tests: dict[str, dict[str, PairedTest]],
+             generalisation: ResultTable | None, figure: Path | None) -> str:
+    lines = ["## Compressed-sensing MRI (csmri)", ""]
+    if study:
+        data = study["data"]
+        lines.append(f"Preset `{study['preset']}` ({study['notes']}); acceleration "
+                     f"{data.get('acceleration', 8)}; wall time of the study {study['seconds'] / 60:.1f} min.")
+    info = {name: read_run_info(out_dir / "runs" / name) for name in TRAINED}
+    losses = [f"{name}: {i['loss']}" for name, i in info.items() if i]
+    lines += ["", "Losses: " + "; ".join(losses) + ".", "", table.markdown(), "Paired tests against RecNet:", "",
+              _pvalue_markdown(tests), ""]
+    if figure is not None:
+        lines += [f"![csmri test slices](csmri/results/{figure.name})", ""]
+    if generalisation is not None:
+        lines += ["Generalisation to real MR images:", "", generalisation.markdown()]
+    lines += ["| Run | seconds per training step | steps | best epoch |", "|---|---|---|---|"]
+    lines += [f"| {name} | {i['seconds_per_step']:.3f} | {i['steps']} | {i['best_epoch']} |"
+              for name, i in info.items() if i]
+    if study.get("seconds_per_image"):
+        lines += ["", "Reconstruction time per test image: " + ", ".join(
+            f"{LABELS[m]} {s:.3g} s" for m, s in study["seconds_per_image"].items()) + "."]
+    lines += ["", "For comparison, the source document's table (Seitzer et al. 2018, cardiac LGE MRI):", "",
+              SOURCE_TABLE]
+    return "\n".join(lines)
+
+
+def _write_text(path: Path, text: str) -> None:
+    atomic_write(path, lambda tmp: tmp.write_text(text))

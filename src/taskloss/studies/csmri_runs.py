@@ -1,0 +1,213 @@
+"""The trained runs of the CS-MRI study (Seitzer et al. 2018): RecNet, refinement, DAGAN, SIS UNet.
+
+- ``recnet`` (stage 1): the deep cascade with data consistency, MSE on the 2-channel complex image;
+  best checkpoint by validation MSE.
+- ``refinement`` (stage 2): V = R(x) + s u on the frozen stage-1 RecNet (its best checkpoint),
+  against Seitzer et al.'s PatchGAN on magnitudes; generator loss = CompositeLoss of the
+  adversarial term (BCE, non-saturating; D with one-sided label smoothing 0.9), feature matching,
+  a VGG term (MSE of relu5_4 features of magnitudes; on the domain network offline, its deepest
+  layer conv4_2) and the penalty mean |u|, normalised by the first batch ("first", the paper's
+  rule) or with the released constants 0.5 / 1 / 10 / 2 ("fixed"). A pool of 80 past fakes,
+  Adam 2e-4 with beta1 0.5 for both networks. GAN validation metrics do not measure what it
+  optimises, so its last epoch is kept.
+- ``dagan`` (baseline, Yang et al. 2018): U-Net generator with residual output on the zero-filled
+  magnitude in [-1, 1]; loss 1 adversarial + 15 NMSE + 0.0025 VGG (pool4 features, MSE; pool3
+  of the domain network offline) + 0.1 frequency MSE; Adam 1e-4, beta1 0.5, lr halved every 5
+  epochs; best checkpoint by validation NMSE (its early stopping).
+- ``segmentation``: the lesion-segmentation UNet of the SIS score, trained on ground-truth
+  magnitudes (cross-entropy with the lesion class weighted up); best by validation Dice.
+"""
+
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from pydantic import Field
+from torch import nn
+
+from taskloss.data.csmri import CsmriConfig
+from taskloss.data.kspace import magnitude
+from taskloss.errors import ConfigError
+from taskloss.features import VGG19Features
+from taskloss.losses import (
+    AdversarialLoss,
+    CompositeLoss,
+    CrossEntropyLoss,
+    PerceptualLoss,
+    feature_matching_loss,
+    frequency_mse_loss,
+    generator_loss,
+    output_penalty,
+)
+from taskloss.losses.pixel import nmse_loss
+from taskloss.metrics import dice, mse, nmse, psnr, ssim
+from taskloss.networks import VisualRefinement, create_network
+from taskloss.studies.common import CONFIG_FILE, validate_config
+from taskloss.studies.perception import PerceptionChoice, perception_network
+from taskloss.training import SupervisedTask, TrainingConfig
+from taskloss.training.adversarial import AdversarialTask, Generated
+from taskloss.training.checkpoint import read_checkpoint
+from taskloss.training.config import OptimizerConfig, StrictModel, load_yaml
+from taskloss.training.task import Batch, TrainingTask
+
+Stage = Literal["recnet", "refinement", "dagan", "segmentation"]
+LESION_WEIGHT = 10.0  # lesions cover about 1 % of a slice's pixels; weight them up in the CE
+DAGAN_WEIGHTS = {"adversarial": 1.0, "nmse": 15.0, "vgg": 0.0025, "frequency": 0.1}
+"""DAGAN's loss constants (Yang et al. 2018)."""
+
+
+class CsmriRun(StrictModel):
+    """One trained run of the CS-MRI study."""
+
+    study: Literal["csmri"] = "csmri"
+    stage: Stage
+    network: str
+    network_options: dict[str, Any] = Field(default_factory=dict)
+    discriminator_options: dict[str, Any] = Field(default_factory=dict)
+    discriminator_optimizer: OptimizerConfig = OptimizerConfig(lr=2e-4, betas=(0.5, 0.999))
+    recnet_run: str | None = Field(None, description="refinement: the stage-1 run folder")
+    loss_mode: Literal["first", "fixed"] = "first"
+    perception: PerceptionChoice = "auto"
+    pool_size: int = Field(80, ge=0)
+    data: dict[str, Any] = Field(default_factory=dict)
+    training: TrainingConfig = TrainingConfig()
+
+    def data_config(self) -> CsmriConfig:
+        """The data settings as a :class:`CsmriConfig` (unknown keys are errors)."""
+        return CsmriConfig.from_mapping(self.data)
+
+
+def magnitude_metrics(image: torch.Tensor, batch: Batch) -> dict[str, torch.Tensor]:
+    """MSE of the 2-channel image, and PSNR, SSIM, NMSE of its magnitude against the ground truth's
+    (data_range = each ground-truth slice's maximum, as Seitzer et al.)."""
+    reference = batch["magnitude"]
+    estimate = magnitude(image)
+    return {"mse": mse(image, batch["target"]), "nmse": nmse(estimate, reference),
+            "psnr": psnr(estimate, reference, data_range="target_max"),
+            "ssim": ssim(estimate, reference, data_range="target_max")}
+
+
+def reconstruct(model: nn.Module, batch: Batch) -> torch.Tensor:
+    """``model(zero-filled, k-space, mask)``: RecNet's call."""
+    return model(batch["input"], batch["kspace"], batch["mask"])
+
+
+def lesion_masks(logits: torch.Tensor) -> torch.Tensor:
+    """Predicted lesion masks (B, 1, H, W) bool from segmentation logits (B, 2, H, W)."""
+    return logits.argmax(dim=1, keepdim=True) == 1
+
+
+def segment(model: nn.Module, batch: Batch) -> torch.Tensor:
+    """Segmentation logits (B, 2, H, W) of the ground-truth magnitudes."""
+    return model(batch["magnitude"])
+
+
+def segmentation_metrics(logits: torch.Tensor, batch: Batch) -> dict[str, torch.Tensor]:
+    """Lesion Dice per slice (1 where neither the prediction nor the label has a lesion)."""
+    values = dice(lesion_masks(logits), batch["label"] == 1)
+    return {"dice": torch.nan_to_num(values, nan=1.0)}
+
+
+def dagan_input(batch: Batch) -> torch.Tensor:
+    """DAGAN's input: the zero-filled magnitude mapped from [0, 1] to [-1, 1] (clipped)."""
+    return (2.0 * magnitude(batch["input"]) - 1.0).clamp(-1.0, 1.0)
+
+
+def dagan_output_magnitude(output: torch.Tensor) -> torch.Tensor:
+    """A DAGAN output in [-1, 1] as a magnitude in [0, 1]."""
+    return (output + 1.0) / 2.0
+
+
+def _dagan_metrics(output: torch.Tensor, batch: Batch) -> dict[str, torch.Tensor]:
+    reference = batch["magnitude"]
+    estimate = dagan_output_magnitude(output)
+    return {"nmse": nmse(estimate, reference), "psnr": psnr(estimate, reference, data_range="target_max"),
+            "ssim": ssim(estimate, reference, data_range="target_max")}
+
+
+def _perceptual(run: CsmriRun, vgg_layer: str, domain_layer: str, input_range: tuple[float, float]
+                ) -> PerceptualLoss:
+    """A one-layer l2 perceptual loss: ``vgg_layer`` of VGG-19, or ``domain_layer`` of the domain
+    network when VGG-19's weights are not available."""
+    network, _ = perception_network(run.perception)
+    layer = vgg_layer if isinstance(network, VGG19Features) else domain_layer
+    return PerceptualLoss(layers=(layer,), distance="l2", network=network, input_range=input_range)
+
+
+def load_recnet(run_dir: Path) -> nn.Module:
+    """The stage-1 RecNet of a run folder with its best weights."""
+    config = validate_config(CsmriRun, load_yaml(run_dir / CONFIG_FILE), str(run_dir / CONFIG_FILE))
+    if config.stage != "recnet":
+        raise ConfigError(f"{run_dir} holds a {config.stage!r} run; recnet_run must name a RecNet run")
+    model = create_network(config.network, **config.network_options)
+    model.load_state_dict(read_checkpoint(run_dir / "checkpoints" / "best.ckpt")["task"]["model"])
+    return model.eval()
+
+
+def _refinement_task(run: CsmriRun, run_dir: Path) -> tuple[TrainingTask, str]:
+    if run.recnet_run is None:
+        raise ConfigError("a refinement run needs recnet_run: the folder of a trained RecNet run")
+    recnet_dir = run_dir.parent / run.recnet_run  # an absolute recnet_run replaces the parent
+    vgg = _perceptual(run, "relu5_4", "conv4_2", (0.0, 1.0))
+
+    def generate(model: nn.Module, batch: Batch) -> Generated:
+        output = reconstruct(model, batch)
+        return Generated(output.image, {"update": output.update})
+
+    def terms(generated: Generated, d_fake: Any, d_real: Any, batch: Batch) -> dict[str, torch.Tensor]:
+        return {"adversarial": generator_loss(d_fake, "bce"),
+                "feature_matching": feature_matching_loss(d_fake, d_real),
+                "vgg": vgg(magnitude(generated.image), batch["magnitude"]),
+                "penalty": output_penalty(generated.extras["update"])}
+
+    def generator() -> nn.Module:
+        return VisualRefinement(recnet=load_recnet(recnet_dir), **run.network_options)
+
+    task = AdversarialTask(
+        generator, lambda: create_network("patch_discriminator", **run.discriminator_options), generate,
+        magnitude, lambda batch: batch["target"], terms, CompositeLoss.seitzer(run.loss_mode),
+        AdversarialLoss("bce", real_label=0.9), magnitude_metrics, run.discriminator_optimizer,
+        pool_size=run.pool_size, loss_modules=[vgg])
+    return task, (f"CompositeLoss ({run.loss_mode}) of BCE adversarial, feature matching, {vgg.description}, "
+                  "penalty mean |u|")
+
+
+def _dagan_task(run: CsmriRun) -> tuple[TrainingTask, str]:
+    vgg = _perceptual(run, "pool4", "pool3", (-1.0, 1.0))
+
+    def generate(model: nn.Module, batch: Batch) -> Generated:
+        return Generated(model(dagan_input(batch)), {})
+
+    def real(batch: Batch) -> torch.Tensor:
+        return 2.0 * batch["magnitude"] - 1.0
+
+    def terms(generated: Generated, d_fake: Any, d_real: Any, batch: Batch) -> dict[str, torch.Tensor]:
+        target = real(batch)
+        return {"adversarial": generator_loss(d_fake, "bce"),
+                "nmse": nmse_loss(generated.image, target, squared=False),
+                "vgg": vgg(generated.image, target),
+                "frequency": frequency_mse_loss(generated.image, target, input_range=(-1.0, 1.0))}
+
+    size = run.data_config().size
+    task = AdversarialTask(
+        lambda: create_network(run.network, **run.network_options),
+        lambda: create_network("dagan_discriminator", **{"image_size": size, **run.discriminator_options}),
+        generate, lambda image: image, real, terms, CompositeLoss(DAGAN_WEIGHTS, normalize="fixed"),
+        AdversarialLoss("bce"), _dagan_metrics, run.discriminator_optimizer, pool_size=0, loss_modules=[vgg])
+    return task, f"DAGAN: 1 adversarial + 15 NMSE + 0.0025 {vgg.description} + 0.1 frequency MSE"
+
+
+def build_task(run: CsmriRun, run_dir: Path) -> tuple[TrainingTask, str]:
+    """The task of a run and a one-line description of its loss."""
+    if run.stage == "recnet":
+        task = SupervisedTask(lambda: create_network(run.network, **run.network_options), nn.MSELoss(),
+                              magnitude_metrics, forward=reconstruct)
+        return task, "MSE on the complex image (2 channels)"
+    if run.stage == "segmentation":
+        criterion = CrossEntropyLoss(class_weights=torch.tensor([1.0, LESION_WEIGHT]))
+        task = SupervisedTask(lambda: create_network(run.network, **run.network_options), criterion,
+                              segmentation_metrics, forward=segment, target_key="label")
+        return task, f"cross-entropy, lesion class weight {LESION_WEIGHT:g}"
+    if run.stage == "refinement":
+        return _refinement_task(run, run_dir)
+    return _dagan_task(run)

@@ -1,0 +1,228 @@
+"""Training the domain perception network (``taskloss train-perception``).
+
+Pretext task: per-pixel tissue composition. Training images come from simulated heads
+(:func:`taskloss.data.phantoms.head_phantom`):
+
+- 2-D slices (axial, coronal, sagittal) of the MR volume (T1-, T2- or PD-weighted) and of the
+  attenuation (CT) volume; the target of a pixel is the tissue fractions of its voxel;
+- MR and X-ray projections over a half turn, normalised exactly as the mr2xray data (min-max per
+  image); the target of a pixel is the share of each tissue in the path of its ray through the
+  head (air outside the head not counted; a ray that misses the head is all air).
+
+The network (:class:`taskloss.features.domain.DomainFeatures`) gets a light head for training: a
+1x1 convolution on each tapped layer, upsampled to the input size and summed (FCN-style), trained
+with soft-label cross-entropy. Only the feature layers are saved. Held-out subjects give the
+reported accuracy (argmax agreement on slices) and composition error (on projections).
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from taskloss.data.fields import generator_for
+from taskloss.data.mr2xray import normalize_min_max
+from taskloss.data.phantoms import head_phantom
+from taskloss.data.physics import N_TISSUES, SpinEcho, Tissue, attenuation_volume, mr_volume
+from taskloss.data.projector import Beam, Geometry, project
+from taskloss.features.domain import DOMAIN_LAYERS, DomainFeatures
+from taskloss.training.checkpoint import atomic_write
+
+MIN_TISSUE_PATH_MM = 2.0  # a ray with less non-air tissue than this counts as missing the head
+
+
+@dataclass(frozen=True)
+class PerceptionTrainingConfig:
+    """Settings of ``taskloss train-perception``.
+
+    Attributes:
+        subjects: simulated training subjects (2 more are held out for the reported scores).
+        size: side of the training crops in pixels; examples are simulated at 1.5 times this size
+            and random crops of half to all of them are resized to it.
+        slices_per_subject: slices per volume and subject.
+        angles: projection views per subject.
+        steps: optimiser steps.
+        batch_size: images per step.
+        lr: Adam learning rate.
+        seed: seed of the phantoms, sampling and weights.
+    """
+
+    subjects: int = 8
+    size: int = 64
+    slices_per_subject: int = 24
+    angles: int = 12
+    steps: int = 3000
+    batch_size: int = 16
+    lr: float = 1e-3
+    seed: int = 0
+
+
+class _TrainingHead(nn.Module):
+    """FCN head on the tapped layers: 1x1 conv to tissue logits, upsampled and summed."""
+
+    def __init__(self, network: DomainFeatures) -> None:
+        super().__init__()
+        self.network = network
+        widths = {name: network.features[network._taps[name] - 1].out_channels for name in DOMAIN_LAYERS}
+        self.heads = nn.ModuleDict({name: nn.Conv2d(w, N_TISSUES, 1) for name, w in widths.items()})
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        spec = self.network.input_spec
+        features = self.network((images - spec.mean[0]) / spec.std[0], DOMAIN_LAYERS)
+        size = images.shape[-2:]
+        return torch.stack([F.interpolate(self.heads[name](value), size=size, mode="bilinear",
+                                          align_corners=False) for name, value in features.items()]).sum(0)
+
+
+def _slices(volume: torch.Tensor, fractions: torch.Tensor, count: int, size: int,
+            generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """``count`` random slices through the head: images (count, 1, S, S), targets (count, K, S, S)."""
+    head = fractions[Tissue.AIR] < 0.5
+    images, targets = [], []
+    for _ in range(count):
+        axis = int(torch.randint(0, 3, (1,), generator=generator))
+        positions = torch.nonzero(head.movedim(axis, 0).flatten(1).any(dim=1)).flatten()
+        # Skip the outer sixth on each side: slices there show little but skin and air.
+        low, high = int(positions[len(positions) // 6]), int(positions[-(len(positions) // 6) - 1])
+        index = int(torch.randint(low, high + 1, (1,), generator=generator))
+        image = volume.select(axis, index)[None, None]
+        target = fractions.select(axis + 1, index)[None]
+        images.append(_square(image, size))
+        targets.append(_square(target, size))
+    return normalize_min_max(torch.cat(images)), torch.cat(targets)
+
+
+def _square(image: torch.Tensor, size: int) -> torch.Tensor:
+    """Pad (N, C, H, W) to a square (edge values) and resize to ``size`` (area)."""
+    height, width = image.shape[-2:]
+    side = max(height, width)
+    pad = ((side - width) // 2, side - width - (side - width) // 2, (side - height) // 2,
+           side - height - (side - height) // 2)
+    return F.interpolate(F.pad(image, pad, mode="replicate"), size=(size, size), mode="area")
+
+
+def _projections(mr: torch.Tensor, mu: torch.Tensor, fractions: torch.Tensor, spacing: tuple[float, ...],
+                 angles: list[float], size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """MR and X-ray projections (2A, 1, S, S) and their ray compositions (2A, K, S, S)."""
+    geometry = Geometry(size=size, field_of_view_mm=260.0, beam=Beam.CONE)
+    volumes = torch.cat([mr, mu, fractions])[None]
+    lines = project(volumes, spacing, angles, geometry)[0]  # (2 + K, A, S, S)
+    path = lines[2:].permute(1, 0, 2, 3).clamp(min=0)  # (A, K, S, S) mm of each tissue
+    tissue = path.clone()
+    tissue[:, Tissue.AIR] = 0
+    total = tissue.sum(dim=1, keepdim=True)
+    composition = torch.where(total > MIN_TISSUE_PATH_MM, tissue / total.clamp(min=1e-6),
+                              F.one_hot(torch.zeros_like(total[:, 0], dtype=torch.long),
+                                        N_TISSUES).permute(0, 3, 1, 2).float())
+    images = torch.cat([normalize_min_max(lines[0][:, None]), normalize_min_max(lines[1][:, None])])
+    return images, torch.cat([composition, composition])
+
+
+def simulate_examples(subject: int, config: PerceptionTrainingConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """Training examples of one subject: images (N, 1, S, S) in [0, 1] and soft targets (N, K, S, S)."""
+    phantom = head_phantom(subject, config.seed, spacing_mm=2)
+    generator = generator_for(config.seed, subject, 0xD0)
+    weighting = ("t1", "t2", "pd")[subject % 3]
+    mr = mr_volume(phantom.fractions, phantom.properties, SpinEcho.preset(weighting), 0.2, generator)
+    mu = attenuation_volume(phantom.fractions, phantom.properties)
+    half = config.slices_per_subject // 2
+    size = config.size * 3 // 2
+    mr_images, mr_targets = _slices(mr[0], phantom.fractions, half, size, generator)
+    ct_images, ct_targets = _slices(mu[0], phantom.fractions, half, size, generator)
+    angles = [k * 180.0 / config.angles + 7.0 * subject for k in range(config.angles)]
+    projection_images, projection_targets = _projections(mr, mu, phantom.fractions, phantom.spacing,
+                                                          angles, size)
+    return (torch.cat([mr_images, ct_images, projection_images]),
+            torch.cat([mr_targets, ct_targets, projection_targets]))
+
+
+@dataclass(frozen=True)
+class PerceptionTrainingResult:
+    """Scores of the trained network on 2 held-out subjects.
+
+    Attributes:
+        slice_accuracy: share of slice pixels whose predicted dominant tissue is the true one.
+        projection_error: mean absolute error of the predicted ray composition on projections.
+        final_loss: training loss over the last 50 steps.
+    """
+
+    slice_accuracy: float
+    projection_error: float
+    final_loss: float
+
+
+def train_domain_network(out: Path, config: PerceptionTrainingConfig,
+                         progress: Callable[[str, int, int], None] | None = None) -> PerceptionTrainingResult:
+    """Simulate the examples, train the network, save its feature weights to ``out`` atomically.
+
+    Args:
+        out: the weights file to write.
+        config: the settings.
+        progress: called with (phase, done, total) as subjects are simulated and steps taken.
+    """
+    torch.manual_seed(config.seed)
+    examples = []
+    total = config.subjects + 2
+    for subject in range(total):
+        examples.append(simulate_examples(subject, config))
+        if progress:
+            progress("simulate", subject + 1, total)
+    images = torch.cat([e[0] for e in examples[: config.subjects]])
+    targets = torch.cat([e[1] for e in examples[: config.subjects]])
+    model = _TrainingHead(DomainFeatures(random=True, seed=config.seed))
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, config.steps)
+    generator = torch.Generator().manual_seed(config.seed)
+    losses = []
+    for step in range(config.steps):
+        index = torch.randint(0, len(images), (config.batch_size,), generator=generator)
+        batch, target = _augment(images[index], targets[index], generator, config.size)
+        loss = -(target * F.log_softmax(model(batch), dim=1)).sum(dim=1).mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+        losses.append(loss.item())
+        if progress and (step + 1) % 10 == 0:
+            progress("train", step + 1, config.steps)
+    result = _evaluate(model, examples[config.subjects :], config, sum(losses[-50:]) / len(losses[-50:]))
+    state = {f"features.{k}": v.detach().clone() for k, v in model.network.features.state_dict().items()}
+    atomic_write(out, lambda tmp: torch.save(state, tmp))
+    return result
+
+
+def _augment(images: torch.Tensor, targets: torch.Tensor, generator: torch.Generator, size: int
+             ) -> tuple[torch.Tensor, torch.Tensor]:
+    """A random square crop (half to all of the side) resized to ``size`` (so anatomy appears at
+    several pixel scales, as at 64 to 256 px in the studies), a random flip and a random gamma
+    (contrast) per image; targets cropped, resized and flipped alike."""
+    side = images.shape[-1]
+    crop = int(torch.randint(side // 2, side + 1, (), generator=generator))
+    top, left = (int(torch.randint(0, side - crop + 1, (), generator=generator)) for _ in range(2))
+    images = F.interpolate(images[..., top : top + crop, left : left + crop], size=(size, size),
+                           mode="bilinear", align_corners=False, antialias=True)
+    targets = F.interpolate(targets[..., top : top + crop, left : left + crop], size=(size, size),
+                            mode="bilinear", align_corners=False, antialias=True)
+    if bool(torch.rand((), generator=generator) < 0.5):
+        images, targets = images.flip(-1), targets.flip(-1)
+    gamma = torch.exp(0.3 * torch.randn(len(images), 1, 1, 1, generator=generator))
+    return images.clamp(min=0) ** gamma, targets
+
+
+def _evaluate(model: _TrainingHead, held_out: list[tuple[torch.Tensor, torch.Tensor]],
+              config: PerceptionTrainingConfig, final_loss: float) -> PerceptionTrainingResult:
+    model.eval()
+    n_slices = 2 * (config.slices_per_subject // 2)
+    correct, pixels, errors = 0.0, 0, []
+    with torch.no_grad():
+        for images, targets in held_out:
+            prediction = torch.softmax(model(images), dim=1)
+            slices = slice(0, n_slices)
+            correct += float((prediction[slices].argmax(1) == targets[slices].argmax(1)).sum())
+            pixels += prediction[slices, 0].numel()
+            errors.append(float((prediction[n_slices:] - targets[n_slices:]).abs().sum(1).mean() / 2))
+    return PerceptionTrainingResult(correct / pixels, sum(errors) / len(errors), final_loss)
+

@@ -1,0 +1,66 @@
+"""End to end: the CS-MRI study at a tiny scale: every method, SIS, MOS from a reader study, report."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from taskloss.studies import render_report
+from taskloss.studies.csmri import METHODS, CsmriPreset, _runs, run_study
+
+TINY = CsmriPreset(
+    "tiny", {"subjects": 3, "slices": 3, "size": 64, "anatomy": "ellipsoid"},
+    _runs({"segmentation": 1, "recnet": 1, "refinement": 1, "dagan": 1}, 4, "small"),
+    {"outer_iterations": 1, "ksvd_iterations": 1, "training_patches": 300, "stride": 4},
+    notes="test scale")
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    out = tmp_path_factory.mktemp("out")
+    for settings in TINY.runs.values():
+        settings["training"]["progress"] = False
+    run_study(TINY, out / "csmri", accelerator="cpu")
+    return out
+
+
+def test_every_method_is_scored_per_slice(study):
+    results = study / "csmri" / "results"
+    ids = None
+    for method in METHODS:
+        with open(results / "per_image" / f"{method}.csv", newline="") as handle:
+            rows = list(csv.DictReader(handle))
+        assert list(rows[0]) == ["id", "psnr", "ssim", "nmse", "dice", "lesion"]
+        ids = ids or [r["id"] for r in rows]
+        assert [r["id"] for r in rows] == ids
+        for image_id in ids:
+            image = np.load(results / "images" / method / f"{image_id}.npy")
+            assert image.dtype == np.float32 and image.shape == (64, 64) and 0 <= image.min() <= image.max() <= 1
+    truth = list(csv.DictReader(open(results / "per_image" / "ground_truth.csv", newline="")))
+    assert all(float(r["psnr"]) == float("inf") and float(r["ssim"]) == pytest.approx(1.0) for r in truth)
+    methods = json.loads((results / "methods.json").read_text())["methods"]
+    assert [m["key"] for m in methods] == list(METHODS)
+
+
+def test_table_has_the_source_rows_and_a_dash_for_mos(study):
+    table = (study / "csmri" / "results" / "table.md").read_text().splitlines()
+    assert table[0] == "| Method | PSNR ↑ | SSIM ↑ | SIS ↑ | MOS ↑ |"
+    assert [line.split(" | ")[0].removeprefix("| ") for line in table[2:8]] == [
+        "Ground truth", "Zero-filled", "DLMRI", "DAGAN", "RecNet", "RecNet + refinement"]
+    assert table[2].startswith("| Ground truth | ∞ | 1.000 ± 0.000 |")
+    assert all(line.endswith("| — |") for line in table[2:8])
+
+
+def test_mos_from_a_reader_study_fills_the_column(study):
+    results = study / "csmri" / "results"
+    (results / "mos.csv").write_text("method,mos,sd,n_ratings,n_readers\nground_truth,4.5,0.5,6,2\n"
+                                     "recnet,3.25,0.75,6,2\nrefinement,3.5,0.5,6,2\n")
+    report = render_report(study).read_text()
+    assert "## Compressed-sensing MRI (csmri)" in report
+    table = (results / "table.md").read_text()
+    assert "| 4.50 ± 0.50 |" in table and "| **3.50 ± 0.50** |" in table
+    assert "Generalisation to real MR images" in report
+    generalisation = (results / "generalisation.md").read_text()
+    assert "| Zero-filled |" in generalisation and "| RecNet + refinement |" in generalisation
+    (results / "mos.csv").unlink()

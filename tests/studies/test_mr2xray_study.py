@@ -1,0 +1,74 @@
+"""End to end: the mr2xray study at a tiny scale, its files, its report, and skipping finished runs."""
+
+import csv
+
+import pytest
+
+from taskloss.errors import ConfigError
+from taskloss.studies import render_report
+from taskloss.studies.mr2xray import PRESETS, Mr2XrayPreset, Mr2XrayRun, preset_runs, run_study
+
+TINY = Mr2XrayPreset(
+    name="tiny",
+    data={"subjects": 4, "angles": 2, "size": 32, "anatomy": "ellipsoid"},
+    training={"epochs": 1, "batch_size": 2, "progress": False},
+    networks={"UNet": ("unet", {"widths": (4, 8, 8, 8, 8)}),
+              "ResNet": ("resnet", {"base_width": 4, "num_blocks": 1}),
+              "CRN": ("crn_64", {"channels": (8, 8, 8, 8)})},
+    balance_batches=1, figure_cases=2, notes="test scale")
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    out = tmp_path_factory.mktemp("out")
+    run_study(TINY, out / "mr2xray", accelerator="cpu")
+    return out
+
+
+def test_six_runs_are_trained_and_scored_on_the_same_test_images(study):
+    runs = sorted(p.name for p in (study / "mr2xray" / "runs").iterdir())
+    assert runs == ["crn-l1", "crn-perceptual", "resnet-l1", "resnet-perceptual", "unet-l1", "unet-perceptual"]
+    ids = set()
+    for run in runs:
+        with open(study / "mr2xray" / "runs" / run / "evaluation" / "test.csv", newline="") as handle:
+            rows = list(csv.DictReader(handle))
+        assert list(rows[0]) == ["id", "mae", "ssim", "psnr", "hfen"]
+        ids.add(tuple(row["id"] for row in rows))
+        assert all(0 <= float(row["ssim"]) <= 1 and float(row["mae"]) >= 0 for row in rows)
+    assert len(ids) == 1, "every run must be scored on the same test images"
+
+
+def test_tables_report_and_figure(study):
+    results = study / "mr2xray" / "results"
+    table = (results / "table.md").read_text().splitlines()
+    labels = [line.split(" | ")[0].removeprefix("| ") for line in table[2:8]]
+    assert labels == ["UNet - p loss", "ResNet - p loss", "CRN - p loss", "UNet - ℓ1 loss", "ResNet - ℓ1 loss",
+                      "CRN - ℓ1 loss"]
+    assert sum(line.count("**") for line in table[2:5]) == 2 * 3  # one bold cell per column in each group
+    assert "\\begin{tabular}" in (results / "table.tex").read_text()
+    assert (results / "figure.png").read_bytes()[:4] == b"\x89PNG"
+    report = render_report(study).read_text()
+    assert "## MR → X-ray projection synthesis" in report and "taskloss domain network" in report
+    assert "![mr2xray test images](mr2xray/results/figure.png)" in report
+    assert "Median per-image difference" in (results / "pvalues.md").read_text()
+
+
+def test_finished_runs_are_skipped(study):
+    before = {p: p.stat().st_mtime_ns for p in (study / "mr2xray" / "runs").glob("*/checkpoints/last.ckpt")}
+    run_study(TINY, study / "mr2xray", accelerator="cpu")
+    after = {p: p.stat().st_mtime_ns for p in (study / "mr2xray" / "runs").glob("*/checkpoints/last.ckpt")}
+    assert before == after
+
+
+def test_changed_settings_in_an_existing_run_folder_are_refused(study):
+    changed = Mr2XrayPreset(**{**TINY.__dict__, "training": {**TINY.training, "epochs": 2}})
+    with pytest.raises(ConfigError, match=r"holds a run with other settings \(changed: training.epochs\)"):
+        run_study(changed, study / "mr2xray", accelerator="cpu")
+
+
+def test_presets_build_valid_runs_and_unknown_keys_are_named():
+    for preset in PRESETS.values():
+        runs = preset_runs(preset)
+        assert len(runs) == 6 and all(isinstance(r, Mr2XrayRun) for r in runs.values())
+    with pytest.raises(ConfigError, match="unknown mr2xray data setting"):
+        next(iter(preset_runs(TINY, {"subject": 3}).values())).data_config()
