@@ -143,7 +143,7 @@ def gradient_penalty(
     shape = (real.shape[0],) + (1,) * (real.ndim - 1)
     eps = torch.rand(shape, generator=generator, dtype=real.dtype, device=real.device)
     mixed = (eps * real.detach() + (1 - eps) * fake.detach()).requires_grad_(True)
-    total = sum(full_precision(x).sum() for x in discriminator_logits(discriminator(mixed)))
+    total = torch.stack([full_precision(x).sum() for x in discriminator_logits(discriminator(mixed))]).sum()
     (grad,) = torch.autograd.grad(total, mixed, create_graph=True)
     return (grad.flatten(1).norm(dim=1) - 1).square().mean()
 
