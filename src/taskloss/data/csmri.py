@@ -41,6 +41,7 @@ from taskloss.data.splits import (
     Splits,
     read_config,
     read_index,
+    simulate_subjects,
     split_subjects,
     write_config,
     write_index,
@@ -269,15 +270,9 @@ def simulate_csmri(config: CsmriConfig, progress: Callable[[int], None] | None =
     """
     split_of = split_subjects(range(config.subjects), config.seed, config.val_fraction,
                               config.test_fraction)
-    images, labels = [], []
-    for subject in range(config.subjects):
-        image, label = simulate_subject(config, subject)
-        images.append(image)
-        labels.append(label)
-        if progress is not None:
-            progress(subject + 1)
+    images, labels = simulate_subjects(config.subjects, lambda subject: simulate_subject(config, subject), progress)
     pairs = [(s, k) for s in range(config.subjects) for k in range(config.slices)]
-    return CsmriData(images=torch.cat(images), labels=torch.cat(labels),
+    return CsmriData(images=images, labels=labels,
                      ids=[f"s{s:03d}_z{k:03d}" for s, k in pairs],
                      subjects=torch.tensor([s for s, _ in pairs]), splits=[split_of[s] for s, _ in pairs])
 

@@ -47,6 +47,7 @@ from taskloss.data.splits import (
     Splits,
     read_config,
     read_index,
+    simulate_subjects,
     split_subjects,
     write_config,
     write_index,
@@ -242,17 +243,11 @@ def simulate_mr2xray(
     """
     split_of = split_subjects(range(config.subjects), config.seed, config.val_fraction,
                               config.test_fraction)
-    inputs, targets = [], []
-    for subject in range(config.subjects):
-        mr, xray = simulate_subject(config, subject)
-        inputs.append(mr)
-        targets.append(xray)
-        if progress is not None:
-            progress(subject + 1)
+    inputs, targets = simulate_subjects(config.subjects, lambda subject: simulate_subject(config, subject), progress)
     angles = config.angle_list()
     pairs = [(s, a) for s in range(config.subjects) for a in angles]
     return Mr2XrayData(
-        inputs=torch.cat(inputs), targets=torch.cat(targets),
+        inputs=inputs, targets=targets,
         ids=[f"s{s:03d}_a{a:05.1f}" for s, a in pairs],
         subjects=torch.tensor([s for s, _ in pairs]),
         angles=torch.tensor([a for _, a in pairs], dtype=torch.float64),

@@ -317,6 +317,8 @@ class Variation:
         if max(self.scale, self.thickness, self.tissue) >= 1:
             raise InputError("variation scale, thickness and tissue are relative and must be < 1, got "
                              f"{self.scale}, {self.thickness}, {self.tissue}")
+        # A tuple even when given a list (YAML, JSON): the config stays hashable and comparable.
+        object.__setattr__(self, "lesion_radius_mm", tuple(self.lesion_radius_mm))
         low, high = self.lesion_radius_mm
         if not 0 < low <= high:
             raise InputError(f"lesion_radius_mm must be (low, high) with 0 < low <= high, got "

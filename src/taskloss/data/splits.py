@@ -8,7 +8,7 @@ slices or views of one subject; splits are always by subject, never by sample.
 
 import csv
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -64,6 +64,30 @@ def split_subjects(
     order = torch.randperm(len(unique), generator=generator_for(seed, 0x5B17)).tolist()
     names = ["val"] * n_val + ["test"] * n_test + ["train"] * (len(unique) - n_val - n_test)
     return {unique[i]: name for i, name in zip(order, names, strict=True)}
+
+
+def simulate_subjects(
+    count: int, simulate: Callable[[int], tuple[torch.Tensor, torch.Tensor]],
+    progress: Callable[[int], None] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Simulate subjects ``0 .. count - 1`` and concatenate their two outputs (e.g. input and target).
+
+    Args:
+        count: number of subjects.
+        simulate: ``simulate(subject) -> (first, second)``, each (n, ...) for that subject's n samples.
+        progress: called with the number of subjects done after each subject.
+
+    Returns:
+        The two outputs of all subjects, concatenated along the first axis in subject order.
+    """
+    firsts, seconds = [], []
+    for subject in range(count):
+        first, second = simulate(subject)
+        firsts.append(first)
+        seconds.append(second)
+        if progress is not None:
+            progress(subject + 1)
+    return torch.cat(firsts), torch.cat(seconds)
 
 
 def write_index(folder: Path, rows: Sequence[dict[str, Any]]) -> None:

@@ -64,19 +64,7 @@ def ssim(
         InputError: for invalid tensors, a missing or non-positive data_range, an unknown
             convention, or a spatial size smaller than the window.
     """
-    pred, target = check_image_pair(pred, target, finite=False)
-    peak = resolve_data_range(data_range, target)
-    kernels, cov_norm = _window(convention, pred)
-    _check_size(pred, kernels[0].numel(), convention)
-    chunk = _chunk_size(pred)
-    values = [
-        _ssim_maps(pred[i : i + chunk], target[i : i + chunk], peak[i : i + chunk], kernels,
-                   cov_norm, k1, k2).flatten(1).mean(dim=1)
-        for i in range(0, pred.shape[0], chunk)
-    ]
-    result = values[0] if len(values) == 1 else torch.cat(values)
-    explain_nonfinite(result, pred=pred, target=target)
-    return result
+    return _ssim(pred, target, data_range, convention, k1, k2, mean=True)
 
 
 def ssim_map(
@@ -93,13 +81,24 @@ def ssim_map(
     For 3-D input, (B, C, D - w + 1, H - w + 1, W - w + 1); w is the window size (11 for
     "gaussian", 7 for "fastmri"). Arguments as in :func:`ssim`, whose value is this map's mean.
     """
+    return _ssim(pred, target, data_range, convention, k1, k2, mean=False)
+
+
+def _ssim(pred: torch.Tensor, target: torch.Tensor, data_range: DataRange | None, convention: str,
+          k1: float, k2: float, mean: bool) -> torch.Tensor:
+    """Validate, then compute the maps chunk by chunk (each reduced to its mean when ``mean``)."""
     pred, target = check_image_pair(pred, target, finite=False)
     peak = resolve_data_range(data_range, target)
     kernels, cov_norm = _window(convention, pred)
     _check_size(pred, kernels[0].numel(), convention)
-    maps = _ssim_maps(pred, target, peak, kernels, cov_norm, k1, k2)
-    explain_nonfinite(maps.flatten(1).sum(dim=1), pred=pred, target=target)
-    return maps
+    chunk = _chunk_size(pred)
+    parts = []
+    for i in range(0, pred.shape[0], chunk):
+        maps = _ssim_maps(pred[i : i + chunk], target[i : i + chunk], peak[i : i + chunk], kernels, cov_norm, k1, k2)
+        parts.append(maps.flatten(1).mean(dim=1) if mean else maps)
+    result = parts[0] if len(parts) == 1 else torch.cat(parts)
+    explain_nonfinite(result.reshape(result.shape[0], -1).sum(dim=1), pred=pred, target=target)
+    return result
 
 
 def _window(convention: str, like: torch.Tensor) -> tuple[list[torch.Tensor], float]:

@@ -125,20 +125,25 @@ def _runs(epochs: dict[str, int], batch: int, widths: str) -> dict[str, dict[str
         "dagan": {"stage": "dagan", "network": "dagan_generator",
                   "network_options": {"encoder_widths": (32, 64, 128, 128, 128, 128),
                                       "decoder_widths": (128, 256, 256, 128, 64, 32)} if small else {},
+                  # The default discriminator's dense layer holds 48 M weights at 64 px.
+                  "discriminator_options": {"base_width": 16} if small else {},
                   "discriminator_optimizer": {"lr": 1e-4, "betas": (0.5, 0.999), "step_epochs": 5},
                   "training": {"epochs": epochs["dagan"], "batch_size": batch, "monitor": "nmse",
                                "optimizer": {"lr": 1e-4, "betas": (0.5, 0.999), "step_epochs": 5}}},
     }
 
 
+LARGER_LESIONS = {"lesions": 8, "lesion_radius_mm": (6.0, 14.0)}
+"""Below 256 px the default lesions (4-9 mm) cover a few pixels; the SIS network needs more."""
+
 PRESETS: dict[str, CsmriPreset] = {
     "demo": CsmriPreset(
-        "demo", {"subjects": 10, "slices": 12, "size": 64},
-        _runs({"segmentation": 10, "recnet": 12, "refinement": 3, "dagan": 3}, 8, "small"),
-        {"outer_iterations": 6, "ksvd_iterations": 2, "training_patches": 2000, "stride": 2},
-        notes="64 px, 10 subjects x 12 slices, reduced widths and epochs; minutes on 2 CPU cores"),
+        "demo", {"subjects": 12, "slices": 16, "size": 64, "variation": LARGER_LESIONS},
+        _runs({"segmentation": 30, "recnet": 30, "refinement": 8, "dagan": 10}, 8, "small"),
+        {"outer_iterations": 10, "ksvd_iterations": 3, "training_patches": 3000},
+        notes="64 px, 12 subjects x 16 slices, reduced widths and epochs; minutes on 2 CPU cores"),
     "small": CsmriPreset(
-        "small", {"subjects": 20, "slices": 20, "size": 128},
+        "small", {"subjects": 20, "slices": 20, "size": 128, "variation": LARGER_LESIONS},
         _runs({"segmentation": 20, "recnet": 40, "refinement": 10, "dagan": 10}, 8, "small"),
         {}, notes="128 px, 20 subjects x 20 slices; about an hour on CPU"),
     "full": CsmriPreset(

@@ -194,12 +194,12 @@ class Mr2XrayPreset:
 PRESETS: dict[str, Mr2XrayPreset] = {
     "demo": Mr2XrayPreset(
         name="demo",
-        data={"subjects": 12, "angles": 6, "size": 64},
-        training={"epochs": 12, "batch_size": 8, "optimizer": {"lr": 1e-3}},
+        data={"subjects": 16, "angles": 8, "size": 64},
+        training={"epochs": 30, "batch_size": 8, "optimizer": {"lr": 1e-3}},
         networks={"UNet": ("unet", {"widths": (16, 32, 64, 128, 256)}),
                   "ResNet": ("resnet", {"base_width": 16, "num_blocks": 6}),
                   "CRN": ("crn_64", {"channels": (64, 64, 64, 32, 16)})},
-        notes="64 px, 12 subjects x 6 views, reduced widths; minutes on 2 CPU cores",
+        notes="64 px, 16 subjects x 8 views, reduced widths; minutes on 2 CPU cores",
     ),
     "small": Mr2XrayPreset(
         name="small",

@@ -20,6 +20,7 @@ What it guarantees:
 """
 
 import math
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -105,6 +106,10 @@ def make_fabric(config: TrainingConfig) -> Fabric:
         precision=resolve_precision(config),  # type: ignore[arg-type]
     )
     fabric.launch()
+    if fabric.device.type == "cpu" and config.devices > 1:
+        # Several processes on one CPU: split the cores, or their OpenMP threads oversubscribe
+        # the machine and spin-wait on each other (steps then take many times longer).
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // config.devices))
     return fabric
 
 
