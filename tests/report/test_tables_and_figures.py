@@ -58,10 +58,12 @@ def test_detail_crop_finds_the_textured_window():
     assert size == 16 and abs(row - 40) <= 2 and abs(column - 8) <= 2
 
 
-def test_box_crop_centres_on_the_mask_and_stays_inside():
+def test_box_crop_centres_on_the_largest_region_and_stays_inside():
     mask = np.zeros((50, 60), bool)
     mask[2:6, 55:59] = True
     assert box_crop(mask, 20) == (0, 40, 20)
+    mask[30:40, 10:20] = True  # a larger region elsewhere wins
+    assert box_crop(mask, 20) == (24, 4, 20)
     assert box_crop(np.zeros((50, 60), bool), 20) == (15, 20, 20)
 
 

@@ -54,13 +54,17 @@ def detail_crop(target: np.ndarray, size: int) -> tuple[int, int, int]:
 
 
 def box_crop(mask: np.ndarray, size: int) -> tuple[int, int, int]:
-    """A ``size`` x ``size`` window centred on the bounding box of ``mask`` (e.g. a lesion),
-    shifted to stay inside the image; the image centre when ``mask`` is empty."""
+    """A ``size`` x ``size`` window centred on the largest connected region of ``mask`` (e.g. the
+    biggest lesion), shifted to stay inside the image; the image centre when ``mask`` is empty."""
     height, width = mask.shape
     size = min(size, height, width)
-    rows, columns = np.nonzero(mask)
-    centre = ((rows.min() + rows.max()) // 2, (columns.min() + columns.max()) // 2) if rows.size else (
-        height // 2, width // 2)
+    regions, count = ndimage.label(mask)
+    if count:
+        largest = 1 + int(np.argmax(ndimage.sum_labels(mask, regions, range(1, count + 1))))
+        rows, columns = np.nonzero(regions == largest)
+        centre = ((rows.min() + rows.max()) // 2, (columns.min() + columns.max()) // 2)
+    else:
+        centre = (height // 2, width // 2)
     row = int(np.clip(centre[0] - size // 2, 0, height - size))
     column = int(np.clip(centre[1] - size // 2, 0, width - size))
     return row, column, size
@@ -82,7 +86,8 @@ def comparison_figure(path: Path, cases: Sequence[Case], input_label: str = "Inp
         _draw_case(axes[3 * case_index : 3 * case_index + 3], case, labels, first=case_index == 0)
     if title:
         figure.suptitle(title, fontsize=11)
-    figure.tight_layout()
+    # Leave room above the column titles for the figure title.
+    figure.tight_layout(rect=(0, 0, 1, 1 - 0.35 / figure.get_figheight()) if title else None)
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=150)
     return path
@@ -118,4 +123,4 @@ def _draw_case(axes: np.ndarray, case: Case, labels: list[str], first: bool) -> 
                 axis.axis("off")
     axes[0][0].set_ylabel(case.case_id, fontsize=7)
     axes[1][0].set_ylabel("zoom", fontsize=7)
-    axes[2][1].set_ylabel(f"|error|, 0-{error_max:.2g}", fontsize=7)
+    axes[2][0 if case.input_has_error else 1].set_ylabel(f"|error|, 0-{error_max:.2g}", fontsize=7)
