@@ -37,7 +37,7 @@ def test_every_method_is_scored_per_slice(study):
         for image_id in ids:
             image = np.load(results / "images" / method / f"{image_id}.npy")
             assert image.dtype == np.float32 and image.shape == (64, 64) and 0 <= image.min() <= image.max() <= 1
-    truth = list(csv.DictReader(open(results / "per_image" / "ground_truth.csv", newline="")))
+    truth = list(csv.DictReader((results / "per_image" / "ground_truth.csv").read_text().splitlines()))
     assert all(float(r["psnr"]) == float("inf") and float(r["ssim"]) == pytest.approx(1.0) for r in truth)
     methods = json.loads((results / "methods.json").read_text())["methods"]
     assert [m["key"] for m in methods] == list(METHODS)

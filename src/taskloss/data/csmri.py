@@ -21,7 +21,7 @@ k-space, "mask": (1, H, W) float32 0/1, "magnitude": (1, H, W) float32 |target| 
 
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,7 @@ from taskloss.data.physics import SpinEcho, Tissue, add_complex_noise, mr_volume
 from taskloss.data.splits import (
     SPLITS,
     Splits,
+    config_from_mapping,
     read_config,
     read_index,
     simulate_subjects,
@@ -46,7 +47,7 @@ from taskloss.data.splits import (
     write_config,
     write_index,
 )
-from taskloss.errors import ConfigError, DataError, InputError
+from taskloss.errors import DataError, InputError
 
 IMAGE_DIR = "images"
 LABEL_DIR = "labels"
@@ -122,16 +123,7 @@ class CsmriConfig:
     @classmethod
     def from_mapping(cls, mapping: dict[str, Any]) -> "CsmriConfig":
         """Build from a dict (e.g. a YAML section); an unknown key is a :class:`ConfigError`."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(mapping) - known)
-        if unknown:
-            raise ConfigError(f"unknown csmri data setting(s) {unknown}; known: {sorted(known)}")
-        values = dict(mapping)
-        if values.get("data") is not None:
-            values["data"] = Path(values["data"])
-        if isinstance(values.get("variation"), dict):
-            values["variation"] = Variation(**values["variation"])
-        return cls(**values)
+        return config_from_mapping(cls, mapping, "csmri")
 
     def make_mask(self, generator: torch.Generator, shape: tuple[int, int] | None = None) -> torch.Tensor:
         """One mask (1, H, W) of this config's kind (shape default ``(size, size)``)."""

@@ -21,7 +21,7 @@ for a user's 2-D image whose angle is unknown)}``.
 
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,7 @@ from taskloss.data.projector import Beam, Geometry, project
 from taskloss.data.splits import (
     SPLITS,
     Splits,
+    config_from_mapping,
     read_config,
     read_index,
     simulate_subjects,
@@ -52,7 +53,7 @@ from taskloss.data.splits import (
     write_config,
     write_index,
 )
-from taskloss.errors import ConfigError, DataError, InputError
+from taskloss.errors import DataError, InputError
 
 INPUT_DIR = "input"
 TARGET_DIR = "target"
@@ -120,16 +121,7 @@ class Mr2XrayConfig:
     @classmethod
     def from_mapping(cls, mapping: dict[str, Any]) -> "Mr2XrayConfig":
         """Build from a dict (e.g. a YAML section); an unknown key is a :class:`ConfigError`."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(mapping) - known)
-        if unknown:
-            raise ConfigError(f"unknown mr2xray data setting(s) {unknown}; known: {sorted(known)}")
-        values = dict(mapping)
-        if values.get("data") is not None:
-            values["data"] = Path(values["data"])
-        if isinstance(values.get("variation"), dict):
-            values["variation"] = Variation(**values["variation"])
-        return cls(**values)
+        return config_from_mapping(cls, mapping, "mr2xray")
 
     def geometry(self, field_of_view_mm: float | None = None) -> Geometry:
         """The projection geometry at this size (optionally with another field of view)."""

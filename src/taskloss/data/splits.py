@@ -7,16 +7,18 @@ slices or views of one subject; splits are always by subject, never by sample.
 """
 
 import csv
+import dataclasses
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import torch
 from torch.utils.data import Dataset
 
 from taskloss.data.fields import generator_for
-from taskloss.errors import DataError, InputError
+from taskloss.data.phantoms import Variation
+from taskloss.errors import ConfigError, DataError, InputError
 
 SPLITS = ("train", "val", "test")
 
@@ -88,6 +90,33 @@ def simulate_subjects(
         if progress is not None:
             progress(subject + 1)
     return torch.cat(firsts), torch.cat(seconds)
+
+
+ConfigT = TypeVar("ConfigT")
+
+
+def config_from_mapping(cls: type[ConfigT], mapping: Mapping[str, Any], kind: str) -> ConfigT:
+    """Build a dataset config dataclass from a mapping (a YAML or JSON section).
+
+    ``data`` becomes a :class:`~pathlib.Path` and a ``variation`` mapping a
+    :class:`~taskloss.data.phantoms.Variation`; an unknown key is a :class:`ConfigError` that lists the
+    known ones.
+
+    Args:
+        cls: the config dataclass.
+        mapping: its settings by field name.
+        kind: the dataset's name, for the message (e.g. "mr2xray").
+    """
+    known = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(mapping) - known)
+    if unknown:
+        raise ConfigError(f"unknown {kind} data setting(s) {unknown}; known: {sorted(known)}")
+    values = dict(mapping)
+    if values.get("data") is not None:
+        values["data"] = Path(values["data"])
+    if isinstance(values.get("variation"), Mapping):
+        values["variation"] = Variation(**values["variation"])
+    return cls(**values)
 
 
 def write_index(folder: Path, rows: Sequence[dict[str, Any]]) -> None:
