@@ -24,8 +24,10 @@ $(VENV)/.installed-test: pyproject.toml constraints.txt | $(BIN)/python
 demo: $(VENV)/.installed
 	$(BIN)/taskloss demo --out $(OUT)
 
-# pytest exits with status 5 when it collects no test; that fails this target loudly.
+# Lint first (ruff), then the suite. pytest exits with status 5 when it collects no test; that
+# fails this target loudly.
 test: $(VENV)/.installed-test
+	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/python -m pytest $(PYTEST_ARGS) || { status=$$?; \
 	  if [ $$status -eq 5 ]; then echo "make test: FAILED, pytest collected no test" >&2; fi; \
 	  exit $$status; }
