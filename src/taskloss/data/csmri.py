@@ -39,6 +39,7 @@ from taskloss.data.physics import SpinEcho, Tissue, add_complex_noise, mr_volume
 from taskloss.data.splits import (
     SPLITS,
     Splits,
+    check_counts,
     config_from_mapping,
     read_config,
     read_index,
@@ -105,12 +106,7 @@ class CsmriConfig:
     variation: Variation = field(default_factory=Variation)
 
     def __post_init__(self) -> None:
-        for name in ("subjects", "slices", "size"):
-            if getattr(self, name) < 1:
-                raise InputError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.data is None and self.subjects < 3:
-            raise InputError(f"subjects must be >= 3 (train, val and test get one each at least), got "
-                             f"{self.subjects}")
+        check_counts(self, ("subjects", "slices", "size"))
         if self.noise < 0 or self.field_of_view_mm <= 0:
             raise InputError(f"noise must be >= 0 and field_of_view_mm > 0, got {self.noise} and "
                              f"{self.field_of_view_mm}")

@@ -45,6 +45,7 @@ from taskloss.data.projector import Beam, Geometry, project
 from taskloss.data.splits import (
     SPLITS,
     Splits,
+    check_counts,
     config_from_mapping,
     read_config,
     read_index,
@@ -104,12 +105,7 @@ class Mr2XrayConfig:
     variation: Variation = field(default_factory=Variation)
 
     def __post_init__(self) -> None:
-        for name in ("subjects", "angles", "size"):
-            if getattr(self, name) < 1:
-                raise InputError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.data is None and self.subjects < 3:
-            raise InputError(f"subjects must be >= 3 (train, val and test get one each at least), got "
-                             f"{self.subjects}")
+        check_counts(self, ("subjects", "angles", "size"))
         if self.mr_noise < 0:
             raise InputError(f"mr_noise must be >= 0, got {self.mr_noise}")
         SpinEcho.preset(self.weighting)

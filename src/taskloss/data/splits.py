@@ -95,6 +95,17 @@ def simulate_subjects(
 ConfigT = TypeVar("ConfigT")
 
 
+def check_counts(config: Any, names: Sequence[str]) -> None:
+    """Check a dataset config's counts: each of ``names`` >= 1, and >= 3 subjects when simulating
+    (train, val and test get one subject each at least)."""
+    for name in names:
+        if getattr(config, name) < 1:
+            raise InputError(f"{name} must be >= 1, got {getattr(config, name)}")
+    if config.data is None and config.subjects < 3:
+        raise InputError(f"subjects must be >= 3 (train, val and test get one each at least), got "
+                         f"{config.subjects}")
+
+
 def config_from_mapping(cls: type[ConfigT], mapping: Mapping[str, Any], kind: str) -> ConfigT:
     """Build a dataset config dataclass from a mapping (a YAML or JSON section).
 
