@@ -23,6 +23,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from taskloss.errors import ConfigError, DataError
+from taskloss.report import ResultTable
 from taskloss.training import FitResult
 from taskloss.training.checkpoint import atomic_write
 from taskloss.training.config import format_validation_error
@@ -126,6 +127,29 @@ def save_npz(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
             np.savez_compressed(handle, **arrays)
 
     atomic_write(path, write)
+
+
+def write_text(path: Path, text: str) -> None:
+    """Write text to ``path`` atomically."""
+    atomic_write(path, lambda tmp: tmp.write_text(text))
+
+
+def write_table(folder: Path, table: ResultTable) -> None:
+    """Write ``table.md``, ``table.tex`` and ``table.csv`` into ``folder``."""
+    for suffix, text in (("md", table.markdown()), ("tex", table.latex()), ("csv", table.csv())):
+        write_text(folder / f"table.{suffix}", text)
+
+
+PresetT = TypeVar("PresetT")
+
+
+def pick_preset(presets: Mapping[str, PresetT], preset: str | PresetT) -> PresetT:
+    """A preset by name (an unknown name is a :class:`ConfigError`), or the preset object itself."""
+    if not isinstance(preset, str):
+        return preset
+    if preset not in presets:
+        raise ConfigError(f"unknown preset {preset!r}; choose one of {', '.join(presets)}")
+    return presets[preset]
 
 
 def write_json(path: Path, data: Any) -> None:

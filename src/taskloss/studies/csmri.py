@@ -14,6 +14,7 @@ lesion), ``images/<method>/<id>.npy`` and ``methods.json`` (the reader study's i
 ``labels/<id>.npy``, ``generalisation/<method>.csv``, tables, p-values and figures.
 """
 
+import csv
 import dataclasses
 import functools
 import json
@@ -35,7 +36,7 @@ from taskloss.data.fields import generator_for
 from taskloss.data.kspace import complex_to_channels, magnitude, undersample
 from taskloss.data.samples import real_mr_images
 from taskloss.data.splits import Splits
-from taskloss.errors import ConfigError, DataError
+from taskloss.errors import DataError
 from taskloss.metrics import (
     PairedTest,
     Summary,
@@ -51,6 +52,7 @@ from taskloss.report import Case, Column, ResultTable, Row, box_crop, comparison
 from taskloss.studies.common import (
     CONFIG_FILE,
     format_p,
+    pick_preset,
     read_per_image,
     read_run_info,
     validate_config,
@@ -58,6 +60,8 @@ from taskloss.studies.common import (
     write_per_image,
     write_run_config,
     write_run_info,
+    write_table,
+    write_text,
 )
 from taskloss.studies.csmri_runs import (
     CsmriRun,
@@ -66,7 +70,6 @@ from taskloss.studies.csmri_runs import (
     lesion_masks,
 )
 from taskloss.training import FitResult, Trainer, TrainingConfig, make_fabric
-from taskloss.training.checkpoint import atomic_write
 from taskloss.training.config import load_yaml
 
 STUDY = "csmri"
@@ -263,7 +266,7 @@ def evaluate_methods(out_dir: Path, preset: CsmriPreset, config: CsmriConfig, fa
     loader = DataLoader(splits.test, batch_size=8, shuffle=False)
     with torch.no_grad():
         for batch in loader:
-            batch = {k: fabric.to_device(v) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+            batch = fabric.to_device(batch)
             ids += list(batch["id"])
             lesion = (batch["label"] == 1).flatten(1).any(dim=1).float()
             for method, reconstruct in methods.items():
@@ -303,7 +306,7 @@ def evaluate_generalisation(out_dir: Path, preset: CsmriPreset, config: CsmriCon
                             "target": complex_to_channels(truth)[0], "id": name})
     batch = {k: (torch.stack([i[k] for i in batch_items]) if k != "id" else [i[k] for i in batch_items])
              for k in batch_items[0]}
-    batch = {k: fabric.to_device(v) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+    batch = fabric.to_device(batch)
     methods = _reconstructors(out_dir, fabric, DlmriConfig.from_dict(preset.dlmri), {})
     with torch.no_grad():
         for method, reconstruct in methods.items():
@@ -333,10 +336,7 @@ def run_study(preset: str | CsmriPreset, out_dir: Path, data_dir: Path | None = 
     Returns:
         The results folder.
     """
-    if isinstance(preset, str):
-        if preset not in PRESETS:
-            raise ConfigError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
-        preset = PRESETS[preset]
+    preset = pick_preset(PRESETS, preset)
     data: dict[str, Any] = {"data": str(data_dir)} if data_dir is not None else {}
     if acceleration is not None:
         data["acceleration"] = acceleration
@@ -382,8 +382,6 @@ def read_mos(results: Path) -> dict[str, Summary]:
     path = results / "mos.csv"
     if not path.is_file():
         return {}
-    import csv
-
     summaries = {}
     with open(path, newline="") as handle:
         for row in csv.DictReader(handle):
@@ -437,12 +435,11 @@ def render_results(out_dir: Path) -> str:
                "(reader study; — until one exists); best in bold.")
     table = ResultTable(TABLE_COLUMNS, rows, caption)
     tests = _paired_tests(per_method)
-    for suffix, text in (("md", table.markdown()), ("tex", table.latex()), ("csv", table.csv())):
-        _write_text(results / f"table.{suffix}", text)
-    _write_text(results / "pvalues.md", _pvalue_markdown(tests))
+    write_table(results, table)
+    write_text(results / "pvalues.md", _pvalue_markdown(tests))
     generalisation = _generalisation_table(results)
     if generalisation is not None:
-        _write_text(results / "generalisation.md", generalisation.markdown())
+        write_text(results / "generalisation.md", generalisation.markdown())
     figure = _figure(results, per_method)
     return _section(out_dir, study, table, tests, generalisation, figure)
 
@@ -512,6 +509,3 @@ def _section(out_dir: Path, study: dict[str, Any], table: ResultTable, tests: di
               SOURCE_TABLE]
     return "\n".join(lines)
 
-
-def _write_text(path: Path, text: str) -> None:
-    atomic_write(path, lambda tmp: tmp.write_text(text))

@@ -12,7 +12,7 @@ clipped to [0, 1] before scoring.
 import functools
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -22,7 +22,7 @@ from lightning.fabric import Fabric
 from pydantic import Field
 
 from taskloss.data.mr2xray import Mr2XrayConfig, Splits, mr2xray_splits
-from taskloss.errors import ConfigError, DataError
+from taskloss.errors import DataError
 from taskloss.losses import L1Loss, PerceptualLoss
 from taskloss.metrics import PairedTest, hfen, mae, paired_wilcoxon, psnr, ssim, summarize
 from taskloss.networks import create_network
@@ -35,6 +35,7 @@ from taskloss.studies.common import (
     collect_predictions,
     figure_case_indices,
     format_p,
+    pick_preset,
     read_per_image,
     read_run_info,
     save_npz,
@@ -43,10 +44,11 @@ from taskloss.studies.common import (
     write_per_image,
     write_run_config,
     write_run_info,
+    write_table,
+    write_text,
 )
 from taskloss.studies.perception import PerceptionChoice, perception_network
 from taskloss.training import FitResult, SupervisedTask, Trainer, TrainingConfig, make_fabric
-from taskloss.training.checkpoint import atomic_write
 from taskloss.training.config import StrictModel, load_yaml
 from taskloss.training.task import Batch
 
@@ -158,14 +160,10 @@ def evaluate_run(run_dir: Path, split: str = "test", fabric: Fabric | None = Non
         write_per_image(path, ids, {m: values[m] for m in METRICS})
         if split == "test":
             task.set_training(False)
-            cases = collect_predictions(lambda b: task.predict(_to_device(b, trainer.fabric)).clamp(0, 1),
+            cases = collect_predictions(lambda b: task.predict(trainer.fabric.to_device(b)).clamp(0, 1),
                                         dataset, figure_case_indices(len(dataset), figure_cases))
             save_npz(run_dir / EVALUATION_DIR / CASES_FILE, cases)
     return path
-
-
-def _to_device(batch: dict[str, Any], fabric: Fabric) -> dict[str, Any]:
-    return {k: fabric.to_device(v) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
 
 
 @dataclass(frozen=True)
@@ -179,6 +177,7 @@ class Mr2XrayPreset:
         networks: table label -> (registry name, constructor options).
         balance_batches: K of the perceptual loss's layer balancing.
         figure_cases: test images shown in the figure.
+        notes: one line for the report.
     """
 
     name: str
@@ -188,7 +187,6 @@ class Mr2XrayPreset:
     balance_batches: int = 10
     figure_cases: int = 3
     notes: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 PRESETS: dict[str, Mr2XrayPreset] = {
@@ -269,7 +267,7 @@ def run_study(preset: str | Mr2XrayPreset, out_dir: Path, data_dir: Path | None 
     Returns:
         The results folder.
     """
-    preset = _preset(preset) if isinstance(preset, str) else preset
+    preset = pick_preset(PRESETS, preset)
     data = {"data": str(data_dir)} if data_dir is not None else {}
     runs = preset_runs(preset, data, {"devices": devices, "accelerator": accelerator})
     fabric = make_fabric(next(iter(runs.values())).training)
@@ -285,12 +283,6 @@ def run_study(preset: str | Mr2XrayPreset, out_dir: Path, data_dir: Path | None 
         render_results(out_dir)
     fabric.barrier()
     return out_dir / "results"
-
-
-def _preset(name: str) -> Mr2XrayPreset:
-    if name not in PRESETS:
-        raise ConfigError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
-    return PRESETS[name]
 
 
 def _load_runs(out_dir: Path) -> dict[str, tuple[Mr2XrayRun, list[str], dict[str, np.ndarray]]]:
@@ -320,10 +312,8 @@ def render_results(out_dir: Path) -> str:
     caption = "MAE, SSIM and PSNR (mean ± sd over test images); best per loss in bold."
     table = ResultTable(TABLE_COLUMNS, rows, caption, first_header="Network - loss")
     tests = _paired_tests(runs)
-    _write_text(results / "table.md", table.markdown())
-    _write_text(results / "table.tex", table.latex())
-    _write_text(results / "table.csv", table.csv())
-    _write_text(results / "pvalues.md", _pvalue_markdown(tests))
+    write_table(results, table)
+    write_text(results / "pvalues.md", _pvalue_markdown(tests))
     _write_per_image_long(results / "per_image.csv", runs)
     figure = _figure(out_dir, runs, ordered, labels)
     return _section(study, table, tests, runs, figure, out_dir)
@@ -422,9 +412,6 @@ def _section(study: dict[str, Any], table: ResultTable, tests: dict[str, dict[st
               SOURCE_TABLE]
     return "\n".join(lines)
 
-
-def _write_text(path: Path, text: str) -> None:
-    atomic_write(path, lambda tmp: tmp.write_text(text))
 
 
 def train_config(data: dict[str, Any], run_dir: Path, source: str) -> FitResult:

@@ -66,7 +66,9 @@ class _TrainingHead(nn.Module):
     def __init__(self, network: DomainFeatures) -> None:
         super().__init__()
         self.network = network
-        widths = {name: network.features[network._taps[name] - 1].out_channels for name in DOMAIN_LAYERS}
+        with torch.no_grad():  # the channels of each tapped layer, from one tiny forward pass
+            probe = network(torch.zeros(1, 1, 8, 8), DOMAIN_LAYERS)
+        widths = {name: value.shape[1] for name, value in probe.items()}
         self.heads = nn.ModuleDict({name: nn.Conv2d(w, N_TISSUES, 1) for name, w in widths.items()})
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
