@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from taskloss.cli.app import app
-from taskloss.studies import STUDIES, render_report
+from taskloss.studies import STUDIES, StudyRequest, render_report
 
 
 @app.command()
@@ -22,6 +22,6 @@ def demo(
     started = time.perf_counter()
     for name, study in STUDIES.items():
         print(f"taskloss demo: {name} study (preset demo)")
-        study.run_study("demo", out / name, accelerator=accelerator)
+        study.run(out / name, StudyRequest(preset="demo", accelerator=accelerator))
     report = render_report(out)
     print(f"taskloss demo: done in {(time.perf_counter() - started) / 60:.1f} min; report {report}")

@@ -7,7 +7,7 @@ import typer
 
 from taskloss.cli.app import app
 from taskloss.errors import ConfigError
-from taskloss.studies import STUDIES, render_report
+from taskloss.studies import StudyRequest, get_study, render_report, study_of_run
 from taskloss.training.config import apply_overrides, load_yaml
 
 study_app = typer.Typer(help="Run a loss-comparison study end to end: train every run, score it on the "
@@ -24,7 +24,8 @@ Accelerator = Annotated[str, typer.Option(help="auto, cpu or cuda.")]
 
 def _study(name: str, preset: str, data: Path | None, out: Path, devices: int, accelerator: str,
            **options: object) -> None:
-    results = STUDIES[name].run_study(preset, out / name, data, devices, accelerator, **options)
+    request = StudyRequest(preset=preset, data=data, devices=devices, accelerator=accelerator, options=options)
+    results = get_study(name).run(out / name, request)
     report = render_report(out)
     print(f"{name}: results in {results}; report {report}")
 
@@ -53,11 +54,9 @@ def train(
 ) -> None:
     """Train one run from a YAML configuration (resumes when the run folder has a checkpoint)."""
     data = apply_overrides(load_yaml(config), overrides or [])
-    study = data.get("study")
-    if study not in STUDIES:
-        raise ConfigError(f"{config}: key 'study' must be one of {', '.join(STUDIES)}, got {study!r}")
+    study = study_of_run(data, str(config))
     run_dir = out or Path("runs") / config.stem
-    result = STUDIES[study].train_config(data, run_dir, str(config))
+    result = study.train(data, run_dir, str(config))
     print(f"trained {result.epochs} epochs ({result.steps} steps) in {run_dir}; best "
           f"{result.best_value} at epoch {result.best_epoch}")
 
@@ -70,10 +69,8 @@ def evaluate(
     """Score a run's best checkpoint on a split; per-image results in RUN_DIR/evaluation/<split>.csv."""
     if split not in ("train", "val", "test"):
         raise ConfigError(f"--split must be train, val or test, got {split!r}")
-    study = load_yaml(run_dir / "config.yaml").get("study")
-    if study not in STUDIES:
-        raise ConfigError(f"{run_dir / 'config.yaml'}: unknown study {study!r}")
-    print(f"wrote {STUDIES[study].evaluate_run(run_dir, split)}")
+    study = study_of_run(load_yaml(run_dir / "config.yaml"), str(run_dir / "config.yaml"))
+    print(f"wrote {study.evaluate(run_dir, split)}")
 
 
 @app.command()

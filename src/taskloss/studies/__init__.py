@@ -1,26 +1,50 @@
-"""The studies of the source document, each runnable with one command, and the combined report.
+"""Comparison studies behind one interface (:class:`~taskloss.studies.base.Study`), and the report.
 
-Each study module provides ``run_study(preset, out_dir, data_dir, devices, accelerator)``,
-``train_config(mapping, run_dir, source)`` (``taskloss train``), ``evaluate_run(run_dir, split)``
-(``taskloss evaluate``) and ``render_results(out_dir) -> str`` (its section of ``report.md``).
+:data:`STUDIES` holds the built-in studies of the source document (``mr2xray``, ``csmri``); a study
+described by a YAML file is run by :mod:`taskloss.studies.engine`. Every study provides
+``run(out_dir, request)``, ``train(config, run_dir, source)`` (``taskloss train``),
+``evaluate(run_dir, split)`` (``taskloss evaluate``) and ``render(out_dir) -> str`` (its section of
+``report.md``).
 """
 
 import platform
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
-from types import ModuleType
+from types import MappingProxyType
+from typing import Any
 
 import torch
 
 from taskloss import __version__
-from taskloss.errors import DataError
-from taskloss.studies import csmri, mr2xray
+from taskloss.errors import ConfigError, DataError
+from taskloss.studies.base import Study, StudyRequest
+from taskloss.studies.builtin import CsmriStudy, Mr2XrayStudy
 from taskloss.training.checkpoint import atomic_write
 
-STUDIES: dict[str, ModuleType] = {"mr2xray": mr2xray, "csmri": csmri}
-"""Every study by name (the folder name under the output folder, and ``study:`` in run configs)."""
+STUDIES: Mapping[str, Study] = MappingProxyType({"mr2xray": Mr2XrayStudy(), "csmri": CsmriStudy()})
+"""The built-in studies by name (the folder name under the output folder, and ``study:`` in run
+configs), read-only."""
 
 REPORT = "report.md"
+
+__all__ = ["REPORT", "STUDIES", "Study", "StudyRequest", "get_study", "render_report", "study_of_run"]
+
+
+def get_study(name: str) -> Study:
+    """The built-in study ``name``; an unknown name is a :class:`ConfigError` listing the names."""
+    if name not in STUDIES:
+        raise ConfigError(f"unknown study {name!r}; choose one of {', '.join(STUDIES)} (or run a study "
+                          "file with `taskloss study run STUDY.yaml`)")
+    return STUDIES[name]
+
+
+def study_of_run(config: Mapping[str, Any], source: str) -> Study:
+    """The study that trains and scores a run configuration, from its ``study`` key."""
+    name = config.get("study")
+    if name not in STUDIES:
+        raise ConfigError(f"{source}: key 'study' must be one of {', '.join(STUDIES)}, got {name!r}")
+    return STUDIES[name]
 
 
 def render_report(out: Path) -> Path:
@@ -29,8 +53,7 @@ def render_report(out: Path) -> Path:
     Returns:
         The report file.
     """
-    found = [name for name in STUDIES if (out / name / "runs").is_dir()]
-    sections = [STUDIES[name].render_results(out / name) for name in found]
+    sections = [study.render(out / name) for name, study in STUDIES.items() if study.has_results(out / name)]
     if not sections:
         raise DataError(f"{out} holds no study results; run `taskloss study ...` or `taskloss demo` first")
     header = [

@@ -1,0 +1,102 @@
+"""The Study interface: what a comparison study implements, and one registry of studies.
+
+A study turns data and a list of runs into a table, tests, figures and a report section. The
+engine (:mod:`taskloss.studies.engine`), the command line (``taskloss study|train|evaluate|report|
+demo``) and the report only talk to studies through :class:`Study`, as fastMRI's ``MriModule``
+does for reconstruction models: the docstring of the base class says what a new study provides.
+"""
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from taskloss.errors import ConfigError
+from taskloss.training import FitResult
+
+
+@dataclass(frozen=True)
+class StudyRequest:
+    """How to run a study: which scale, whose data, which hardware.
+
+    Attributes:
+        preset: a scale of a built-in study ("demo", "small", "full"); a study file ignores it.
+        data: the user's data folder instead of the study's default (simulator or the file's path).
+        devices: devices (processes) per run; > 1 trains with DDP.
+        accelerator: "auto", "cpu" or "cuda".
+        options: study-specific settings (e.g. csmri's ``acceleration``); a study raises
+            :class:`ConfigError` for one it does not know.
+    """
+
+    preset: str = "demo"
+    data: Path | None = None
+    devices: int = 1
+    accelerator: str = "auto"
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+class Study(ABC):
+    """A comparison study (the built-in ``mr2xray`` and ``csmri``, or one described by a study file).
+
+    A study implements five steps; :meth:`run` chains them and each can be called alone:
+
+    - **build data**: the train/val/test splits its runs train and score on (seeded, split by
+      subject), built once per process;
+    - **build runs**: every run by folder name, each a validated configuration (network, loss,
+      data, training settings) that ``OUT/<study>/runs/<name>/config.yaml`` records;
+    - **train** (:meth:`train`): one run from its configuration, resumable, finished runs return
+      at once (``taskloss train``);
+    - **evaluate** (:meth:`evaluate`): a trained run's best checkpoint on a split, per image
+      (``taskloss evaluate``), plus any study-level scoring after all runs (baselines, SIS);
+    - **render** (:meth:`render`): tables, paired tests, figures and the study's section of
+      ``report.md`` from what the runs saved, so it can be redone at any time (``taskloss report``).
+
+    Subclasses set :attr:`name` and :attr:`title` and implement the abstract methods.
+    """
+
+    name: str = ""
+    """Folder name under the output folder and ``study:`` in run configurations."""
+    title: str = ""
+    """One line for listings."""
+
+    @abstractmethod
+    def run(self, out_dir: Path, request: StudyRequest) -> Path:
+        """Build data and runs, train and evaluate every run (finished runs are skipped), render.
+
+        Args:
+            out_dir: the study folder (``OUT/<study name>``).
+            request: scale, data, hardware and study options.
+
+        Returns:
+            The results folder.
+        """
+
+    @abstractmethod
+    def train(self, config: Mapping[str, Any], run_dir: Path, source: str) -> FitResult:
+        """Train one run from a configuration mapping (``taskloss train``).
+
+        Args:
+            config: the run configuration as loaded from YAML (validated here).
+            run_dir: the run folder (resumed when it holds a checkpoint).
+            source: where ``config`` came from, for error messages.
+        """
+
+    @abstractmethod
+    def evaluate(self, run_dir: Path, split: str = "test") -> Path:
+        """Score a trained run's best checkpoint on ``split``; return the per-image CSV file."""
+
+    @abstractmethod
+    def render(self, out_dir: Path) -> str:
+        """Write the results (tables, tests, figures) of ``out_dir``; return the report section."""
+
+    def has_results(self, out_dir: Path) -> bool:
+        """Whether ``out_dir`` holds runs of this study (the report renders only those)."""
+        return (out_dir / "runs").is_dir()
+
+    def check_options(self, request: StudyRequest, known: tuple[str, ...] = ()) -> None:
+        """Raise :class:`ConfigError` for an option of ``request`` that is not in ``known``."""
+        unknown = sorted(set(request.options) - set(known))
+        if unknown:
+            raise ConfigError(f"study {self.name!r} takes no option {', '.join(unknown)}; it takes "
+                              f"{', '.join(known) or 'none'}")
