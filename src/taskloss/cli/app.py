@@ -1,14 +1,26 @@
 """The ``taskloss`` command: the Typer application and its error handling.
 
-Command modules (``taskloss.cli.*``) register themselves on :data:`app`. :func:`main` turns any
-:class:`taskloss.errors.TasklossError` or ``OSError`` (a file-system problem) into one line on
-stderr and exit status 2, and an
-interruption into exit status 130, with no traceback.
+Command modules (``taskloss.cli.*``) register themselves on :data:`app`. :func:`main` is the one
+place that turns a bad input into one line on stderr, ``taskloss: error: <what>, <where>, <what to
+do>``, and exit status 2, with no traceback:
+
+- :class:`taskloss.errors.TasklossError` (raised by the library for anything a user can fix);
+- typer's (click's) usage errors (unknown option, a value of the wrong type or out of range);
+- pydantic ``ValidationError`` (a setting that a config model rejects), naming the key;
+- ``OSError`` (a file-system problem), naming the file;
+- ``MemoryError`` and torch's allocation failures (a size too large for this machine).
+
+An interruption exits with status 130. Anything else is a bug in taskloss and keeps its traceback.
 """
 
 import sys
 
+import torch
 import typer
+from pydantic import ValidationError
+
+# Typer 0.29 carries its own copy of click; its exceptions are the ones raised.
+from typer._click.exceptions import ClickException, NoArgsIsHelpError
 
 from taskloss.errors import TasklossError
 
@@ -22,7 +34,6 @@ app = typer.Typer(
 )
 
 
-
 @app.callback()
 def _root() -> None:
     """Task-based losses for medical image computing."""
@@ -31,23 +42,76 @@ def _root() -> None:
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
 
+_ALLOCATION_FAILURES = ("can't allocate memory", "not enough memory", "out of memory")
+"""Substrings of the RuntimeError texts of torch's CPU and CUDA allocators."""
+
 
 def fail(message: str) -> None:
-    """Print ``taskloss: error: <message>`` on stderr and exit with status 2."""
-    print(f"taskloss: error: {message}", file=sys.stderr)
+    """Print ``taskloss: error: <message>`` (one line) on stderr and exit with status 2."""
+    print(f"taskloss: error: {one_line(message)}", file=sys.stderr)
     raise SystemExit(EXIT_USER_ERROR)
 
 
+def one_line(message: str) -> str:
+    """``message`` with its line breaks and runs of blanks folded to single spaces."""
+    return " ".join(message.split())
+
+
 def main() -> None:
-    """Entry point of the ``taskloss`` console script."""
+    """Entry point of the ``taskloss`` console script: run the command, report bad input in one line."""
     try:
-        app()
+        status = app(prog_name="taskloss", standalone_mode=False)
+    except NoArgsIsHelpError as error:  # `taskloss simulate` alone: show the help
+        error.show()
+        raise SystemExit(EXIT_USER_ERROR) from None
+    except ClickException as error:
+        fail(_usage_message(error))
+    except typer.Abort:  # end of input at a prompt
+        fail("input ended before the command had what it needs; run it again")
     except TasklossError as error:
         fail(str(error))
+    except ValidationError as error:
+        fail(_validation_message(error))
     except OSError as error:  # disk full, permission denied, a path that is not a folder, ...
-        where = f": {error.filename}" if error.filename else ""
-        fail(f"{error.strerror or error}{where}; check the path and its permissions")
+        fail(_os_message(error))
+    except MemoryError:
+        fail(_MEMORY_ADVICE)
+    except RuntimeError as error:
+        if not _is_allocation_failure(error):
+            raise
+        fail(_MEMORY_ADVICE)
     except KeyboardInterrupt:
+        status = EXIT_INTERRUPTED
+    if status == EXIT_INTERRUPTED:
         print("taskloss: interrupted; finished work is kept, rerun the same command to resume",
               file=sys.stderr)
-        raise SystemExit(EXIT_INTERRUPTED) from None
+    if isinstance(status, int) and status:
+        raise SystemExit(status)
+
+
+_MEMORY_ADVICE = ("not enough memory for the sizes asked for, in this command; ask for a smaller image "
+                  "size or fewer subjects, slices or images per batch")
+
+
+def _is_allocation_failure(error: RuntimeError) -> bool:
+    return isinstance(error, torch.OutOfMemoryError) or any(
+        text in str(error).lower() for text in _ALLOCATION_FAILURES)
+
+
+def _usage_message(error: ClickException) -> str:
+    """``<click's message>, in `taskloss <command>`; see `taskloss <command> --help```."""
+    context = getattr(error, "ctx", None)
+    command = context.command_path if context is not None else "taskloss"
+    return f"{error.format_message().rstrip('.')}, in `{command}`; see `{command} --help`"
+
+
+def _validation_message(error: ValidationError) -> str:
+    """Each rejected setting by key: ``<key>: <problem>; ...``, then what to do."""
+    problems = "; ".join(f"{'.'.join(str(p) for p in item['loc']) or '(root)'}: {item['msg']}"
+                         for item in error.errors())
+    return f"invalid setting of {error.title}: {problems}; fix the option or config key named"
+
+
+def _os_message(error: OSError) -> str:
+    where = f": {error.filename}" if error.filename else ""
+    return f"{error.strerror or error}{where}; check the path and its permissions"
