@@ -1,0 +1,405 @@
+"""The study file: a loss study described as data (YAML), validated at load into typed models.
+
+Every key is documented in ``docs/studies.md``. An unknown key, a wrong type, an unknown network or
+an unknown loss term is one :class:`~taskloss.errors.ConfigError` whose message names the file, the
+key and the choices, e.g. ``study.yaml: losses.ssim_l1: unknown key 'sssim'; choose one of l1, mse,
+...``.
+
+Example (``docs/studies.md`` explains each key)::
+
+    name: denoise-t1
+    task: paired
+    data: {path: pairs/, size: 64, split: {val: 0.2, test: 0.2, seed: 0}}
+    networks:
+      unet: {name: unet, options: {widths: [16, 32, 64, 128]}}
+      resnet: {name: resnet}
+    losses:
+      l1: {l1: 1.0}
+      ssim_l1: {ssim: 0.84, l1: 0.16}
+    metrics: [mae, psnr, ssim, hfen]
+    baseline: l1
+    training: {epochs: 5, batch_size: 8, lr: 0.001}
+"""
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationInfo,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from taskloss.networks.factory import NETWORKS, list_networks
+from taskloss.studies.common import validate_config
+from taskloss.studies.perception import PerceptionChoice
+from taskloss.training.config import OptimizerConfig, StrictModel, TrainingConfig, load_yaml
+
+NAME_PATTERN = r"^[A-Za-z0-9_.]+$"
+"""Names of networks and losses: letters, digits, ``_`` and ``.`` (they become folder names, and
+``-`` joins network and loss in a run name)."""
+STUDY_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+"""Names of studies (a folder name): letters, digits, ``_``, ``.`` and ``-``."""
+
+METRICS = ("mae", "psnr", "ssim", "hfen", "nmse")
+"""Image metrics a study file may ask for (per test image, see :mod:`taskloss.studies.engine`)."""
+HIGHER_IS_BETTER = {"mae": False, "psnr": True, "ssim": True, "hfen": False, "nmse": False}
+
+
+class SpecModel(StrictModel):
+    """A study-file section: an unknown key is an error that names the key and the known ones."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_keys(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            unknown = [key for key in data if key not in cls.model_fields]
+            if unknown:
+                raise PydanticCustomError("unknown_key", "unknown key {key}; choose one of {choices}",
+                                          {"key": repr(unknown[0]), "choices": ", ".join(cls.model_fields)})
+        return data
+
+
+class SplitSpec(SpecModel):
+    """Seeded train/val/test split (see ``docs/studies.md``, "Splits").
+
+    Attributes:
+        val: share of subjects (or files) for validation, in (0, 1).
+        test: share for the test split, in (0, 1); ``val + test < 1``.
+        seed: seed of the shuffle.
+        by: "auto" (by subject when the file names say so, else by file), "subject" or "file".
+    """
+
+    val: float = Field(0.2, gt=0, lt=1)
+    test: float = Field(0.2, gt=0, lt=1)
+    seed: int = 0
+    by: Literal["auto", "subject", "file"] = "auto"
+
+
+class DataSpec(SpecModel):
+    """Where the pairs are and how they are prepared.
+
+    Attributes:
+        path: folder holding ``input/``, ``target/`` and optional ``labels/`` (relative paths are
+            relative to the study file's folder).
+        size: images are resized to ``size`` x ``size`` px (bilinear, antialiased; labels nearest).
+        split: the split settings.
+        normalize: "target" (input and target scaled by the target's minimum and maximum, so the
+            target spans [0, 1]), "each" (each image by its own minimum and maximum) or "none".
+    """
+
+    path: Path
+    size: int = Field(64, ge=8)
+    split: SplitSpec = SplitSpec()
+    normalize: Literal["target", "each", "none"] = "target"
+
+
+def _registered(name: str) -> str:
+    if name not in NETWORKS:
+        raise PydanticCustomError("unknown_network", "unknown network {name}; choose one of {choices}",
+                                  {"name": repr(name), "choices": ", ".join(list_networks())})
+    return name
+
+
+NetworkName = Annotated[str, AfterValidator(_registered)]
+"""A name of :data:`taskloss.networks.NETWORKS`."""
+
+
+class NetworkSpec(SpecModel):
+    """A network of the library by registry name, with constructor options."""
+
+    name: NetworkName
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+Balance = int | Literal["first"] | None
+
+
+class TermSpec(SpecModel):
+    """A loss term: its weight and, optionally, balancing.
+
+    Attributes:
+        weight: the term's factor (with ``balance``: the value the term starts at).
+        balance: None (fixed weight), "first" (the term divided by its value on the first training
+            batch, Seitzer et al.'s rule) or K (by its mean over the first K batches, Chen &
+            Koltun's); the divisor is then frozen and saved with the run.
+    """
+
+    weight: float = Field(1.0, gt=0)
+    balance: Balance = None
+
+    @field_validator("balance")
+    @classmethod
+    def _positive(cls, balance: Balance) -> Balance:
+        if isinstance(balance, int) and balance < 1:
+            raise PydanticCustomError("balance", "balance must be 'first' or a number of batches >= 1")
+        return balance
+
+    def balance_batches(self) -> int | None:
+        """K of the balancing rule ("first" is 1), or None for a fixed weight."""
+        return 1 if self.balance == "first" else self.balance
+
+
+class NMSETerm(TermSpec):
+    """NMSE ``||pred - target||^2 / ||target||^2``; ``squared: false`` takes its square root (DAGAN)."""
+
+    squared: bool = True
+
+
+class SSIMTerm(TermSpec):
+    """``1 - SSIM`` with the study's data_range; window "gaussian" (11, 1.5) or "fastmri" (7, uniform)."""
+
+    convention: Literal["gaussian", "fastmri"] = "gaussian"
+
+
+class FrequencyTerm(TermSpec):
+    """MSE of Fourier magnitudes (DAGAN's frequency loss)."""
+
+    norm: Literal["ortho", "backward"] = "ortho"
+
+
+class PerceptualTerm(TermSpec):
+    """Perceptual loss (Chen & Koltun) on a frozen perception network.
+
+    ``balance: K`` balances its layers: each layer's distance divided by its mean over the first K
+    batches (Chen & Koltun's rule; the term then starts at about ``weight`` times its number of
+    layers).
+
+    Attributes:
+        network: "auto" (ImageNet VGG-19 when its weights are found, else the domain network),
+            "vgg19" or "domain".
+        layers: layer names; default the network's CRN-style set.
+        distance: "l1" or "l2".
+        include_pixel: add the pixel term (layer 0).
+        weights_path: an explicit VGG-19 checkpoint file.
+    """
+
+    network: PerceptionChoice = "auto"
+    layers: list[str] | None = None
+    distance: Literal["l1", "l2"] = "l1"
+    include_pixel: bool = False
+    weights_path: str | None = None
+
+
+class DiscriminatorSpec(SpecModel):
+    """The discriminator an adversarial term brings, and its optimiser."""
+
+    name: NetworkName = "patch_discriminator"
+    options: dict[str, Any] = Field(default_factory=dict)
+    optimizer: OptimizerConfig = OptimizerConfig(lr=2e-4, betas=(0.5, 0.999))
+
+
+class AdversarialTerm(TermSpec):
+    """Adversarial generator loss against its own discriminator (one D step per G step).
+
+    Attributes:
+        criterion: "bce" (non-saturating), "lsgan" or "hinge".
+        real_label: the discriminator's target for real images (< 1: one-sided label smoothing).
+        pool_size: past fakes shown to the discriminator (0: none).
+        discriminator: the network and its optimiser.
+    """
+
+    criterion: Literal["bce", "lsgan", "hinge"] = "bce"
+    real_label: float = Field(1.0, gt=0, le=1)
+    pool_size: int = Field(0, ge=0)
+    discriminator: DiscriminatorSpec = DiscriminatorSpec()
+
+
+class FeatureMatchingTerm(TermSpec):
+    """L1 (or l2) between the discriminator's features of outputs and targets; needs ``adversarial``."""
+
+    distance: Literal["l1", "l2"] = "l1"
+
+
+class TaskTerm(TermSpec):
+    """The task loss (:class:`taskloss.losses.TaskLoss`): options passed to its constructor."""
+
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+TERM_SPECS: dict[str, type[TermSpec]] = {
+    "l1": TermSpec, "mse": TermSpec, "nmse": NMSETerm, "ssim": SSIMTerm, "frequency": FrequencyTerm,
+    "perceptual": PerceptualTerm, "adversarial": AdversarialTerm, "feature_matching": FeatureMatchingTerm,
+    "penalty": TermSpec, "task": TaskTerm,
+}
+"""Every loss term a study file may name, with the settings it takes."""
+
+
+class LossSpec(SpecModel):
+    """A loss: a weighted sum of library terms. A term's value is its weight, or its settings.
+
+    ``penalty`` is ``mean |output - input|`` (Seitzer et al.'s output penalty on the change the
+    network makes; input and target must have the same channels).
+    """
+
+    l1: TermSpec | None = None
+    mse: TermSpec | None = None
+    nmse: NMSETerm | None = None
+    ssim: SSIMTerm | None = None
+    frequency: FrequencyTerm | None = None
+    perceptual: PerceptualTerm | None = None
+    adversarial: AdversarialTerm | None = None
+    feature_matching: FeatureMatchingTerm | None = None
+    penalty: TermSpec | None = None
+    task: TaskTerm | None = None
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _weight_alone(cls, value: Any) -> Any:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return {"weight": value}
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "LossSpec":
+        if not self.terms():
+            raise PydanticCustomError("empty_loss", "a loss needs at least one term; choose from {choices}",
+                                      {"choices": ", ".join(TERM_SPECS)})
+        if self.feature_matching is not None and self.adversarial is None:
+            raise PydanticCustomError("feature_matching", "feature_matching needs an adversarial term (its "
+                                      "discriminator) in the same loss")
+        if self.task is not None:
+            from taskloss import losses
+
+            if not hasattr(losses, "TaskLoss"):
+                raise PydanticCustomError("task_loss", "the task term needs taskloss.losses.TaskLoss, which "
+                                          "this version of taskloss lacks; remove the term or update taskloss")
+        return self
+
+    def terms(self) -> dict[str, TermSpec]:
+        """The terms this loss uses, in the order of :data:`TERM_SPECS`."""
+        return {name: getattr(self, name) for name in TERM_SPECS if getattr(self, name) is not None}
+
+    @model_serializer(mode="wrap")
+    def _used_terms(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        return {name: value for name, value in handler(self).items() if value is not None}
+
+
+class SegmentationSpec(SpecModel):
+    """The task metric's segmentation network (used when the data folder has ``labels/``).
+
+    Trained on the targets (cross-entropy, best checkpoint by validation Dice), or loaded from
+    ``weights`` (a ``best.ckpt`` of a segmentation run, or a state dict file).
+    """
+
+    network: NetworkName = "segmentation_unet"
+    options: dict[str, Any] = Field(default_factory=dict)
+    epochs: int = Field(20, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    weights: Path | None = None
+
+
+class TrainingSpec(SpecModel):
+    """Training settings shared by every run (see :class:`taskloss.training.TrainingConfig`).
+
+    Attributes:
+        epochs, batch_size, seed, grad_clip: as in ``TrainingConfig``.
+        lr, betas: Adam's learning rate and betas (the generator's, with an adversarial term).
+        monitor: the validation metric that picks each run's best checkpoint; default the first
+            of ``metrics`` (adversarial runs keep their last epoch).
+    """
+
+    epochs: int = Field(10, ge=1)
+    batch_size: int = Field(8, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    betas: tuple[float, float] = (0.9, 0.999)
+    seed: int = 0
+    grad_clip: float | None = Field(None, gt=0)
+    monitor: Literal["mae", "psnr", "ssim", "hfen", "nmse"] | None = None
+
+    def config(self, monitor: str | None, devices: int = 1, accelerator: str = "auto") -> TrainingConfig:
+        """The :class:`TrainingConfig` of a run that selects its best epoch by ``monitor``."""
+        mode = "max" if monitor is not None and HIGHER_IS_BETTER[monitor] else "min"
+        return TrainingConfig(epochs=self.epochs, batch_size=self.batch_size, seed=self.seed,
+                              grad_clip=self.grad_clip, monitor=monitor, monitor_mode=mode, devices=devices,
+                              accelerator=accelerator,  # type: ignore[arg-type]
+                              optimizer=OptimizerConfig(lr=self.lr, betas=self.betas))
+
+
+class SlurmSpec(SpecModel):
+    """SLURM settings of ``--launcher slurm`` (submitit's ``slurm_*`` parameters, one job per run).
+
+    Attributes:
+        partition: the partition (None: the cluster's default).
+        timeout_min: wall-time limit of each job, minutes.
+        cpus_per_task: CPU cores per task.
+        gpus_per_node: GPUs per job (a run with ``--devices N`` needs N).
+        mem_gb: memory per job.
+        additional: any other ``#SBATCH`` settings, e.g. ``{account: proj42, qos: normal}``.
+    """
+
+    partition: str | None = None
+    timeout_min: int = Field(240, ge=1)
+    cpus_per_task: int = Field(4, ge=1)
+    gpus_per_node: int = Field(1, ge=0)
+    mem_gb: int = Field(32, ge=1)
+    additional: dict[str, Any] = Field(default_factory=dict)
+
+
+class StudySpec(SpecModel):
+    """A whole study file (see the module docstring and ``docs/studies.md``)."""
+
+    name: str = Field(pattern=STUDY_NAME_PATTERN)
+    task: Literal["paired"] = "paired"
+    data: DataSpec
+    networks: dict[str, NetworkSpec] = Field(min_length=1)
+    losses: dict[str, LossSpec] = Field(min_length=1)
+    metrics: list[Literal["mae", "psnr", "ssim", "hfen", "nmse"]] = Field(
+        default_factory=lambda: ["mae", "psnr", "ssim"], min_length=1)
+    baseline: str | None = None
+    training: TrainingSpec = TrainingSpec()
+    segmentation: SegmentationSpec = SegmentationSpec()
+    figure_cases: int = Field(3, ge=1)
+    slurm: SlurmSpec = SlurmSpec()
+
+    @field_validator("networks", "losses")
+    @classmethod
+    def _folder_names(cls, entries: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        for key in entries:
+            if not re.match(NAME_PATTERN, key):
+                raise PydanticCustomError("name", "{what} name {key} may hold only letters, digits, '_' and '.'",
+                                          {"what": {"networks": "network", "losses": "loss"}[str(info.field_name)],
+                                           "key": repr(key)})
+        return entries
+
+    @field_validator("baseline")
+    @classmethod
+    def _baseline_is_a_loss(cls, baseline: str | None, info: ValidationInfo) -> str | None:
+        losses = info.data.get("losses") or {}
+        if baseline is not None and losses and baseline not in losses:
+            raise PydanticCustomError("baseline", "{name} is not a loss of this study; choose one of {choices}",
+                                      {"name": repr(baseline), "choices": ", ".join(losses)})
+        return baseline
+
+    @property
+    def baseline_loss(self) -> str:
+        """The loss every other loss is tested against: ``baseline``, else the first loss."""
+        return self.baseline or next(iter(self.losses))
+
+    @property
+    def monitor(self) -> str:
+        """The metric that selects best checkpoints."""
+        return self.training.monitor or self.metrics[0]
+
+
+def parse_study(data: dict[str, Any], source: str, base: Path | None = None) -> StudySpec:
+    """Validate a study mapping; ``data.path`` relative to ``base`` is made absolute.
+
+    Raises:
+        ConfigError: one line naming ``source``, each bad key and the choices.
+    """
+    spec = validate_config(StudySpec, data, source)
+    if base is not None and not spec.data.path.is_absolute():
+        spec.data.path = (base / spec.data.path).resolve()
+    return spec
+
+
+def load_study(path: Path) -> StudySpec:
+    """Read and validate a study file (YAML)."""
+    return parse_study(load_yaml(path), str(path), Path(path).parent)
