@@ -136,3 +136,37 @@ def test_unknown_monitor_is_a_config_error(tmp_path):
     trainer = Trainer(SupervisedTask(toy.make_model, torch.nn.L1Loss(), toy.metrics), config, tmp_path)
     with pytest.raises(ConfigError, match=r"monitor='ssim' is not a validation metric.*'mae', 'psnr'"):
         trainer.fit(toy.ToyImages(8, 0), toy.ToyImages(4, 100))
+    assert list(tmp_path.iterdir()) == [], "a config error must be raised before any file is written"
+
+
+def _dead_pid() -> int:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_resume_removes_stale_temporaries_and_adds_no_empty_event_files(tmp_path):
+    torch.set_num_threads(1)
+    stale = tmp_path / "checkpoints" / f".last.ckpt.tmp-{_dead_pid()}"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"half a checkpoint")
+    live = tmp_path / "checkpoints" / f".other.ckpt.tmp-{os.getpid()}"  # a running process's: kept
+    live.write_bytes(b"being written")
+    toy.run(tmp_path, epochs=1)
+    assert not stale.exists() and live.exists()
+    assert len(list((tmp_path / "tensorboard").iterdir())) == 1
+    toy.run(tmp_path, epochs=1)  # finished: nothing is logged, so no new events file
+    assert len(list((tmp_path / "tensorboard").iterdir())) == 1
+
+
+def test_progress_is_one_line_per_epoch_when_not_a_terminal(tmp_path, capsys):
+    from taskloss.training import SupervisedTask, Trainer, TrainingConfig
+
+    torch.set_num_threads(1)
+    config = TrainingConfig(epochs=2, batch_size=4, accelerator="cpu", monitor="mae", progress=True)
+    trainer = Trainer(SupervisedTask(toy.make_model, torch.nn.L1Loss(), toy.metrics), config, tmp_path / "r")
+    trainer.fit(toy.ToyImages(8, 0), toy.ToyImages(4, 100))
+    captured = capsys.readouterr()
+    lines = captured.out.splitlines()
+    assert [line.split(":")[0] for line in lines] == ["r epoch 1/2", "r epoch 2/2"]
+    assert "validation mae " in lines[0] and "\r" not in captured.out + captured.err

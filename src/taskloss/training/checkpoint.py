@@ -3,6 +3,8 @@
 import os
 import pickle
 import random
+import re
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,49 @@ def atomic_write(path: Path, write: Any) -> None:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+_TEMPORARY = re.compile(r"^\..+\.tmp-(\d+)$")
+"""Names of the temporaries of :func:`atomic_write` (and of folders built the same way): ``.<name>.tmp-<pid>``."""
+
+
+def remove_stale_temporaries(folder: Path) -> list[Path]:
+    """Delete the temporaries in ``folder`` left by processes that no longer run (e.g. after kill -9).
+
+    A temporary whose process id belongs to a running process is kept: it may be another rank of
+    the same run writing now (a reused id only delays the clean-up to a later call).
+
+    Args:
+        folder: the folder to clean (nothing happens when it does not exist).
+
+    Returns:
+        The files and folders removed.
+    """
+    if not folder.is_dir():
+        return []
+    removed = []
+    for entry in folder.iterdir():
+        match = _TEMPORARY.match(entry.name)
+        if match is None or _process_alive(int(match.group(1))):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+        removed.append(entry)
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # a process of another user holds the id
+        return True
+    return True
 
 
 def rng_state() -> dict[str, Any]:

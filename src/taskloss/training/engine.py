@@ -21,6 +21,7 @@ What it guarantees:
 
 import math
 import os
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -33,7 +34,13 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from taskloss.errors import ConfigError, TrainingError
-from taskloss.training.checkpoint import atomic_write, read_checkpoint, rng_state, set_rng_state
+from taskloss.training.checkpoint import (
+    atomic_write,
+    read_checkpoint,
+    remove_stale_temporaries,
+    rng_state,
+    set_rng_state,
+)
 from taskloss.training.config import TrainingConfig
 from taskloss.training.logs import RunLogger
 from taskloss.training.sampling import IndexedDataset, ResumableSampler
@@ -137,10 +144,12 @@ class Trainer:
     def fit(self, train_set: Dataset[Any], val_set: Dataset[Any]) -> FitResult:
         """Train for ``config.epochs`` epochs (resuming from ``last.ckpt`` if present)."""
         state = self._start()
-        logger = RunLogger(self.run_dir, self.fabric.is_global_zero,
-                           resume_step=state.global_step if state.global_step else None)
         train_loader, sampler = self._loader(train_set, shuffle=True)
         val_loader, _ = self._loader(val_set, shuffle=False)
+        if state.epoch < self.config.epochs:
+            self._check_monitor(val_loader)
+        logger = RunLogger(self.run_dir, self.fabric.is_global_zero,
+                           resume_step=state.global_step if state.global_step else None)
         steps_run, seconds = 0, 0.0
         try:
             for epoch in range(state.epoch, self.config.epochs):
@@ -154,6 +163,7 @@ class Trainer:
                 state.epoch, state.batch_in_epoch = epoch + 1, 0
                 self.task.end_epoch()
                 means = self.validate(val_loader)
+                self._print_epoch(epoch + 1, means)
                 state.history.append({"epoch": float(epoch + 1), **means})
                 logger.log_val(state.global_step, epoch + 1, means)
                 if self._improved(means, state):
@@ -168,7 +178,7 @@ class Trainer:
         config = self.config
         self.task.set_training(True)
         bar = tqdm(loader, desc=f"{self.run_dir.name} epoch {state.epoch + 1}/{config.epochs}",
-                   disable=not (config.progress and self.fabric.is_global_zero), leave=False,
+                   disable=not (self._progress() and _is_terminal(sys.stderr)), leave=False,
                    dynamic_ncols=True)
         for batch in bar:
             logs = self.task.training_step(batch, self.fabric)
@@ -181,6 +191,18 @@ class Trainer:
                 bar.set_postfix(loss=f"{values.get('loss', math.nan):.4g}")
             if config.checkpoint_every_steps and state.global_step % config.checkpoint_every_steps == 0:
                 self._save(self.last_path, state)
+
+    def _progress(self) -> bool:
+        return self.config.progress and self.fabric.is_global_zero
+
+    def _print_epoch(self, epoch: int, means: dict[str, float]) -> None:
+        """One line per epoch in place of the bar when the bar's stream is a file or a pipe.
+
+        A bar redrawn with carriage returns would fill a log file with every frame.
+        """
+        if self._progress() and not _is_terminal(sys.stderr):
+            values = ", ".join(f"{name} {value:.4g}" for name, value in means.items())
+            print(f"{self.run_dir.name} epoch {epoch}/{self.config.epochs}: validation {values}", flush=True)
 
     def validate(self, loader: DataLoader[Any]) -> dict[str, float]:
         """Means over the dataset of the task's per-image validation values."""
@@ -230,7 +252,29 @@ class Trainer:
             self.task.setup(self.fabric, self.config)
             self._set_up = True
 
+    def _check_monitor(self, val_loader: DataLoader[Any]) -> None:
+        """Fail before training (and before any log is written) when ``monitor`` is not a metric.
+
+        The names of the validation values come from one validation batch; the random state is
+        restored afterwards so that a resumed run stays exact.
+        """
+        monitor = self.config.monitor
+        batch = next(iter(val_loader), None) if monitor is not None else None
+        if batch is None:
+            return
+        saved = rng_state()
+        self.task.set_training(False)
+        with torch.no_grad():
+            names = set(self.task.validation_step(batch))
+        set_rng_state(saved)
+        if monitor not in names:
+            raise ConfigError(f"training.monitor={monitor!r} is not a validation metric of this run, in "
+                              f"{self.run_dir}; choose one of {sorted(names)}, or null for the last epoch")
+
     def _start(self) -> LoopState:
+        if self.fabric.is_global_zero:
+            remove_stale_temporaries(self.run_dir / "checkpoints")
+            remove_stale_temporaries(self.run_dir)
         self._setup_task()
         if not self.last_path.is_file():
             return LoopState()
@@ -270,10 +314,7 @@ class Trainer:
         if monitor is None:
             state.best_epoch = state.epoch
             return True
-        if monitor not in means:
-            raise ConfigError(f"training.monitor={monitor!r} is not a validation metric of this run; "
-                              f"choose one of {sorted(means)}")
-        value = means[monitor]
+        value = means[monitor]  # a known metric: checked by _check_monitor
         better = (state.best_value is None or (value < state.best_value if self.config.monitor_mode == "min"
                                                else value > state.best_value))
         if better:
@@ -292,6 +333,11 @@ class Trainer:
             generator=torch.Generator().manual_seed(self.config.seed),
         )
         return fabric.setup_dataloaders(loader, use_distributed_sampler=False), sampler
+
+
+def _is_terminal(stream: Any) -> bool:
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty is not None and isatty())
 
 
 def _check_finite_losses(values: dict[str, float], step: int) -> None:

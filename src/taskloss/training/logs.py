@@ -65,8 +65,22 @@ class RunLogger:
             return
         self.train = CSVLog(run_dir / "train_log.csv", resume_step)
         self.val = CSVLog(run_dir / "val_log.csv", resume_step)
-        # purge_step hides events that a resumed run logs again.
-        self.tensorboard = SummaryWriter(str(run_dir / "tensorboard"), purge_step=resume_step)
+        self._tensorboard_dir = run_dir / "tensorboard"
+        self._resume_step = resume_step
+        self._writer: SummaryWriter | None = None
+
+    @property
+    def tensorboard(self) -> SummaryWriter:
+        """The TensorBoard writer, created at the first value logged.
+
+        TensorBoard's event files are append-only records that a new writer cannot extend, so each
+        attempt that logs something adds one file (TensorBoard merges the files of a folder, and
+        ``purge_step`` hides the steps a resumed run logs again). Creating the writer lazily keeps
+        attempts that fail or are killed before their first logged step from adding empty files.
+        """
+        if self._writer is None:
+            self._writer = SummaryWriter(str(self._tensorboard_dir), purge_step=self._resume_step)
+        return self._writer
 
     def log_train(self, step: int, values: dict[str, float]) -> None:
         """Training losses of one step."""
@@ -84,5 +98,5 @@ class RunLogger:
 
     def close(self) -> None:
         """Flush and close TensorBoard."""
-        if self.enabled:
-            self.tensorboard.close()
+        if self.enabled and self._writer is not None:
+            self._writer.close()
