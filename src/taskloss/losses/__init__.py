@@ -5,7 +5,8 @@
 - perceptual: :class:`PerceptualLoss` (Chen & Koltun; VGG-19 offline, 2.5-D volumes, layer balancing);
 - adversarial: :class:`AdversarialLoss` (bce, lsgan, hinge, wgan-gp) and :func:`gradient_penalty`;
 - :class:`FeatureMatchingLoss` and :class:`OutputPenalty` (Seitzer et al.);
-- :class:`CompositeLoss`: named terms, fixed or first-batch normalisation.
+- :class:`CompositeLoss`: named terms, fixed or first-batch normalisation;
+- task: :class:`TaskLoss`, the downstream task network (segmentation, classification) as the loss.
 
 Conventions and examples: ``docs/losses.md``.
 """
@@ -47,6 +48,7 @@ from taskloss.losses.pixel import (
     nmse_loss,
     ssim_loss,
 )
+from taskloss.losses.task import TaskLoss, load_task_network
 
 __all__ = [
     "CRITERIA",
@@ -67,6 +69,7 @@ __all__ = [
     "OutputPenalty",
     "PerceptualLoss",
     "SSIMLoss",
+    "TaskLoss",
     "cross_entropy_loss",
     "discriminator_logits",
     "discriminator_loss",
@@ -76,6 +79,7 @@ __all__ = [
     "generator_loss",
     "gradient_penalty",
     "l1_loss",
+    "load_task_network",
     "mse_loss",
     "nmse_loss",
     "output_penalty",

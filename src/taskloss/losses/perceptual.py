@@ -123,7 +123,7 @@ class PerceptualLoss(nn.Module):
             self.normalizer = TermNormalizer(self.terms, balance_batches)
             fixed = torch.ones(len(self.terms))
         else:
-            fixed = _fixed_weights(self.terms, layer_weights, feature_network)
+            fixed = _fixed_weights(self.terms, layer_weights, feature_network.layer_aliases)
         self.register_buffer("term_weights", fixed, persistent=False)
 
     @property
@@ -295,7 +295,7 @@ def _feature_network(
 
 
 def _fixed_weights(terms: tuple[str, ...], layer_weights: LayerWeights,
-                   network: FeatureNetwork) -> torch.Tensor:
+                   aliases: Mapping[str, str]) -> torch.Tensor:
     if layer_weights is None:
         return torch.ones(len(terms))
     if isinstance(layer_weights, str):
@@ -304,7 +304,7 @@ def _fixed_weights(terms: tuple[str, ...], layer_weights: LayerWeights,
     if isinstance(layer_weights, Mapping):
         values = {}
         for name, weight in layer_weights.items():
-            canonical = network.layer_aliases.get(name, name)
+            canonical = aliases.get(name, name)
             if canonical not in terms:
                 raise ConfigError(f"layer_weights names {name!r}, which is not a term of this loss; "
                                   f"its terms are {', '.join(terms)}")
