@@ -41,10 +41,23 @@ def get_study(name: str) -> Study:
 
 def study_of_run(config: Mapping[str, Any], source: str) -> Study:
     """The study that trains and scores a run configuration, from its ``study`` key."""
+    from taskloss.studies.engine import FILE_STUDY, run_study_of
+
     name = config.get("study")
+    if name == FILE_STUDY:
+        return run_study_of(config, source)
     if name not in STUDIES:
-        raise ConfigError(f"{source}: key 'study' must be one of {', '.join(STUDIES)}, got {name!r}")
+        raise ConfigError(f"{source}: key 'study' must be one of {', '.join([*STUDIES, FILE_STUDY])}, "
+                          f"got {name!r}")
     return STUDIES[name]
+
+
+def _found(out: Path) -> list[tuple[Study, Path]]:
+    """Every study with results in ``out``: the built-in ones, then those of study files."""
+    from taskloss.studies.engine import find_file_studies
+
+    found = [(study, out / name) for name, study in STUDIES.items() if study.has_results(out / name)]
+    return found + find_file_studies(out)
 
 
 def render_report(out: Path) -> Path:
@@ -53,7 +66,7 @@ def render_report(out: Path) -> Path:
     Returns:
         The report file.
     """
-    sections = [study.render(out / name) for name, study in STUDIES.items() if study.has_results(out / name)]
+    sections = [study.render(folder) for study, folder in _found(out)]
     if not sections:
         raise DataError(f"{out} holds no study results; run `taskloss study ...` or `taskloss demo` first")
     header = [

@@ -1,0 +1,647 @@
+"""The study engine: a study file (:mod:`taskloss.studies.spec`) trained, scored and reported.
+
+``taskloss study run STUDY.yaml`` calls :func:`run_file_study`:
+
+1. **runs**: every network x loss of the file is one run, ``OUT/<name>/runs/<network>-<loss>/``,
+   whose ``config.yaml`` records what the run depends on (data, network, loss, training). A run
+   that has finished is skipped; one whose folder holds other settings is refused, naming the
+   keys that differ (adding a loss or a network to the file only adds runs).
+2. **training** (the Fabric :class:`~taskloss.training.Trainer`: resumable, seeded): one run after
+   the other, ``jobs`` at a time in local processes (CPU threads split between them), or one
+   SLURM job per run with submitit (``launcher="slurm"``).
+3. **task network** (when the data folder has ``labels/``): a segmentation network trained on the
+   targets (``OUT/<name>/segmentation/``) or loaded from ``segmentation.weights``.
+4. **evaluation** of each run's best checkpoint on the test split: per image MAE, PSNR, SSIM,
+   HFEN, NMSE (predictions clipped to [0, 1] when the data is normalised; data_range 1, the
+   target's scale, or each target's max - min with ``normalize: none``), and the task network's
+   foreground Dice on the prediction; ``runs/<run>/evaluation/test.csv`` and the predictions.
+5. **report** (:mod:`taskloss.studies.file_report`).
+
+Best checkpoints are picked by the validation mean of ``training.monitor`` (default the first
+metric); runs with an adversarial term keep their last epoch.
+"""
+
+import concurrent.futures
+import math
+import multiprocessing
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import yaml
+from lightning.fabric import Fabric
+from pydantic import Field
+from torch import nn
+from torch.utils.data import DataLoader
+
+from taskloss.errors import ConfigError, DataError
+from taskloss.losses import AdversarialLoss, CompositeLoss, CrossEntropyLoss
+from taskloss.metrics import DataRange, dice, hfen, mae, nmse, psnr, ssim
+from taskloss.networks import create_network
+from taskloss.networks.summary import network_cost
+from taskloss.studies.base import Study, StudyRequest
+from taskloss.studies.common import (
+    CONFIG_FILE,
+    EVALUATION_DIR,
+    TEST_CSV,
+    read_per_image,
+    save_npz,
+    validate_config,
+    write_json,
+    write_per_image,
+    write_run_config,
+    write_run_info,
+)
+from taskloss.studies.paired import paired_splits
+from taskloss.studies.spec import DataSpec, LossSpec, NetworkSpec, SegmentationSpec, StudySpec, load_study
+from taskloss.studies.terms import build_loss, describe_loss, term_values
+from taskloss.training import FitResult, SupervisedTask, Trainer, TrainingConfig, make_fabric
+from taskloss.training.adversarial import AdversarialTask, Generated
+from taskloss.training.checkpoint import read_checkpoint
+from taskloss.training.config import OptimizerConfig, StrictModel, load_yaml
+from taskloss.training.task import Batch, TrainingTask
+
+FILE_STUDY = "file"
+"""``study:`` of the run configurations the engine writes."""
+STUDY_FILE = "study.yaml"
+"""The study file as run, kept in ``OUT/<name>/`` (``taskloss report`` renders from it)."""
+PREDICTIONS = "test_predictions.npz"
+SEGMENTATION = "segmentation"
+ALL_METRICS = ("mae", "psnr", "ssim", "hfen", "nmse")
+Launcher = Literal["local", "slurm"]
+
+
+class FileRun(StrictModel):
+    """One run of a study file: what its training depends on (``runs/<run>/config.yaml``).
+
+    Hardware (devices, accelerator) and progress bars are not part of it: a run may resume on
+    other hardware.
+    """
+
+    study: Literal["file"] = FILE_STUDY
+    task: Literal["paired"] = "paired"
+    data: DataSpec
+    network: NetworkSpec
+    loss: LossSpec
+    training: TrainingConfig
+
+
+class SegmentationRun(StrictModel):
+    """The task metric's segmentation network, trained on the targets (``segmentation/config.yaml``)."""
+
+    study: Literal["file"] = FILE_STUDY
+    task: Literal["segmentation"] = "segmentation"
+    data: DataSpec
+    network: str
+    options: dict[str, Any] = Field(default_factory=dict)
+    classes: int = Field(ge=2)
+    training: TrainingConfig
+
+
+def run_name(network: str, loss: str) -> str:
+    """Folder name of a run: ``<network>-<loss>``."""
+    return f"{network}-{loss}"
+
+
+def build_runs(spec: StudySpec) -> dict[str, FileRun]:
+    """Every network x loss of a study by run name, networks outer, losses inner (table order)."""
+    return {run_name(network, loss): FileRun(data=spec.data, network=spec.networks[network],
+                                             loss=spec.losses[loss], training=spec.training.config(
+                                                 None if spec.losses[loss].adversarial else spec.monitor))
+            for network in spec.networks for loss in spec.losses}
+
+
+def data_range(data: DataSpec) -> DataRange:
+    """The data_range of PSNR, SSIM and the SSIM loss: 1 for normalised data (targets span [0, 1]),
+    each target's max - min otherwise."""
+    return 1.0 if data.normalize != "none" else "target_range"
+
+
+def output_image(pred: torch.Tensor, data: DataSpec) -> torch.Tensor:
+    """What is scored: the prediction, clipped to [0, 1] for normalised data."""
+    return pred.clamp(0.0, 1.0) if data.normalize != "none" else pred
+
+
+def image_metrics(data: DataSpec) -> Callable[[torch.Tensor, Batch], dict[str, torch.Tensor]]:
+    """Per-image MAE, PSNR, SSIM, HFEN and NMSE of a prediction against the batch's target."""
+    scale = data_range(data)
+
+    def metrics(pred: torch.Tensor, batch: Batch) -> dict[str, torch.Tensor]:
+        pred, target = output_image(pred, data), batch["target"]
+        return {"mae": mae(pred, target), "psnr": psnr(pred, target, data_range=scale),
+                "ssim": ssim(pred, target, data_range=scale), "hfen": hfen(pred, target),
+                "nmse": nmse(pred, target)}
+
+    return metrics
+
+
+class PairedTask(SupervisedTask):
+    """A network trained on a study loss: ``criterion`` is the loss's :class:`CompositeLoss`, its
+    terms computed from the prediction and the whole batch (the penalty needs the input); each
+    weighted term is logged beside the total."""
+
+    def training_step(self, batch: Batch, fabric: Fabric) -> dict[str, torch.Tensor]:
+        """Forward, loss terms, backward, (clip), Adam step."""
+        self.optimizer.zero_grad(set_to_none=True)
+        pred = self.forward(self.model, batch)
+        assert isinstance(self.criterion, CompositeLoss)
+        output = self.criterion(term_values(self.criterion, pred, batch))
+        fabric.backward(output.total)
+        if self.grad_clip is not None:
+            fabric.clip_gradients(self.model, self.optimizer, max_norm=self.grad_clip)
+        self.optimizer.step()
+        return {"loss": output.total.detach(), **output.weighted}
+
+
+def build_task(run: FileRun) -> tuple[TrainingTask, str]:
+    """The training task of a run (adversarial when its loss has an adversarial term) and its loss
+    description."""
+    loss = build_loss(run.loss, data_range(run.data))
+    metrics = image_metrics(run.data)
+    description = describe_loss(run.loss)
+
+    def network() -> nn.Module:
+        return create_network(run.network.name, **run.network.options)
+
+    adversarial = run.loss.adversarial
+    if adversarial is None:
+        return PairedTask(network, loss, metrics), description
+    discriminator = adversarial.discriminator
+
+    def generate(model: nn.Module, batch: Batch) -> Generated:
+        return Generated(model(batch["input"]), {})
+
+    def terms(generated: Generated, d_fake: Any, d_real: Any, batch: Batch) -> dict[str, torch.Tensor]:
+        return term_values(loss, generated.image, batch, d_fake, d_real)
+
+    task = AdversarialTask(network, lambda: create_network(discriminator.name, **discriminator.options),
+                           generate, lambda image: image, lambda batch: batch["target"], terms, loss,
+                           AdversarialLoss(adversarial.criterion, real_label=adversarial.real_label), metrics,
+                           discriminator.optimizer, pool_size=adversarial.pool_size)
+    return task, description + f" (discriminator {discriminator.name})"
+
+
+def _hardware(config: TrainingConfig, devices: int, accelerator: str, progress: bool) -> TrainingConfig:
+    return config.model_copy(update={"devices": devices, "accelerator": accelerator, "progress": progress})
+
+
+def train_file_run(run: FileRun, run_dir: Path, devices: int = 1, accelerator: str = "auto",
+                   progress: bool = True, fabric: Fabric | None = None) -> FitResult:
+    """Train one run in ``run_dir`` (resuming; at once when finished); record ``evaluation/run.json``."""
+    write_run_config(run_dir, run)
+    splits = paired_splits(run.data)
+    task, description = build_task(run)
+    trainer = Trainer(task, _hardware(run.training, devices, accelerator, progress), run_dir, fabric)
+    result = trainer.fit(splits.train, splits.val)
+    if trainer.fabric.is_global_zero:
+        write_run_info(run_dir, result, description)
+    return result
+
+
+def load_file_run(run_dir: Path) -> FileRun:
+    """The configuration of a run folder."""
+    return validate_config(FileRun, load_yaml(run_dir / CONFIG_FILE), str(run_dir / CONFIG_FILE))
+
+
+# -- the task network (SIS) ------------------------------------------------------------------------
+
+
+def _foreground_dice(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Dice of the foreground (every label > 0) per image; NaN where neither has foreground."""
+    return dice(logits.argmax(dim=1, keepdim=True) > 0, labels > 0)
+
+
+def _segmentation_task(run: SegmentationRun) -> SupervisedTask:
+    def metrics(logits: torch.Tensor, batch: Batch) -> dict[str, torch.Tensor]:
+        return {"dice": torch.nan_to_num(_foreground_dice(logits, batch["label"]), nan=1.0)}
+
+    return SupervisedTask(lambda: create_network(run.network, **{"num_classes": run.classes, **run.options}),
+                          CrossEntropyLoss(), metrics, forward=lambda model, batch: model(batch["target"]),
+                          target_key="label")
+
+
+def segmentation_run(spec: StudySpec) -> SegmentationRun | None:
+    """The segmentation run of a study whose data has labels (None without labels)."""
+    data = paired_splits(spec.data).train.data  # type: ignore[attr-defined]
+    if data.labels is None:
+        return None
+    settings: SegmentationSpec = spec.segmentation
+    training = TrainingConfig(epochs=settings.epochs, batch_size=spec.training.batch_size, seed=spec.training.seed,
+                              monitor="dice", monitor_mode="max", optimizer=OptimizerConfig(lr=settings.lr))
+    return SegmentationRun(data=spec.data, network=settings.network, options=settings.options,
+                           classes=max(2, int(data.labels.max()) + 1), training=training)
+
+
+def segmenter(spec: StudySpec, out_dir: Path, devices: int = 1, accelerator: str = "auto"
+              ) -> Callable[[torch.Tensor], torch.Tensor] | None:
+    """The task network as ``images (B, 1, H, W) -> logits``: trained on the targets in
+    ``out_dir/segmentation`` (resumed, skipped when finished), or loaded from
+    ``segmentation.weights``; None when the data has no labels."""
+    run = segmentation_run(spec)
+    if run is None:
+        return None
+    task = _segmentation_task(run)
+    config = _hardware(run.training, devices, accelerator, True)
+    if spec.segmentation.weights is None:
+        run_dir = out_dir / SEGMENTATION
+        write_run_config(run_dir, run)
+        splits = paired_splits(run.data)
+        trainer = Trainer(task, config, run_dir)
+        trainer.fit(splits.train, splits.val)
+        trainer.load_weights("best")
+        device = trainer.fabric.device
+    else:
+        fabric = make_fabric(config)
+        task.setup(fabric, config)
+        _load_state(task.model, spec.segmentation.weights)
+        device = fabric.device
+    task.set_training(False)
+    model = task.model
+
+    def segment(images: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return model(images.to(device))
+
+    return segment
+
+
+def _load_state(model: nn.Module, path: Path) -> None:
+    """Load a segmentation network from the ``best.ckpt`` of a run or a plain state dict file."""
+    payload = read_checkpoint(Path(path))
+    state = payload["task"]["model"] if "task" in payload else payload
+    try:
+        model.load_state_dict(state)
+    except (RuntimeError, KeyError, TypeError) as error:
+        raise ConfigError(f"segmentation.weights {path} does not fit the network {type(model).__name__} "
+                          f"({type(error).__name__}); give the best.ckpt of a segmentation run with the same "
+                          "network and options") from None
+
+
+# -- evaluation ------------------------------------------------------------------------------------
+
+
+def evaluate_file_run(run_dir: Path, split: str = "test",
+                      segment: Callable[[torch.Tensor], torch.Tensor] | None = None) -> Path:
+    """Score a run's best checkpoint on ``split`` image by image.
+
+    Writes ``evaluation/<split>.csv`` (id and every metric of :data:`ALL_METRICS`, plus ``dice``
+    and ``roi`` (1 where the label has foreground) with a task network) and, for the test split,
+    ``evaluation/test_predictions.npz`` (``ids``, ``pred`` (N, H, W) float32 as scored).
+
+    Returns:
+        The CSV file.
+    """
+    run = load_file_run(run_dir)
+    dataset = getattr(paired_splits(run.data), split)
+    task, _ = build_task(run)
+    trainer = Trainer(task, _hardware(run.training, 1, "auto", False), run_dir)
+    trainer.load_weights("best")
+    task.set_training(False)
+    metrics = image_metrics(run.data)
+    ids: list[str] = []
+    values: dict[str, list[float]] = {}
+    predictions = []
+    with torch.no_grad():
+        for batch in DataLoader(dataset, batch_size=run.training.batch_size, shuffle=False):
+            batch = trainer.fabric.to_device(batch)
+            pred = output_image(task.predict(batch).float(), run.data)  # type: ignore[attr-defined]
+            scores = metrics(pred, batch)
+            if segment is not None:
+                scores["dice"] = _foreground_dice(segment(pred), batch["label"])
+                scores["roi"] = (batch["label"] > 0).flatten(1).any(dim=1).float()
+            for name, value in scores.items():
+                values.setdefault(name, []).extend(value.cpu().tolist())
+            ids.extend(batch["id"])
+            predictions.append(pred[:, 0].cpu().numpy())
+    path = run_dir / EVALUATION_DIR / f"{split}.csv"
+    write_per_image(path, ids, {k: np.asarray(v) for k, v in values.items()})
+    if split == "test":
+        save_npz(run_dir / EVALUATION_DIR / PREDICTIONS, {"ids": np.array(ids),
+                                                           "pred": np.concatenate(predictions).astype(np.float32)})
+    return path
+
+
+def evaluate_targets(spec: StudySpec, out_dir: Path, segment: Callable[[torch.Tensor], torch.Tensor]) -> Path:
+    """The task network's Dice on the test targets (the denominator of SIS):
+    ``segmentation/evaluation/test.csv`` (id, dice, roi)."""
+    dataset = paired_splits(spec.data).test
+    ids: list[str] = []
+    values: dict[str, list[float]] = {"dice": [], "roi": []}
+    for batch in DataLoader(dataset, batch_size=spec.training.batch_size, shuffle=False):
+        values["dice"] += _foreground_dice(segment(batch["target"]), batch["label"]).cpu().tolist()
+        values["roi"] += (batch["label"] > 0).flatten(1).any(dim=1).float().tolist()
+        ids.extend(batch["id"])
+    path = out_dir / SEGMENTATION / EVALUATION_DIR / TEST_CSV
+    write_per_image(path, ids, {k: np.asarray(v) for k, v in values.items()})
+    return path
+
+
+# -- running many runs -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunJob:
+    """One run to train: everything a worker process (local or SLURM) needs, picklable."""
+
+    name: str
+    config: dict[str, Any]
+    run_dir: str
+    devices: int
+    accelerator: str
+    threads: int | None
+    progress: bool
+
+
+def train_job(job: RunJob) -> float:
+    """Train one run (in this or a worker process); returns its seconds per step (NaN if skipped)."""
+    if job.threads is not None:
+        torch.set_num_threads(job.threads)
+    run = validate_config(FileRun, job.config, f"run {job.name}")
+    return train_file_run(run, Path(job.run_dir), job.devices, job.accelerator, job.progress).seconds_per_step
+
+
+def _jobs(runs: Mapping[str, FileRun], out_dir: Path, devices: int, accelerator: str, threads: int | None,
+          progress: bool) -> list[RunJob]:
+    return [RunJob(name, run.model_dump(mode="json"), str(out_dir / "runs" / name), devices, accelerator, threads,
+                   progress) for name, run in runs.items()]
+
+
+def train_local(runs: Mapping[str, FileRun], out_dir: Path, jobs: int = 1, devices: int = 1,
+                accelerator: str = "auto") -> dict[str, float]:
+    """Train runs on this machine, ``jobs`` at a time.
+
+    With ``jobs > 1`` each run trains in its own process (spawned: a fresh interpreter, as CUDA
+    and OpenMP need), with ``cores // jobs`` CPU threads so the processes do not oversubscribe the
+    cores; on a machine with GPUs give each process its device with ``CUDA_VISIBLE_DEVICES`` or
+    use ``launcher="slurm"``.
+
+    Returns:
+        Seconds per training step of every run (NaN for runs that had finished).
+    """
+    if jobs == 1:
+        return {job.name: train_job(job) for job in _jobs(runs, out_dir, devices, accelerator, None, True)}
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+        futures = {job.name: pool.submit(train_job, job)
+                   for job in _jobs(runs, out_dir, devices, accelerator, threads, False)}
+        return {name: future.result() for name, future in futures.items()}
+
+
+def train_submitit(runs: Mapping[str, FileRun], out_dir: Path, spec: StudySpec, devices: int = 1,
+                   accelerator: str = "auto", cluster: str = "slurm") -> dict[str, float]:
+    """Train each run as a job submitted with submitit and wait for all of them.
+
+    Args:
+        runs: the runs by name.
+        out_dir: the study folder; submitit's logs go to ``out_dir/submitit``.
+        spec: the study (its ``slurm`` settings).
+        devices: GPUs (and tasks) per run: a job gets ``devices`` tasks on one node and the run
+            trains with DDP across them (Lightning Fabric reads the SLURM environment).
+        accelerator: "auto", "cpu" or "cuda".
+        cluster: "slurm", or "local" (submitit's local executor, to try a study without a cluster).
+
+    Returns:
+        Seconds per training step of every run.
+    """
+    import submitit
+
+    slurm = spec.slurm
+    executor = submitit.AutoExecutor(folder=out_dir / "submitit", cluster=cluster)
+    executor.update_parameters(timeout_min=slurm.timeout_min, tasks_per_node=devices, nodes=1,
+                               cpus_per_task=slurm.cpus_per_task, mem_gb=slurm.mem_gb,
+                               gpus_per_node=slurm.gpus_per_node if cluster == "slurm" else 0,
+                               name=f"taskloss-{spec.name}")
+    if cluster == "slurm":
+        executor.update_parameters(slurm_partition=slurm.partition,
+                                   slurm_additional_parameters=dict(slurm.additional))
+    jobs = _jobs(runs, out_dir, devices, accelerator, None, False)
+    with executor.batch():
+        submitted = [executor.submit(train_job, job) for job in jobs]
+    results = {}
+    for job, handle in zip(jobs, submitted, strict=True):
+        try:
+            outcome = handle.result()
+        except Exception as error:  # submitit re-raises the job's failure with its log
+            raise DataError(f"run {job.name} failed in its {cluster} job ({type(error).__name__}: "
+                            f"{str(error).splitlines()[-1] if str(error) else ''}); see {out_dir / 'submitit'}"
+                            ) from None
+        # A DDP job returns one value per task; rank 0's is the run's.
+        results[job.name] = outcome[0] if isinstance(outcome, list) else outcome
+    return results
+
+
+def run_file_study(spec: StudySpec, out_dir: Path, devices: int = 1, accelerator: str = "auto", jobs: int = 1,
+                   launcher: Launcher | str = "local") -> Path:
+    """Train, score and report a study (finished runs are skipped).
+
+    Args:
+        spec: the study.
+        out_dir: its folder (``OUT/<name>``).
+        devices: devices (processes) per run; > 1 trains each run with DDP.
+        accelerator: "auto", "cpu" or "cuda".
+        jobs: runs trained at once on this machine (``launcher="local"``).
+        launcher: "local" (this machine), "slurm" (one job per run, submitit) or "submitit-local"
+            (submitit's local executor, for trying the SLURM path without a cluster).
+
+    Returns:
+        The results folder.
+    """
+    from taskloss.studies.file_report import render_file_study
+
+    if jobs < 1:
+        raise ConfigError(f"--jobs must be >= 1, got {jobs}")
+    started = time.perf_counter()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / STUDY_FILE).write_text(yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False))
+    runs = build_runs(spec)
+    paired_splits(spec.data)  # read the data once here: a data error stops the study before training
+    if launcher == "local":
+        step_times = train_local(runs, out_dir, jobs, devices, accelerator)
+    elif launcher in ("slurm", "submitit-local"):
+        step_times = train_submitit(runs, out_dir, spec, devices, accelerator,
+                                    "slurm" if launcher == "slurm" else "local")
+    else:
+        raise ConfigError(f"--launcher {launcher!r} is unknown; use local or slurm")
+    trained = time.perf_counter()
+    segment = segmenter(spec, out_dir, devices, accelerator)
+    if segment is not None:
+        evaluate_targets(spec, out_dir, segment)
+    for name in runs:
+        evaluate_file_run(out_dir / "runs" / name, "test", segment)
+    write_json(out_dir / "study.json", {
+        "study": spec.name, "jobs": jobs, "launcher": launcher, "devices": devices,
+        "seconds": time.perf_counter() - started, "seconds_training": trained - started,
+        "seconds_per_step": {k: (v if math.isfinite(v) else None) for k, v in step_times.items()}})
+    render_file_study(out_dir)
+    return out_dir / "results"
+
+
+# -- plan ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    """A run of a study before training.
+
+    Attributes:
+        name: the run's folder name.
+        parameters: trainable parameters of its network (and discriminator).
+        steps: optimiser steps it will take.
+        seconds_per_step: measured on this machine (the median of a few real steps).
+        seconds: the estimate ``steps * seconds_per_step`` (validation not included).
+        finished: whether its folder holds a finished run (it will be skipped).
+    """
+
+    name: str
+    parameters: int
+    steps: int
+    seconds_per_step: float
+    seconds: float
+    finished: bool
+
+
+def _time_steps(run: FileRun, steps: int, accelerator: str) -> float:
+    """Median seconds of ``steps`` real training steps of a run (after one warm-up step)."""
+    config = run.training.model_copy(update={"accelerator": accelerator, "devices": 1, "progress": False})
+    fabric = make_fabric(config)
+    fabric.seed_everything(config.seed, verbose=False)
+    task, _ = build_task(run)
+    task.setup(fabric, config)
+    task.set_training(True)
+    loader = DataLoader(paired_splits(run.data).train, batch_size=config.batch_size, shuffle=True,
+                        generator=torch.Generator().manual_seed(0), drop_last=False)
+    batches = [fabric.to_device(batch) for _, batch in zip(range(steps + 1), _cycle(loader), strict=False)]
+    times = []
+    for batch in batches:
+        start = time.perf_counter()
+        task.training_step(batch, fabric)
+        times.append(time.perf_counter() - start)
+    return float(np.median(times[1:]))
+
+
+def _cycle(loader: DataLoader) -> Any:
+    while True:
+        yield from loader
+
+
+def _parameters(run: FileRun) -> int:
+    size = run.data.size
+    count = network_cost(run.network.name, size, **run.network.options).trainable
+    if run.loss.adversarial is not None:
+        discriminator = run.loss.adversarial.discriminator
+        count += network_cost(discriminator.name, size, **discriminator.options).trainable
+    return count
+
+
+def plan_study(spec: StudySpec, out_dir: Path, steps: int = 3, accelerator: str = "auto") -> list[PlannedRun]:
+    """The runs of a study with their sizes and a time estimate from measured step times.
+
+    Args:
+        spec: the study.
+        out_dir: its folder (runs that have finished there are marked).
+        steps: real training steps timed per run (after one warm-up step).
+        accelerator: where to time them.
+    """
+    train_size = len(paired_splits(spec.data).train)
+    planned = []
+    for name, run in build_runs(spec).items():
+        steps_total = math.ceil(train_size / run.training.batch_size) * run.training.epochs
+        per_step = _time_steps(run, steps, accelerator)
+        planned.append(PlannedRun(name, _parameters(run), steps_total, per_step, steps_total * per_step,
+                                  _finished(out_dir / "runs" / name, run.training.epochs)))
+    return planned
+
+
+def _finished(run_dir: Path, epochs: int) -> bool:
+    path = run_dir / "checkpoints" / "last.ckpt"
+    return path.is_file() and read_checkpoint(path)["loop"]["epoch"] >= epochs
+
+
+def plan_table(planned: Sequence[PlannedRun], jobs: int = 1) -> str:
+    """The plan as a Markdown table with the total estimate."""
+    lines = ["| run | trainable parameters | steps | s / step (measured) | estimate |", "|---|---:|---:|---:|---:|"]
+    for run in planned:
+        estimate = "done (skipped)" if run.finished else f"{run.seconds / 60:.1f} min"
+        lines.append(f"| {run.name} | {run.parameters:,} | {run.steps} | {run.seconds_per_step:.3f} | {estimate} |")
+    total = sum(run.seconds for run in planned if not run.finished)
+    parallel = "" if jobs == 1 else f"; with --jobs {jobs} at best {total / 60 / jobs:.1f} min"
+    lines += ["", f"Training estimate: {total / 60:.1f} min one run at a time{parallel} (validation, evaluation "
+              "and data loading not included)."]
+    return "\n".join(lines)
+
+
+# -- the Study interface ---------------------------------------------------------------------------
+
+
+class FileStudy(Study):
+    """A study described by a study file, behind the :class:`Study` interface.
+
+    ``request.options`` of :meth:`run`: ``jobs`` (runs at once) and ``launcher`` ("local",
+    "slurm"). ``request.preset`` is ignored; ``request.data`` replaces ``data.path``.
+    """
+
+    OPTIONS = ("jobs", "launcher")
+
+    def __init__(self, spec: StudySpec | None = None) -> None:
+        self.spec = spec
+        self.name = spec.name if spec is not None else FILE_STUDY
+        self.title = f"study file {spec.name}" if spec is not None else "a study file's runs"
+
+    def run(self, out_dir: Path, request: StudyRequest) -> Path:
+        """Train, score and report the study (:func:`run_file_study`)."""
+        self.check_options(request, self.OPTIONS)
+        if self.spec is None:
+            raise ConfigError("a study file is needed to run a study; use `taskloss study run STUDY.yaml`")
+        spec = self.spec
+        if request.data is not None:
+            spec = spec.model_copy(update={"data": spec.data.model_copy(update={"path": request.data.resolve()})})
+        return run_file_study(spec, out_dir, request.devices, request.accelerator,
+                              int(request.options.get("jobs", 1)), str(request.options.get("launcher", "local")))
+
+    def train(self, config: Mapping[str, Any], run_dir: Path, source: str) -> FitResult:
+        """One run from its configuration (``taskloss train runs/<run>/config.yaml``)."""
+        return train_file_run(validate_config(FileRun, config, source), run_dir)
+
+    def evaluate(self, run_dir: Path, split: str = "test") -> Path:
+        """Per-image metrics of a run's best checkpoint (without the task metric)."""
+        return evaluate_file_run(run_dir, split)
+
+    def render(self, out_dir: Path) -> str:
+        """Results and report section of a study folder (:func:`render_file_study`)."""
+        from taskloss.studies.file_report import render_file_study
+
+        return render_file_study(out_dir)
+
+    def has_results(self, out_dir: Path) -> bool:
+        """Whether ``out_dir`` holds a study file and evaluated runs."""
+        return (out_dir / STUDY_FILE).is_file() and any((out_dir / "runs").glob(f"*/{EVALUATION_DIR}/{TEST_CSV}"))
+
+
+def run_study_of(config: Mapping[str, Any], source: str) -> Study:
+    """The study that trains a run configuration written by the engine (``study: file``)."""
+    if config.get("task", "paired") != "paired":
+        raise ConfigError(f"{source}: a {config.get('task')!r} run is trained by `taskloss study run`, not alone")
+    return FileStudy()
+
+
+def find_file_studies(out: Path) -> list[tuple[Study, Path]]:
+    """Every study-file study under ``out`` with results (folders holding ``study.yaml``)."""
+    found: list[tuple[Study, Path]] = []
+    for folder in sorted(p for p in out.iterdir() if p.is_dir()) if out.is_dir() else []:
+        study = FileStudy(load_study(folder / STUDY_FILE)) if (folder / STUDY_FILE).is_file() else None
+        if study is not None and study.has_results(folder):
+            found.append((study, folder))
+    return found
+
+
+def read_test_results(out_dir: Path, names: Sequence[str]) -> dict[str, tuple[list[str], dict[str, np.ndarray]]]:
+    """Per-image test results of the runs ``names`` that have them."""
+    return {name: read_per_image(out_dir / "runs" / name / EVALUATION_DIR / TEST_CSV) for name in names
+            if (out_dir / "runs" / name / EVALUATION_DIR / TEST_CSV).is_file()}
+

@@ -1,0 +1,238 @@
+"""Results of a study file: table, paired tests, figure, per-image CSV, reader-study hand-off, report.
+
+Reads only what the engine saved (``study.yaml``, ``runs/*/evaluation/``, ``segmentation/``), so
+``taskloss report OUT`` can redo it at any time. Written to ``OUT/<name>/results/``:
+
+- ``table.md``, ``table.tex``, ``table.csv``: rows "network - loss", the study's metrics as mean ±
+  sd over the test images (best per network in bold), and SIS when the data has labels;
+- ``pvalues.md``: per network, every loss against the baseline: the median per-image difference
+  and the two-sided paired Wilcoxon p-value of each metric (Dice on images whose label has
+  foreground);
+- ``per_image.csv``: every run's per-image values (id ``<run>/<image>``);
+- ``figure.png``: input, every run and the target for a few test images, a zoomed crop and error maps;
+- ``images/<run>/<id>.npy``, ``images/ground_truth/<id>.npy`` and ``methods.json``: the input of
+  ``taskloss readers create --from OUT/<name>/results`` (images in [0, 1]).
+"""
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from taskloss.errors import DataError
+from taskloss.metrics import PairedTest, Summary, paired_wilcoxon, semantic_interpretability, summarize
+from taskloss.report import Case, Column, ResultTable, Row, comparison_figure, detail_crop
+from taskloss.studies.common import (
+    EVALUATION_DIR,
+    TEST_CSV,
+    figure_case_indices,
+    format_p,
+    read_per_image,
+    read_run_info,
+    write_json,
+    write_per_image,
+    write_table,
+    write_text,
+)
+from taskloss.studies.engine import PREDICTIONS, SEGMENTATION, STUDY_FILE, build_runs
+from taskloss.studies.paired import paired_data, paired_splits
+from taskloss.studies.spec import HIGHER_IS_BETTER, StudySpec, load_study
+from taskloss.studies.terms import describe_loss
+
+Results = dict[str, tuple[list[str], dict[str, np.ndarray]]]
+GROUND_TRUTH = "ground_truth"
+
+
+def _label(spec: StudySpec, name: str) -> str:
+    network, loss = _parts(spec, name)
+    return f"{network} - {loss}"
+
+
+def _parts(spec: StudySpec, name: str) -> tuple[str, str]:
+    """(network key, loss key) of a run name, from the study's keys (never parsed by splitting)."""
+    return next((n, loss) for n in spec.networks for loss in spec.losses if f"{n}-{loss}" == name)
+
+
+def _read(out_dir: Path, spec: StudySpec) -> Results:
+    found = {name: read_per_image(out_dir / "runs" / name / EVALUATION_DIR / TEST_CSV) for name in build_runs(spec)
+             if (out_dir / "runs" / name / EVALUATION_DIR / TEST_CSV).is_file()}
+    if not found:
+        raise DataError(f"{out_dir} holds no evaluated run; run `taskloss study run {out_dir / STUDY_FILE}` first")
+    ids = {tuple(r[0]) for r in found.values()}
+    if len(ids) != 1:
+        raise DataError(f"the runs in {out_dir / 'runs'} were scored on different test images; delete the "
+                        "runs/*/evaluation folders and run the study again")
+    return found
+
+
+def _truth_dice(out_dir: Path) -> dict[str, np.ndarray] | None:
+    path = out_dir / SEGMENTATION / EVALUATION_DIR / TEST_CSV
+    return read_per_image(path)[1] if path.is_file() else None
+
+
+def _sis(values: dict[str, np.ndarray], truth: dict[str, np.ndarray] | None) -> Summary | None:
+    if truth is None or "dice" not in values:
+        return None
+    roi = truth["roi"] > 0
+    score = semantic_interpretability(values["dice"], truth["dice"], roi)
+    if not np.isfinite(score):
+        return None
+    return Summary(n=int(roi.sum()), mean=score, sd=float("nan"), median=float("nan"), ci_low=float("nan"),
+                   ci_high=float("nan"))
+
+
+def results_table(spec: StudySpec, results: Results, truth: dict[str, np.ndarray] | None) -> ResultTable:
+    """Rows "network - loss" in study order, the study's metrics (and SIS with a task network)."""
+    columns = [Column(m, m.upper(), HIGHER_IS_BETTER[m], digits=2 if m == "psnr" else 3) for m in spec.metrics]
+    if truth is not None:
+        columns.append(Column("sis", "SIS", higher_is_better=True, show_sd=False))
+    rows = []
+    for name, (_, values) in results.items():
+        cells: dict[str, Summary | None] = {m: summarize(values[m]) for m in spec.metrics}
+        cells["sis"] = _sis(values, truth)
+        rows.append(Row(_label(spec, name), cells, group=_parts(spec, name)[0]))
+    caption = (f"Test images (n = {len(next(iter(results.values()))[0])}), mean ± sd; best per network in bold"
+               + ("; SIS: the task network's Dice on outputs relative to its Dice on targets." if truth else "."))
+    return ResultTable(columns, rows, caption, first_header="Network - loss")
+
+
+def paired_tests(spec: StudySpec, results: Results, truth: dict[str, np.ndarray] | None
+                 ) -> dict[str, dict[str, PairedTest]]:
+    """Run name -> metric -> Wilcoxon test of that run against the baseline loss on its network."""
+    tests: dict[str, dict[str, PairedTest]] = {}
+    roi = truth["roi"] > 0 if truth is not None else None
+    for name, (_, values) in results.items():
+        network, loss = _parts(spec, name)
+        reference = results.get(f"{network}-{spec.baseline_loss}")
+        if loss == spec.baseline_loss or reference is None:
+            continue
+        tests[name] = {m: paired_wilcoxon(values[m], reference[1][m]) for m in spec.metrics}
+        if roi is not None and roi.sum() > 0 and "dice" in values:
+            tests[name]["dice"] = paired_wilcoxon(values["dice"][roi], reference[1]["dice"][roi])
+    return tests
+
+
+def pvalue_markdown(spec: StudySpec, tests: dict[str, dict[str, PairedTest]]) -> str:
+    """The tests as a Markdown table."""
+    metrics = list(spec.metrics) + (["dice"] if any("dice" in t for t in tests.values()) else [])
+    lines = [f"| Network: loss vs {spec.baseline_loss} | " + " | ".join(m.upper() for m in metrics) + " |",
+             "|" + "---|" * (len(metrics) + 1)]
+    for name, by_metric in tests.items():
+        network, loss = _parts(spec, name)
+        cells = [f"{by_metric[m].median_difference:+.4g} ({format_p(by_metric[m].p_value)})" if m in by_metric
+                 else "—" for m in metrics]
+        lines.append(f"| {network}: {loss} | " + " | ".join(cells) + " |")
+    lines += ["", f"*Median per-image difference (loss minus {spec.baseline_loss}, same network, same test images) "
+              "and the two-sided paired Wilcoxon p-value (DICE: images whose label has foreground).*"]
+    return "\n".join(lines) + "\n"
+
+
+def _write_per_image(path: Path, results: Results) -> None:
+    ids: list[str] = []
+    columns: dict[str, list[float]] = {}
+    for name, (run_ids, values) in results.items():
+        ids += [f"{name}/{i}" for i in run_ids]
+        for metric, column in values.items():
+            columns.setdefault(metric, []).extend(column.tolist())
+    write_per_image(path, ids, {k: np.asarray(v) for k, v in columns.items()})
+
+
+def _display(image: np.ndarray, target: np.ndarray, spec: StudySpec) -> np.ndarray:
+    """An image in [0, 1] for readers: as is for normalised data, else by the target's min and max."""
+    if spec.data.normalize == "none":
+        low, high = float(target.min()), float(target.max())
+        image = (image - low) / max(high - low, np.finfo(np.float32).tiny)
+    return np.clip(image, 0.0, 1.0).astype(np.float32)
+
+
+def _predictions(out_dir: Path, names: list[str]) -> dict[str, dict[str, np.ndarray]]:
+    found = {}
+    for name in names:
+        path = out_dir / "runs" / name / EVALUATION_DIR / PREDICTIONS
+        if path.is_file():
+            with np.load(path) as arrays:
+                found[name] = dict(zip((str(i) for i in arrays["ids"]), arrays["pred"], strict=True))
+    return found
+
+
+def write_reader_images(results_dir: Path, spec: StudySpec, predictions: dict[str, dict[str, np.ndarray]],
+                        targets: dict[str, np.ndarray]) -> None:
+    """``images/<run>/<id>.npy``, ``images/ground_truth/<id>.npy`` and ``methods.json``."""
+    for name, by_id in predictions.items():
+        folder = results_dir / "images" / name
+        folder.mkdir(parents=True, exist_ok=True)
+        for image_id, image in by_id.items():
+            np.save(folder / f"{image_id}.npy", _display(image, targets[image_id], spec))
+    folder = results_dir / "images" / GROUND_TRUTH
+    folder.mkdir(parents=True, exist_ok=True)
+    for image_id, target in targets.items():
+        np.save(folder / f"{image_id}.npy", _display(target, target, spec))
+    methods = [{"key": name, "label": _label(spec, name)} for name in predictions]
+    write_json(results_dir / "methods.json", {"methods": [*methods, {"key": GROUND_TRUTH, "label": "Ground truth"}]})
+
+
+def _figure(results_dir: Path, spec: StudySpec, predictions: dict[str, dict[str, np.ndarray]]) -> Path | None:
+    if not predictions:
+        return None
+    test = paired_splits(spec.data).test
+    cases = []
+    for index in figure_case_indices(len(test), spec.figure_cases):
+        item = test[index]
+        target = item["target"][0].numpy()
+        outputs = {_label(spec, name): by_id[item["id"]] for name, by_id in predictions.items()}
+        window = (0.0, 1.0) if spec.data.normalize != "none" else None
+        cases.append(Case(item["id"], item["input"][0].numpy(), outputs, target,
+                          detail_crop(target, max(16, target.shape[0] // 4)), display_range=window))
+    return comparison_figure(results_dir / "figure.png", cases, input_label="Input", target_label="Target",
+                             title=f"{spec.name}: test images")
+
+
+def render_file_study(out_dir: Path) -> str:
+    """Write the results of a study folder (module docstring) and return its report section."""
+    spec = load_study(out_dir / STUDY_FILE)
+    results = _read(out_dir, spec)
+    truth = _truth_dice(out_dir)
+    results_dir = out_dir / "results"
+    table = results_table(spec, results, truth)
+    tests = paired_tests(spec, results, truth)
+    write_table(results_dir, table)
+    write_text(results_dir / "pvalues.md", pvalue_markdown(spec, tests))
+    _write_per_image(results_dir / "per_image.csv", results)
+    predictions = _predictions(out_dir, list(results))
+    test = paired_splits(spec.data).test
+    targets = {test[i]["id"]: test[i]["target"][0].numpy() for i in range(len(test))}
+    write_reader_images(results_dir, spec, predictions, targets)
+    figure = _figure(results_dir, spec, predictions)
+    return _section(out_dir, spec, table, tests, figure, list(results))
+
+
+def _data_line(spec: StudySpec) -> str:
+    data = paired_data(spec.data)
+    counts = {split: data.splits.count(split) for split in ("train", "val", "test")}
+    return (f"Data: {len(data.ids)} pairs from `{spec.data.path}` at {spec.data.size} px (normalize "
+            f"`{spec.data.normalize}`), split by {data.by} (seed {spec.data.split.seed}): {counts['train']} train, "
+            f"{counts['val']} val, {counts['test']} test images.")
+
+
+def _section(out_dir: Path, spec: StudySpec, table: ResultTable, tests: dict[str, dict[str, PairedTest]],
+             figure: Path | None, names: list[str]) -> str:
+    study: dict[str, Any] = {}
+    if (out_dir / "study.json").is_file():
+        study = json.loads((out_dir / "study.json").read_text())
+    lines = [f"## {spec.name} (study file)", "", _data_line(spec)]
+    if study:
+        lines.append(f"Wall time {study['seconds'] / 60:.1f} min (training {study['seconds_training'] / 60:.1f} min, "
+                     f"{study['jobs']} run(s) at a time, launcher {study['launcher']}).")
+    lines += ["", "Losses: " + "; ".join(f"`{key}` = {describe_loss(loss)}" for key, loss in spec.losses.items())
+              + f". Baseline: `{spec.baseline_loss}`.", "", table.markdown(),
+              f"Paired tests against `{spec.baseline_loss}`, per network:", "", pvalue_markdown(spec, tests), ""]
+    if figure is not None:
+        lines += [f"![{spec.name} test images]({out_dir.name}/results/{figure.name})", ""]
+    info = {name: read_run_info(out_dir / "runs" / name) for name in names}
+    lines += ["| Run | seconds per training step | steps | best epoch |", "|---|---|---|---|"]
+    lines += [f"| {_label(spec, n)} | {i['seconds_per_step']:.3f} | {i['steps']} | {i['best_epoch']} |"
+              for n, i in info.items() if i]
+    lines += ["", f"Reader study: `taskloss readers create STUDY_DIR --from {out_dir / 'results'}` (images and "
+              "methods.json are there).", ""]
+    return "\n".join(lines)

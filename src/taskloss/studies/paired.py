@@ -1,0 +1,202 @@
+"""The data of a ``task: paired`` study: a folder of image pairs, prepared and split.
+
+Folder layout::
+
+    PATH/input/<name>.<ext>     the network's input, one 2-D image per file
+    PATH/target/<name>.<ext>    its target, matched by file name (stem)
+    PATH/labels/<name>.<ext>    optional: integer label map of the target (task metric, SIS)
+
+Any format :func:`taskloss.data.io.read_image` reads (NPY, PNG, TIFF, DICOM, NIfTI); RGB images
+become gray. Each image is resized to ``size`` x ``size`` (bilinear, antialiased; labels nearest)
+and scaled as ``data.normalize`` says ("target": input and target by the target's minimum and
+maximum, so the target spans [0, 1]; "each": each image by its own; "none": as stored).
+
+**Split rule.** With ``split.by: subject`` every name is ``<subject>_<rest>``: the subject is the
+part before the *last* underscore (``p07_slice012`` -> ``p07``; ``p_07_s3`` -> ``p_07``), and all
+images of one subject fall in the same split. ``split.by: file`` makes every file its own subject.
+``split.by: auto`` (the default) splits by subject when every name has an underscore and the
+prefixes give at least 3 subjects, fewer than the files; else by file. Subjects are shuffled with
+``split.seed``; validation and test get ``round(n * share)`` subjects each (at least one).
+
+Item of :class:`PairedDataset`: ``{"input": (1, S, S) float32, "target": (1, S, S) float32, "id":
+str, "subject": str}`` and ``"label": (1, S, S) int64`` when the folder has ``labels/``.
+"""
+
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import Dataset
+
+from taskloss.data import io
+from taskloss.data.splits import SPLITS, Splits, split_subjects
+from taskloss.errors import DataError
+from taskloss.studies.spec import DataSpec
+
+FOLDERS = ("input", "target")
+LABELS = "labels"
+
+
+@dataclass(frozen=True)
+class PairedData:
+    """Every pair of a folder, prepared, with its split.
+
+    Attributes:
+        inputs: (N, 1, S, S) float32.
+        targets: (N, 1, S, S) float32.
+        labels: (N, 1, S, S) int64, or None without ``labels/``.
+        ids: file stems, N.
+        subjects: subject of each pair, N.
+        splits: "train", "val" or "test" for each pair.
+        by: "subject" or "file": how the split was made.
+    """
+
+    inputs: torch.Tensor
+    targets: torch.Tensor
+    labels: torch.Tensor | None
+    ids: list[str]
+    subjects: list[str]
+    splits: list[str]
+    by: str
+
+
+class PairedDataset(Dataset):
+    """One split of a :class:`PairedData` (see the module docstring for the item)."""
+
+    def __init__(self, data: PairedData, split: str) -> None:
+        self.data = data
+        self.indices = [i for i, s in enumerate(data.splits) if s == split]
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        i = self.indices[index]
+        item: dict[str, Any] = {"input": self.data.inputs[i], "target": self.data.targets[i],
+                                "id": self.data.ids[i], "subject": self.data.subjects[i]}
+        if self.data.labels is not None:
+            item["label"] = self.data.labels[i]
+        return item
+
+
+def subject_of(name: str) -> str | None:
+    """The subject of a file stem, the part before the last underscore (None without one)."""
+    prefix, sep, _ = name.rpartition("_")
+    return prefix if sep and prefix else None
+
+
+def assign_subjects(ids: list[str], by: str) -> tuple[list[str], str]:
+    """Subject of every id by the split rule (module docstring); returns them and the rule used."""
+    prefixes = [subject_of(name) for name in ids]
+    groups = {p for p in prefixes if p is not None}
+    by_subject_possible = None not in prefixes and 3 <= len(groups) < len(ids)
+    if by == "subject":
+        if None in prefixes:
+            bad = ids[prefixes.index(None)]
+            raise DataError(f"data.split.by is 'subject' but the file name {bad!r} has no '_'; name files "
+                            "<subject>_<slice> or use split.by: file")
+        return [p for p in prefixes if p is not None], "subject"
+    if by == "auto" and by_subject_possible:
+        return [p for p in prefixes if p is not None], "subject"
+    return list(ids), "file"
+
+
+def _entries(folder: Path, name: str) -> dict[str, Path]:
+    sub = folder / name
+    if not sub.is_dir():
+        raise DataError(f"{sub}: no such folder; a paired study folder holds input/ and target/ (and "
+                        "optionally labels/) with one image per file, matched by file name")
+    entries = {io.stem(p): p for p in sorted(sub.iterdir()) if io.is_image_entry(p) and p.is_file()}
+    if not entries:
+        raise DataError(f"{sub} holds no image; supported: {', '.join(io.IMAGE_SUFFIXES)}")
+    return entries
+
+
+def find_pairs(folder: Path) -> tuple[list[str], dict[str, dict[str, Path]]]:
+    """Matched stems and, per sub-folder (input, target, labels if present), the file of each."""
+    found = {name: _entries(folder, name) for name in FOLDERS}
+    if (folder / LABELS).is_dir():
+        found[LABELS] = _entries(folder, LABELS)
+    names = set(found["input"])
+    for entries in found.values():
+        if set(entries) != names:
+            other = sorted(set(entries) ^ names)
+            raise DataError(f"{folder}: {other[:5]} are not in every one of {', '.join(found)}; every "
+                            f"input needs a target (and a label when {LABELS}/ exists) of the same name")
+    return sorted(names), found
+
+
+def _read_2d(path: Path) -> torch.Tensor:
+    array = io.read_image(path).array
+    if array.ndim == 3 and array.shape[0] == 1:
+        array = array[0]
+    if array.ndim != 2 or np.iscomplexobj(array) or not np.isfinite(array).all():
+        raise DataError(f"{path} holds a {array.dtype} array of shape {array.shape}; a paired study "
+                        "needs real, finite 2-D images (save one slice per file)")
+    return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))[None, None]
+
+
+def _resize(image: torch.Tensor, size: int, labels: bool = False) -> torch.Tensor:
+    if image.shape[-2:] == (size, size):
+        return image
+    if labels:
+        return F.interpolate(image, size=(size, size), mode="nearest-exact")
+    return F.interpolate(image, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+
+
+def _scale(image: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    low, high = reference.min(), reference.max()
+    return (image - low) / (high - low).clamp(min=torch.finfo(torch.float32).tiny)
+
+
+def _prepare(input_: torch.Tensor, target: torch.Tensor, normalize: str) -> tuple[torch.Tensor, torch.Tensor]:
+    if normalize == "target":
+        return _scale(input_, target), _scale(target, target)
+    if normalize == "each":
+        return _scale(input_, input_), _scale(target, target)
+    return input_, target
+
+
+def read_paired(spec: DataSpec) -> PairedData:
+    """Read, prepare and split the pairs of ``spec.path`` (see the module docstring)."""
+    ids, files = find_pairs(spec.path)
+    inputs, targets, labels = [], [], []
+    for name in ids:
+        input_, target = _read_2d(files["input"][name]), _read_2d(files["target"][name])
+        if input_.shape != target.shape:
+            raise DataError(f"{files['input'][name]} is {tuple(input_.shape[-2:])} px but "
+                            f"{files['target'][name]} is {tuple(target.shape[-2:])}; a pair needs one size")
+        input_, target = _prepare(_resize(input_, spec.size), _resize(target, spec.size), spec.normalize)
+        inputs.append(input_[0])
+        targets.append(target[0])
+        if LABELS in files:
+            labels.append(_resize(_read_2d(files[LABELS][name]), spec.size, labels=True)[0].round().long())
+    subjects, by = assign_subjects(ids, spec.split.by)
+    numbers = {subject: n for n, subject in enumerate(sorted(set(subjects)))}
+    if len(numbers) < 3:
+        raise DataError(f"{spec.path}: {len(ids)} pairs of {len(numbers)} subject(s); train, val and test need "
+                        "one subject each at least: add pairs (or use split.by: file)")
+    split_of = split_subjects(numbers.values(), spec.split.seed, spec.split.val, spec.split.test)
+    return PairedData(inputs=torch.stack(inputs), targets=torch.stack(targets),
+                      labels=torch.stack(labels) if labels else None, ids=ids, subjects=subjects,
+                      splits=[split_of[numbers[s]] for s in subjects], by=by)
+
+
+@functools.lru_cache(maxsize=2)
+def _cached(spec_json: str) -> PairedData:
+    return read_paired(DataSpec.model_validate_json(spec_json))
+
+
+def paired_data(spec: DataSpec) -> PairedData:
+    """:func:`read_paired`, read once per process and settings (the runs of a study share it)."""
+    return _cached(spec.model_dump_json())
+
+
+def paired_splits(spec: DataSpec) -> Splits:
+    """The train, val and test datasets of ``spec``."""
+    data = paired_data(spec)
+    return Splits(*(PairedDataset(data, split) for split in SPLITS))
