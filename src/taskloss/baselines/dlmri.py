@@ -53,7 +53,12 @@ class DlmriConfig:
         error_threshold: per-pixel RMS error target of the final coding of all patches, relative to
             the zero-filled image's peak magnitude: a patch stops gaining atoms once its residual
             norm is at most ``patch_size * error_threshold`` (DLMRI's ``sqrt(n) * th``), or at
-            ``2 * sparsity`` atoms (capped at ``n_atoms``).
+            ``2 * sparsity`` atoms (capped at ``n_atoms``). With ``initial_error_threshold`` this is
+            the target of the last outer iteration.
+        initial_error_threshold: None for a constant ``error_threshold``, or the target of the first
+            outer iteration, from which the target falls geometrically to ``error_threshold`` at the
+            last one (a coarse-to-fine schedule: early iterations, when the estimate is dominated by
+            aliasing, code only its strong structures; later ones keep finer detail).
         outer_iterations: alternations of dictionary learning and k-space update.
         ksvd_iterations: K-SVD iterations per outer iteration.
         training_patches: mean-removed patches drawn at random (without replacement) per image
@@ -71,6 +76,7 @@ class DlmriConfig:
     n_atoms: int = 36
     sparsity: int = 7
     error_threshold: float = 0.023
+    initial_error_threshold: float | None = None
     outer_iterations: int = 20
     ksvd_iterations: int = 3
     training_patches: int = 7200
@@ -95,6 +101,11 @@ class DlmriConfig:
         threshold = self.error_threshold
         if isinstance(threshold, bool) or not isinstance(threshold, int | float) or not threshold >= 0:
             raise ConfigError(f"DLMRI option error_threshold must be a number >= 0, got {threshold!r}")
+        initial = self.initial_error_threshold
+        if initial is not None and (isinstance(initial, bool) or not isinstance(initial, int | float)
+                                    or not initial >= 0):
+            raise ConfigError(f"DLMRI option initial_error_threshold must be a number >= 0 or None, got "
+                              f"{initial!r}")
         nu = self.nu
         if nu is not None and (isinstance(nu, bool) or not isinstance(nu, int | float) or not nu > 0):
             raise ConfigError(f"DLMRI option nu must be a number > 0, or None for noise-free data "
@@ -121,6 +132,18 @@ class DlmriConfig:
             raise ConfigError(f"unknown DLMRI option(s) {', '.join(unknown)}; valid options: "
                               f"{', '.join(sorted(known))}")
         return cls(**values)  # type: ignore[arg-type]
+
+    def threshold(self, iteration: int) -> float:
+        """The error target of outer iteration ``iteration`` (1-based): constant, or the geometric
+        schedule from ``initial_error_threshold`` to ``error_threshold``."""
+        final, initial = float(self.error_threshold), self.initial_error_threshold
+        if initial is None or self.outer_iterations == 1 or initial == final:
+            return final
+        if final == 0 or initial == 0:
+            fraction = (iteration - 1) / (self.outer_iterations - 1)
+            return float(initial) + (final - float(initial)) * fraction
+        ratio = final / float(initial)
+        return float(initial) * ratio ** ((iteration - 1) / (self.outer_iterations - 1))
 
     @property
     def max_atoms(self) -> int:
@@ -182,7 +205,8 @@ def dlmri(
     generator = torch.Generator().manual_seed(seed)
     dictionary: torch.Tensor | None = None
     for iteration in range(1, config.outer_iterations + 1):
-        image, dictionary = _patch_step(image, patches, dictionary, config, generator)
+        image, dictionary = _patch_step(image, patches, dictionary, config, generator,
+                                        config.threshold(iteration))
         image = data_consistency(image, measured, mask, config.nu)
         if on_iteration is not None:
             on_iteration(iteration, image * peak)
@@ -205,6 +229,7 @@ def _patch_step(
     dictionary: torch.Tensor | None,
     config: DlmriConfig,
     generator: torch.Generator,
+    threshold: float,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Learn a dictionary from the image's patches, code all patches, average them into an image.
 
@@ -214,6 +239,7 @@ def _patch_step(
         dictionary: the previous dictionary (B, p^2, K) to warm-start from, or None.
         config: the settings.
         generator: CPU generator for the random draws.
+        threshold: this iteration's per-pixel RMS error target of the coding.
 
     Returns:
         ``(image, dictionary)``: the patch-averaged image (B, 2, H, W) and the learned dictionary.
@@ -228,7 +254,7 @@ def _patch_step(
         dictionary = initial_dictionary(training, config.n_atoms, generator)
     dictionary, _ = ksvd(training, dictionary, iterations=config.ksvd_iterations,
                          sparsity=config.sparsity)
-    tol = blocks.shape[-1] * config.error_threshold ** 2
+    tol = blocks.shape[-1] * threshold ** 2
     codes = omp(dictionary, centred, n_nonzero=config.max_atoms, tol=tol)
     return patches.average(codes @ dictionary.mT + means), dictionary
 
