@@ -1,12 +1,13 @@
 import shutil
 
+import pytest
 import torch
 from torch import nn
 
 from taskloss.losses import AdversarialLoss, CompositeLoss, feature_matching_loss, generator_loss
 from taskloss.metrics import mae
 from taskloss.training import Trainer, TrainingConfig
-from taskloss.training.adversarial import AdversarialTask, FakePool, Generated
+from taskloss.training.adversarial import AdversarialTask, FakePool, Generated, discriminator_accuracy
 from taskloss.training.config import OptimizerConfig
 
 
@@ -51,7 +52,7 @@ def _dataset(n: int, offset: int) -> list[dict]:
             for _ in range(n)]
 
 
-def _task() -> AdversarialTask:
+def _task(joint_batch: bool = True, discriminator: type[nn.Module] = _Discriminator) -> AdversarialTask:
     def generate(model: nn.Module, batch: dict) -> Generated:
         update = model(batch["input"])
         return Generated(batch["input"] + update, {"update": update})
@@ -63,10 +64,10 @@ def _task() -> AdversarialTask:
 
     return AdversarialTask(
         lambda: nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 1, 3, padding=1)),
-        _Discriminator, generate, lambda image: image, lambda batch: batch["target"], terms,
+        discriminator, generate, lambda image: image, lambda batch: batch["target"], terms,
         CompositeLoss.seitzer("first"), AdversarialLoss("bce", real_label=0.9),
         lambda image, batch: {"mae": mae(image, batch["target"])}, OptimizerConfig(lr=1e-3, betas=(0.5, 0.999)),
-        pool_size=4)
+        pool_size=4, joint_batch=joint_batch)
 
 
 def _config(epochs: int) -> TrainingConfig:
@@ -97,3 +98,52 @@ def test_adversarial_training_resumes_exactly_and_first_batch_terms_start_at_the
     assert weighted == {"adversarial": 0.5, "feature_matching": 0.5, "vgg": 1.0, "penalty": 0.1}
     best = torch.load(tmp_path / "full" / "checkpoints" / "best.ckpt", weights_only=False)
     assert best["loop"]["epoch"] == 3  # monitor None: the last epoch is kept
+
+
+def test_discriminator_accuracy_counts_right_decisions_over_every_logit():
+    logits = torch.tensor([[[[2.0, -1.0], [0.5, -3.0]]], [[[0.0, 1.0], [1.0, 1.0]]]])  # (2, 1, 2, 2)
+    output = [torch.zeros(2, 3, 4, 4), logits]
+    assert discriminator_accuracy(output, real=True).item() == 5 / 8  # logits > 0; 0 is not "real"
+    assert discriminator_accuracy(output, real=False).item() == 2 / 8  # logits < 0
+    assert discriminator_accuracy([output, [logits[:, :, :1]]], real=True).item() == pytest.approx(7 / 12)  # two scales
+
+
+class _BatchNormDiscriminator(nn.Module):
+    """One BN layer before a 1 x 1 map, as the last layers of a PatchGAN at 64 px."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv2d(1, 4, 8), nn.BatchNorm2d(4), nn.LeakyReLU(0.2))
+        self.logits = nn.Conv2d(4, 1, 1)
+        self.sizes: list[int] = []
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        self.sizes.append(x.shape[0])
+        features = self.features(x)
+        return [features, self.logits(features)]
+
+
+def test_joint_batch_lets_a_batch_norm_discriminator_see_a_shift_that_separate_passes_hide():
+    torch.manual_seed(0)
+    real = torch.rand(4, 1, 8, 8)
+    fake = real + 0.5  # every fake differs from its real image by a constant
+    for joint, separable in ((False, False), (True, True)):
+        task = _task(joint_batch=joint, discriminator=_BatchNormDiscriminator)
+        task.discriminator = _BatchNormDiscriminator()
+        on_real, on_fake = task._discriminate(real, fake)
+        # Separate passes normalise each class by its own statistics: the logits are identical.
+        assert torch.allclose(on_real[-1], on_fake[-1], atol=1e-5) is not separable
+        assert task.discriminator.sizes == ([8] if joint else [4, 4])
+
+
+def test_training_log_records_discriminator_accuracy_on_real_and_fake(tmp_path):
+    torch.set_num_threads(1)
+    Trainer(_task(), _config(1), tmp_path / "run").fit(_dataset(4, 0), _dataset(2, 100))
+    rows = (tmp_path / "run" / "train_log.csv").read_text().splitlines()
+    header = rows[0].split(",")
+    for row in rows[1:]:
+        values = row.split(",")
+        for name in ("d_accuracy_real", "d_accuracy_fake"):
+            # 8 x 8 images give 4 x 4 logits per image: accuracies are multiples of 1/32.
+            value = float(values[header.index(name)])
+            assert 0 <= value <= 1 and (value * 32) == round(value * 32)

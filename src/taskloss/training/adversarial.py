@@ -11,6 +11,19 @@ Used by Seitzer et al.'s visual refinement (stage 2) and by the DAGAN baseline. 
    problem-specific generator terms are computed and combined by a
    :class:`~taskloss.losses.CompositeLoss` (fixed or first-batch-normalised weights).
 
+By default (``joint_batch=True``) the discriminator sees the real images and the fakes in *one*
+forward pass (concatenated along the batch), in both steps. With batch normalisation in the
+discriminator, separate passes normalise an all-real and an all-fake batch each by its own
+statistics: every channel then has the same batch mean (BN's shift) for real and fake batches, and
+where the feature maps are small (a 2 x 2 PatchGAN map at 64 px, DAGAN's 1 x 1 map before its
+dense layer) the logits' batch mean barely depends on the class, so the discriminator stays near
+chance (measured: loss at 2 ln 2 throughout). One joint pass shares the statistics, as the
+discriminator's evaluation mode would.
+
+The training log records, besides the loss terms, the discriminator's accuracy on the real images
+(``d_accuracy_real``, in the D step) and on the current fakes after its update
+(``d_accuracy_fake``, in the G step): 0.5 is chance.
+
 The checkpoint holds both networks, both optimisers, the composite's constants, the pool and its
 random generator, so a resumed run continues exactly.
 """
@@ -23,7 +36,7 @@ from lightning.fabric import Fabric
 from torch import nn
 
 from taskloss.losses import AdversarialLoss, CompositeLoss
-from taskloss.losses.adversarial import DiscriminatorOutput
+from taskloss.losses.adversarial import DiscriminatorOutput, discriminator_logits
 from taskloss.training.config import OptimizerConfig, TrainingConfig
 from taskloss.training.task import Batch, Stateful, TrainingTask, make_adam, make_schedule
 
@@ -38,6 +51,36 @@ class Generated(NamedTuple):
 
     image: torch.Tensor
     extras: dict[str, torch.Tensor]
+
+
+def discriminator_accuracy(output: DiscriminatorOutput, real: bool) -> torch.Tensor:
+    """Share of a discriminator's decisions that are right: logits > 0 ("real") for real images,
+    logits < 0 for fakes; over every logit (every patch of a PatchGAN) of every scale.
+
+    Args:
+        output: the discriminator's output for a batch of images (all real or all fake).
+        real: whether the batch is real.
+
+    Returns:
+        A scalar in [0, 1] (no graph); 0.5 is chance.
+    """
+    logits = torch.cat([x.detach().flatten().float() for x in discriminator_logits(output)])
+    return ((logits > 0) if real else (logits < 0)).float().mean()
+
+
+def _split_output(output: DiscriminatorOutput, count: int) -> tuple[DiscriminatorOutput, DiscriminatorOutput]:
+    """Split a discriminator output (tensor, list, or list of lists) after the first ``count`` images."""
+    if isinstance(output, torch.Tensor):
+        return output[:count], output[count:]
+    parts = [_split_output(item, count) for item in output]
+    return [first for first, _ in parts], [second for _, second in parts]
+
+
+def _detach_output(output: DiscriminatorOutput) -> DiscriminatorOutput:
+    """The same output with every tensor detached."""
+    if isinstance(output, torch.Tensor):
+        return output.detach()
+    return [_detach_output(item) for item in output]
 
 
 GeneratorTerms = Callable[[Generated, DiscriminatorOutput, DiscriminatorOutput, Batch],
@@ -118,6 +161,8 @@ class AdversarialTask(TrainingTask):
         discriminator_optimizer: Adam settings of D (the run's ``training.optimizer`` serves G).
         pool_size: images in the fake pool (0: none).
         pool_probability: chance of showing D a pooled image once the pool is full.
+        joint_batch: show D the real images and the fakes in one forward pass (see the module
+            docstring); False runs two passes, one per class.
         loss_modules: modules the terms use (e.g. a perceptual loss), moved to the run's device.
     """
 
@@ -136,6 +181,7 @@ class AdversarialTask(TrainingTask):
         pool_size: int = 80,
         pool_probability: float = 0.5,
         loss_modules: Sequence[nn.Module] = (),
+        joint_batch: bool = True,
     ) -> None:
         self.generator_factory = generator_factory
         self.discriminator_factory = discriminator_factory
@@ -148,6 +194,7 @@ class AdversarialTask(TrainingTask):
         self.metrics = metrics
         self.discriminator_optimizer_config = discriminator_optimizer
         self.pool_settings = (pool_size, pool_probability)
+        self.joint_batch = joint_batch
         self.loss_modules = list(loss_modules)
         self.generator: nn.Module
         self.discriminator: nn.Module
@@ -182,22 +229,32 @@ class AdversarialTask(TrainingTask):
         d_optimizer = self.optimizers["discriminator"]
         d_optimizer.zero_grad(set_to_none=True)
         pooled = self.pool.query(fake)
-        d_loss = self.adversarial.discriminator(self.discriminator(real), self.discriminator(pooled))
+        d_on_real, d_on_pooled = self._discriminate(real.detach(), pooled)
+        d_loss = self.adversarial.discriminator(d_on_real, d_on_pooled)
         fabric.backward(d_loss)
         d_optimizer.step()
 
         g_optimizer = self.optimizers["generator"]
         g_optimizer.zero_grad(set_to_none=True)
-        d_fake = self.discriminator(fake)
-        with torch.no_grad():
-            d_real = self.discriminator(real)
+        d_fake, d_real = self._discriminate(fake, real.detach())
+        d_real = _detach_output(d_real)
         output = self.composite(self.terms(generated, d_fake, d_real, batch))
         fabric.backward(output.total)
         g_optimizer.step()
-        logs = {"loss": output.total.detach(), "discriminator": d_loss.detach()}
+        logs = {"loss": output.total.detach(), "discriminator": d_loss.detach(),
+                "d_accuracy_real": discriminator_accuracy(d_on_real, real=True),
+                "d_accuracy_fake": discriminator_accuracy(d_fake, real=False)}
         logs.update({f"{name}_raw": value for name, value in output.raw.items()})
         logs.update({f"{name}_weighted": value for name, value in output.weighted.items()})
         return logs
+
+    def _discriminate(self, first: torch.Tensor, second: torch.Tensor
+                      ) -> tuple[DiscriminatorOutput, DiscriminatorOutput]:
+        """D's outputs for two batches: one joint pass (split back) or two passes."""
+        if not self.joint_batch:
+            return self.discriminator(first), self.discriminator(second)
+        both = self.discriminator(torch.cat([first, second]))
+        return _split_output(both, first.shape[0])
 
     def validation_step(self, batch: Batch) -> dict[str, torch.Tensor]:
         """The metrics of the generator's output."""
