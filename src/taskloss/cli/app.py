@@ -13,6 +13,7 @@ do>``, and exit status 2, with no traceback:
 An interruption exits with status 130. Anything else is a bug in taskloss and keeps its traceback.
 """
 
+import math
 import sys
 
 import torch
@@ -44,6 +45,13 @@ EXIT_INTERRUPTED = 130
 
 _ALLOCATION_FAILURES = ("can't allocate memory", "not enough memory", "out of memory")
 """Substrings of the RuntimeError texts of torch's CPU and CUDA allocators."""
+
+
+def finite(value: float | None) -> float | None:
+    """Typer callback of a float option: NaN and infinity are usage errors (typer parses them)."""
+    if value is not None and not math.isfinite(value):
+        raise typer.BadParameter(f"{value} is not a finite number; give a number such as 8 or 1e5")
+    return value
 
 
 def fail(message: str) -> None:
