@@ -112,7 +112,7 @@ def test_volumes(name):
     assert ALL_METRICS[name](pred, target).shape == (2,)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+@pytest.mark.cuda
 @pytest.mark.parametrize("name", sorted(ALL_METRICS))
 def test_cuda_matches_cpu(name):
     target = torch.rand(3, 1, 32, 32)
