@@ -15,6 +15,7 @@ An interruption exits with status 130. Anything else is a bug in taskloss and ke
 
 import math
 import sys
+from collections.abc import Callable
 
 import torch
 import typer
@@ -52,6 +53,16 @@ def finite(value: float | None) -> float | None:
     if value is not None and not math.isfinite(value):
         raise typer.BadParameter(f"{value} is not a finite number; give a number such as 8 or 1e5")
     return value
+
+
+def one_of(*names: str) -> Callable[[str], str]:
+    """Typer callback of a string option that takes one of ``names``: anything else is a usage error."""
+    def check(value: str) -> str:
+        if value not in names:
+            raise typer.BadParameter(f"{value!r} is not one of {', '.join(names)}")
+        return value
+
+    return check
 
 
 def fail(message: str) -> None:

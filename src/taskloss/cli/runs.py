@@ -5,7 +5,7 @@ from typing import Annotated, Literal
 
 import typer
 
-from taskloss.cli.app import app
+from taskloss.cli.app import app, finite, one_of
 from taskloss.errors import ConfigError
 from taskloss.studies import StudyRequest, get_study, render_report, study_of_run
 from taskloss.training.config import apply_overrides, load_yaml
@@ -18,8 +18,9 @@ Preset = Annotated[str, typer.Option(help="Scale: demo (minutes on CPU), small (
                                      "full (the papers' settings, GPU).")]
 Data = Annotated[Path | None, typer.Option(help="Your own data instead of the built-in simulator.")]
 Out = Annotated[Path, typer.Option(help="Output folder (the study writes OUT/<study>/).")]
-Devices = Annotated[int, typer.Option(help="Devices per run; > 1 trains with DDP (or launch with torchrun).")]
-Accelerator = Annotated[str, typer.Option(help="auto, cpu or cuda.")]
+Devices = Annotated[int, typer.Option(help="Devices per run; > 1 trains with DDP (or launch with torchrun).",
+                                      min=1)]
+Accelerator = Annotated[str, typer.Option(help="auto, cpu or cuda.", callback=one_of("auto", "cpu", "cuda"))]
 
 
 def _study(name: str, preset: str, data: Path | None, out: Path, devices: int, accelerator: str,
@@ -40,7 +41,8 @@ def study_mr2xray(preset: Preset = "demo", data: Data = None, out: Out = Path("t
 @study_app.command("csmri")
 def study_csmri(preset: Preset = "demo", data: Data = None, out: Out = Path("taskloss-out"),
                 devices: Devices = 1, accelerator: Accelerator = "auto",
-                acceleration: Annotated[float, typer.Option(help="Undersampling factor.")] = 8.0) -> None:
+                acceleration: Annotated[float, typer.Option(help="Undersampling factor.", callback=finite)]
+                = 8.0) -> None:
     """Compressed-sensing MRI: zero-filled, DLMRI, DAGAN, RecNet, RecNet + refinement (PSNR, SSIM, SIS, MOS)."""
     _study("csmri", preset, data, out, devices, accelerator, acceleration=acceleration)
 
