@@ -1,0 +1,133 @@
+"""The study file: the issue's example accepted as it stands, one exact line per bad key, the terms."""
+
+import copy
+
+import pytest
+import torch
+import yaml
+
+from taskloss.errors import ConfigError
+from taskloss.studies import STUDIES, Study, get_study, study_of_run
+from taskloss.studies.engine import FileStudy, build_runs
+from taskloss.studies.spec import StudySpec, parse_study
+from taskloss.studies.terms import Term, build_loss, term_values
+
+ISSUE_EXAMPLE = """\
+name: denoise-t1
+task: paired                 # paired: image -> image; csmri: undersampled k-space -> image
+data:
+  path: pairs/               # paired: input/ and target/ matched by name (PNG, TIFF, NPY, DICOM, NIfTI); csmri: fastMRI HDF5
+  size: 64
+  split: {val: 0.2, test: 0.2, seed: 0}
+networks:
+  unet: {name: unet, options: {widths: [16, 32, 64, 128]}}
+  resnet: {name: resnet}
+losses:                      # each loss is a weighted sum of library terms
+  l1: {l1: 1.0}
+  ssim_l1: {ssim: 0.84, l1: 0.16}
+  perceptual: {perceptual: {weight: 1.0, network: domain, layers: [conv1_2, conv2_2, conv3_2], balance: 10}}
+metrics: [mae, psnr, ssim, hfen]
+baseline: l1                 # every loss is tested against this one, per network
+training: {epochs: 5, batch_size: 8, lr: 0.001}
+"""  # noqa: E501 (the issue's text, as it stands)
+
+
+def example() -> dict:
+    return yaml.safe_load(ISSUE_EXAMPLE)
+
+
+def test_the_issue_example_is_accepted_as_it_stands(tmp_path):
+    spec = parse_study(example(), "study.yaml", tmp_path)
+    assert spec.data.path == (tmp_path / "pairs").resolve()
+    assert spec.losses["ssim_l1"].terms() == {"l1": spec.losses["ssim_l1"].l1, "ssim": spec.losses["ssim_l1"].ssim}
+    assert spec.losses["ssim_l1"].ssim.weight == 0.84 and spec.losses["ssim_l1"].l1.weight == 0.16
+    perceptual = spec.losses["perceptual"].perceptual
+    assert (perceptual.network, perceptual.layers, perceptual.balance) == ("domain", ["conv1_2", "conv2_2",
+                                                                                      "conv3_2"], 10)
+    runs = build_runs(spec)
+    assert list(runs) == ["unet-l1", "unet-ssim_l1", "unet-perceptual", "resnet-l1", "resnet-ssim_l1",
+                          "resnet-perceptual"]
+    training = runs["unet-l1"].training
+    assert (training.epochs, training.batch_size, training.optimizer.lr) == (5, 8, 0.001)
+    assert (training.monitor, training.monitor_mode) == ("mae", "min")  # the first metric picks the best epoch
+    assert spec.baseline_loss == "l1"
+
+
+CHOICES = "l1, mse, nmse, ssim, frequency, perceptual, adversarial, feature_matching, penalty, task"
+
+
+@pytest.mark.parametrize(("change", "line"), [
+    (lambda d: d.update(epochs=3), "study.yaml: (root): unknown key 'epochs'; choose one of name, task, data, "
+     "networks, losses, metrics, baseline, training, segmentation, figure_cases, slurm"),
+    (lambda d: d["losses"]["ssim_l1"].update(sssim=1), f"study.yaml: losses.ssim_l1: unknown key 'sssim'; choose "
+     f"one of {CHOICES}"),
+    (lambda d: d["networks"]["unet"].update(name="unett"), "study.yaml: networks.unet.name: unknown network "
+     "'unett'; choose one of crn_128, crn_256, crn_64, dagan_discriminator, dagan_generator, patch_discriminator, "
+     "recnet, recnet_d5c5, refinement_unet, resnet, segmentation_unet, unet, visual_refinement"),
+    (lambda d: d["training"].update(epochs="five"), "study.yaml: training.epochs: Input should be a valid integer, "
+     "unable to parse string as an integer"),
+    (lambda d: d.update(baseline="l2"), "study.yaml: baseline: 'l2' is not a loss of this study; choose one of "
+     "l1, ssim_l1, perceptual"),
+    (lambda d: d.update(metrics=["mae", "lpips"]), "study.yaml: metrics.1: Input should be 'mae', 'psnr', 'ssim', "
+     "'hfen' or 'nmse'"),
+    (lambda d: d["losses"].update(fm={"feature_matching": 1}), "study.yaml: losses.fm: feature_matching needs an "
+     "adversarial term (its discriminator) in the same loss"),
+    (lambda d: d["losses"].update(empty={}), f"study.yaml: losses.empty: a loss needs at least one term; choose "
+     f"from {CHOICES}"),
+    (lambda d: d["losses"].update(**{"l1-x": {"l1": 1}}), "study.yaml: losses: loss name 'l1-x' may hold only "
+     "letters, digits, '_' and '.'"),
+    (lambda d: d["losses"]["l1"].update(l1={"weight": 1, "balance": 0}), "study.yaml: losses.l1.l1.balance: "
+     "balance must be 'first' or a number of batches >= 1"),
+    (lambda d: d["losses"]["l1"].update(adversarial={"discriminator": {"name": "patch"}}),
+     "study.yaml: losses.l1.adversarial.discriminator.name: unknown network 'patch'; choose one of crn_128, "
+     "crn_256, crn_64, dagan_discriminator, dagan_generator, patch_discriminator, recnet, recnet_d5c5, "
+     "refinement_unet, resnet, segmentation_unet, unet, visual_refinement"),
+    (lambda d: d["data"].pop("path"), "study.yaml: data.path: Field required"),
+])
+def test_a_bad_key_is_one_line_naming_the_key_and_the_choices(change, line):
+    data = copy.deepcopy(example())
+    change(data)
+    with pytest.raises(ConfigError) as error:
+        parse_study(data, "study.yaml")
+    assert str(error.value) == line
+
+
+def test_balanced_term_starts_at_its_weight_then_keeps_its_first_divisor():
+    spec = parse_study({**example(), "baseline": None,
+                        "losses": {"mix": {"l1": {"weight": 2.0, "balance": "first"}, "mse": 3.0}}},
+                       "study.yaml")
+    loss = build_loss(spec.losses["mix"], 1.0).train()
+    target = torch.zeros(1, 1, 8, 8)
+    first = {"target": target, "input": target}
+    pred = torch.full((1, 1, 8, 8), 0.5)
+    values = term_values(loss, pred, first)
+    assert values["l1"].item() == pytest.approx(1.0)  # 0.5 / 0.5
+    assert values["mse"].item() == pytest.approx(0.25)  # fixed: the raw mean squared error
+    assert loss(values).total.item() == pytest.approx(2.0 * 1.0 + 3.0 * 0.25)
+    later = term_values(loss, torch.full((1, 1, 8, 8), 0.25), first)
+    assert later["l1"].item() == pytest.approx(0.25 / 0.5)  # divided by the first batch's value, now frozen
+    restored = build_loss(spec.losses["mix"], 1.0)
+    restored.load_state_dict(loss.state_dict())
+    assert term_values(restored.eval(), torch.full((1, 1, 8, 8), 0.25), first)["l1"].item() == pytest.approx(0.5)
+
+
+def test_penalty_is_the_mean_change_the_network_makes():
+    spec = parse_study({**example(), "baseline": None, "losses": {"p": {"penalty": 1.0}}}, "s")
+    term = build_loss(spec.losses["p"], 1.0)
+    batch = {"input": torch.zeros(2, 1, 4, 4), "target": torch.ones(2, 1, 4, 4)}
+    pred = torch.arange(32.0).reshape(2, 1, 4, 4)
+    assert term_values(term, pred, batch)["penalty"].item() == pytest.approx(pred.mean().item())
+    assert isinstance(term.losses["penalty"], Term)
+
+
+def test_one_study_interface_for_built_in_and_file_studies(tmp_path):
+    assert all(isinstance(study, Study) for study in STUDIES.values())
+    assert list(STUDIES) == ["mr2xray", "csmri"]
+    with pytest.raises(ConfigError, match=r"unknown study 'ct'; choose one of mr2xray, csmri"):
+        get_study("ct")
+    assert study_of_run({"study": "csmri"}, "run.yaml") is STUDIES["csmri"]
+    assert isinstance(study_of_run({"study": "file", "task": "paired"}, "run.yaml"), FileStudy)
+    with pytest.raises(ConfigError, match=r"run.yaml: key 'study' must be one of mr2xray, csmri, file, got 'x'"):
+        study_of_run({"study": "x"}, "run.yaml")
+    spec = parse_study(example(), "study.yaml", tmp_path)
+    assert isinstance(spec, StudySpec) and FileStudy(spec).name == "denoise-t1"
