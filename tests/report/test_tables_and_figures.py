@@ -77,3 +77,18 @@ def test_comparison_figure_writes_a_png(tmp_path):
 
     height, width = matplotlib.image.imread(path).shape[:2]
     assert width > height * 0.6  # 4 columns x 6 rows of panels
+
+
+def test_tradeoff_figure_draws_finite_points_and_curves(tmp_path):
+    from matplotlib.image import imread
+
+    from taskloss.report import TradeoffPoint, tradeoff_figure
+
+    points = [TradeoffPoint("Ground truth", (float("inf"), float("inf"), float("inf")), (1.0, 1.0, 1.0)),
+              TradeoffPoint("RecNet", (30.0, 29.5, 30.5), (0.8, 0.7, 0.9)),
+              TradeoffPoint("λ = 0", (30.0, 29.5, 30.5), (0.8, 0.7, 0.9), curve="sweep"),
+              TradeoffPoint("λ = 1", (29.0, 28.4, 29.6), (0.9, 0.85, 0.95), curve="sweep")]
+    path = tradeoff_figure(tmp_path / "tradeoff.png", points, "PSNR", "SIS", title="t")
+    image = imread(path)
+    assert image.shape[:2] == (690, 960)  # 6.4 x 4.6 inches at 150 dpi
+    assert image[..., :3].std() > 0.05

@@ -9,9 +9,11 @@ import pytest
 from taskloss.studies import render_report
 from taskloss.studies.csmri import METHODS, CsmriPreset, _runs, run_study
 
+TASK_METHODS = ("recnet_task_0.5", "refinement_task")
+
 TINY = CsmriPreset(
     "tiny", {"subjects": 3, "slices": 3, "size": 64, "anatomy": "ellipsoid"},
-    _runs({"segmentation": 1, "recnet": 1, "refinement": 1, "dagan": 1}, 4, "small"),
+    _runs({"segmentation": 1, "recnet": 1, "refinement": 1, "dagan": 1}, 4, "small", task_weights=(0.5,)),
     {"outer_iterations": 1, "ksvd_iterations": 1, "training_patches": 300, "stride": 4},
     notes="test scale")
 
@@ -28,10 +30,10 @@ def study(tmp_path_factory):
 def test_every_method_is_scored_per_slice(study):
     results = study / "csmri" / "results"
     ids = None
-    for method in METHODS:
+    for method in (*METHODS, *TASK_METHODS):
         with open(results / "per_image" / f"{method}.csv", newline="") as handle:
             rows = list(csv.DictReader(handle))
-        assert list(rows[0]) == ["id", "psnr", "ssim", "nmse", "dice", "lesion"]
+        assert list(rows[0]) == ["id", "psnr", "ssim", "nmse", "dice", "dice_loss_net", "lesion"]
         ids = ids or [r["id"] for r in rows]
         assert [r["id"] for r in rows] == ids
         for image_id in ids:
@@ -40,16 +42,32 @@ def test_every_method_is_scored_per_slice(study):
     truth = list(csv.DictReader((results / "per_image" / "ground_truth.csv").read_text().splitlines()))
     assert all(float(r["psnr"]) == float("inf") and float(r["ssim"]) == pytest.approx(1.0) for r in truth)
     methods = json.loads((results / "methods.json").read_text())["methods"]
-    assert [m["key"] for m in methods] == list(METHODS)
+    assert [m["key"] for m in methods] == [*METHODS, *TASK_METHODS]
+    assert methods[-2]["label"] == "RecNet + task loss (λ = 0.5)"
 
 
 def test_table_has_the_source_rows_and_a_dash_for_mos(study):
     table = (study / "csmri" / "results" / "table.md").read_text().splitlines()
-    assert table[0] == "| Method | PSNR ↑ | SSIM ↑ | SIS ↑ | MOS ↑ |"
-    assert [line.split(" | ")[0].removeprefix("| ") for line in table[2:8]] == [
-        "Ground truth", "Zero-filled", "DLMRI", "DAGAN", "RecNet", "RecNet + refinement"]
+    assert table[0] == "| Method | PSNR ↑ | SSIM ↑ | SIS ↑ | SIS, loss's network ↑ | MOS ↑ |"
+    assert [line.split(" | ")[0].removeprefix("| ") for line in table[2:10]] == [
+        "Ground truth", "Zero-filled", "DLMRI", "DAGAN", "RecNet", "RecNet + refinement",
+        "RecNet + task loss (λ = 0.5)", "RecNet + refinement + task loss"]
     assert table[2].startswith("| Ground truth | ∞ | 1.000 ± 0.000 |")
-    assert all(line.endswith("| — |") for line in table[2:8])
+    assert all(line.endswith("| — |") for line in table[2:10])
+
+
+def test_task_runs_use_the_segmentation_network_and_scoring_uses_another(study):
+    runs = study / "csmri" / "runs"
+    recnet_task = json.loads((runs / "recnet_task_0.5" / "evaluation" / "run.json").read_text())["loss"]
+    assert recnet_task.startswith("MSE on the complex image + 0.5 x task loss (kl; weights kl=1) on "
+                                  "lesion-segmentation UNet of run 'segmentation'")
+    refinement_task = json.loads((runs / "refinement_task" / "evaluation" / "run.json").read_text())["loss"]
+    assert "1 x task loss (kl" in refinement_task
+    scorer = (runs / "sis_segmentation" / "config.yaml").read_text()
+    assert "seed: 1" in scorer and "- 6" in scorer
+    report = (study / "csmri" / "results" / "pvalues.md").read_text()
+    assert "| RecNet + task loss (λ = 0.5) |" in report
+    assert (study / "csmri" / "results" / "tradeoff.png").stat().st_size > 10_000
 
 
 def test_mos_from_a_reader_study_fills_the_column(study):

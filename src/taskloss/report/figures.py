@@ -2,7 +2,8 @@
 
 One figure shows one or more cases (test images). Per case, three rows: the full images (the crop
 outlined), the crop enlarged, and |method - target| on one colour scale shared by all methods of
-that case (so a darker map really is a smaller error).
+that case (so a darker map really is a smaller error). :func:`tradeoff_figure` draws methods on two
+metrics (e.g. PSNR against SIS) with confidence intervals, a sweep of a loss weight as a curve.
 """
 
 from collections.abc import Sequence
@@ -124,3 +125,64 @@ def _draw_case(axes: np.ndarray, case: Case, labels: list[str], first: bool) -> 
     axes[0][0].set_ylabel(case.case_id, fontsize=7)
     axes[1][0].set_ylabel("zoom", fontsize=7)
     axes[2][0 if case.input_has_error else 1].set_ylabel(f"|error|, 0-{error_max:.2g}", fontsize=7)
+
+
+@dataclass(frozen=True)
+class TradeoffPoint:
+    """One method in a trade-off figure: a value and its 95 % confidence interval on each axis.
+
+    Attributes:
+        label: the method's name (shown in the legend, or beside the point on a curve).
+        x: (value, ci_low, ci_high) on the horizontal axis.
+        y: (value, ci_low, ci_high) on the vertical axis.
+        curve: points sharing a curve name are joined by a line, in the given order (e.g. the
+            weights of a sweep); None draws a lone point.
+    """
+
+    label: str
+    x: tuple[float, float, float]
+    y: tuple[float, float, float]
+    curve: str | None = None
+
+
+def tradeoff_figure(path: Path, points: Sequence[TradeoffPoint], xlabel: str, ylabel: str,
+                    title: str | None = None) -> Path:
+    """Draw methods as points with confidence-interval error bars on two metrics; save as PNG.
+
+    Points with infinite or NaN values are left out (e.g. the ground truth's infinite PSNR).
+
+    Returns:
+        ``path``.
+    """
+    figure = Figure(figsize=(6.4, 4.6))
+    axis = figure.subplots()
+    drawn = [p for p in points if np.isfinite([*p.x, *p.y]).all()]
+    curves: dict[str, list[TradeoffPoint]] = {}
+    for point in drawn:
+        if point.curve is not None:
+            curves.setdefault(point.curve, []).append(point)
+            continue
+        axis.errorbar(point.x[0], point.y[0], **_error_bars(point), fmt="o", capsize=3, label=point.label)
+    for name, members in curves.items():
+        bars = axis.errorbar([p.x[0] for p in members], [p.y[0] for p in members],
+                             xerr=np.array([[p.x[0] - p.x[1], p.x[2] - p.x[0]] for p in members]).T,
+                             yerr=np.array([[p.y[0] - p.y[1], p.y[2] - p.y[0]] for p in members]).T,
+                             fmt="s-", capsize=3, label=name)
+        for point in members:
+            axis.annotate(point.label, (point.x[0], point.y[0]), textcoords="offset points", xytext=(5, 5),
+                          fontsize=7, color=bars[0].get_color())
+    axis.set_xlabel(xlabel)
+    axis.set_ylabel(ylabel)
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=7, loc="best")
+    if title:
+        axis.set_title(title, fontsize=10)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=150)
+    return path
+
+
+def _error_bars(point: TradeoffPoint) -> dict[str, list[list[float]]]:
+    return {"xerr": [[point.x[0] - point.x[1]], [point.x[2] - point.x[0]]],
+            "yerr": [[point.y[0] - point.y[1]], [point.y[2] - point.y[0]]]}

@@ -2,16 +2,21 @@
 
 Methods: zero-filled, DLMRI (Ravishankar & Bresler 2011), DAGAN (Yang et al. 2018), RecNet (stage
 1, MSE) and RecNet + visual refinement (stage 2, adversarial + feature matching + VGG + penalty,
-balanced at the first batch). Scored per test slice on magnitudes: PSNR and SSIM (data_range =
-the ground truth's maximum, Gaussian SSIM window), SIS (lesion Dice of a segmentation UNet trained
-on ground truth, relative to its Dice on the ground truth; slices without lesion skipped) and MOS
-(from a reader study, ``taskloss readers``; a dash until one exists). Trained runs are in
+balanced at the first batch); beyond the source, RecNet + task loss (MSE + the lesion-segmentation
+network's :class:`~taskloss.losses.TaskLoss`, one run per weight of a sweep) and refinement + task
+loss. Scored per test slice on magnitudes: PSNR and SSIM (data_range = the ground truth's maximum,
+Gaussian SSIM window), SIS (lesion Dice of an *independent* segmentation UNet, run
+``sis_segmentation``: another seed and width than the task loss's network, trained on the same
+ground-truth training split; relative to its Dice on the ground truth; slices without lesion
+skipped), the same ratio for the task loss's own network (run ``segmentation``, so the gap is seen)
+and MOS (from a reader study, ``taskloss readers``; a dash until one exists). Trained runs are in
 :mod:`taskloss.studies.csmri_runs`. A generalisation check scores the trained models on real MR
 images shipped with pydicom and pydicom-data (other anatomy), undersampled the same way.
 
 Results folder (``OUT/csmri/results``): ``per_image/<method>.csv`` (id, psnr, ssim, nmse, dice,
 lesion), ``images/<method>/<id>.npy`` and ``methods.json`` (the reader study's input),
-``labels/<id>.npy``, ``generalisation/<method>.csv``, tables, p-values and figures.
+``labels/<id>.npy``, ``generalisation/<method>.csv``, tables, p-values, figures and the
+PSNR-SIS trade-off figure (``tradeoff.png``).
 """
 
 import csv
@@ -48,7 +53,17 @@ from taskloss.metrics import (
     ssim,
     summarize,
 )
-from taskloss.report import Case, Column, ResultTable, Row, box_crop, comparison_figure
+from taskloss.metrics.stats import BOOTSTRAP_RESAMPLES
+from taskloss.report import (
+    Case,
+    Column,
+    ResultTable,
+    Row,
+    TradeoffPoint,
+    box_crop,
+    comparison_figure,
+    tradeoff_figure,
+)
 from taskloss.studies.common import (
     CONFIG_FILE,
     format_p,
@@ -75,10 +90,18 @@ from taskloss.training.config import load_yaml
 STUDY = "csmri"
 METHODS = ("ground_truth", "zero_filled", "dlmri", "dagan", "recnet", "refinement")
 LABELS = {"ground_truth": "Ground truth", "zero_filled": "Zero-filled", "dlmri": "DLMRI", "dagan": "DAGAN",
-          "recnet": "RecNet", "refinement": "RecNet + refinement"}
-TRAINED = ("segmentation", "recnet", "refinement", "dagan")
-"""Trained runs, in training order (the refinement needs the RecNet)."""
-METRICS = ("psnr", "ssim", "nmse", "dice")
+          "recnet": "RecNet", "refinement": "RecNet + refinement",
+          "refinement_task": "RecNet + refinement + task loss"}
+TASK_METHOD = "recnet_task_"
+"""Prefix of the RecNet + task loss runs (and methods) of the weight sweep: ``recnet_task_<weight>``."""
+REFINEMENT_TASK = "refinement_task"
+SCORER = "sis_segmentation"
+"""The run of the independent segmentation network that scores SIS."""
+TASK_NETWORK = "segmentation"
+"""The run of the segmentation network inside the task loss."""
+METRICS = ("psnr", "ssim", "nmse", "dice", "dice_loss_net")
+TASK_WEIGHTS = (0.1, 1.0, 10.0)
+"""Demo and small: weights of the task term (after balancing; MSE weighs 1) of the sweep."""
 
 SOURCE_TABLE = """| Method | PSNR | MOS | SIS |
 |---|---|---|---|
@@ -112,12 +135,32 @@ class CsmriPreset:
     notes: str = ""
 
 
-def _runs(epochs: dict[str, int], batch: int, widths: str) -> dict[str, dict[str, Any]]:
+def method_label(method: str) -> str:
+    """The row label of a method key (sweep runs: "RecNet + task loss (λ = w)")."""
+    if method.startswith(TASK_METHOD):
+        return f"RecNet + task loss (λ = {method.removeprefix(TASK_METHOD)})"
+    return LABELS[method]
+
+
+def _task_runs(runs: dict[str, dict[str, Any]], weights: tuple[float, ...], refinement_weight: float
+               ) -> dict[str, dict[str, Any]]:
+    """RecNet + task loss, one run per weight (RecNet's settings), and refinement + task loss."""
+    task = {"task_run": TASK_NETWORK, "task_balance_batches": 5}
+    sweep = {f"{TASK_METHOD}{w:g}": {**runs["recnet"], **task, "task_weight": w} for w in weights}
+    return {**sweep, REFINEMENT_TASK: {**runs["refinement"], **task, "task_weight": refinement_weight}}
+
+
+def _runs(epochs: dict[str, int], batch: int, widths: str, task_weights: tuple[float, ...] = TASK_WEIGHTS
+          ) -> dict[str, dict[str, Any]]:
     small = widths == "small"
-    return {
-        "segmentation": {"stage": "segmentation", "network": "segmentation_unet",
-                         "training": {"epochs": epochs["segmentation"], "batch_size": batch, "monitor": "dice",
-                                      "monitor_mode": "max", "optimizer": {"lr": 1e-3}}},
+    segmentation = {"epochs": epochs["segmentation"], "batch_size": batch, "monitor": "dice",
+                    "monitor_mode": "max", "optimizer": {"lr": 1e-3}}
+    runs = {
+        "segmentation": {"stage": "segmentation", "network": "segmentation_unet", "training": segmentation},
+        # The SIS scorer: independent of the task loss's network (another seed, another width).
+        SCORER: {"stage": "segmentation", "network": "segmentation_unet",
+                 "network_options": {"widths": (6, 12, 24, 48) if small else (16, 32, 64, 128)},
+                 "training": {**segmentation, "seed": 1}},
         "recnet": {"stage": "recnet", "network": "recnet",
                    "training": {"epochs": epochs["recnet"], "batch_size": batch, "monitor": "mse",
                                 "optimizer": {"lr": 1e-3 if small else 2e-4}}},
@@ -134,6 +177,7 @@ def _runs(epochs: dict[str, int], batch: int, widths: str) -> dict[str, dict[str
                   "training": {"epochs": epochs["dagan"], "batch_size": batch, "monitor": "nmse",
                                "optimizer": {"lr": 1e-4, "betas": (0.5, 0.999), "step_epochs": 5}}},
     }
+    return {**runs, **_task_runs(runs, task_weights, refinement_weight=1.0)}
 
 
 LARGER_LESIONS = {"lesions": 8, "lesion_radius_mm": (6.0, 14.0)}
@@ -219,9 +263,19 @@ Reconstructor = Callable[[dict[str, Any]], torch.Tensor]
 """``method(batch) -> magnitude (B, 1, H, W)``."""
 
 
+def trained_methods(out_dir: Path) -> list[str]:
+    """The task-loss methods whose runs exist in ``out_dir/runs``: the sweep by weight, then refinement."""
+    runs = out_dir / "runs"
+    sweep = sorted((p.name for p in runs.glob(f"{TASK_METHOD}*") if p.is_dir()),
+                   key=lambda name: float(name.removeprefix(TASK_METHOD)))
+    return sweep + ([REFINEMENT_TASK] if (runs / REFINEMENT_TASK).is_dir() else [])
+
+
 def _reconstructors(out_dir: Path, fabric: Fabric, dlmri_config: DlmriConfig, timings: dict[str, float]
                     ) -> dict[str, Reconstructor]:
-    trainers = {name: load_run(out_dir / "runs" / name, fabric)[1] for name in ("recnet", "refinement", "dagan")}
+    task_methods = trained_methods(out_dir)
+    trainers = {name: load_run(out_dir / "runs" / name, fabric)[1]
+                for name in ("recnet", "refinement", "dagan", *task_methods)}
 
     def timed(name: str, function: Reconstructor) -> Reconstructor:
         def run(batch: dict[str, Any]) -> torch.Tensor:
@@ -238,16 +292,26 @@ def _reconstructors(out_dir: Path, fabric: Fabric, dlmri_config: DlmriConfig, ti
         "dagan": timed("dagan", lambda b: dagan_output_magnitude(trainers["dagan"].task.predict(b))),
         "recnet": timed("recnet", lambda b: magnitude(trainers["recnet"].task.predict(b))),
         "refinement": timed("refinement", lambda b: magnitude(trainers["refinement"].task.predict(b))),
+        **{name: timed(name, functools.partial(_predict_magnitude, trainers[name])) for name in task_methods},
     }
 
 
-def _score(estimate: torch.Tensor, batch: dict[str, Any], segmenter: Callable[[torch.Tensor], torch.Tensor]
+def _predict_magnitude(trainer: Trainer, batch: dict[str, Any]) -> torch.Tensor:
+    return magnitude(trainer.task.predict(batch))
+
+
+Segmenter = Callable[[torch.Tensor], torch.Tensor]
+
+
+def _score(estimate: torch.Tensor, batch: dict[str, Any], scorer: Segmenter, loss_net: Segmenter
            ) -> dict[str, torch.Tensor]:
+    """PSNR, SSIM, NMSE, lesion Dice of the independent scorer ("dice") and of the task loss's network."""
     reference = batch["magnitude"]
     return {"psnr": psnr(estimate, reference, data_range="target_max"),
             "ssim": ssim(estimate, reference, data_range="target_max"),
             "nmse": nmse(estimate, reference),
-            "dice": dice(lesion_masks(segmenter(estimate)), batch["label"] == 1)}
+            "dice": dice(lesion_masks(scorer(estimate)), batch["label"] == 1),
+            "dice_loss_net": dice(lesion_masks(loss_net(estimate)), batch["label"] == 1)}
 
 
 def evaluate_methods(out_dir: Path, preset: CsmriPreset, config: CsmriConfig, fabric: Fabric) -> dict[str, Any]:
@@ -260,8 +324,9 @@ def evaluate_methods(out_dir: Path, preset: CsmriPreset, config: CsmriConfig, fa
     dlmri_config = DlmriConfig.from_dict(preset.dlmri)
     timings: dict[str, float] = {}
     methods = _reconstructors(out_dir, fabric, dlmri_config, timings)
-    segmenter = load_run(out_dir / "runs" / "segmentation", fabric)[1].task.model
-    values: dict[str, dict[str, list[float]]] = {m: {k: [] for k in (*METRICS, "lesion")} for m in METHODS}
+    scorer = load_run(out_dir / "runs" / SCORER, fabric)[1].task.model
+    loss_net = load_run(out_dir / "runs" / TASK_NETWORK, fabric)[1].task.model
+    values: dict[str, dict[str, list[float]]] = {m: {k: [] for k in (*METRICS, "lesion")} for m in methods}
     ids: list[str] = []
     loader = DataLoader(splits.test, batch_size=8, shuffle=False)
     with torch.no_grad():
@@ -271,15 +336,15 @@ def evaluate_methods(out_dir: Path, preset: CsmriPreset, config: CsmriConfig, fa
             lesion = (batch["label"] == 1).flatten(1).any(dim=1).float()
             for method, reconstruct in methods.items():
                 estimate = reconstruct(batch).float()
-                for name, value in _score(estimate, batch, segmenter).items():
+                for name, value in _score(estimate, batch, scorer, loss_net).items():
                     values[method][name] += value.cpu().tolist()
                 values[method]["lesion"] += lesion.cpu().tolist()
                 _save_images(results / "images" / method, batch["id"], estimate)
             _save_images(results / "labels", batch["id"], batch["label"].float())
-    for method in METHODS:
+    for method in methods:
         write_per_image(results / "per_image" / f"{method}.csv", ids,
                         {k: np.asarray(v) for k, v in values[method].items()})
-    write_json(results / "methods.json", {"methods": [{"key": m, "label": LABELS[m]} for m in METHODS]})
+    write_json(results / "methods.json", {"methods": [{"key": m, "label": method_label(m)} for m in methods]})
     return {name: seconds / len(ids) for name, seconds in timings.items()}
 
 
@@ -321,7 +386,7 @@ def evaluate_generalisation(out_dir: Path, preset: CsmriPreset, config: CsmriCon
 
 def run_study(preset: str | CsmriPreset, out_dir: Path, data_dir: Path | None = None, devices: int = 1,
               accelerator: str = "auto", acceleration: float | None = None) -> Path:
-    """Train the four runs of a preset (finished runs are skipped), evaluate every method on the test
+    """Train the runs of a preset in order (finished runs are skipped), evaluate every method on the test
     split and on real MR images, and render the results.
 
     Args:
@@ -344,7 +409,7 @@ def run_study(preset: str | CsmriPreset, out_dir: Path, data_dir: Path | None = 
     fabric = make_fabric(runs["recnet"].training)
     started = time.perf_counter()
     step_times = {name: train_run(runs[name], out_dir / "runs" / name, fabric).seconds_per_step
-                  for name in TRAINED}
+                  for name in runs}
     if fabric.is_global_zero:
         config = runs["recnet"].data_config()
         per_image = evaluate_methods(out_dir, preset, config, fabric)
@@ -361,13 +426,19 @@ def run_study(preset: str | CsmriPreset, out_dir: Path, data_dir: Path | None = 
 TABLE_COLUMNS = (Column("psnr", "PSNR", higher_is_better=True, digits=2),
                  Column("ssim", "SSIM", higher_is_better=True),
                  Column("sis", "SIS", higher_is_better=True, show_sd=False),
+                 Column("sis_loss_net", "SIS, loss's network", higher_is_better=True, show_sd=False),
                  Column("mos", "MOS", higher_is_better=True, digits=2))
 GENERALISATION_COLUMNS = TABLE_COLUMNS[:2]
+ALPHA = 0.05
+SWEEP_CURVE = "RecNet + task loss, λ sweep"
+"""Significance level of the plain-language verdict on the task loss."""
 
 
 def _read_methods(folder: Path) -> dict[str, dict[str, np.ndarray]]:
     found = {}
-    for method in METHODS:
+    task_methods = sorted((p.stem for p in folder.glob(f"{TASK_METHOD}*.csv")),
+                          key=lambda name: float(name.removeprefix(TASK_METHOD)))
+    for method in (*METHODS, *task_methods, REFINEMENT_TASK):
         path = folder / f"{method}.csv"
         if path.is_file():
             ids, values = read_per_image(path)
@@ -393,13 +464,22 @@ def read_mos(results: Path) -> dict[str, Summary]:
     return summaries
 
 
-def _sis_cell(values: dict[str, np.ndarray], truth: dict[str, np.ndarray]) -> Summary | None:
+def _sis_cell(values: dict[str, np.ndarray], truth: dict[str, np.ndarray], key: str = "dice") -> Summary | None:
+    """SIS from the per-slice Dice ``key`` with a seeded 95 % percentile-bootstrap CI over lesion slices
+    (slices resampled jointly for the method and the ground truth: the ratio of means is resampled)."""
+    if key not in values or key not in truth:
+        return None
     lesion = truth["lesion"] > 0
-    score = semantic_interpretability(values["dice"], truth["dice"], lesion)
+    score = semantic_interpretability(values[key], truth[key], lesion)
     if not np.isfinite(score):
         return None
+    method, reference = values[key][lesion], truth[key][lesion]
+    draws = np.random.default_rng(0).integers(0, method.size, size=(BOOTSTRAP_RESAMPLES, method.size))
+    denominators = reference[draws].mean(axis=1)
+    ratios = method[draws].mean(axis=1)[denominators > 0] / denominators[denominators > 0]
+    low, high = np.percentile(ratios, [2.5, 97.5])
     return Summary(n=int(lesion.sum()), mean=score, sd=float("nan"), median=float("nan"),
-                   ci_low=float("nan"), ci_high=float("nan"))
+                   ci_low=float(low), ci_high=float(high))
 
 
 def _paired_tests(per_method: dict[str, dict[str, np.ndarray]]) -> dict[str, dict[str, PairedTest]]:
@@ -429,10 +509,13 @@ def render_results(out_dir: Path) -> str:
     for method, values in per_method.items():
         cells: dict[str, Summary | None] = {m: summarize(values[m]) for m in ("psnr", "ssim")}
         cells["sis"] = _sis_cell(values, truth)
+        cells["sis_loss_net"] = _sis_cell(values, truth, "dice_loss_net")
         cells["mos"] = mos.get(method)
-        rows.append(Row(LABELS[method], cells, group=None if method == "ground_truth" else "methods"))
-    caption = ("PSNR, SSIM (mean ± sd over test slices), SIS (lesion Dice relative to ground truth), MOS "
-               "(reader study; — until one exists); best in bold.")
+        rows.append(Row(method_label(method), cells, group=None if method == "ground_truth" else "methods"))
+    caption = ("PSNR, SSIM (mean ± sd over test slices), SIS (lesion Dice of the independent segmentation "
+               f"network `{SCORER}` relative to its Dice on the ground truth), the same ratio for the task "
+               f"loss's own network `{TASK_NETWORK}` (circular for the task-loss rows: it is what they "
+               "optimise), MOS (reader study; — until one exists); best in bold.")
     table = ResultTable(TABLE_COLUMNS, rows, caption)
     tests = _paired_tests(per_method)
     write_table(results, table)
@@ -441,7 +524,8 @@ def render_results(out_dir: Path) -> str:
     if generalisation is not None:
         write_text(results / "generalisation.md", generalisation.markdown())
     figure = _figure(results, per_method)
-    return _section(out_dir, study, table, tests, generalisation, figure)
+    tradeoff = _tradeoff_figure(results, per_method)
+    return _section(out_dir, study, table, tests, generalisation, figure, tradeoff)
 
 
 def _pvalue_markdown(tests: dict[str, dict[str, PairedTest]]) -> str:
@@ -449,7 +533,7 @@ def _pvalue_markdown(tests: dict[str, dict[str, PairedTest]]) -> str:
     for method, by_metric in tests.items():
         cells = [f"{by_metric[m].median_difference:+.3g} ({format_p(by_metric[m].p_value)})" if m in by_metric
                  else "—" for m in ("psnr", "ssim", "dice")]
-        lines.append(f"| {LABELS[method]} | " + " | ".join(cells) + " |")
+        lines.append(f"| {method_label(method)} | " + " | ".join(cells) + " |")
     lines += ["", "*Median per-slice difference to RecNet and the two-sided paired Wilcoxon p-value (Dice on "
               "slices with a lesion).*"]
     return "\n".join(lines) + "\n"
@@ -460,7 +544,7 @@ def _generalisation_table(results: Path) -> ResultTable | None:
     if not folder.is_dir():
         return None
     per_method = _read_methods(folder)
-    rows = [Row(LABELS[m], {k: summarize(v[k]) for k in ("psnr", "ssim")}, group="methods")
+    rows = [Row(method_label(m), {k: summarize(v[k]) for k in ("psnr", "ssim")}, group="methods")
             for m, v in per_method.items()]
     n = len(next(iter(per_method.values()))["ids"])
     return ResultTable(GENERALISATION_COLUMNS, rows, f"Real MR images from pydicom / pydicom-data ({n} images, "
@@ -477,24 +561,78 @@ def _figure(results: Path, per_method: dict[str, dict[str, np.ndarray]]) -> Path
         images = {m: np.load(results / "images" / m / f"{case_id}.npy") for m in per_method}
         label = np.load(results / "labels" / f"{case_id}.npy")
         crop = box_crop(label > 0, max(16, label.shape[0] // 3))
-        outputs = {LABELS[m]: images[m] for m in METHODS if m in images and m not in ("ground_truth", "zero_filled")}
+        shown = [m for m in per_method if m not in ("ground_truth", "zero_filled") and not m.startswith(TASK_METHOD)]
+        shown += [m for m in per_method if m.startswith(TASK_METHOD)][-1:]  # the sweep's largest weight
+        outputs = {method_label(m): images[m] for m in shown}
         cases.append(Case(case_id, images["zero_filled"], outputs, images["ground_truth"], crop,
                           input_has_error=True, display_range=(0.0, 1.0)))
     return comparison_figure(results / "figure.png", cases, input_label="Zero-filled",
                              target_label="Ground truth", title="CS-MRI, test slices with the largest lesions")
 
 
+def _tradeoff_figure(results: Path, per_method: dict[str, dict[str, np.ndarray]]) -> Path | None:
+    """PSNR against SIS (independent scorer) with 95 % bootstrap CIs; the weight sweep as a curve from RecNet."""
+    truth = per_method["ground_truth"]
+    points = []
+    for method, values in per_method.items():
+        sis = _sis_cell(values, truth)
+        if method == "ground_truth" or sis is None:
+            continue
+        psnr_summary = summarize(values["psnr"])
+        x = (psnr_summary.mean, psnr_summary.ci_low, psnr_summary.ci_high)
+        y = (sis.mean, sis.ci_low, sis.ci_high)
+        if method.startswith(TASK_METHOD):
+            points.append(TradeoffPoint(f"λ = {method.removeprefix(TASK_METHOD)}", x, y, curve=SWEEP_CURVE))
+            continue
+        if method == "recnet":  # the sweep's λ = 0
+            points.append(TradeoffPoint("λ = 0", x, y, curve=SWEEP_CURVE))
+        points.append(TradeoffPoint(method_label(method), x, y))
+    if not points:
+        return None
+    return tradeoff_figure(results / "tradeoff.png", points, "PSNR (dB), mean over test slices",
+                           f"SIS (scored by `{SCORER}`)", title="CS-MRI: image quality against the task")
+
+
+def _task_verdict(tests: dict[str, dict[str, PairedTest]]) -> list[str]:
+    """One plain sentence per task-loss method: did it raise the scorer's lesion Dice over RecNet, at what PSNR."""
+    lines = []
+    for method, by_metric in tests.items():
+        if not (method.startswith(TASK_METHOD) or method == REFINEMENT_TASK) or "dice" not in by_metric:
+            continue
+        dice_test, psnr_test = by_metric["dice"], by_metric["psnr"]
+        raised = dice_test.p_value < ALPHA and dice_test.median_difference > 0
+        lowered = dice_test.p_value < ALPHA and dice_test.median_difference < 0
+        verdict = ("raised" if raised else "lowered" if lowered else "did not significantly change")
+        lines.append(f"- {method_label(method)} {verdict} the independent scorer's lesion Dice against RecNet "
+                     f"(median per-slice difference {dice_test.median_difference:+.3f}, p {_p_text(dice_test)}, "
+                     f"{dice_test.n} lesion slices); PSNR difference {psnr_test.median_difference:+.2f} dB "
+                     f"(p {_p_text(psnr_test)}).")
+    return lines
+
+
+def _p_text(test: PairedTest) -> str:
+    text = format_p(test.p_value)
+    return text if text.startswith("<") else f"= {text}"
+
+
 def _section(out_dir: Path, study: dict[str, Any], table: ResultTable, tests: dict[str, dict[str, PairedTest]],
-             generalisation: ResultTable | None, figure: Path | None) -> str:
+             generalisation: ResultTable | None, figure: Path | None, tradeoff: Path | None) -> str:
     lines = ["## Compressed-sensing MRI (csmri)", ""]
     if study:
         data = study["data"]
         lines.append(f"Preset `{study['preset']}` ({study['notes']}); acceleration "
                      f"{data.get('acceleration', 8)}; wall time of the study {study['seconds'] / 60:.1f} min.")
-    info = {name: read_run_info(out_dir / "runs" / name) for name in TRAINED}
+    runs = sorted(p for p in (out_dir / "runs").iterdir() if p.is_dir()) if (out_dir / "runs").is_dir() else []
+    info = {run.name: read_run_info(run) for run in runs}
     losses = [f"{name}: {i['loss']}" for name, i in info.items() if i]
     lines += ["", "Losses: " + "; ".join(losses) + ".", "", table.markdown(), "Paired tests against RecNet:", "",
               _pvalue_markdown(tests), ""]
+    verdict = _task_verdict(tests)
+    if verdict:
+        lines += [f"Task loss (two-sided paired Wilcoxon tests, α = {ALPHA}; SIS and Dice by `{SCORER}`, never "
+                  "by the network inside the loss):", "", *verdict, ""]
+    if tradeoff is not None:
+        lines += [f"![csmri PSNR against SIS](csmri/results/{tradeoff.name})", ""]
     if figure is not None:
         lines += [f"![csmri test slices](csmri/results/{figure.name})", ""]
     if generalisation is not None:
@@ -504,7 +642,7 @@ def _section(out_dir: Path, study: dict[str, Any], table: ResultTable, tests: di
               for name, i in info.items() if i]
     if study.get("seconds_per_image"):
         lines += ["", "Reconstruction time per test image: " + ", ".join(
-            f"{LABELS[m]} {s:.3g} s" for m, s in study["seconds_per_image"].items()) + "."]
+            f"{method_label(m)} {s:.3g} s" for m, s in study["seconds_per_image"].items()) + "."]
     lines += ["", "For comparison, the source document's table (Seitzer et al. 2018, cardiac LGE MRI):", "",
               SOURCE_TABLE]
     return "\n".join(lines)

@@ -14,8 +14,15 @@
   magnitude in [-1, 1]; loss 1 adversarial + 15 NMSE + 0.0025 VGG (pool4 features, MSE; pool3
   of the domain network offline) + 0.1 frequency MSE; Adam 1e-4, beta1 0.5, lr halved every 5
   epochs; best checkpoint by validation NMSE (its early stopping).
-- ``segmentation``: the lesion-segmentation UNet of the SIS score, trained on ground-truth
-  magnitudes (cross-entropy with the lesion class weighted up); best by validation Dice.
+- ``segmentation``: a lesion-segmentation UNet trained on ground-truth magnitudes (cross-entropy
+  with the lesion class weighted up); best by validation Dice. The same stage trains the task
+  network of the task loss and, with another seed and width, the independent SIS scorer.
+- task loss (``task_run``): a ``recnet`` run adds the :class:`~taskloss.losses.TaskLoss` of the
+  segmentation network of ``task_run`` to its MSE, a ``refinement`` run adds it to its composite:
+  ``KL(softmax s(ground truth) || softmax s(reconstruction))`` of the network's lesion logits on
+  magnitudes (task consistency, no labels). With ``loss_mode: first`` each term is divided by
+  its mean over the first ``task_balance_batches`` batches and the task term then weighs
+  ``task_weight`` (MSE, resp. the VGG term, weighs 1).
 """
 
 from pathlib import Path
@@ -30,10 +37,13 @@ from taskloss.data.kspace import magnitude
 from taskloss.errors import ConfigError
 from taskloss.features import VGG19Features
 from taskloss.losses import (
+    SEITZER_FIRST_WEIGHTS,
+    SEITZER_FIXED_WEIGHTS,
     AdversarialLoss,
     CompositeLoss,
     CrossEntropyLoss,
     PerceptualLoss,
+    TaskLoss,
     feature_matching_loss,
     frequency_mse_loss,
     generator_loss,
@@ -69,6 +79,9 @@ class CsmriRun(StrictModel):
     loss_mode: Literal["first", "fixed"] = "first"
     perception: PerceptionChoice = "auto"
     pool_size: int = Field(80, ge=0)
+    task_run: str | None = Field(None, description="recnet, refinement: the segmentation run of the task loss")
+    task_weight: float = Field(1.0, gt=0, description="weight of the task term after balancing")
+    task_balance_batches: int = Field(5, ge=1, description="batches whose mean balances each term")
     data: dict[str, Any] = Field(default_factory=dict)
     training: TrainingConfig = TrainingConfig()
 
@@ -136,12 +149,66 @@ def _perceptual(run: CsmriRun, vgg_layer: str, domain_layer: str, input_range: t
 
 def load_recnet(run_dir: Path) -> nn.Module:
     """The stage-1 RecNet of a run folder with its best weights."""
+    return load_trained(run_dir, "recnet", "recnet_run")
+
+
+def load_trained(run_dir: Path, stage: Stage, key: str) -> nn.Module:
+    """The network of a finished run folder of ``stage`` with its best weights, in eval mode.
+
+    Args:
+        run_dir: the run folder.
+        stage: the stage it must hold.
+        key: the option that named the folder (for the error message).
+    """
     config = validate_config(CsmriRun, load_yaml(run_dir / CONFIG_FILE), str(run_dir / CONFIG_FILE))
-    if config.stage != "recnet":
-        raise ConfigError(f"{run_dir} holds a {config.stage!r} run; recnet_run must name a RecNet run")
+    if config.stage != stage:
+        raise ConfigError(f"{run_dir} holds a {config.stage!r} run; {key} must name a {stage!r} run")
     model = create_network(config.network, **config.network_options)
     model.load_state_dict(read_checkpoint(run_dir / "checkpoints" / "best.ckpt")["task"]["model"])
     return model.eval()
+
+
+def task_loss(run: CsmriRun, run_dir: Path, complex_input: bool) -> TaskLoss:
+    """The task loss of a run: KL of the lesion-segmentation network of ``run.task_run`` (its best
+    checkpoint) on magnitudes in [0, 1]; ``complex_input`` takes 2-channel complex images."""
+    assert run.task_run is not None
+    task_dir = run_dir.parent / run.task_run  # an absolute task_run replaces the parent
+    network = load_trained(task_dir, "segmentation", "task_run")
+    return TaskLoss(network, output="kl", preprocess=magnitude if complex_input else None,
+                    description=f"lesion-segmentation UNet of run {run.task_run!r} (best checkpoint)")
+
+
+class WeightedSum(nn.Module):
+    """A :class:`CompositeLoss` of terms on ``(pred, target)`` as a criterion returning its total."""
+
+    def __init__(self, composite: CompositeLoss) -> None:
+        super().__init__()
+        self.composite = composite
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return self.composite(self.composite.pair_terms(pred, target)).total
+
+
+def _task_weights(run: CsmriRun, weights: dict[str, float]) -> CompositeLoss:
+    """``weights`` plus the task term, balanced over the first batches (``loss_mode: first``) or fixed."""
+    mode = run.loss_mode
+    return CompositeLoss({**weights, "task": run.task_weight}, normalize=mode,
+                         normalize_batches=run.task_balance_batches if mode == "first" else 1)
+
+
+def _recnet_task(run: CsmriRun, run_dir: Path) -> tuple[TrainingTask, str]:
+    if run.task_run is None:
+        task = SupervisedTask(lambda: create_network(run.network, **run.network_options), nn.MSELoss(),
+                              magnitude_metrics, forward=reconstruct)
+        return task, "MSE on the complex image (2 channels)"
+    task_term = task_loss(run, run_dir, complex_input=True)
+    composite = _task_weights(run, {"mse": 1.0})
+    composite.losses.update({"mse": nn.MSELoss(), "task": task_term})
+    task = SupervisedTask(lambda: create_network(run.network, **run.network_options), WeightedSum(composite),
+                          magnitude_metrics, forward=reconstruct)
+    balance = (f"each term divided by its mean over the first {run.task_balance_batches} batches"
+               if run.loss_mode == "first" else "raw terms")
+    return task, (f"MSE on the complex image + {run.task_weight:g} x {task_term.description} ({balance})")
 
 
 def _refinement_task(run: CsmriRun, run_dir: Path) -> tuple[TrainingTask, str]:
@@ -163,13 +230,27 @@ def _refinement_task(run: CsmriRun, run_dir: Path) -> tuple[TrainingTask, str]:
     def generator() -> nn.Module:
         return VisualRefinement(recnet=load_recnet(recnet_dir), **run.network_options)
 
+    composite = CompositeLoss.seitzer(run.loss_mode)
+    loss_modules: list[nn.Module] = [vgg]
+    described = ""
+    if run.task_run is not None:
+        task_term = task_loss(run, run_dir, complex_input=False)
+        loss_modules.append(task_term)
+        composite = _task_weights(run, SEITZER_FIRST_WEIGHTS if run.loss_mode == "first" else SEITZER_FIXED_WEIGHTS)
+        seitzer_terms = terms
+
+        def terms(generated: Generated, d_fake: Any, d_real: Any, batch: Batch) -> dict[str, torch.Tensor]:
+            return {**seitzer_terms(generated, d_fake, d_real, batch),
+                    "task": task_term(magnitude(generated.image), batch["magnitude"])}
+
+        described = f", {run.task_weight:g} x {task_term.description}"
     task = AdversarialTask(
         generator, lambda: create_network("patch_discriminator", **run.discriminator_options), generate,
-        magnitude, lambda batch: batch["target"], terms, CompositeLoss.seitzer(run.loss_mode),
+        magnitude, lambda batch: batch["target"], terms, composite,
         AdversarialLoss("bce", real_label=0.9), magnitude_metrics, run.discriminator_optimizer,
-        pool_size=run.pool_size, loss_modules=[vgg])
+        pool_size=run.pool_size, loss_modules=loss_modules)
     return task, (f"CompositeLoss ({run.loss_mode}) of BCE adversarial, feature matching, {vgg.description}, "
-                  "penalty mean |u|")
+                  f"penalty mean |u|{described}")
 
 
 def _dagan_task(run: CsmriRun) -> tuple[TrainingTask, str]:
@@ -199,10 +280,10 @@ def _dagan_task(run: CsmriRun) -> tuple[TrainingTask, str]:
 
 def build_task(run: CsmriRun, run_dir: Path) -> tuple[TrainingTask, str]:
     """The task of a run and a one-line description of its loss."""
+    if run.task_run is not None and run.stage not in ("recnet", "refinement"):
+        raise ConfigError(f"task_run applies to recnet and refinement runs, not to a {run.stage!r} run; remove it")
     if run.stage == "recnet":
-        task = SupervisedTask(lambda: create_network(run.network, **run.network_options), nn.MSELoss(),
-                              magnitude_metrics, forward=reconstruct)
-        return task, "MSE on the complex image (2 channels)"
+        return _recnet_task(run, run_dir)
     if run.stage == "segmentation":
         criterion = CrossEntropyLoss(class_weights=torch.tensor([1.0, LESION_WEIGHT]))
         task = SupervisedTask(lambda: create_network(run.network, **run.network_options), criterion,
