@@ -1,5 +1,7 @@
 """The csmri dataset: item contract, undersampling against numpy FFTs, mask seeding, folders, fastMRI."""
 
+from types import SimpleNamespace
+
 import h5py
 import numpy as np
 import pytest
@@ -8,11 +10,16 @@ import torch
 from taskloss.data.csmri import (
     CsmriConfig,
     CsmriDataset,
+    _sample_slices,
+    add_kspace_noise,
     csmri_splits,
     load_csmri_folder,
     simulate_csmri,
+    slice_positions_mm,
+    tissue_texture,
     write_csmri,
 )
+from taskloss.data.kspace import fft2c
 from taskloss.errors import ConfigError, DataError, InputError
 
 SMALL = {"subjects": 3, "slices": 4, "size": 32, "anatomy": "ellipsoid", "acceleration": 4, "seed": 2}
@@ -121,3 +128,72 @@ def test_config_and_folder_errors(tmp_path):
         CsmriConfig.from_mapping({"accel": 4})
     with pytest.raises(DataError, match="holds neither images/"):
         load_csmri_folder(tmp_path, CsmriConfig())
+    with pytest.raises(InputError, match="zoom must be >= 1"):
+        CsmriConfig(zoom=0.5)
+    with pytest.raises(InputError, match=r"orientations must be a non-empty list of \['axial', 'coronal', "
+                                         r"'sagittal'\], got \['oblique'\]"):
+        CsmriConfig(orientations=("oblique",))
+    with pytest.raises(InputError, match="noise and texture must be >= 0"):
+        CsmriConfig(texture=-0.1)
+
+
+def test_kspace_noise_has_the_requested_sigma_in_kspace_and_image():
+    image = torch.zeros(4, 1, 64, 64, dtype=torch.complex64)
+    sigma = torch.tensor([0.01, 0.02, 0.05, 0.1]).view(4, 1, 1, 1)
+    noisy = add_kspace_noise(image, sigma, torch.Generator().manual_seed(0))
+    for domain in (fft2c(noisy), noisy):  # orthonormal FFT: the same sigma per pixel (Parseval)
+        for part in (domain.real, domain.imag):
+            measured = part.flatten(1).std(dim=1)
+            assert torch.allclose(measured, sigma.flatten(), rtol=0.05)  # 4096 samples: sd of sd ~1.1 %
+
+
+def test_tissue_texture_has_unit_variance_log_and_one_pixel_correlation():
+    texture = tissue_texture((8, 1, 64, 64), 0.1, torch.Generator().manual_seed(1))
+    log = texture.log() / 0.1
+    assert abs(log.var().item() - 1.0) < 0.05 and abs(log.mean().item()) < 0.02
+    inner = log[..., 1:-1, 1:-1]  # away from the reflected border
+    for lag in (inner[..., 1:, :] * inner[..., :-1, :], inner[..., :, 1:] * inner[..., :, :-1]):
+        # kernel (1, 2, 1) / 4: lag-1 autocorrelation (1 * 2 + 2 * 1) / (1 + 4 + 1) = 2 / 3
+        assert abs(lag.mean().item() - 2 / 3) < 0.03
+
+
+def _coordinate_volumes(spacing: float = 2.0, n: int = 81) -> torch.Tensor:
+    """(3, D, H, W) volumes holding the x, y and z coordinate (mm from the centre) of each voxel."""
+    axis = (torch.arange(n, dtype=torch.float32) - (n - 1) / 2) * spacing
+    z, y, x = torch.meshgrid(axis, axis, axis, indexing="ij")
+    return torch.stack([x, y, z])
+
+
+def test_slices_of_each_orientation_follow_its_axes():
+    config = CsmriConfig(subjects=3, slices=3, size=16, field_of_view_mm=64.0,
+                         orientations=("axial", "coronal", "sagittal"))
+    planes = _sample_slices(_coordinate_volumes(), SimpleNamespace(spacing_mm=2.0, origin_mm=(0.0, 0.0, 0.0)),
+                            config)
+    positions = slice_positions_mm(config)
+    assert positions == [20.0, -15.0, 0.0]  # the middle of each orientation's range
+    pixel = 64.0 / 16
+    # axial: x grows along columns, y falls down the rows (anterior at the top), z is the position
+    assert torch.allclose(planes[0, 0, 5, 1:] - planes[0, 0, 5, :-1], torch.tensor(pixel))
+    assert torch.allclose(planes[1, 0, 1:, 5] - planes[1, 0, :-1, 5], torch.tensor(-pixel))
+    assert torch.allclose(planes[2, 0], torch.tensor(positions[0]))
+    # coronal: x along columns, z falls down the rows, y is the position
+    assert torch.allclose(planes[0, 1, 5, 1:] - planes[0, 1, 5, :-1], torch.tensor(pixel))
+    assert torch.allclose(planes[2, 1, 1:, 5] - planes[2, 1, :-1, 5], torch.tensor(-pixel))
+    assert torch.allclose(planes[1, 1], torch.tensor(positions[1]))
+    # sagittal: y falls along columns (anterior at the left), z falls down the rows, x is the position
+    assert torch.allclose(planes[1, 2, 5, 1:] - planes[1, 2, 5, :-1], torch.tensor(-pixel))
+    assert torch.allclose(planes[2, 2, 1:, 5] - planes[2, 2, :-1, 5], torch.tensor(-pixel))
+    assert torch.allclose(planes[0, 2], torch.tensor(positions[2]))
+
+
+def test_zoom_narrows_each_slice_inside_the_full_field():
+    config = CsmriConfig(subjects=3, slices=6, size=16, field_of_view_mm=64.0, zoom=2.0)
+    phantom = SimpleNamespace(spacing_mm=2.0, origin_mm=(0.0, 0.0, 0.0))
+    planes = _sample_slices(_coordinate_volumes(), phantom, config, torch.Generator().manual_seed(3))
+    x = planes[0]
+    steps = x[:, 5, 1] - x[:, 5, 0]  # column spacing of each slice: 4 mm / zoom, zoom in [1, 2]
+    assert ((steps >= 2.0 - 1e-4) & (steps <= 4.0 + 1e-4)).all() and steps.std() > 0.05
+    half = 32.0 - 2.0  # centre of the outermost pixel of the full field
+    assert (x.amin(dim=(1, 2)) >= -half - 1e-3).all() and (x.amax(dim=(1, 2)) <= half + 1e-3).all()
+    again = _sample_slices(_coordinate_volumes(), phantom, config, torch.Generator().manual_seed(3))
+    assert torch.equal(planes, again)

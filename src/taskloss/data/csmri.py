@@ -1,14 +1,25 @@
 """The csmri dataset: undersampled k-space of MR slices, zero-filled images and lesion labels.
 
-Ground truth: axial slices of the simulated heads' spin-echo MR volumes (bias field included),
-``slices`` per subject evenly spaced from 25 mm below to 65 mm above the AC-PC plane (MNI z), on a
-``field_of_view_mm`` square, with optional smooth synthetic phase and complex Gaussian noise (so the
-magnitude is Rician). Each slice is divided by its largest magnitude: magnitude in [0, 1] (as Seitzer
-et al.). The label marks the lesion (lesion fraction > 0.5). Rows run from anterior (row 0) to
-posterior, columns from the patient's left to right.
+Ground truth: slices of the simulated heads' spin-echo MR volumes (bias field included), ``slices``
+per subject, on a ``field_of_view_mm`` square. By default all are axial, evenly spaced from 25 mm
+below to 65 mm above the AC-PC plane (MNI z); ``orientations`` cycles the slices through axial,
+coronal and sagittal planes (each evenly spaced over its own range, :data:`SLICE_RANGES_MM`), and
+``zoom`` gives each slice a random field of view between ``field_of_view_mm / zoom`` and
+``field_of_view_mm``, its centre moved at random so the square stays inside the full one (real
+scans are often zoomed on a region, with anatomy up to the image border). Scanner effects, in the
+order applied to each slice: tissue texture below the phantom's resolution (``texture``: the
+magnitude times ``exp(texture * t)``, t a unit-variance random field correlated over about a pixel;
+real tissue is not piecewise smooth at the phantom's 1-4 mm voxels), an optional smooth synthetic
+phase (``phase``), and white complex Gaussian noise added to the fully sampled k-space (``noise``,
+standard deviation relative to the slice's largest magnitude; with orthonormal FFTs this is the
+same standard deviation per pixel, so the magnitude is Rician, and SNR = mean tissue magnitude /
+sigma). Each slice is then divided by its largest magnitude: magnitude in [0, 1] (as Seitzer et
+al.). The label marks the lesion (lesion fraction > 0.5). In axial slices rows run from anterior
+(row 0) to posterior, columns from the patient's left to right.
 
 Undersampling (:mod:`taskloss.data.masks`, :mod:`taskloss.data.kspace`): ``kspace = mask *
-fft2c(x)`` (orthonormal, centred), ``zero_filled = ifft2c(kspace)``; no measurement noise. Training
+fft2c(x)`` (orthonormal, centred), ``zero_filled = ifft2c(kspace)``; the noise is in ``x``, the
+fully sampled noisy image, as in a fully sampled scan used as ground truth. Training
 items draw a fresh mask per sample from ``(seed, epoch, index)`` (call :meth:`CsmriDataset.set_epoch`
 each epoch); validation and test items use one fixed mask per slice from ``(seed, index)``. The same
 config therefore gives the same masks in every run and in any DataLoader worker.
@@ -54,6 +65,9 @@ IMAGE_DIR = "images"
 LABEL_DIR = "labels"
 SLICE_RANGE_MM = (-25.0, 65.0)
 """MNI z of the lowest and highest simulated slice (the cerebrum, where lesions lie)."""
+SLICE_RANGES_MM = {"axial": SLICE_RANGE_MM, "coronal": (-60.0, 30.0), "sagittal": (-45.0, 45.0)}
+"""Range of the slice positions per orientation: MNI z (axial), y (coronal), x (sagittal), mm."""
+ORIENTATIONS = tuple(SLICE_RANGES_MM)
 MASK_STREAM = 0x3A5C
 """Seed key that separates mask draws from the other random streams."""
 
@@ -70,9 +84,15 @@ class CsmriConfig:
         seed: seed of phantoms, noise, phase, masks and split.
         anatomy: ``"mni152"`` or ``"ellipsoid"``.
         weighting: MR contrast preset, ``"t1"`` (lesions bright), ``"t2"`` or ``"pd"``.
-        field_of_view_mm: side of the slice, mm.
-        noise: standard deviation of the complex Gaussian image noise, relative to the slice's
-            largest magnitude (0 for none).
+        field_of_view_mm: side of the slice, mm (the largest one with ``zoom``).
+        orientations: slice planes, cycled over a subject's slices (``"axial"``, ``"coronal"``,
+            ``"sagittal"``); rows run anterior to posterior (axial) or superior to inferior.
+        zoom: largest zoom factor, >= 1: each slice's field of view is ``field_of_view_mm / z``,
+            ``z`` uniform in [1, zoom] (1: all slices show the whole field).
+        noise: standard deviation of the complex Gaussian k-space noise, relative to the slice's
+            largest magnitude (0 for none); see :func:`add_kspace_noise`.
+        texture: strength of the sub-resolution tissue texture, >= 0 (0 for none): the standard
+            deviation of the log-magnitude modulation (0.1: about +-10 %); see :func:`tissue_texture`.
         bias: MR bias-field strength.
         phase: give slices a smooth synthetic phase (up to about +-pi) instead of a real image.
         mask: ``"cartesian-vd"``, ``"random"``, ``"equispaced"`` or ``"vd-2d"``.
@@ -93,7 +113,10 @@ class CsmriConfig:
     anatomy: str = "mni152"
     weighting: str = "t1"
     field_of_view_mm: float = 220.0
+    orientations: tuple[str, ...] = ("axial",)
+    zoom: float = 1.0
     noise: float = 0.01
+    texture: float = 0.0
     bias: float = 0.2
     phase: bool = False
     mask: str = "cartesian-vd"
@@ -107,10 +130,17 @@ class CsmriConfig:
 
     def __post_init__(self) -> None:
         check_counts(self, ("subjects", "slices", "size"))
-        if self.noise < 0 or self.field_of_view_mm <= 0:
-            raise InputError(f"noise must be >= 0 and field_of_view_mm > 0, got {self.noise} and "
-                             f"{self.field_of_view_mm}")
+        if self.noise < 0 or self.texture < 0 or self.field_of_view_mm <= 0:
+            raise InputError(f"noise and texture must be >= 0 and field_of_view_mm > 0, got {self.noise}, "
+                             f"{self.texture} and {self.field_of_view_mm}; fix the csmri data settings")
         SpinEcho.preset(self.weighting)
+        if not self.zoom >= 1:
+            raise InputError(f"zoom must be >= 1 (1: the whole field of view), got {self.zoom}; fix the "
+                             "csmri data settings")
+        unknown = [o for o in self.orientations if o not in ORIENTATIONS]
+        if not self.orientations or unknown:
+            raise InputError(f"orientations must be a non-empty list of {list(ORIENTATIONS)}, got "
+                             f"{list(self.orientations)}; fix the csmri data settings")
         if self.anatomy not in {a.value for a in AnatomySource}:
             raise InputError(f"unknown anatomy {self.anatomy!r}; use one of "
                              f"{[a.value for a in AnatomySource]}")
@@ -200,24 +230,65 @@ def csmri_splits(config: CsmriConfig) -> Splits:
     return Splits(*(CsmriDataset(data, split, config) for split in SPLITS))
 
 
+def slice_orientations(config: CsmriConfig) -> list[str]:
+    """The plane of each simulated slice: ``config.orientations`` cycled."""
+    return [config.orientations[k % len(config.orientations)] for k in range(config.slices)]
+
+
 def slice_positions_mm(config: CsmriConfig) -> list[float]:
-    """MNI z of each simulated slice, evenly spaced over :data:`SLICE_RANGE_MM`."""
-    low, high = SLICE_RANGE_MM
-    if config.slices == 1:
-        return [(low + high) / 2]
-    return [low + (high - low) * k / (config.slices - 1) for k in range(config.slices)]
+    """MNI coordinate of each simulated slice along its plane's normal: the slices of each orientation
+    evenly spaced over its range in :data:`SLICE_RANGES_MM` (all axial by default: MNI z over
+    :data:`SLICE_RANGE_MM`)."""
+    planes = slice_orientations(config)
+    positions = []
+    for k, plane in enumerate(planes):
+        low, high = SLICE_RANGES_MM[plane]
+        rank, count = planes[:k].count(plane), planes.count(plane)
+        positions.append((low + high) / 2 if count == 1 else low + (high - low) * rank / (count - 1))
+    return positions
 
 
-def _sample_slices(volumes: torch.Tensor, phantom: Phantom, config: CsmriConfig) -> torch.Tensor:
-    """Axial planes of (C, D, H, W) volumes at :func:`slice_positions_mm`: (C, slices, S, S)."""
+_NORMAL_AXIS = {"axial": 2, "coronal": 1, "sagittal": 0}
+
+
+def _slice_grid(config: CsmriConfig, origin: tuple[float, float, float], generator: torch.Generator | None
+                ) -> torch.Tensor:
+    """Sampling points (slices, S, S, 3) of every slice, (x, y, z) in mm from the volume centre.
+
+    Axial: columns along x (left to right), rows along -y (anterior at the top); coronal: columns
+    along x, rows along -z (superior at the top); sagittal: columns along -y (anterior at the
+    left), rows along -z. With ``zoom`` > 1 each slice draws its zoom and centre from ``generator``.
+    """
+    size = config.size
+    unit = (torch.arange(size, dtype=torch.float32) - (size - 1) / 2) * (config.field_of_view_mm / size)
+    rows_mm, cols_mm = torch.meshgrid(-unit, unit, indexing="ij")
+    points = []
+    for plane, position in zip(slice_orientations(config), slice_positions_mm(config), strict=True):
+        rows, cols = rows_mm, cols_mm
+        if config.zoom > 1:
+            if generator is None:
+                raise InputError("zoomed slices need a random generator")
+            factor = 1 + (config.zoom - 1) * float(torch.rand((), generator=generator))
+            room = config.field_of_view_mm * (1 - 1 / factor) / 2  # the centre may move this far
+            shift = room * (2 * torch.rand(2, generator=generator) - 1)
+            rows, cols = rows / factor + float(shift[0]), cols / factor + float(shift[1])
+        normal = torch.full_like(rows, position - origin[_NORMAL_AXIS[plane]])
+        if plane == "axial":
+            xyz = (cols, rows, normal)
+        elif plane == "coronal":
+            xyz = (cols, normal, rows)
+        else:
+            xyz = (normal, -cols, rows)
+        points.append(torch.stack(xyz, dim=-1))
+    return torch.stack(points)
+
+
+def _sample_slices(volumes: torch.Tensor, phantom: Phantom, config: CsmriConfig,
+                   generator: torch.Generator | None = None) -> torch.Tensor:
+    """Planes of (C, D, H, W) volumes at :func:`slice_positions_mm`: (C, slices, S, S)."""
     depth, height, width = volumes.shape[1:]
-    spacing, origin = phantom.spacing_mm, phantom.origin_mm
-    pixels = (torch.arange(config.size, dtype=torch.float32) - (config.size - 1) / 2) * (
-        config.field_of_view_mm / config.size)
-    z = torch.tensor(slice_positions_mm(config)) - origin[2]
-    zz, yy, xx = torch.meshgrid(z, -pixels, pixels, indexing="ij")  # rows: anterior at the top
-    half = torch.tensor([width, height, depth], dtype=torch.float32) * spacing / 2
-    grid = (torch.stack([xx, yy, zz], dim=-1) / half)[None]
+    half = torch.tensor([width, height, depth], dtype=torch.float32) * phantom.spacing_mm / 2
+    grid = (_slice_grid(config, phantom.origin_mm, generator) / half)[None]
     return F.grid_sample(volumes[None], grid, mode="bilinear", padding_mode="zeros",
                          align_corners=False)[0]
 
@@ -229,15 +300,55 @@ def simulate_subject(config: CsmriConfig, subject: int) -> tuple[torch.Tensor, t
     generator = generator_for(config.seed, subject, 2)
     signal = mr_volume(phantom.fractions, phantom.properties, SpinEcho.preset(config.weighting),
                        config.bias, generator)
-    planes = _sample_slices(torch.cat([signal, phantom.fractions[Tissue.LESION][None]]), phantom, config)
+    planes = _sample_slices(torch.cat([signal, phantom.fractions[Tissue.LESION][None]]), phantom, config,
+                            generator_for(config.seed, subject, 3))
     magnitude, lesion = planes[0][:, None], planes[1][:, None]
+    if config.texture > 0:
+        magnitude = magnitude * tissue_texture(magnitude.shape, config.texture, generator)
     image = magnitude.to(torch.complex64)
     if config.phase:
         phase = math.pi / 2 * smooth_field((config.size, config.size), 4, generator, channels=config.slices)
         image = image * torch.exp(1j * phase[:, None])
     peak = magnitude.flatten(1).amax(dim=1).reshape(-1, 1, 1, 1)
-    image = add_complex_noise(image, config.noise * peak, generator)
+    image = add_kspace_noise(image, config.noise * peak, generator)
     return normalize_peak(image), (lesion > 0.5).to(torch.int64)
+
+
+TEXTURE_KERNEL = (0.25, 0.5, 0.25)
+"""Separable smoothing of the texture's white noise (one-pixel correlation)."""
+
+
+def tissue_texture(shape: torch.Size | tuple[int, ...], strength: float, generator: torch.Generator) -> torch.Tensor:
+    """A multiplicative texture ``exp(strength * t)`` of shape (N, 1, H, W).
+
+    ``t`` is white standard-normal noise smoothed by the separable kernel :data:`TEXTURE_KERNEL`
+    along both axes (reflect padding) and divided by the smoothing's noise gain
+    ``sum(k^2) = 0.375`` per axis, so every value of ``t`` has unit variance and neighbours are
+    correlated (0.67 along an axis).
+    """
+    kernel = torch.tensor(TEXTURE_KERNEL)
+    gain = float(kernel.square().sum())  # per-axis variance gain of the smoothing
+    white = torch.randn(tuple(shape), generator=generator)
+    padded = F.pad(white, (1, 1, 1, 1), mode="reflect")
+    smooth = F.conv2d(F.conv2d(padded, kernel.view(1, 1, 1, 3)), kernel.view(1, 1, 3, 1))
+    return torch.exp(strength * smooth / gain)
+
+
+def add_kspace_noise(image: torch.Tensor, sigma: float | torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """``ifft2c(fft2c(image) + sigma (n_re + i n_im))``: white complex Gaussian measurement noise.
+
+    Args:
+        image: complex images (N, 1, H, W).
+        sigma: standard deviation of each part of the noise per k-space sample, a number or a
+            tensor broadcastable to (N, 1, 1, 1). The FFT is orthonormal, so the image-domain noise
+            is white with the same standard deviation per pixel (Parseval).
+        generator: random generator of the noise.
+
+    Returns:
+        The noisy complex images (N, 1, H, W) complex64.
+    """
+    kspace = add_complex_noise(fft2c(image), sigma, generator)
+    return ifft2c(kspace).to(torch.complex64)
 
 
 def normalize_peak(images: torch.Tensor) -> torch.Tensor:
