@@ -32,6 +32,7 @@ EVALUATION_DIR = "evaluation"
 TEST_CSV = "test.csv"
 CASES_FILE = "cases.npz"
 CONFIG_FILE = "config.yaml"
+CHECKPOINT_DIR = "checkpoints"
 
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -46,20 +47,29 @@ def validate_config(model: type[ModelT], data: Mapping[str, Any], source: str) -
 
 
 def write_run_config(run_dir: Path, config: BaseModel) -> None:
-    """Write ``config.yaml``; a folder holding a different configuration is an error.
+    """Write ``config.yaml``; a folder holding a trained run with a different configuration is an error.
 
-    Resuming into a folder trained with other settings would mix two runs, so the stored
-    configuration must equal the new one.
+    Resuming into a folder trained with other settings would mix two runs, so once a checkpoint
+    exists the stored configuration must equal the new one. Before that, the folder holds no
+    trained state: a configuration left by an attempt that failed before its first checkpoint
+    (a bad setting, unreadable data) is replaced, so that the corrected rerun is not blocked.
     """
     path = run_dir / CONFIG_FILE
     text = yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
-    if path.is_file() and path.read_text() != text:
-        stored = yaml.safe_load(path.read_text()) or {}
+    if path.is_file() and _has_checkpoint(run_dir) and path.read_text() != text:
+        try:
+            stored = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError:
+            stored = {}
         new = config.model_dump(mode="json")
         changed = sorted(_changed_keys(stored, new))
         raise ConfigError(f"{run_dir} holds a run with other settings (changed: {', '.join(changed)}); use "
                           "another --out folder or delete that run folder to start it again")
     atomic_write(path, lambda tmp: tmp.write_text(text))
+
+
+def _has_checkpoint(run_dir: Path) -> bool:
+    return any((run_dir / CHECKPOINT_DIR).glob("*.ckpt"))
 
 
 def _changed_keys(old: Any, new: Any, prefix: str = "") -> list[str]:

@@ -4,6 +4,7 @@ Unknown keys and wrong types are errors that name the key (pydantic ``extra="for
 :class:`taskloss.errors.ConfigError`.
 """
 
+import math
 from pathlib import Path
 from typing import Any, Literal
 
@@ -14,9 +15,9 @@ from taskloss.errors import ConfigError
 
 
 class StrictModel(BaseModel):
-    """Base of every taskloss config: unknown keys are errors, values are validated on assignment."""
+    """Base of every taskloss config: unknown keys and NaN/infinite numbers are errors; assignments are validated."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class OptimizerConfig(StrictModel):
@@ -83,20 +84,71 @@ def format_validation_error(error: ValidationError, source: str) -> str:
     return f"{source}: " + "; ".join(problems)
 
 
+class _DuplicateKey(yaml.YAMLError):
+    """A mapping repeats a key; the message names it and its line."""
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, except that a key given twice in one mapping is an error.
+
+    PyYAML keeps the last value of a repeated key silently; a config that sets ``epochs`` twice
+    would then train with a value its author may not have meant.
+    """
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            if key in seen:
+                raise _DuplicateKey(f"key {key!r} is given twice (line {key_node.start_mark.line + 1}); "
+                                    "keep one of them")
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _parse_yaml(text: str) -> Any:
+    return yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader: builds plain data only
+
+
 def load_yaml(path: Path) -> dict[str, Any]:
-    """Read a YAML mapping, with one clear error for a missing, unreadable or malformed file."""
+    """Read a YAML mapping, with one clear error for a missing, unreadable or malformed file.
+
+    Raises:
+        ConfigError: the path is missing or a folder; the file is unreadable, not UTF-8 or not
+            YAML; a key is repeated; a number is NaN or infinite; the top level is not a mapping.
+    """
+    if path.is_dir():
+        raise ConfigError(f"config file {path} is a folder; pass the path of a YAML file")
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist; pass the path of a YAML file")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = _parse_yaml(path.read_text(encoding="utf-8"))
+    except _DuplicateKey as error:
+        raise ConfigError(f"config file {path}: {error}") from None
     except yaml.YAMLError as error:
         raise ConfigError(f"config file {path} is not valid YAML: {error}".replace("\n", " ")) from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {path} is not UTF-8 text; save it as a UTF-8 YAML file") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path} must hold a mapping of keys to values, got "
                           f"{type(data).__name__}")
+    check_finite_numbers(data, f"config file {path}")
     return data
+
+
+def check_finite_numbers(data: Any, source: str, key: str = "") -> None:
+    """Raise :class:`ConfigError` naming the first key whose value is a NaN or infinite number."""
+    if isinstance(data, dict):
+        for name, value in data.items():
+            check_finite_numbers(value, source, f"{key}.{name}" if key else str(name))
+    elif isinstance(data, list | tuple):
+        for index, value in enumerate(data):
+            check_finite_numbers(value, source, f"{key}[{index}]")
+    elif isinstance(data, float) and not math.isfinite(data):
+        raise ConfigError(f"{source}: {key or 'value'} is {data}; numbers must be finite, give a number "
+                          "such as 0.001")
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
@@ -113,5 +165,10 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
             if not isinstance(child, dict):
                 raise ConfigError(f"override {override!r}: {part} is a value, not a section")
             node = child
-        node[parts[-1]] = yaml.safe_load(raw)
+        try:
+            node[parts[-1]] = _parse_yaml(raw)
+        except yaml.YAMLError as error:  # (a repeated key included)
+            raise ConfigError(f"override {override!r}: the value is not valid YAML ({error}); quote "
+                              "it or fix it".replace("\n", " ")) from None
+        check_finite_numbers(node[parts[-1]], f"override {override!r}", key)
     return data
