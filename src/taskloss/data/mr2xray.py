@@ -8,11 +8,13 @@ every view the same rays (:mod:`taskloss.data.projector`) integrate:
   ``mr_noise`` times the projection's maximum (an MR projection is measured as one image, so its noise
   is the noise of that image);
 - the attenuation ``mu`` (bone dominates: bright), measured as ``-ln(I / I0)`` with Poisson noise of
-  ``photons`` per pixel.
+  ``photons`` per pixel, blurred by the detector (``detector_blur_mm``) and shown as radiographs are
+  displayed (:class:`taskloss.data.physics.RadiographDisplay`: log intensity, bone bright, the
+  head's thickness compressed, windowed to [0, 1]).
 
-Normalisation: every input and target image is scaled to [0, 1] by its own minimum and maximum. For the
-X-ray the minimum is 0 (air, no attenuation), so the target is the line integral divided by the
-image's largest line integral. A user's images are normalised the same way.
+Normalisation: every MR input is scaled to [0, 1] by its own minimum and maximum; the simulated X-ray
+target is the windowed radiograph display, in [0, 1]. A user's images (inputs and targets) are
+scaled to [0, 1] by their own minimum and maximum.
 
 Item of :class:`Mr2XrayDataset`: ``{"input": (1, S, S) float32 MR projection in [0, 1], "target":
 (1, S, S) float32 X-ray projection in [0, 1], "id": str, "subject": int, "angle": float degrees (NaN
@@ -34,8 +36,10 @@ from taskloss.data import io
 from taskloss.data.fields import generator_for
 from taskloss.data.phantoms import AnatomySource, Variation, head_phantom
 from taskloss.data.physics import (
+    RadiographDisplay,
     SpinEcho,
     attenuation_volume,
+    detector_blur,
     hu_to_attenuation,
     mr_volume,
     rician,
@@ -80,6 +84,10 @@ class Mr2XrayConfig:
         photons: X-ray photons per pixel without object, ``I0``; ``None`` for no Poisson noise.
         mr_noise: Rician noise sigma relative to the MR projection's maximum.
         bias: MR bias field strength (see :func:`taskloss.data.physics.mr_volume`).
+        detector_blur_mm: X-ray detector and focal-spot blur, Gaussian FWHM in mm at the isocentre.
+        display_compression: share of the head's large-scale thickness variation that the X-ray
+            display removes (:class:`taskloss.data.physics.RadiographDisplay`); 0 shows the plain
+            log intensity.
         val_fraction: share of subjects for validation.
         test_fraction: share of subjects for testing.
         data: ``None`` to simulate in memory, or a folder: one written by ``taskloss simulate
@@ -99,6 +107,8 @@ class Mr2XrayConfig:
     photons: float | None = 1e5
     mr_noise: float = 0.01
     bias: float = 0.2
+    detector_blur_mm: float = 0.5
+    display_compression: float = 0.7
     val_fraction: float = 0.2
     test_fraction: float = 0.2
     data: Path | None = None
@@ -108,6 +118,9 @@ class Mr2XrayConfig:
         check_counts(self, ("subjects", "angles", "size"))
         if self.mr_noise < 0:
             raise InputError(f"mr_noise must be >= 0, got {self.mr_noise}")
+        if self.detector_blur_mm < 0:
+            raise InputError(f"detector_blur_mm must be >= 0, got {self.detector_blur_mm}")
+        RadiographDisplay(self.display_compression)
         SpinEcho.preset(self.weighting)
         self.geometry()
         if self.anatomy not in {a.value for a in AnatomySource}:
@@ -214,7 +227,9 @@ def simulate_subject(config: Mr2XrayConfig, subject: int) -> tuple[torch.Tensor,
     sigma = config.mr_noise * mr.flatten(1).amax(dim=1).reshape(-1, 1, 1, 1)
     mr = rician(mr, sigma, generator)
     xray = xray_line_integral(mu, config.photons, generator)
-    return normalize_min_max(mr), normalize_min_max(xray)
+    pixel_mm = config.geometry().pixel_mm
+    xray = detector_blur(xray, config.detector_blur_mm, pixel_mm)
+    return normalize_min_max(mr), RadiographDisplay(config.display_compression)(xray, pixel_mm)
 
 
 def simulate_mr2xray(

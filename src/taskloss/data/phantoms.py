@@ -5,10 +5,14 @@ grey- and white-matter probability maps (brain only, no skull). Everything betwe
 inside the inner skull surface is CSF (sulci, ventricles, cisterns). The outer layers are generated:
 a CSF rim, the skull's inner table, diploe (marrow) and outer table, scalp fat and skin, each as a
 shell at a distance from the inner skull surface, with a thickness that varies smoothly over the head.
-Below the foramen magnum the bone becomes soft tissue (the neck). Ellipsoids painted over the layers
-(:data:`STRUCTURES`) add what the brain template lacks and a radiograph shows: the upper face with its
-bony shell, orbits, eyes, nasal cavity and maxillary, sphenoid and frontal sinuses, the petrous ridges
-and the cervical spine. Optional small enhancing lesions sit in the white matter.
+Below the foramen magnum the bone becomes soft tissue (the neck). The grid extends
+:data:`NECK_MM` below the template, down to the chin and the neck. Ellipsoids painted over the layers
+(:data:`STRUCTURES`) add what the brain template lacks and a lateral skull radiograph shows: the face
+and neck soft tissue; the facial bones (maxilla, zygomatic arches, hard palate, nasal septum), the
+mandible (body and rami) and two rows of teeth; the orbits with the eyes; the air of the frontal,
+ethmoid, sphenoid and maxillary sinuses, the nasal cavity, the pharynx, the ear canals and the
+mastoid cells; the sella, the petrous ridges and the cervical spine (vertebral bodies, arches and
+spinous processes). Optional small enhancing lesions sit in the white matter.
 
 Every subject differs by a seeded draw of: layer thicknesses and their smooth variation, lesions, a
 rotation, an anisotropic scaling, a smooth random deformation, and a jitter of every tissue's
@@ -47,8 +51,13 @@ MNI_FILES = {
 FORAMEN_MAGNUM_Z_MM = -42.0
 """MNI z below which the skull layers become neck soft tissue."""
 
-SOFT = (Tissue.AIR, Tissue.SKIN, Tissue.FAT, Tissue.CORTICAL_BONE, Tissue.MARROW)
+NECK_MM = 64
+"""Extent of the grid below the template's lowest slice (MNI z -72), mm: room for the mandible, the
+teeth and the upper neck (MNI z down to -136)."""
+
+SOFT = (Tissue.AIR, Tissue.SKIN, Tissue.FAT, Tissue.CORTICAL_BONE, Tissue.MARROW, Tissue.TOOTH)
 """Tissues outside the brain that the painted structures may replace."""
+BONY = (Tissue.CORTICAL_BONE, Tissue.MARROW)
 
 
 @dataclass(frozen=True)
@@ -61,6 +70,8 @@ class Structure:
         semi_axes: (x, y, z) semi-axes, mm, before the rotation.
         replaces: the tissues it replaces (others, such as the brain, stay).
         yaw_deg: rotation about z, degrees.
+        y_min: if given, only the part anterior to MNI y = ``y_min`` mm (e.g. the horseshoe of the
+            mandible: a ring of which the posterior part is cut away).
     """
 
     tissue: Tissue
@@ -68,33 +79,92 @@ class Structure:
     semi_axes: tuple[float, float, float]
     replaces: tuple[Tissue, ...] = SOFT
     yaw_deg: float = 0.0
+    y_min: float | None = None
 
 
 def _mirrored(structure: Structure) -> tuple[Structure, Structure]:
     x, y, z = structure.centre
     return structure, Structure(structure.tissue, (-x, y, z), structure.semi_axes, structure.replaces,
-                                -structure.yaw_deg)
+                                -structure.yaw_deg, structure.y_min)
 
 
-# Approximate MNI positions of structures the brain template lacks, painted in this order. The
-# template ends 72 mm below the AC-PC plane, so only the upper face fits: soft tissue, a bony shell
-# (maxilla, zygoma), orbits with eyes, maxillary and sphenoid sinuses, the nasal cavity, the
-# petrous ridges and the cervical spine.
+def _teeth(z: float, half_width: float, depth: float, back_y: float, tip: float) -> tuple[Structure, ...]:
+    """One dental arch: 8 teeth a side on the front half of an ellipse (x semi-axis ``half_width``,
+    y semi-axis ``depth``, centre at y = ``back_y``), crowns ``tip`` mm high around MNI z = ``z``;
+    incisors narrow, molars wide."""
+    teeth = []
+    for number in range(8):
+        angle = math.radians(8.0 + 11.0 * number)  # from the midline to the third molar
+        width = 2.6 + 0.35 * number  # incisor ~5 mm, molar ~10 mm wide (full width)
+        centre = (half_width * math.sin(angle), back_y + depth * math.cos(angle), z)
+        teeth += _mirrored(Structure(Tissue.TOOTH, centre, (width, width, tip), (*SOFT, Tissue.CSF),
+                                     yaw_deg=math.degrees(angle)))
+    return tuple(teeth)
+
+
+def _vertebrae() -> tuple[Structure, ...]:
+    """C2 to C7 below the atlas: a body (cortex and marrow) with its arch and spinous process."""
+    parts: list[Structure] = [
+        Structure(Tissue.CORTICAL_BONE, (0.0, -4.0, -58.0), (6.0, 5.0, 6.0)),  # atlas anterior arch
+        Structure(Tissue.CORTICAL_BONE, (0.0, -16.0, -62.0), (6.0, 6.0, 12.0)),  # dens of the axis
+        Structure(Tissue.CORTICAL_BONE, (0.0, -42.0, -60.0), (20.0, 5.0, 4.0)),  # atlas posterior arch
+    ]
+    for level in range(6):
+        z = -78.0 - 15.0 * level
+        parts += [
+            Structure(Tissue.CORTICAL_BONE, (0.0, -14.0, z), (10.0, 8.0, 6.0)),
+            Structure(Tissue.MARROW, (0.0, -14.0, z), (8.0, 6.0, 4.5), (Tissue.CORTICAL_BONE,)),
+            Structure(Tissue.CORTICAL_BONE, (0.0, -38.0, z), (14.0, 4.0, 4.0)),  # laminae
+            Structure(Tissue.CORTICAL_BONE, (0.0, -52.0, z - 3.0), (3.0, 10.0, 3.5)),  # spinous process
+        ]
+    return tuple(parts)
+
+
+# Approximate MNI positions (mm) of structures the brain template lacks, from adult skull
+# proportions: orbits at the level of the orbitofrontal cortex, the Frankfort plane near z -45, the
+# hard palate near z -72, the occlusal plane near z -86, the chin near z -120, the cervical spine in
+# front of the neck's posterior muscles. Painted in this order, last wins.
 STRUCTURES: tuple[Structure, ...] = (
-    Structure(Tissue.SKIN, (0.0, 58.0, -62.0), (56.0, 40.0, 46.0), (Tissue.AIR,)),
-    Structure(Tissue.FAT, (0.0, 58.0, -62.0), (53.0, 37.0, 43.0), (Tissue.SKIN,)),
-    Structure(Tissue.CORTICAL_BONE, (0.0, 55.0, -62.0), (47.0, 31.0, 37.0), (Tissue.FAT,)),
-    Structure(Tissue.SKIN, (0.0, 55.0, -62.0), (43.0, 27.0, 33.0), (Tissue.CORTICAL_BONE,)),
-    *_mirrored(Structure(Tissue.FAT, (33.0, 58.0, -32.0), (17.0, 17.0, 15.0))),
+    # Face and neck soft tissue, with a fat layer under the facial skin.
+    Structure(Tissue.SKIN, (0.0, 50.0, -70.0), (58.0, 48.0, 62.0), (Tissue.AIR,)),
+    Structure(Tissue.FAT, (0.0, 50.0, -68.0), (54.0, 44.0, 56.0), (Tissue.SKIN,)),
+    Structure(Tissue.SKIN, (0.0, 48.0, -68.0), (49.0, 39.0, 50.0), (Tissue.FAT,)),
+    Structure(Tissue.SKIN, (0.0, -14.0, -118.0), (52.0, 58.0, 70.0), (Tissue.AIR,)),
+    # Midface: a bony shell (maxilla, zygoma) with soft tissue inside, zygomatic arches, palate.
+    Structure(Tissue.CORTICAL_BONE, (0.0, 52.0, -54.0), (46.0, 32.0, 28.0), (*SOFT, Tissue.CSF)),
+    Structure(Tissue.SKIN, (0.0, 52.0, -54.0), (43.0, 29.0, 25.0), BONY),
+    *_mirrored(Structure(Tissue.CORTICAL_BONE, (50.0, 22.0, -46.0), (5.0, 26.0, 5.0))),
+    Structure(Tissue.CORTICAL_BONE, (0.0, 40.0, -72.0), (22.0, 30.0, 3.0)),
+    # Orbits (fat) with the eyes (vitreous: CSF-like water), the orbital rims around them.
+    *_mirrored(Structure(Tissue.CORTICAL_BONE, (33.0, 60.0, -32.0), (19.0, 19.0, 17.0))),
+    *_mirrored(Structure(Tissue.FAT, (33.0, 60.0, -32.0), (16.0, 17.0, 14.0))),
     *_mirrored(Structure(Tissue.CSF, (33.0, 66.0, -33.0), (12.0, 12.0, 12.0))),
-    *_mirrored(Structure(Tissue.AIR, (24.0, 58.0, -58.0), (12.0, 17.0, 14.0))),
-    Structure(Tissue.AIR, (0.0, 70.0, -52.0), (7.0, 22.0, 17.0)),
+    # Air: maxillary sinuses, nasal cavity to the choanae, ethmoid cells, pharynx.
+    *_mirrored(Structure(Tissue.AIR, (24.0, 56.0, -56.0), (12.0, 17.0, 14.0))),
+    Structure(Tissue.AIR, (0.0, 50.0, -52.0), (8.0, 40.0, 16.0)),
+    Structure(Tissue.CORTICAL_BONE, (0.0, 62.0, -50.0), (1.5, 24.0, 14.0)),  # nasal septum
+    Structure(Tissue.AIR, (0.0, 55.0, -30.0), (9.0, 14.0, 9.0)),  # ethmoid cells
+    Structure(Tissue.AIR, (0.0, 8.0, -96.0), (9.0, 8.0, 42.0)),  # pharynx
+    # Mandible: a horseshoe body (cortex, marrow) open behind, and the rami up to the condyles.
+    Structure(Tissue.CORTICAL_BONE, (0.0, 26.0, -106.0), (48.0, 50.0, 14.0), y_min=4.0),
+    Structure(Tissue.MARROW, (0.0, 26.0, -106.0), (45.0, 47.0, 10.0), (Tissue.CORTICAL_BONE,), y_min=4.0),
+    Structure(Tissue.SKIN, (0.0, 22.0, -104.0), (39.0, 42.0, 18.0), BONY),
+    *_mirrored(Structure(Tissue.CORTICAL_BONE, (46.0, 0.0, -78.0), (5.0, 13.0, 30.0))),
+    *_mirrored(Structure(Tissue.MARROW, (46.0, 0.0, -78.0), (3.0, 10.0, 26.0), (Tissue.CORTICAL_BONE,))),
+    *_mirrored(Structure(Tissue.CORTICAL_BONE, (48.0, -12.0, -47.0), (9.0, 6.0, 5.0))),
+    # Teeth: the upper arch under the palate, the lower arch on the mandible.
+    *_teeth(-80.0, 30.0, 34.0, 30.0, 6.0),
+    *_teeth(-93.0, 28.0, 32.0, 30.0, 6.0),
+    # Skull base: sphenoid body with its sinus, petrous ridges with the ear canals and mastoid cells.
     Structure(Tissue.CORTICAL_BONE, (0.0, 18.0, -40.0), (14.0, 14.0, 12.0), (*SOFT, Tissue.CSF)),
     Structure(Tissue.AIR, (0.0, 18.0, -40.0), (10.0, 10.0, 8.0)),
     *_mirrored(Structure(Tissue.CORTICAL_BONE, (30.0, -22.0, -38.0), (24.0, 7.0, 7.0), (*SOFT, Tissue.CSF),
                          yaw_deg=-50.0)),
-    Structure(Tissue.CORTICAL_BONE, (0.0, -15.0, -85.0), (11.0, 11.0, 40.0)),
-    Structure(Tissue.MARROW, (0.0, -15.0, -85.0), (8.0, 8.0, 40.0), (Tissue.CORTICAL_BONE,)),
+    *_mirrored(Structure(Tissue.AIR, (50.0, -30.0, -50.0), (7.0, 8.0, 8.0))),
+    *_mirrored(Structure(Tissue.AIR, (62.0, -18.0, -42.0), (9.0, 3.0, 3.0))),
+    # Cervical spine.
+    *_vertebrae(),
+    # Frontal sinus, last: air inside the frontal bone.
     Structure(Tissue.AIR, (0.0, 72.0, 6.0), (15.0, 7.0, 11.0), (Tissue.CSF, Tissue.CORTICAL_BONE,
                                                               Tissue.MARROW)),
 )
@@ -203,7 +273,7 @@ def mni_anatomy(spacing_mm: int = 2) -> Anatomy:
         spacing_mm: integer voxel size, 1 to 4 mm.
 
     Returns:
-        The anatomy on a grid of about (190, 233, 197) / spacing_mm voxels.
+        The anatomy on a grid of about (254, 233, 197) / spacing_mm voxels (z from MNI -136 mm).
     """
     if spacing_mm not in (1, 2, 3, 4):
         raise InputError(f"spacing_mm must be an integer from 1 to 4, got {spacing_mm}")
@@ -217,11 +287,14 @@ def mni_anatomy(spacing_mm: int = 2) -> Anatomy:
 
     t1, grey, white = load("t1"), load("gm"), load("wm")
     brain = np.maximum((t1 > 0).astype(np.float32), grey + white)
-    # Template voxel (0, 0, 0) lies at MNI (-98, -134, -72) (the template's fixed affine); block j
-    # of f voxels is centred at -72 + j f + (f - 1) / 2 along z, and likewise along y and x.
+    # NECK_MM of empty slices below the template, for the jaw and the neck.
+    grey, white, brain = (np.pad(a, ((NECK_MM, 0), (0, 0), (0, 0))) for a in (grey, white, brain))
+    # Template voxel (0, 0, 0) lies at MNI (-98, -134, -72) (the template's fixed affine), the padded
+    # grid's at z -72 - NECK_MM; block j of f voxels is centred at z0 + j f + (f - 1) / 2 along z,
+    # and likewise along y and x.
     grey, white, brain = (_block_mean(a, spacing_mm) for a in (grey, white, brain))
     covered = np.array(grey.shape) * spacing_mm
-    centre_zyx = np.array([-72.0, -134.0, -98.0]) + (covered - 1) / 2
+    centre_zyx = np.array([-72.0 - NECK_MM, -134.0, -98.0]) + (covered - 1) / 2
     return _anatomy_from_brain(grey, white, brain, tuple(centre_zyx[::-1]), spacing_mm)
 
 
@@ -230,15 +303,16 @@ def ellipsoid_anatomy(spacing_mm: int = 4) -> Anatomy:
     """A procedural brain: a white-matter ellipsoid in a grey-matter shell, with two ventricles.
 
     Same coordinate frame and size as the MNI152 brain (semi-axes 68, 86, 62 mm around MNI
-    (0, -18, 16)), so the same layers, sinus and neck rules apply. No file is read.
+    (0, -18, 16)) and the same grid below it (:data:`NECK_MM`), so the same layers, face and neck
+    structures apply. No file is read.
 
     Args:
         spacing_mm: integer voxel size, 1 to 4 mm (4 is the light default for tests).
     """
     if spacing_mm not in (1, 2, 3, 4):
         raise InputError(f"spacing_mm must be an integer from 1 to 4, got {spacing_mm}")
-    shape = np.ceil(np.array([189, 233, 197]) / spacing_mm).astype(int)  # (z, y, x)
-    centre = (0.0, -18.0, 22.0)  # volume centre (x, y, z), MNI mm
+    shape = np.ceil(np.array([189 + NECK_MM, 233, 197]) / spacing_mm).astype(int)  # (z, y, x)
+    centre = (0.0, -18.0, 22.0 - NECK_MM / 2)  # volume centre (x, y, z), MNI mm
     axes = [(np.arange(n) - (n - 1) / 2) * spacing_mm + c
             for n, c in zip(shape, centre[::-1], strict=True)]
     z, y, x = np.meshgrid(*axes, indexing="ij")
@@ -343,7 +417,7 @@ def head_phantom(
         variation: how much subjects differ; default :class:`Variation` ().
 
     Returns:
-        The phantom, about (190, 233, 197) / spacing_mm voxels.
+        The phantom, about (254, 233, 197) / spacing_mm voxels.
     """
     if subject < 0:
         raise InputError(f"subject must be >= 0, got {subject}")
@@ -442,6 +516,8 @@ def _paint(fractions: torch.Tensor, coordinates: torch.Tensor, structure: Struct
     centre, semi_axes = torch.tensor(structure.centre), torch.tensor(structure.semi_axes)
     box = _box(coordinates, centre, float(semi_axes.max()), spacing)
     inside = _ellipsoid(coordinates[box], centre, semi_axes, spacing, structure.yaw_deg)
+    if structure.y_min is not None:
+        inside = inside * _soft_inside(coordinates[box][..., 1] - structure.y_min, spacing)
     region = fractions[(slice(None), *box)]
     for tissue in structure.replaces:
         if tissue is structure.tissue:

@@ -18,7 +18,7 @@ from taskloss.data.fields import smooth_field
 from taskloss.errors import InputError
 
 MU_WATER_PER_MM = 0.019
-"""Linear attenuation of water at about 70 keV: 0.19 /cm (REFERENCE section 2), in 1/mm."""
+"""Linear attenuation of water at about 70 keV: 0.19 /cm (NIST XCOM: 0.193 cm^2/g), in 1/mm."""
 
 
 class Tissue(IntEnum):
@@ -36,9 +36,30 @@ class Tissue(IntEnum):
     WHITE_MATTER = 7
     LESION = 8
     """An enhancing lesion (the region of interest scored by SIS)."""
+    TOOTH = 9
+    """Teeth (enamel and dentine): the densest tissue of the head."""
 
 
 N_TISSUES = len(Tissue)
+
+BONE_TISSUES: frozenset[Tissue] = frozenset({Tissue.CORTICAL_BONE, Tissue.MARROW, Tissue.TOOTH})
+"""The tissues that are bone (mineralised, HU >= 300): their summed fraction is a voxel's bone share,
+e.g. for bone masks of projections."""
+
+
+def bone_fraction(fractions: torch.Tensor) -> torch.Tensor:
+    """Bone share of every voxel: the summed fractions of :data:`BONE_TISSUES`.
+
+    Args:
+        fractions: tissue fractions (N_TISSUES, *spatial), e.g. a phantom's (N_TISSUES, D, H, W).
+
+    Returns:
+        (1, *spatial) in [0, 1], dtype of ``fractions``.
+    """
+    if fractions.shape[0] != N_TISSUES:
+        raise InputError(f"fractions must be (N_TISSUES={N_TISSUES}, ...), got shape {tuple(fractions.shape)}; "
+                         "give one phantom's fractions")
+    return fractions[sorted(BONE_TISSUES)].sum(dim=0, keepdim=True)
 
 
 @dataclass(frozen=True)
@@ -58,21 +79,25 @@ class TissueProperties:
     hu: float
 
 
-# Midpoints of the 1.5 T literature ranges in REFERENCE section 2. Cortical bone has no usable T1
-# there; its T2 of about 0.5 ms removes its signal at any clinical TE, so the T1 chosen (1000 ms)
-# does not matter. Air has no protons (PD 0), so its relaxation times do not matter either. The
-# lesion is an enhancing lesion after gadolinium (T1 shortened to 300 ms): bright on T1-weighted
-# images, like the scar in the late-gadolinium-enhancement data of Seitzer et al.
+# Midpoints of the 1.5 T literature ranges (T1, T2, PD) and of clinical head CT (HU). Cortical bone
+# is dense compact bone, 1800 HU (the range is 1000-1900 HU; the skull's tables and the mandible's
+# cortex lie near its top), so mu = 2.8 mu_water. Teeth (enamel over dentine) are denser still,
+# 2500 HU (dental CT: dentine ~2000, enamel ~3000). Cortical bone and teeth have no usable T1; their
+# T2 of about 0.5 ms removes their signal at any clinical TE, so the T1 chosen (1000 ms) does not
+# matter. Air has no protons (PD 0), so its relaxation times do not matter either. The lesion is an
+# enhancing lesion after gadolinium (T1 shortened to 300 ms): bright on T1-weighted images, like the
+# scar in the late-gadolinium-enhancement data of Seitzer et al.
 TISSUE_PROPERTIES: dict[Tissue, TissueProperties] = {
     Tissue.AIR: TissueProperties(t1=1000.0, t2=1.0, pd=0.0, hu=-1000.0),
     Tissue.SKIN: TissueProperties(t1=875.0, t2=47.5, pd=0.7, hu=45.0),
     Tissue.FAT: TissueProperties(t1=275.0, t2=80.0, pd=0.95, hu=-100.0),
-    Tissue.CORTICAL_BONE: TissueProperties(t1=1000.0, t2=0.5, pd=0.05, hu=1450.0),
+    Tissue.CORTICAL_BONE: TissueProperties(t1=1000.0, t2=0.5, pd=0.05, hu=1800.0),
     Tissue.MARROW: TissueProperties(t1=450.0, t2=105.0, pd=0.8, hu=450.0),
     Tissue.CSF: TissueProperties(t1=4000.0, t2=1850.0, pd=1.0, hu=10.0),
     Tissue.GREY_MATTER: TissueProperties(t1=1025.0, t2=95.0, pd=0.8, hu=37.5),
     Tissue.WHITE_MATTER: TissueProperties(t1=700.0, t2=75.0, pd=0.675, hu=27.5),
     Tissue.LESION: TissueProperties(t1=300.0, t2=80.0, pd=0.8, hu=40.0),
+    Tissue.TOOTH: TissueProperties(t1=1000.0, t2=0.5, pd=0.05, hu=2500.0),
 }
 """Default properties of every tissue."""
 
@@ -259,3 +284,94 @@ def mr_volume(
 def attenuation_volume(fractions: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
     """Linear attenuation of every voxel of a phantom, (1, D, H, W) float32, 1/mm."""
     return mix(fractions[None], attenuation(table)[None])[0]
+
+
+def gaussian_blur(images: torch.Tensor, sigma_px: float) -> torch.Tensor:
+    """Separable Gaussian blur of (N, C, H, W) images, reflected borders, kernel to 3 sigma.
+
+    ``sigma_px`` <= 0 returns the images unchanged. Differentiable.
+    """
+    if sigma_px <= 0:
+        return images
+    radius = max(1, min(int(3 * sigma_px + 0.5), min(images.shape[-2:]) - 1))
+    offsets = torch.arange(-radius, radius + 1, dtype=images.dtype, device=images.device)
+    kernel = torch.exp(-0.5 * (offsets / sigma_px) ** 2)
+    kernel = kernel / kernel.sum()
+    channels = images.shape[1]
+    padded = torch.nn.functional.pad(images, (radius, radius, radius, radius), mode="reflect")
+    rows = torch.nn.functional.conv2d(padded, kernel.reshape(1, 1, 1, -1).expand(channels, 1, 1, -1),
+                                      groups=channels)
+    return torch.nn.functional.conv2d(rows, kernel.reshape(1, 1, -1, 1).expand(channels, 1, -1, 1),
+                                      groups=channels)
+
+
+FWHM_PER_SIGMA = 2.0 * (2.0 * torch.log(torch.tensor(2.0))).sqrt().item()
+"""A Gaussian's full width at half maximum over its sigma, 2 sqrt(2 ln 2) = 2.355."""
+
+
+def detector_blur(line_integral: torch.Tensor, fwhm_mm: float, pixel_mm: float) -> torch.Tensor:
+    """Blur of the detector (scintillator light spread) and focal spot, applied to the intensity.
+
+    The blur acts on what the detector measures, ``I / I0 = exp(-p)``, not on the line integral
+    ``p``; the result is ``-ln`` of the blurred intensity.
+
+    Args:
+        line_integral: (N, C, H, W) measured line integrals ``p`` (>= 0).
+        fwhm_mm: full width at half maximum of the Gaussian point spread, mm at the isocentre
+            (a flat-panel detector and a 0.6 mm focal spot: about 0.5 mm); 0 for none.
+        pixel_mm: detector pixel pitch at the isocentre, mm.
+
+    Returns:
+        The blurred line integrals, same shape, >= 0.
+    """
+    if fwhm_mm < 0 or pixel_mm <= 0:
+        raise InputError(f"detector blur needs fwhm_mm >= 0 and pixel_mm > 0, got {fwhm_mm} and {pixel_mm}")
+    if fwhm_mm == 0:
+        return line_integral
+    intensity = gaussian_blur(torch.exp(-line_integral), fwhm_mm / FWHM_PER_SIGMA / pixel_mm)
+    return (-torch.log(intensity.clamp(min=torch.finfo(intensity.dtype).tiny))).clamp(min=0)
+
+
+@dataclass(frozen=True)
+class RadiographDisplay:
+    """How a radiograph is displayed: the processing of computed and digital radiography.
+
+    The displayed value is the log-transformed intensity ``p = -ln(I / I0)`` (negative display:
+    bone, which lets fewer photons through, is bright; air is black), with its large-scale
+    variation (the head's thickness) compressed by an unsharp mask, ``p - compression * G * p`` with
+    ``G`` a Gaussian of ``kernel_mm`` (the dynamic-range compression of CR/DX processing, such as
+    multi-scale contrast equalisation), then windowed: 0 at the lowest value, 1 at the
+    ``window_quantile`` of the pixels inside the object (above 5 % of the largest line integral).
+
+    Attributes:
+        compression: share of the large-scale variation removed, in [0, 1); 0 shows ``p`` as it is.
+        kernel_mm: sigma of the large-scale Gaussian, mm at the isocentre.
+        window_quantile: quantile of the object's pixels shown as white, in (0.5, 1].
+    """
+
+    compression: float = 0.7
+    kernel_mm: float = 30.0
+    window_quantile: float = 0.995
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.compression < 1 or self.kernel_mm <= 0 or not 0.5 < self.window_quantile <= 1:
+            raise InputError("radiograph display needs 0 <= compression < 1, kernel_mm > 0 and "
+                             f"0.5 < window_quantile <= 1, got {self.compression}, {self.kernel_mm}, "
+                             f"{self.window_quantile}")
+
+    def __call__(self, line_integral: torch.Tensor, pixel_mm: float) -> torch.Tensor:
+        """Display images of line integrals (N, 1, H, W) >= 0 with pixels of ``pixel_mm``: (N, 1, H, W)
+        in [0, 1]."""
+        if pixel_mm <= 0:
+            raise InputError(f"pixel_mm must be > 0, got {pixel_mm}")
+        processed = line_integral
+        if self.compression > 0:
+            processed = line_integral - self.compression * gaussian_blur(line_integral, self.kernel_mm / pixel_mm)
+        flat, values = processed.flatten(1), line_integral.flatten(1)
+        inside = values > 0.05 * values.amax(dim=1, keepdim=True)
+        low = flat.amin(dim=1).clamp(min=0)
+        high = torch.stack([row[mask].quantile(self.window_quantile) if bool(mask.any()) else row.max()
+                            for row, mask in zip(flat, inside, strict=True)])
+        shape = (-1,) + (1,) * (line_integral.ndim - 1)
+        span = (high - low).clamp(min=torch.finfo(processed.dtype).tiny)
+        return ((processed - low.reshape(shape)) / span.reshape(shape)).clamp(0, 1)
