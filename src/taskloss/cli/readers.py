@@ -43,14 +43,15 @@ def create(
     study_dir: Annotated[Path, typer.Argument(help="New folder for the study.")],
     results_dir: Annotated[Path, typer.Option("--from", help="Results folder of `taskloss study`.")],
     cases: Annotated[int | None, typer.Option("--cases", help="Test cases to include, chosen at "
-                                              "random (seeded); default all.")] = None,
+                                              "random (seeded); default all.", min=1)] = None,
     readers: Annotated[str, typer.Option("--readers", help="Comma-separated reader names.")]
     = "reader-1,reader-2,reader-3",
     scale: Annotated[str, typer.Option("--scale", help="Likert scale LOW-HIGH (single digits).")] = "1-5",
     rubric: Annotated[str, typer.Option("--rubric", help="Rating instructions shown to readers.")]
     = DEFAULT_RUBRIC,
     seed: Annotated[int | None, typer.Option("--seed", help="Seed of the case choice and reading "
-                                             "orders; default random, recorded in the study.")] = None,
+                                             "orders; default random, recorded in the study.",
+                                             min=0)] = None,
     base_url: Annotated[str, typer.Option("--base-url", help="Address the study will be served at, "
                                           "for the printed links.")] = DEFAULT_BASE_URL,
 ) -> None:
@@ -71,14 +72,21 @@ def serve(
     study_dir: Annotated[Path, typer.Argument(help="The study folder.")],
     host: Annotated[str, typer.Option("--host", help="Address to listen on; 0.0.0.0 opens it to "
                                       "the network.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", help="TCP port; 0 picks a free one.")] = 8080,
+    port: Annotated[int, typer.Option("--port", help="TCP port, 1-65535; 0 picks a free one.", min=0,
+                                      max=65535)] = 8080,
 ) -> None:
     """Serve the rating pages until Ctrl-C or SIGTERM; every rating is stored at once."""
     logging.basicConfig(format="taskloss readers serve: %(levelname)s %(name)s: %(message)s")
     # Waitress warns whenever a request waits for a free worker thread. Short waits are normal
     # here: SQLite serialises the writes, each of which takes milliseconds.
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)
-    server, urls = make_server(study_dir, host=host, port=port)
+    with Store.open(study_dir):  # a missing or unreadable study first, then the port
+        pass
+    try:
+        server, urls = make_server(study_dir, host=host, port=port)
+    except OSError as error:  # address in use, no permission for ports < 1024, an unknown host
+        raise InputError(f"cannot listen on {host}:{port} ({error.strerror or error}); choose another "
+                         "--port (0 picks a free one) or --host, or stop the program that uses it") from None
     with Store.open(study_dir) as store:
         progress = store.progress()
     rated = sum(p.rated for p in progress)

@@ -23,6 +23,7 @@ routes) and never a traceback; a database that cannot be written (locked for ove
 import csv
 import functools
 import io
+import json
 import logging
 import sqlite3
 from collections.abc import Callable
@@ -125,6 +126,9 @@ def create_app(study_dir: Path) -> Flask:
     @app.errorhandler(sqlite3.OperationalError)
     def _database_unavailable(error: sqlite3.OperationalError) -> tuple[Any, int]:
         LOGGER.error("study database error on %s %s: %s", request.method, request.path, error)
+        if "readonly" in str(error):
+            return _error_response(503, "the study database is read-only; nothing was stored, tell the "
+                                        "study's organiser")
         return _error_response(503, f"the study database is unavailable ({error}); nothing was "
                                     "stored, try again in a moment")
 
@@ -214,7 +218,7 @@ def create_app(study_dir: Path) -> Flask:
     @reader_route
     def rate(reader_id: int, image_id: str) -> Any:
         assigned_image_id(reader_id, image_id)
-        body = request.get_json(silent=True, force=True)
+        body = _json_body()
         if not isinstance(body, dict) or set(body) != {"score"}:
             abort(400, f'the body must be JSON of the form {{"score": {info.scale.low}}}, with an integer '
                        f"from {info.scale.low} to {info.scale.high}")
@@ -240,6 +244,18 @@ def create_app(study_dir: Path) -> Flask:
                         headers={"Content-Disposition": "attachment; filename=ratings.csv"})
 
     return app
+
+
+def _json_body() -> Any:
+    """The request's JSON body, or None when it is not JSON.
+
+    Parsed here rather than by ``request.get_json(silent=True)``, which lets a ``RecursionError``
+    (a body of thousands of nested brackets, still under the size limit) through as a 500.
+    """
+    try:
+        return json.loads(request.get_data(cache=False))
+    except (ValueError, RecursionError):  # (UnicodeDecodeError is a ValueError)
+        return None
 
 
 def _error_response(status: int, message: str) -> tuple[Any, int]:

@@ -7,6 +7,7 @@ machine that loses power, keeps every rating that a reader saw acknowledged. Eve
 parameterised; no value from a request is ever formatted into SQL.
 """
 
+import os
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -155,8 +156,18 @@ def _connect(path: Path) -> sqlite3.Connection:
 
 
 def _unreadable(path: Path, error: sqlite3.Error) -> DataError:
+    if _read_only(path, error):
+        return DataError(f"{path} or its folder is read-only ({error}); the study database needs write "
+                         "access even to be read (SQLite's WAL journal): make both writable, or copy the "
+                         "study folder somewhere writable")
     return DataError(f"{path} is not a readable study database ({error}); restore it from a backup or "
                      "create the study again")
+
+
+def _read_only(path: Path, error: sqlite3.Error) -> bool:
+    if "readonly" in str(error) or "unable to open" in str(error):
+        return True
+    return not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK))
 
 
 class Store:

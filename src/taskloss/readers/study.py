@@ -86,6 +86,9 @@ def read_results(results_dir: Path) -> ResultsFolder:
     Raises:
         DataError: naming the file or folder that breaks the contract and how to fix it.
     """
+    if results_dir.exists() and not results_dir.is_dir():
+        raise DataError(f"results folder {results_dir} is a file, not a folder; pass the --out folder of "
+                        "`taskloss study csmri`")
     if not results_dir.is_dir():
         raise DataError(f"results folder {results_dir} does not exist; pass the --out folder of "
                         "`taskloss study csmri`")
