@@ -9,6 +9,8 @@ nibabel (``as_closest_canonical``) and transposed from (x, y, z) to (z, y, x); a
 stacked along its slice normal (assumed axial: slices along z, rows along y, columns along x).
 """
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +36,48 @@ class ImageData:
     array: np.ndarray
     spacing_mm: tuple[float, ...] | None
     path: Path
+
+
+@contextmanager
+def reading(path: Path, what: str, advice: str) -> Iterator[None]:
+    """Turn any failure of a third-party reader into one :class:`DataError` naming the file.
+
+    NumPy, imageio, pydicom, nibabel and h5py raise many exception types for a damaged file
+    (``OSError``, ``ValueError``, ``EOFError``, ``zlib.error``, ``struct.error``, ``KeyError``,
+    plugin errors); listing them would miss some. ``MemoryError`` passes through (the command
+    line reports it with its own advice).
+
+    Args:
+        path: the file being read.
+        what: what it should be, e.g. "NIfTI file".
+        advice: what to do, e.g. "check that it is complete".
+    """
+    try:
+        yield
+    except (DataError, MemoryError):
+        raise
+    except Exception as error:
+        raise DataError(f"{path} is not a readable {what} ({type(error).__name__}: {error}); "
+                        f"{advice}".replace("\n", " ")) from None
+
+
+def check_array(image: ImageData) -> ImageData:
+    """Refuse what no reader's caller can use: other ranks than 2 or 3, empty axes, NaN or infinity.
+
+    Raises:
+        DataError: naming the file and the problem.
+    """
+    array = image.array
+    if array.ndim not in (2, 3):
+        raise DataError(f"{image.path} has shape {array.shape}; expected a 2-D image (H, W) or a 3-D volume "
+                        "(D, H, W)")
+    if array.size == 0:
+        raise DataError(f"{image.path} holds an empty array of shape {array.shape}; save an image of at "
+                        "least 1 x 1")
+    if not np.isfinite(array).all():
+        raise DataError(f"{image.path} holds {int((~np.isfinite(array)).sum())} NaN or infinite values; "
+                        "save finite intensities")
+    return image
 
 
 def stem(path: Path) -> str:
@@ -62,31 +106,32 @@ def read_image(path: Path) -> ImageData:
     Returns:
         The image (H, W) or volume (D, H, W) and its spacing. RGB(A) PNG/TIFF images are turned to
         gray by the mean of their colour channels.
+
+    Raises:
+        DataError: naming the file: missing, of an unknown type, unreadable (truncated, corrupt),
+            not numeric, of another rank than 2 or 3, empty, or holding NaN or infinite values.
     """
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: no such file or folder; check the path")
     name = path.name.lower()
     if path.is_dir():
-        return read_dicom_series(path)
+        return check_array(read_dicom_series(path))
     if name.endswith(".npy"):
-        return _read_npy(path)
+        return check_array(_read_npy(path))
     if name.endswith((".png", ".tif", ".tiff")):
-        return _read_picture(path)
+        return check_array(_read_picture(path))
     if name.endswith(".dcm"):
-        return _read_dicom_file(path)
+        return check_array(_read_dicom_file(path))
     if name.endswith((".nii", ".nii.gz")):
-        return _read_nifti(path)
+        return check_array(_read_nifti(path))
     raise DataError(f"{path}: unsupported file type; use one of {', '.join(IMAGE_SUFFIXES)} or a "
                     "folder of DICOM files")
 
 
 def _read_npy(path: Path) -> ImageData:
-    try:
+    with reading(path, "NumPy .npy file", "re-save it with numpy.save"):
         array = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as error:
-        raise DataError(f"{path} is not a readable NumPy .npy file ({error}); re-save it with "
-                        "numpy.save") from None
     if array.dtype.kind not in "fiuc":
         raise DataError(f"{path} holds {array.dtype} values; save a numeric array")
     dtype = np.complex64 if array.dtype.kind == "c" else np.float32
@@ -96,11 +141,8 @@ def _read_npy(path: Path) -> ImageData:
 def _read_picture(path: Path) -> ImageData:
     import imageio.v3 as iio
 
-    try:
+    with reading(path, "PNG/TIFF image", "re-export it"):
         array = np.asarray(iio.imread(path), dtype=np.float32)
-    except Exception as error:  # imageio raises many types (OSError, ValueError, plugin errors)
-        raise DataError(f"{path} is not a readable PNG/TIFF image ({type(error).__name__}: {error}); "
-                        "re-export it") from None
     if array.ndim == 3 and array.shape[-1] in (3, 4):
         array = array[..., :3].mean(axis=-1)
     return ImageData(array, None, path)
@@ -108,21 +150,16 @@ def _read_picture(path: Path) -> ImageData:
 
 def _read_dicom_file(path: Path) -> ImageData:
     import pydicom
-    from pydicom.errors import InvalidDicomError
 
-    try:
+    with reading(path, "DICOM image", "check the file (it may be truncated or hold no pixel data)"):
         dataset = pydicom.dcmread(path)
-        pixels = dataset.pixel_array.astype(np.float32)
-    except (InvalidDicomError, AttributeError, ValueError, OSError, EOFError) as error:
-        raise DataError(f"{path} is not a readable DICOM image ({type(error).__name__}: {error}); "
-                        "check the file (it may be truncated or hold no pixel data)") from None
-    array = _rescale(dataset, pixels)
-    row_col = _pixel_spacing(dataset)
-    if array.ndim == 3:  # multi-frame: frames along z, spacing between frames if recorded
-        between = getattr(dataset, "SpacingBetweenSlices", getattr(dataset, "SliceThickness", 0))
-        thickness = float(between or 0)
-        spacing = (thickness, *row_col) if row_col and thickness > 0 else None
-        return ImageData(array, spacing, path)
+        array = _rescale(dataset, dataset.pixel_array.astype(np.float32))
+        row_col = _pixel_spacing(dataset)
+        if array.ndim == 3:  # multi-frame: frames along z, spacing between frames if recorded
+            between = getattr(dataset, "SpacingBetweenSlices", getattr(dataset, "SliceThickness", 0))
+            thickness = float(between or 0)
+            spacing = (thickness, *row_col) if row_col and thickness > 0 else None
+            return ImageData(array, spacing, path)
     return ImageData(array, row_col, path)
 
 
@@ -146,32 +183,29 @@ def read_dicom_series(folder: Path) -> ImageData:
     distance between neighbouring positions, else ``SliceThickness``.
     """
     import pydicom
-    from pydicom.errors import InvalidDicomError
 
     files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
     if not files:
         raise DataError(f"{folder}: empty folder; a DICOM series folder must hold one file per slice")
     slices = []
     for file in files:
-        try:
+        with reading(file, f"DICOM image (in the series {folder})", "remove it or fix it"):
             dataset = pydicom.dcmread(file)
             slices.append((dataset, _rescale(dataset, dataset.pixel_array.astype(np.float32))))
-        except (InvalidDicomError, AttributeError, ValueError, OSError, EOFError) as error:
-            raise DataError(f"{file} (in the series {folder}) is not a readable DICOM image "
-                            f"({type(error).__name__}: {error}); remove it or fix it") from None
     shapes = {pixels.shape for _, pixels in slices}
     if len(shapes) != 1:
         raise DataError(f"{folder}: slices have different sizes {sorted(shapes)}; a series needs "
                         "one size")
-    positions = _slice_positions([d for d, _ in slices])
-    order = np.argsort(positions) if positions is not None else np.argsort(
-        [int(getattr(d, "InstanceNumber", i)) for i, (d, _) in enumerate(slices)])
-    volume = np.stack([slices[i][1] for i in order])
-    row_col = _pixel_spacing(slices[0][0])
-    if positions is not None and len(slices) > 1:
-        between = float(np.median(np.diff(np.sort(positions))))
-    else:
-        between = float(getattr(slices[0][0], "SliceThickness", 0) or 0)
+    with reading(folder, "DICOM series", "check the slices' position, orientation and spacing tags"):
+        positions = _slice_positions([d for d, _ in slices])
+        order = np.argsort(positions) if positions is not None else np.argsort(
+            [int(getattr(d, "InstanceNumber", i)) for i, (d, _) in enumerate(slices)])
+        volume = np.stack([slices[i][1] for i in order])
+        row_col = _pixel_spacing(slices[0][0])
+        if positions is not None and len(slices) > 1:
+            between = float(np.median(np.diff(np.sort(positions))))
+        else:
+            between = float(getattr(slices[0][0], "SliceThickness", 0) or 0)
     spacing = (between, *row_col) if row_col and between > 0 else None
     return ImageData(volume, spacing, folder)
 
@@ -189,14 +223,10 @@ def _slice_positions(datasets: list) -> np.ndarray | None:
 
 def _read_nifti(path: Path) -> ImageData:
     import nibabel as nib
-    from nibabel.filebasedimages import ImageFileError
 
-    try:
+    with reading(path, "NIfTI file", "check that it is complete (gzip files must not be truncated)"):
         image = nib.as_closest_canonical(nib.load(path))
         array = np.asarray(image.get_fdata(dtype=np.float32))
-    except (ImageFileError, OSError, EOFError, ValueError) as error:
-        raise DataError(f"{path} is not a readable NIfTI file ({type(error).__name__}: {error}); "
-                        "check that it is complete (gzip files must not be truncated)") from None
     zooms = tuple(float(z) for z in image.header.get_zooms()[:3])
     array = np.squeeze(array)
     if array.ndim == 3:
@@ -225,23 +255,78 @@ class FastMRIVolume:
 
 
 def read_fastmri(path: Path) -> FastMRIVolume:
-    """Read a fastMRI single-coil HDF5 file (``kspace``, ``reconstruction_esc``, attribute ``max``)."""
+    """Read a fastMRI single-coil HDF5 file (``kspace``, ``reconstruction_esc``, attribute ``max``).
+
+    Raises:
+        DataError: naming the file, for a file that is missing, not HDF5, lacks a dataset, holds
+            k-space that is not complex (real, integer, or real/imaginary pairs on a last axis of
+            2), not (slices, H, W), empty, all zero or not finite, or a crop larger than the k-space.
+    """
     import h5py
 
     path = Path(path)
+    if path.is_dir():
+        raise DataError(f"{path} is a folder; pass a fastMRI single-coil .h5 file")
     if not path.is_file():
         raise DataError(f"{path}: no such file; check the path")
-    try:
-        with h5py.File(path, "r") as file:
-            missing = [k for k in ("kspace", "reconstruction_esc") if k not in file]
-            if missing:
-                raise DataError(f"{path} lacks the dataset(s) {missing}; fastMRI single-coil files hold "
-                                "'kspace' and 'reconstruction_esc' (multi-coil files are not supported)")
-            kspace = np.asarray(file["kspace"], dtype=np.complex64)
-            crop = tuple(int(n) for n in file["reconstruction_esc"].shape[-2:])
-            maximum = float(file.attrs.get("max", np.nan))
-    except OSError as error:
-        raise DataError(f"{path} is not a readable HDF5 file ({error}); check that it is complete") from None
-    if kspace.ndim != 3:
-        raise DataError(f"{path}: 'kspace' has shape {kspace.shape}; expected (slices, H, W) single-coil")
-    return FastMRIVolume(kspace=kspace, crop=crop, max=maximum, path=path)  # type: ignore[arg-type]
+    with reading(path, "HDF5 file", "check that it is complete"), h5py.File(path, "r") as file:
+        missing = [k for k in ("kspace", "reconstruction_esc") if not isinstance(file.get(k), h5py.Dataset)]
+        if missing:
+            raise DataError(f"{path} lacks the dataset(s) {missing}; fastMRI single-coil files hold "
+                            "'kspace' and 'reconstruction_esc' (multi-coil files are not supported)")
+        _check_kspace_layout(path, file["kspace"].dtype, file["kspace"].shape)
+        crop_shape = file["reconstruction_esc"].shape
+        kspace = np.asarray(file["kspace"], dtype=np.complex64)
+        maximum = float(np.asarray(file.attrs.get("max", np.nan)).ravel()[0])
+    if len(crop_shape) < 2 or min(crop_shape[-2:]) < 1:
+        raise DataError(f"{path}: 'reconstruction_esc' has shape {crop_shape}; expected (slices, H, W)")
+    crop = (int(crop_shape[-2]), int(crop_shape[-1]))
+    if crop[0] > kspace.shape[1] or crop[1] > kspace.shape[2]:
+        raise DataError(f"{path}: 'reconstruction_esc' is {crop}, larger than the k-space {kspace.shape[1:]}; "
+                        "the crop must fit inside the image (check that the file is single-coil fastMRI)")
+    _check_kspace_values(path, kspace)
+    return FastMRIVolume(kspace=kspace, crop=crop, max=maximum, path=path)
+
+
+def _check_kspace_layout(path: Path, dtype: np.dtype, shape: tuple[int, ...]) -> None:
+    """Complex (slices, H, W) k-space, with at least one slice; otherwise a DataError naming the problem."""
+    if dtype.kind != "c":
+        hint = (" (a last axis of 2 looks like real/imaginary pairs: store kspace[..., 0] + 1j * kspace[..., 1])"
+                if len(shape) == 4 and shape[-1] == 2 else "")
+        raise DataError(f"{path}: 'kspace' has dtype {dtype}, not complex{hint}; fastMRI k-space is complex64 "
+                        "(slices, H, W)")
+    if len(shape) != 3:
+        raise DataError(f"{path}: 'kspace' has shape {shape}; expected (slices, H, W) single-coil")
+    if min(shape) < 1:
+        raise DataError(f"{path}: 'kspace' has shape {shape}, with no data; a volume needs at least one "
+                        "slice of at least 1 x 1")
+
+
+def _check_kspace_values(path: Path, kspace: np.ndarray) -> None:
+    finite = np.isfinite(kspace)
+    if not finite.all():
+        raise DataError(f"{path}: 'kspace' holds {int((~finite).sum())} NaN or infinite values; the file is "
+                        "damaged, leave it out of the folder")
+    if not np.any(kspace):
+        raise DataError(f"{path}: 'kspace' is all zero; the file holds no signal, leave it out of the folder")
+
+
+HU_AIR = -1000.0
+"""Hounsfield units of air."""
+
+
+def check_hounsfield(image: ImageData) -> None:
+    """Refuse a CT image or volume whose values cannot be Hounsfield units.
+
+    CT in HU puts air at -1000 and water at 0, so a head volume reaches far below zero around the
+    head. Intensities normalised to [0, 1] (or [0, 255]) never go below zero and would be read as
+    water-like tissue everywhere.
+
+    Raises:
+        DataError: naming the file, when the lowest value is above -500 HU (no air at all).
+    """
+    lowest = float(np.min(image.array)) if image.array.size else 0.0
+    if lowest > HU_AIR / 2:
+        raise DataError(f"{image.path}: the CT's lowest value is {lowest:.4g}, but CT in Hounsfield units has "
+                        "air near -1000; save the target volume in HU (apply RescaleSlope/RescaleIntercept), "
+                        "not normalised intensities")
