@@ -73,7 +73,11 @@ STUDY_FILE = "study.yaml"
 PREDICTIONS = "test_predictions.npz"
 SEGMENTATION = "segmentation"
 ALL_METRICS = ("mae", "psnr", "ssim", "hfen", "nmse")
-Launcher = Literal["local", "slurm"]
+LAUNCHERS: dict[str, str | None] = {"local": None, "slurm": "slurm", "submitit-local": "local",
+                                    "submitit-debug": "debug"}
+"""``--launcher`` -> submitit cluster: "local" trains on this machine without submitit; "slurm" submits
+SLURM jobs; "submitit-local" and "submitit-debug" run the same submitit path without a cluster (in
+subprocesses, or in this process), to try it."""
 
 
 class FileRun(StrictModel):
@@ -404,7 +408,8 @@ def train_submitit(runs: Mapping[str, FileRun], out_dir: Path, spec: StudySpec, 
         devices: GPUs (and tasks) per run: a job gets ``devices`` tasks on one node and the run
             trains with DDP across them (Lightning Fabric reads the SLURM environment).
         accelerator: "auto", "cpu" or "cuda".
-        cluster: "slurm", or "local" (submitit's local executor, to try a study without a cluster).
+        cluster: "slurm", or submitit's "local" (subprocesses) or "debug" (this process)
+            executor, to try the path without a cluster.
 
     Returns:
         Seconds per training step of every run.
@@ -437,7 +442,7 @@ def train_submitit(runs: Mapping[str, FileRun], out_dir: Path, spec: StudySpec, 
 
 
 def run_file_study(spec: StudySpec, out_dir: Path, devices: int = 1, accelerator: str = "auto", jobs: int = 1,
-                   launcher: Launcher | str = "local") -> Path:
+                   launcher: str = "local") -> Path:
     """Train, score and report a study (finished runs are skipped).
 
     Args:
@@ -446,8 +451,8 @@ def run_file_study(spec: StudySpec, out_dir: Path, devices: int = 1, accelerator
         devices: devices (processes) per run; > 1 trains each run with DDP.
         accelerator: "auto", "cpu" or "cuda".
         jobs: runs trained at once on this machine (``launcher="local"``).
-        launcher: "local" (this machine), "slurm" (one job per run, submitit) or "submitit-local"
-            (submitit's local executor, for trying the SLURM path without a cluster).
+        launcher: a key of :data:`LAUNCHERS`: "local" (this machine), "slurm" (one job per run,
+            submitit), "submitit-local" or "submitit-debug" (the submitit path without a cluster).
 
     Returns:
         The results folder.
@@ -461,13 +466,13 @@ def run_file_study(spec: StudySpec, out_dir: Path, devices: int = 1, accelerator
     (out_dir / STUDY_FILE).write_text(yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False))
     runs = build_runs(spec)
     paired_splits(spec.data)  # read the data once here: a data error stops the study before training
-    if launcher == "local":
+    if launcher not in LAUNCHERS:
+        raise ConfigError(f"--launcher {launcher!r} is unknown; use one of {', '.join(LAUNCHERS)}")
+    cluster = LAUNCHERS[launcher]
+    if cluster is None:
         step_times = train_local(runs, out_dir, jobs, devices, accelerator)
-    elif launcher in ("slurm", "submitit-local"):
-        step_times = train_submitit(runs, out_dir, spec, devices, accelerator,
-                                    "slurm" if launcher == "slurm" else "local")
     else:
-        raise ConfigError(f"--launcher {launcher!r} is unknown; use local or slurm")
+        step_times = train_submitit(runs, out_dir, spec, devices, accelerator, cluster)
     trained = time.perf_counter()
     segment = segmenter(spec, out_dir, devices, accelerator)
     if segment is not None:

@@ -233,6 +233,6 @@ def _section(out_dir: Path, spec: StudySpec, table: ResultTable, tests: dict[str
     lines += ["| Run | seconds per training step | steps | best epoch |", "|---|---|---|---|"]
     lines += [f"| {_label(spec, n)} | {i['seconds_per_step']:.3f} | {i['steps']} | {i['best_epoch']} |"
               for n, i in info.items() if i]
-    lines += ["", f"Reader study: `taskloss readers create STUDY_DIR --from {out_dir / 'results'}` (images and "
-              "methods.json are there).", ""]
+    lines += ["", f"Reader study: `taskloss readers create STUDY_DIR --from {out_dir / 'results'} --readers NAMES` "
+              "(images and methods.json are there).", ""]
     return "\n".join(lines)

@@ -1,0 +1,202 @@
+"""End to end: a study file on 12 generated pairs (PNG and NPY, 32 px, labels), one epoch, via the CLI."""
+
+import csv
+import json
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+import yaml
+from scipy import ndimage
+from typer.testing import CliRunner
+
+from taskloss.cli import app
+from taskloss.errors import ConfigError, DataError
+from taskloss.readers.study import read_results
+from taskloss.studies import render_report
+from taskloss.studies.engine import run_file_study
+from taskloss.studies.paired import assign_subjects, paired_data, subject_of
+from taskloss.studies.spec import DataSpec, load_study
+
+SIZE = 32
+STUDY = {
+    "name": "tiny",
+    "data": {"path": "pairs", "size": SIZE},
+    "networks": {"unet": {"name": "unet", "options": {"widths": [4, 8]}},
+                 "resnet": {"name": "resnet", "options": {"base_width": 4, "num_blocks": 1}}},
+    "losses": {"l1": {"l1": 1.0}, "ssim_l1": {"ssim": 0.84, "l1": {"weight": 0.16, "balance": "first"}}},
+    "metrics": ["mae", "psnr", "ssim"],
+    "baseline": "l1",
+    "training": {"epochs": 1, "batch_size": 4},
+    "segmentation": {"epochs": 1, "options": {"widths": [4, 8]}},
+    "figure_cases": 2,
+}
+RUNS = ["unet-l1", "unet-ssim_l1", "resnet-l1", "resnet-ssim_l1"]
+
+
+def make_pairs(folder, count=12, size=SIZE, seed=0):
+    """``count`` noisy -> clean pairs named ``sub<k // 2>_<k % 2>`` (two images per subject); even
+    pairs as PNG (8 bit), odd as NPY; labels/ marks the bright blobs of the target."""
+    rng = np.random.default_rng(seed)
+    for name in ("input", "target", "labels"):
+        (folder / name).mkdir(parents=True, exist_ok=True)
+    for k in range(count):
+        clean = ndimage.gaussian_filter(rng.random((size, size)), 3.0)
+        clean = (clean - clean.min()) / (clean.max() - clean.min())
+        noisy = np.clip(clean + rng.normal(0, 0.1, clean.shape), 0, 1)
+        name = f"sub{k // 2}_{k % 2}"
+        if k % 2 == 0:
+            iio.imwrite(folder / "input" / f"{name}.png", (noisy * 255).astype(np.uint8))
+            iio.imwrite(folder / "target" / f"{name}.png", (clean * 255).astype(np.uint8))
+        else:
+            np.save(folder / "input" / f"{name}.npy", noisy.astype(np.float32))
+            np.save(folder / "target" / f"{name}.npy", clean.astype(np.float32))
+        np.save(folder / "labels" / f"{name}.npy", (clean > 0.7).astype(np.int64))
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    root = tmp_path_factory.mktemp("study")
+    make_pairs(root / "pairs")
+    (root / "study.yaml").write_text(yaml.safe_dump(STUDY, sort_keys=False))
+    out = root / "out"
+    result = CliRunner().invoke(app, ["study", "run", str(root / "study.yaml"), "--out", str(out),
+                                      "--accelerator", "cpu"])
+    assert result.exit_code == 0, result.output
+    return root, out / "tiny"
+
+
+def test_every_network_and_loss_is_a_run_scored_on_the_same_test_images(study):
+    _, folder = study
+    assert sorted(p.name for p in (folder / "runs").iterdir()) == sorted(RUNS)
+    ids = set()
+    for run in RUNS:
+        with open(folder / "runs" / run / "evaluation" / "test.csv", newline="") as handle:
+            rows = list(csv.DictReader(handle))
+        assert list(rows[0]) == ["id", "mae", "psnr", "ssim", "hfen", "nmse", "dice", "roi"]
+        ids.add(tuple(row["id"] for row in rows))
+    assert len(ids) == 1
+
+
+def test_mae_in_the_csv_is_the_mean_absolute_error_of_the_saved_predictions(study):
+    _, folder = study
+    spec = load_study(folder / "study.yaml")
+    data = paired_data(spec.data)
+    with np.load(folder / "runs" / "unet-l1" / "evaluation" / "test_predictions.npz") as arrays:
+        predictions = dict(zip(arrays["ids"], arrays["pred"], strict=True))
+    with open(folder / "runs" / "unet-l1" / "evaluation" / "test.csv", newline="") as handle:
+        for row in csv.DictReader(handle):
+            target = data.targets[data.ids.index(row["id"])][0].numpy().astype(np.float64)
+            prediction = predictions[row["id"]].astype(np.float64)
+            assert prediction.min() >= 0.0 and prediction.max() <= 1.0  # clipped to the target scale
+            assert float(row["mae"]) == pytest.approx(np.abs(prediction - target).mean(), rel=1e-5)
+
+
+def test_table_tests_figure_report_and_reader_hand_off(study):
+    _, folder = study
+    results = folder / "results"
+    table = (results / "table.md").read_text().splitlines()
+    assert table[0] == "| Network - loss | MAE ↓ | PSNR ↑ | SSIM ↑ | SIS ↑ |"
+    assert [line.split(" | ")[0].removeprefix("| ") for line in table[2:6]] == [
+        "unet - l1", "unet - ssim_l1", "resnet - l1", "resnet - ssim_l1"]
+    pvalues = (results / "pvalues.md").read_text().splitlines()
+    assert pvalues[0] == "| Network: loss vs l1 | MAE | PSNR | SSIM | DICE |"
+    assert [line.split(" | ")[0] for line in pvalues[2:4]] == ["| unet: ssim_l1", "| resnet: ssim_l1"]
+    assert (results / "figure.png").read_bytes()[:4] == b"\x89PNG"
+    with open(results / "per_image.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    n_test = len(rows) // len(RUNS)
+    assert n_test >= 1 and len(rows) == n_test * len(RUNS)
+    hand_off = read_results(results)  # what `taskloss readers create --from` checks
+    assert [m.key for m in hand_off.methods] == [*RUNS, "ground_truth"]
+    assert len(hand_off.case_ids) == n_test
+    assert json.loads((results / "methods.json").read_text())["methods"][0] == {"key": "unet-l1",
+                                                                                 "label": "unet - l1"}
+    report = render_report(folder.parent).read_text()
+    assert "## tiny (study file)" in report and "![tiny test images](tiny/results/figure.png)" in report
+    assert "split by subject" in report
+
+
+def test_finished_runs_are_skipped(study):
+    root, folder = study
+    checkpoints = sorted((folder / "runs").glob("*/checkpoints/last.ckpt"))
+    before = [p.stat().st_mtime_ns for p in checkpoints]
+    run_file_study(load_study(root / "study.yaml"), folder, accelerator="cpu")
+    assert [p.stat().st_mtime_ns for p in checkpoints] == before
+
+
+def test_a_changed_study_file_is_refused_for_existing_runs(study):
+    root, folder = study
+    changed = root / "changed.yaml"
+    training = {"epochs": 2, "batch_size": 4, "lr": 0.01}
+    changed.write_text(yaml.safe_dump({**STUDY, "training": training}, sort_keys=False))
+    with pytest.raises(ConfigError, match=r"unet-l1 holds a run with other settings \(changed: training.epochs, "
+                                          r"training.optimizer.lr\)"):
+        run_file_study(load_study(changed), folder, accelerator="cpu")
+
+
+def test_split_keeps_each_subject_in_one_split(study):
+    root, _ = study
+    data = paired_data(DataSpec(path=root / "pairs", size=SIZE))
+    assert data.by == "subject"
+    for subject in set(data.subjects):
+        assert len({s for s, sub in zip(data.splits, data.subjects, strict=True) if sub == subject}) == 1
+    assert sorted(set(data.splits)) == ["test", "train", "val"]
+
+
+def test_subject_rule():
+    assert subject_of("p07_slice012") == "p07" and subject_of("p_07_s3") == "p_07"
+    assert subject_of("scan") is None and subject_of("_3") is None
+    assert assign_subjects(["a_1", "a_2", "b_1", "c_1"], "auto") == (["a", "a", "b", "c"], "subject")
+    # Every prefix unique (as many subjects as files) or fewer than 3 subjects: by file.
+    assert assign_subjects(["a_1", "b_1", "c_1"], "auto") == (["a_1", "b_1", "c_1"], "file")
+    assert assign_subjects(["a_1", "a_2", "b_1", "b_2"], "auto")[1] == "file"
+    assert assign_subjects(["a_1", "a_2", "b_1"], "file") == (["a_1", "a_2", "b_1"], "file")
+    with pytest.raises(DataError, match=r"data.split.by is 'subject' but the file name 'scan' has no '_'"):
+        assign_subjects(["a_1", "scan"], "subject")
+
+
+def test_unmatched_files_are_named(tmp_path):
+    make_pairs(tmp_path, count=4)
+    (tmp_path / "target" / "sub0_0.png").unlink()
+    with pytest.raises(DataError, match=r"\['sub0_0'\] are not in every one of input, target, labels"):
+        paired_data(DataSpec(path=tmp_path, size=SIZE))
+
+
+def _unet_only(root, name):
+    path = root / f"{name}.yaml"
+    path.write_text(yaml.safe_dump({**STUDY, "name": name, "networks": {"unet": STUDY["networks"]["unet"]}},
+                                   sort_keys=False))
+    return load_study(path)
+
+
+def _values(folder, run):
+    with open(folder / "runs" / run / "evaluation" / "test.csv", newline="") as handle:
+        return [{k: float(v) for k, v in row.items() if k != "id"} for row in csv.DictReader(handle)]
+
+
+def _same_metrics(results, folder):
+    for run in ("unet-l1", "unet-ssim_l1"):
+        for got, expected in zip(_values(results.parent, run), _values(folder, run), strict=True):
+            assert got == pytest.approx(expected, rel=1e-4, abs=1e-6)
+
+
+def test_the_submitit_path_trains_the_same_runs(study):
+    """The path of --launcher slurm (submit, batch, wait, results) on submitit's in-process executor."""
+    root, folder = study
+    results = run_file_study(_unet_only(root, "debug"), root / "out" / "debug", accelerator="cpu",
+                             launcher="submitit-debug")
+    _same_metrics(results, folder)
+    assert json.loads((root / "out" / "debug" / "study.json").read_text())["launcher"] == "submitit-debug"
+
+
+@pytest.mark.slow
+def test_jobs_2_and_the_submitit_local_executor_train_the_same_runs(study):
+    """Runs trained two at a time in spawned processes, and as submitit jobs in subprocesses (its
+    local executor), end with the metrics of runs trained one after the other."""
+    root, folder = study
+    _same_metrics(run_file_study(_unet_only(root, "parallel"), root / "out" / "parallel", accelerator="cpu",
+                                 jobs=2), folder)
+    _same_metrics(run_file_study(_unet_only(root, "submitted"), root / "out" / "submitted", accelerator="cpu",
+                                 launcher="submitit-local"), folder)
+    assert list((root / "out" / "submitted" / "submitit").glob("*_result.pkl"))
