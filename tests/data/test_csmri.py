@@ -186,6 +186,12 @@ def test_slices_of_each_orientation_follow_its_axes():
     assert torch.allclose(planes[0, 2], torch.tensor(positions[2]))
 
 
+def test_orientations_from_a_mapping_are_a_hashable_tuple():
+    config = CsmriConfig.from_mapping({"orientations": ["axial", "sagittal"]})
+    assert config.orientations == ("axial", "sagittal") and hash(config) == hash(CsmriConfig.from_mapping(
+        {"orientations": ("axial", "sagittal")}))
+
+
 def test_zoom_narrows_each_slice_inside_the_full_field():
     config = CsmriConfig(subjects=3, slices=6, size=16, field_of_view_mm=64.0, zoom=2.0)
     phantom = SimpleNamespace(spacing_mm=2.0, origin_mm=(0.0, 0.0, 0.0))

@@ -137,6 +137,7 @@ class CsmriConfig:
         if not self.zoom >= 1:
             raise InputError(f"zoom must be >= 1 (1: the whole field of view), got {self.zoom}; fix the "
                              "csmri data settings")
+        object.__setattr__(self, "orientations", tuple(self.orientations))  # YAML gives a list; stay hashable
         unknown = [o for o in self.orientations if o not in ORIENTATIONS]
         if not self.orientations or unknown:
             raise InputError(f"orientations must be a non-empty list of {list(ORIENTATIONS)}, got "
@@ -445,7 +446,8 @@ def _load_fastmri(files: list[Path], config: CsmriConfig) -> CsmriData:
         image = center_crop(ifft2c(torch.from_numpy(volume.kspace)), volume.crop)
         if image.shape[-1] < config.size or image.shape[-2] < config.size:
             raise DataError(f"{path}: slices of {tuple(image.shape[-2:])} are smaller than size "
-                            f"{config.size}; choose a smaller size")
+                            f"{config.size}; leave the file out, or train with a smaller data.size "
+                            "(`taskloss train CONFIG.yaml data.size=...`)")
         # Keep the central size x size of k-space: the same field of view at a lower resolution.
         image = ifft2c(center_crop(fft2c(image), (config.size, config.size)))
         images.append(image[:, None])
