@@ -1,8 +1,10 @@
 """End to end: the mr2xray study at a tiny scale, its files, its report, and skipping finished runs."""
 
 import csv
+import json
 
 import pytest
+import yaml
 
 from taskloss.errors import ConfigError
 from taskloss.studies import render_report
@@ -15,7 +17,7 @@ TINY = Mr2XrayPreset(
     networks={"UNet": ("unet", {"widths": (4, 8, 8, 8, 8)}),
               "ResNet": ("resnet", {"base_width": 4, "num_blocks": 1}),
               "CRN": ("crn_64", {"channels": (8, 8, 8, 8)})},
-    balance_batches=1, figure_cases=2, notes="test scale")
+    task_networks=("UNet",), bone_epochs=1, balance_batches=1, figure_cases=2, notes="test scale")
 
 
 @pytest.fixture(scope="module")
@@ -25,14 +27,15 @@ def study(tmp_path_factory):
     return out
 
 
-def test_six_runs_are_trained_and_scored_on_the_same_test_images(study):
+def test_runs_are_trained_and_scored_on_the_same_test_images(study):
     runs = sorted(p.name for p in (study / "mr2xray" / "runs").iterdir())
-    assert runs == ["crn-l1", "crn-perceptual", "resnet-l1", "resnet-perceptual", "unet-l1", "unet-perceptual"]
+    assert runs == ["crn-l1", "crn-perceptual", "resnet-l1", "resnet-perceptual", "unet-l1", "unet-perceptual",
+                    "unet-task"]
     ids = set()
     for run in runs:
         with open(study / "mr2xray" / "runs" / run / "evaluation" / "test.csv", newline="") as handle:
             rows = list(csv.DictReader(handle))
-        assert list(rows[0]) == ["id", "mae", "ssim", "psnr", "hfen"]
+        assert list(rows[0]) == ["id", "mae", "ssim", "psnr", "hfen", "bone_dice", "bone_dice_real"]
         ids.add(tuple(row["id"] for row in rows))
         assert all(-1 <= float(row["ssim"]) <= 1 and float(row["mae"]) >= 0 for row in rows)
     assert len(ids) == 1, "every run must be scored on the same test images"
@@ -41,9 +44,10 @@ def test_six_runs_are_trained_and_scored_on_the_same_test_images(study):
 def test_tables_report_and_figure(study):
     results = study / "mr2xray" / "results"
     table = (results / "table.md").read_text().splitlines()
-    labels = [line.split(" | ")[0].removeprefix("| ") for line in table[2:8]]
+    assert table[0] == "| Network - loss | MAE ↓ | SSIM ↑ | PSNR ↑ | Task (bone Dice ratio) ↑ |"
+    labels = [line.split(" | ")[0].removeprefix("| ") for line in table[2:9]]
     assert labels == ["UNet - p loss", "ResNet - p loss", "CRN - p loss", "UNet - ℓ1 loss", "ResNet - ℓ1 loss",
-                      "CRN - ℓ1 loss"]
+                      "CRN - ℓ1 loss", "UNet - task loss"]
     assert sum(line.count("**") for line in table[2:5]) == 2 * 3  # one bold cell per column in each group
     assert "\\begin{tabular}" in (results / "table.tex").read_text()
     assert (results / "figure.png").read_bytes()[:4] == b"\x89PNG"
@@ -51,6 +55,19 @@ def test_tables_report_and_figure(study):
     assert "## MR → X-ray projection synthesis" in report and "taskloss domain network" in report
     assert "![mr2xray test images](mr2xray/results/figure.png)" in report
     assert "Median per-image difference" in (results / "pvalues.md").read_text()
+    task_tests = (results / "pvalues.md").read_text().split("BONE DICE task loss - ℓ1 (p) |")[1]
+    assert task_tests.splitlines()[2].startswith("| UNet | ")
+    assert "- UNet: the task loss " in report and "bone Dice by `task_networks/bone_scorer`" in report
+
+
+def test_task_loss_uses_the_bone_network_and_the_scorer_is_another(study):
+    folder = study / "mr2xray"
+    loss = json.loads((folder / "runs" / "unet-task" / "evaluation" / "run.json").read_text())["loss"]
+    assert loss.startswith("l1 + 1 x task loss (kl; weights kl=1) on bone-segmentation UNet task_networks/bone")
+    network = yaml.safe_load((folder / "task_networks" / "bone" / "config.yaml").read_text())
+    scorer = yaml.safe_load((folder / "task_networks" / "bone_scorer" / "config.yaml").read_text())
+    assert network["training"]["seed"] == 0 and scorer["training"]["seed"] == 1
+    assert network["network_options"] == {} and scorer["network_options"] == {"widths": [12, 24, 48]}
 
 
 def test_finished_runs_are_skipped(study):
@@ -69,6 +86,6 @@ def test_changed_settings_in_an_existing_run_folder_are_refused(study):
 def test_presets_build_valid_runs_and_unknown_keys_are_named():
     for preset in PRESETS.values():
         runs = preset_runs(preset)
-        assert len(runs) == 6 and all(isinstance(r, Mr2XrayRun) for r in runs.values())
+        assert len(runs) == 9 and all(isinstance(r, Mr2XrayRun) for r in runs.values())
     with pytest.raises(ConfigError, match="unknown mr2xray data setting"):
         next(iter(preset_runs(TINY, {"subject": 3}).values())).data_config()

@@ -16,9 +16,15 @@ Normalisation: every MR input is scaled to [0, 1] by its own minimum and maximum
 target is the windowed radiograph display, in [0, 1]. A user's images (inputs and targets) are
 scaled to [0, 1] by their own minimum and maximum.
 
+Bone masks (simulated data): the phantom's bone share (:func:`taskloss.data.physics.bone_fraction`,
+the mineralised tissues: skull, spine, facial bones, teeth) is projected along the same rays; a
+pixel is bone where a ray crosses at least ``bone_threshold_mm`` of bone. The mask is the label of the
+fluoroscopy reader's task, bone segmentation on the X-ray.
+
 Item of :class:`Mr2XrayDataset`: ``{"input": (1, S, S) float32 MR projection in [0, 1], "target":
 (1, S, S) float32 X-ray projection in [0, 1], "id": str, "subject": int, "angle": float degrees (NaN
-for a user's 2-D image whose angle is unknown)}``.
+for a user's 2-D image whose angle is unknown)}``, plus ``"bone": (1, S, S) int64 0/1`` where the
+data has bone masks (simulated data; not a user's folder).
 """
 
 import math
@@ -39,6 +45,7 @@ from taskloss.data.physics import (
     RadiographDisplay,
     SpinEcho,
     attenuation_volume,
+    bone_fraction,
     detector_blur,
     hu_to_attenuation,
     mr_volume,
@@ -88,6 +95,8 @@ class Mr2XrayConfig:
         display_compression: share of the head's large-scale thickness variation that the X-ray
             display removes (:class:`taskloss.data.physics.RadiographDisplay`); 0 shows the plain
             log intensity.
+        bone_threshold_mm: bone path length along a ray (mm) from which a pixel is bone in the
+            projected bone mask.
         val_fraction: share of subjects for validation.
         test_fraction: share of subjects for testing.
         data: ``None`` to simulate in memory, or a folder: one written by ``taskloss simulate
@@ -109,6 +118,7 @@ class Mr2XrayConfig:
     bias: float = 0.2
     detector_blur_mm: float = 0.5
     display_compression: float = 0.7
+    bone_threshold_mm: float = 25.0
     val_fraction: float = 0.2
     test_fraction: float = 0.2
     data: Path | None = None
@@ -162,6 +172,7 @@ class Mr2XrayData:
         subjects: subject of each sample, (N,) int64.
         angles: view angle of each sample in degrees, (N,) float64 (NaN when unknown).
         splits: split name of each sample, N.
+        bone: projected bone masks (N, 1, S, S) bool, or None (a user's data).
     """
 
     inputs: torch.Tensor
@@ -170,6 +181,7 @@ class Mr2XrayData:
     subjects: torch.Tensor
     angles: torch.Tensor
     splits: list[str]
+    bone: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -191,8 +203,11 @@ class Mr2XrayDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         i = self.indices[index]
-        return {"input": self.data.inputs[i], "target": self.data.targets[i], "id": self.data.ids[i],
+        item = {"input": self.data.inputs[i], "target": self.data.targets[i], "id": self.data.ids[i],
                 "subject": int(self.data.subjects[i]), "angle": float(self.data.angles[i])}
+        if self.data.bone is not None:
+            item["bone"] = self.data.bone[i].long()
+        return item
 
 
 def mr2xray_splits(config: Mr2XrayConfig) -> Splits:
@@ -214,6 +229,12 @@ def normalize_min_max(images: torch.Tensor) -> torch.Tensor:
 
 def simulate_subject(config: Mr2XrayConfig, subject: int) -> tuple[torch.Tensor, torch.Tensor]:
     """MR and X-ray projections of one subject at every angle, each (A, 1, S, S) in [0, 1]."""
+    mr, xray, _ = simulate_views(config, subject)
+    return mr, xray
+
+
+def simulate_views(config: Mr2XrayConfig, subject: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """MR and X-ray projections (A, 1, S, S) in [0, 1] and bone masks (A, 1, S, S) bool of one subject."""
     phantom = head_phantom(subject, config.seed, anatomy=config.anatomy,
                            spacing_mm=config.phantom_spacing_mm(), variation=config.variation)
     generator = generator_for(config.seed, subject, 1)
@@ -221,15 +242,17 @@ def simulate_subject(config: Mr2XrayConfig, subject: int) -> tuple[torch.Tensor,
         mr_volume(phantom.fractions, phantom.properties, SpinEcho.preset(config.weighting), config.bias,
                   generator),
         attenuation_volume(phantom.fractions, phantom.properties),
+        bone_fraction(phantom.fractions),
     ])[None]
     line_integrals = project(volumes, phantom.spacing, config.angle_list(), config.geometry())[0]
     mr, mu = line_integrals[0][:, None], line_integrals[1][:, None]  # (A, 1, S, S) each
+    bone = line_integrals[2][:, None] >= config.bone_threshold_mm  # bone path length, mm
     sigma = config.mr_noise * mr.flatten(1).amax(dim=1).reshape(-1, 1, 1, 1)
     mr = rician(mr, sigma, generator)
     xray = xray_line_integral(mu, config.photons, generator)
     pixel_mm = config.geometry().pixel_mm
     xray = detector_blur(xray, config.detector_blur_mm, pixel_mm)
-    return normalize_min_max(mr), RadiographDisplay(config.display_compression)(xray, pixel_mm)
+    return normalize_min_max(mr), RadiographDisplay(config.display_compression)(xray, pixel_mm), bone
 
 
 def simulate_mr2xray(
@@ -246,7 +269,14 @@ def simulate_mr2xray(
     """
     split_of = split_subjects(range(config.subjects), config.seed, config.val_fraction,
                               config.test_fraction)
-    inputs, targets = simulate_subjects(config.subjects, lambda subject: simulate_subject(config, subject), progress)
+    bones: list[torch.Tensor] = []
+
+    def simulate(subject: int) -> tuple[torch.Tensor, torch.Tensor]:
+        mr, xray, bone = simulate_views(config, subject)
+        bones.append(bone)
+        return mr, xray
+
+    inputs, targets = simulate_subjects(config.subjects, simulate, progress)
     angles = config.angle_list()
     pairs = [(s, a) for s in range(config.subjects) for a in angles]
     return Mr2XrayData(
@@ -255,6 +285,7 @@ def simulate_mr2xray(
         subjects=torch.tensor([s for s, _ in pairs]),
         angles=torch.tensor([a for _, a in pairs], dtype=torch.float64),
         splits=[split_of[s] for s, _ in pairs],
+        bone=torch.cat(bones),
     )
 
 
@@ -368,6 +399,7 @@ def _project_volumes(
     mr: io.ImageData, ct: io.ImageData, config: Mr2XrayConfig
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Project an MR volume (signal) and a CT volume (HU) at the config's angles: (A, 1, S, S) each."""
+    io.check_hounsfield(ct)
     spacing = mr.spacing_mm or ct.spacing_mm or (1.0, 1.0, 1.0)
     depth, height, width = (n * s for n, s in zip(mr.array.shape, spacing, strict=True))
     geometry = config.geometry(field_of_view_mm=max(depth, math.hypot(height, width)))

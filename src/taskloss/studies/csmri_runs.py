@@ -54,6 +54,7 @@ from taskloss.metrics import dice, mse, nmse, psnr, ssim
 from taskloss.networks import VisualRefinement, create_network
 from taskloss.studies.common import CONFIG_FILE, validate_config
 from taskloss.studies.perception import PerceptionChoice, perception_network
+from taskloss.studies.task_loss import WeightedSum
 from taskloss.training import SupervisedTask, TrainingConfig
 from taskloss.training.adversarial import AdversarialTask, Generated
 from taskloss.training.checkpoint import read_checkpoint
@@ -178,17 +179,6 @@ def task_loss(run: CsmriRun, run_dir: Path, complex_input: bool) -> TaskLoss:
                     description=f"lesion-segmentation UNet of run {run.task_run!r} (best checkpoint)")
 
 
-class WeightedSum(nn.Module):
-    """A :class:`CompositeLoss` of terms on ``(pred, target)`` as a criterion returning its total."""
-
-    def __init__(self, composite: CompositeLoss) -> None:
-        super().__init__()
-        self.composite = composite
-
-    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return self.composite(self.composite.pair_terms(pred, target)).total
-
-
 def _task_weights(run: CsmriRun, weights: dict[str, float]) -> CompositeLoss:
     """``weights`` plus the task term, balanced over the first batches (``loss_mode: first``) or fixed."""
     mode = run.loss_mode
@@ -204,7 +194,8 @@ def _recnet_task(run: CsmriRun, run_dir: Path) -> tuple[TrainingTask, str]:
     task_term = task_loss(run, run_dir, complex_input=True)
     composite = _task_weights(run, {"mse": 1.0})
     composite.losses.update({"mse": nn.MSELoss(), "task": task_term})
-    task = SupervisedTask(lambda: create_network(run.network, **run.network_options), WeightedSum(composite),
+    criterion = WeightedSum(composite)
+    task = SupervisedTask(lambda: create_network(run.network, **run.network_options), criterion,
                           magnitude_metrics, forward=reconstruct)
     balance = (f"each term divided by its mean over the first {run.task_balance_batches} batches"
                if run.loss_mode == "first" else "raw terms")

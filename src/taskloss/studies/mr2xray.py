@@ -7,11 +7,21 @@ checkpoint (highest validation SSIM, a metric neither loss optimises directly) i
 held-out test subjects with MAE, SSIM and PSNR (data_range 1: images are in [0, 1]) and, beside the
 table, HFEN (the source claims the perceptual loss keeps high-frequency detail). Predictions are
 clipped to [0, 1] before scoring.
+
+Beyond the source, the fluoroscopy reader's task: bone segmentation on the X-ray. With simulated data
+(which has projected bone masks, :mod:`taskloss.data.mr2xray`) two bone-segmentation UNets are trained
+on the real (simulated) X-ray projections of the training split: ``task_networks/bone``, the task
+network inside the task loss, and ``task_networks/bone_scorer`` (another seed and width), which scores
+the task column of every row: its mean bone Dice on the synthesised X-ray divided by its mean Dice on
+the real X-ray (the SIS idea). Rows "<network> - task loss" train with l1 + the
+:class:`~taskloss.losses.TaskLoss` of the bone network (KL of its bone/background prediction on the
+synthesised against the real X-ray), each term balanced over the first batches.
 """
 
 import functools
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -23,8 +33,8 @@ from pydantic import Field
 
 from taskloss.data.mr2xray import Mr2XrayConfig, Splits, mr2xray_splits
 from taskloss.errors import DataError
-from taskloss.losses import L1Loss, PerceptualLoss
-from taskloss.metrics import PairedTest, hfen, mae, paired_wilcoxon, psnr, ssim, summarize
+from taskloss.losses import CrossEntropyLoss, L1Loss, PerceptualLoss, TaskLoss
+from taskloss.metrics import PairedTest, Summary, dice, hfen, mae, paired_wilcoxon, psnr, ssim, summarize
 from taskloss.networks import create_network
 from taskloss.report import Case, Column, ResultTable, Row, comparison_figure, detail_crop
 from taskloss.studies.common import (
@@ -48,14 +58,23 @@ from taskloss.studies.common import (
     write_text,
 )
 from taskloss.studies.perception import PerceptionChoice, perception_network
+from taskloss.studies.task_loss import dice_ratio, load_segmenter, with_task_term
 from taskloss.training import FitResult, SupervisedTask, Trainer, TrainingConfig, make_fabric
 from taskloss.training.config import StrictModel, load_yaml
 from taskloss.training.task import Batch
 
 STUDY = "mr2xray"
-LOSSES = ("perceptual", "l1")
-LOSS_LABELS = {"perceptual": "p loss", "l1": "ℓ1 loss"}
+LOSSES = ("perceptual", "l1", "task")
+LOSS_LABELS = {"perceptual": "p loss", "l1": "ℓ1 loss", "task": "task loss"}
 METRICS = ("mae", "ssim", "psnr", "hfen")
+TASK_METRICS = ("bone_dice", "bone_dice_real")
+"""Per test image: the bone scorer's Dice on the synthesised X-ray and on the real X-ray."""
+TASK_DIR = "task_networks"
+BONE_NETWORK = "bone"
+"""The bone-segmentation run inside the task loss (``TASK_DIR/bone``)."""
+BONE_SCORER = "bone_scorer"
+"""The independent bone-segmentation run that scores the task column (``TASK_DIR/bone_scorer``)."""
+ALPHA = 0.05
 
 
 class PerceptualSettings(StrictModel):
@@ -69,14 +88,40 @@ class PerceptualSettings(StrictModel):
     weights_path: str | None = None
 
 
+class TaskSettings(StrictModel):
+    """The task term of a "task" run: l1 + ``weight`` x TaskLoss, each term balanced over the first batches."""
+
+    network_dir: str = Field(f"{TASK_DIR}/{BONE_NETWORK}",
+                             description="the bone-segmentation run folder, relative to the study folder")
+    weight: float = Field(1.0, gt=0)
+    balance_batches: int = Field(5, ge=1)
+
+
+class BoneSegmentationRun(StrictModel):
+    """A bone-segmentation UNet trained on the real X-ray projections and their projected bone masks."""
+
+    study: Literal["mr2xray"] = "mr2xray"
+    kind: Literal["bone_segmentation"] = "bone_segmentation"
+    network: str = "segmentation_unet"
+    network_options: dict[str, Any] = Field(default_factory=dict)
+    bone_weight: float = Field(2.0, gt=0, description="cross-entropy weight of the bone class")
+    data: dict[str, Any] = Field(default_factory=dict)
+    training: TrainingConfig = TrainingConfig(monitor="dice", monitor_mode="max")
+
+    def data_config(self) -> Mr2XrayConfig:
+        """The data settings as a :class:`Mr2XrayConfig` (unknown keys are errors)."""
+        return Mr2XrayConfig.from_mapping(self.data)
+
+
 class Mr2XrayRun(StrictModel):
     """One training run of the study: a network, a loss, the data and the training settings."""
 
     study: Literal["mr2xray"] = "mr2xray"
     network: str
     network_options: dict[str, Any] = Field(default_factory=dict)
-    loss: Literal["perceptual", "l1"]
+    loss: Literal["perceptual", "l1", "task"]
     perceptual: PerceptualSettings = PerceptualSettings()
+    task: TaskSettings = TaskSettings()
     data: dict[str, Any] = Field(default_factory=dict)
     training: TrainingConfig = TrainingConfig(monitor="ssim", monitor_mode="max")
 
@@ -92,10 +137,22 @@ def study_splits(config: Mr2XrayConfig) -> Splits:
     return mr2xray_splits(config)
 
 
-def build_loss(run: Mr2XrayRun) -> tuple[torch.nn.Module, str]:
-    """The run's loss module (called as ``loss(pred, target)``) and its one-line description."""
+def build_loss(run: Mr2XrayRun, run_dir: Path | None = None) -> tuple[torch.nn.Module, str]:
+    """The run's loss module (called as ``loss(pred, target)``) and its one-line description.
+
+    ``run_dir`` (``<study>/runs/<name>``) locates the bone network of a "task" run.
+    """
     if run.loss == "l1":
         return L1Loss(), "l1 loss (mean absolute error)"
+    if run.loss == "task":
+        if run_dir is None:
+            raise DataError("a task-loss run needs its run folder to find the bone network")
+        network_dir = run_dir.parent.parent / run.task.network_dir  # an absolute path replaces the parent
+        task = TaskLoss(load_segmenter(network_dir), output="kl",
+                        description=f"bone-segmentation UNet {run.task.network_dir} (best checkpoint)")
+        criterion = with_task_term(L1Loss(), "l1", task, run.task.weight, run.task.balance_batches)
+        return criterion, (f"l1 + {run.task.weight:g} x {task.description}, each term divided by its mean over "
+                           f"the first {run.task.balance_batches} batches")
     settings = run.perceptual
     network, default_layers = perception_network(settings.network, settings.weights_path)
     loss = PerceptualLoss(layers=settings.layers or default_layers, layer_weights="balance",
@@ -111,11 +168,48 @@ def _metrics(pred: torch.Tensor, batch: Batch) -> dict[str, torch.Tensor]:
             "psnr": psnr(pred, target, data_range=1.0), "hfen": hfen(pred, target)}
 
 
-def build_task(run: Mr2XrayRun) -> tuple[SupervisedTask, str]:
-    """The supervised task of a run and its loss description."""
-    criterion, description = build_loss(run)
-    task = SupervisedTask(lambda: create_network(run.network, **run.network_options), criterion, _metrics)
+def _with_bone_dice(scorer: torch.nn.Module) -> Callable[[torch.Tensor, Batch], dict[str, torch.Tensor]]:
+    """The image metrics plus the scorer's bone Dice on the prediction and on the real X-ray."""
+    def metrics(pred: torch.Tensor, batch: Batch) -> dict[str, torch.Tensor]:
+        scorer.to(pred.device)
+        bone = batch["bone"] == 1
+        return {**_metrics(pred, batch),
+                "bone_dice": dice(_bone_masks(scorer(pred.clamp(0.0, 1.0))), bone),
+                "bone_dice_real": dice(_bone_masks(scorer(batch["target"])), bone)}
+    return metrics
+
+
+def _bone_masks(logits: torch.Tensor) -> torch.Tensor:
+    return logits.argmax(dim=1, keepdim=True) == 1
+
+
+def build_task(run: Mr2XrayRun, run_dir: Path | None = None, scorer: torch.nn.Module | None = None
+               ) -> tuple[SupervisedTask, str]:
+    """The supervised task of a run and its loss description; with ``scorer``, its metrics add the
+    bone Dice (:data:`TASK_METRICS`)."""
+    criterion, description = build_loss(run, run_dir)
+    metrics = _metrics if scorer is None else _with_bone_dice(scorer)
+    task = SupervisedTask(lambda: create_network(run.network, **run.network_options), criterion, metrics)
     return task, description
+
+
+def _bone_dice_metric(logits: torch.Tensor, batch: Batch) -> dict[str, torch.Tensor]:
+    """Bone Dice per image (1 where neither the prediction nor the mask has bone)."""
+    return {"dice": torch.nan_to_num(dice(_bone_masks(logits), batch["bone"] == 1), nan=1.0)}
+
+
+def train_bone_network(run: BoneSegmentationRun, run_dir: Path, fabric: Fabric | None = None) -> FitResult:
+    """Train a bone-segmentation UNet on the real X-ray projections (cross-entropy, bone weighted up)."""
+    write_run_config(run_dir, run)
+    splits = study_splits(run.data_config())
+    criterion = CrossEntropyLoss(class_weights=torch.tensor([1.0, run.bone_weight]))
+    task = SupervisedTask(lambda: create_network(run.network, **run.network_options), criterion, _bone_dice_metric,
+                          forward=lambda model, batch: model(batch["target"]), target_key="bone")
+    trainer = Trainer(task, run.training, run_dir, fabric)
+    result = trainer.fit(splits.train, splits.val)
+    if trainer.fabric.is_global_zero:
+        write_run_info(run_dir, result, f"cross-entropy on the real X-ray, bone class weight {run.bone_weight:g}")
+    return result
 
 
 def run_name(network_label: str, loss: str) -> str:
@@ -130,7 +224,7 @@ def train_run(run: Mr2XrayRun, run_dir: Path, fabric: Fabric | None = None) -> F
     """
     write_run_config(run_dir, run)
     splits = study_splits(run.data_config())
-    task, description = build_task(run)
+    task, description = build_task(run, run_dir)
     trainer = Trainer(task, run.training, run_dir, fabric)
     result = trainer.fit(splits.train, splits.val)
     if trainer.fabric.is_global_zero:
@@ -142,22 +236,25 @@ def evaluate_run(run_dir: Path, split: str = "test", fabric: Fabric | None = Non
                  figure_cases: int = 3) -> Path:
     """Score a trained run's best checkpoint on a split.
 
-    Writes ``evaluation/<split>.csv`` (per image: id, mae, ssim, psnr, hfen) and, for the test
-    split, ``evaluation/cases.npz`` (predictions of the figure's cases).
+    Writes ``evaluation/<split>.csv`` (per image: id, mae, ssim, psnr, hfen, and where the data has
+    bone masks and the study folder a trained bone scorer, bone_dice and bone_dice_real) and, for
+    the test split, ``evaluation/cases.npz`` (predictions of the figure's cases).
 
     Returns:
         The CSV file.
     """
     run = validate_config(Mr2XrayRun, load_yaml(run_dir / CONFIG_FILE), str(run_dir / CONFIG_FILE))
     dataset = getattr(study_splits(run.data_config()), split)
-    task, _ = build_task(run)
+    scorer_dir = run_dir.parent.parent / TASK_DIR / BONE_SCORER
+    scored = len(dataset) > 0 and "bone" in dataset[0] and (scorer_dir / CONFIG_FILE).is_file()
+    task, _ = build_task(run, run_dir, load_segmenter(scorer_dir) if scored else None)
     trainer = Trainer(task, run.training, run_dir, fabric)
     trainer.load_weights("best")
     values = trainer.per_image(trainer.eval_loader(dataset))
     path = run_dir / EVALUATION_DIR / f"{split}.csv"
     if trainer.fabric.is_global_zero:
         ids = [dataset[int(i)]["id"] for i in values["index"]]
-        write_per_image(path, ids, {m: values[m] for m in METRICS})
+        write_per_image(path, ids, {m: values[m] for m in (*METRICS, *(TASK_METRICS if scored else ()))})
         if split == "test":
             task.set_training(False)
             cases = collect_predictions(lambda b: task.predict(trainer.fabric.to_device(b)).clamp(0, 1),
@@ -175,6 +272,9 @@ class Mr2XrayPreset:
         data: :class:`Mr2XrayConfig` settings.
         training: :class:`TrainingConfig` settings.
         networks: table label -> (registry name, constructor options).
+        task_networks: labels of ``networks`` that also train with the task loss.
+        task_weight: weight of the task term (l1 weighs 1, both balanced over the first batches).
+        bone_epochs: epochs of the two bone-segmentation networks.
         balance_batches: K of the perceptual loss's layer balancing.
         figure_cases: test images shown in the figure.
         notes: one line for the report.
@@ -184,6 +284,9 @@ class Mr2XrayPreset:
     data: dict[str, Any]
     training: dict[str, Any]
     networks: dict[str, tuple[str, dict[str, Any]]]
+    task_networks: tuple[str, ...] = ("UNet", "ResNet", "CRN")
+    task_weight: float = 1.0
+    bone_epochs: int = 20
     balance_batches: int = 10
     figure_cases: int = 3
     notes: str = ""
@@ -220,7 +323,7 @@ PRESETS: dict[str, Mr2XrayPreset] = {
 
 def preset_runs(preset: Mr2XrayPreset, data: dict[str, Any] | None = None,
                 training: dict[str, Any] | None = None) -> dict[str, Mr2XrayRun]:
-    """The six runs of a preset by folder name, in table order (losses outer, networks inner).
+    """The runs of a preset by folder name, in table order (losses outer, networks inner).
 
     Args:
         preset: the scale.
@@ -231,11 +334,26 @@ def preset_runs(preset: Mr2XrayPreset, data: dict[str, Any] | None = None,
     runs = {}
     for loss in LOSSES:
         for label, (network, options) in preset.networks.items():
+            if loss == "task" and label not in preset.task_networks:
+                continue
             runs[run_name(label, loss)] = Mr2XrayRun(
                 network=network, network_options=options, loss=loss,
                 perceptual=PerceptualSettings(balance_batches=preset.balance_batches),
+                task=TaskSettings(weight=preset.task_weight),
                 data={**preset.data, **(data or {})}, training=TrainingConfig(**training_settings))
     return runs
+
+
+def bone_runs(preset: Mr2XrayPreset, data: dict[str, Any] | None = None,
+              training: dict[str, Any] | None = None) -> dict[str, BoneSegmentationRun]:
+    """The two bone-segmentation runs: the task loss's network and the independent scorer (seed 1,
+    other widths), trained on the same training split."""
+    settings = {**preset.training, "optimizer": {"lr": 1e-3}, **(training or {}), "epochs": preset.bone_epochs,
+                "monitor": "dice", "monitor_mode": "max"}
+    values = {"data": {**preset.data, **(data or {})}}
+    return {BONE_NETWORK: BoneSegmentationRun(**values, training=TrainingConfig(**settings)),
+            BONE_SCORER: BoneSegmentationRun(**values, network_options={"widths": (12, 24, 48)},
+                                             training=TrainingConfig(**settings, seed=1))}
 
 
 SOURCE_TABLE = """| Network - loss | MAE | SSIM | PSNR |
@@ -250,12 +368,16 @@ SOURCE_TABLE = """| Network - loss | MAE | SSIM | PSNR |
 """The source document's table (Stimpel et al.'s data), for comparison in the report."""
 
 TABLE_COLUMNS = (Column("mae", "MAE", higher_is_better=False), Column("ssim", "SSIM", higher_is_better=True),
-                 Column("psnr", "PSNR", higher_is_better=True, digits=2))
+                 Column("psnr", "PSNR", higher_is_better=True, digits=2),
+                 Column("task", "Task (bone Dice ratio)", higher_is_better=True, show_sd=False))
 
 
 def run_study(preset: str | Mr2XrayPreset, out_dir: Path, data_dir: Path | None = None, devices: int = 1,
               accelerator: str = "auto") -> Path:
-    """Train and score the six runs of a preset (finished runs are skipped), then render results.
+    """Train and score the runs of a preset (finished runs are skipped), then render results.
+
+    With simulated data, the two bone-segmentation networks are trained first (the task loss's
+    and the scorer); a user's data has no bone masks, so its study has no task runs or column.
 
     Args:
         preset: "demo", "small", "full", or a :class:`Mr2XrayPreset`.
@@ -269,10 +391,17 @@ def run_study(preset: str | Mr2XrayPreset, out_dir: Path, data_dir: Path | None 
     """
     preset = pick_preset(PRESETS, preset)
     data = {"data": str(data_dir)} if data_dir is not None else {}
-    runs = preset_runs(preset, data, {"devices": devices, "accelerator": accelerator})
+    hardware = {"devices": devices, "accelerator": accelerator}
+    runs = preset_runs(preset, data, hardware)
     fabric = make_fabric(next(iter(runs.values())).training)
     started = time.perf_counter()
     timings: dict[str, float] = {}
+    if data_dir is None:  # simulated data: bone masks, so the bone task and the task-loss runs
+        for name, bone_run in bone_runs(preset, data, hardware).items():
+            timings[f"{TASK_DIR}/{name}"] = train_bone_network(bone_run, out_dir / TASK_DIR / name,
+                                                              fabric).seconds_per_step
+    else:
+        runs = {name: run for name, run in runs.items() if run.loss != "task"}
     for name, run in runs.items():
         timings[name] = train_run(run, out_dir / "runs" / name, fabric).seconds_per_step
         evaluate_run(out_dir / "runs" / name, "test", fabric, preset.figure_cases)
@@ -307,16 +436,24 @@ def render_results(out_dir: Path) -> str:
     runs = _load_runs(out_dir)
     labels = {name: _row_label(name) for name in runs}
     ordered = sorted(runs, key=lambda n: (LOSSES.index(n.rsplit("-", 1)[1]), _network_order(n)))
-    rows = [Row(labels[n], {m: summarize(runs[n][2][m]) for m in METRICS}, group=n.rsplit("-", 1)[1])
-            for n in ordered]
-    caption = "MAE, SSIM and PSNR (mean ± sd over test images); best per loss in bold."
+    rows = [Row(labels[n], _cells(runs[n][2]), group=n.rsplit("-", 1)[1]) for n in ordered]
+    caption = ("MAE, SSIM and PSNR (mean ± sd over test images); task: mean bone Dice of the independent "
+               f"segmenter `{TASK_DIR}/{BONE_SCORER}` on the synthesised X-ray over its mean Dice on the real X-ray "
+               "(— without bone masks); best per loss in bold.")
     table = ResultTable(TABLE_COLUMNS, rows, caption, first_header="Network - loss")
-    tests = _paired_tests(runs)
+    tests = {loss: _paired_tests(runs, loss) for loss in ("perceptual", "task")}
     write_table(results, table)
-    write_text(results / "pvalues.md", _pvalue_markdown(tests))
+    write_text(results / "pvalues.md", "\n".join(_pvalue_markdown(t, loss) for loss, t in tests.items() if t))
     _write_per_image_long(results / "per_image.csv", runs)
     figure = _figure(out_dir, runs, ordered, labels)
     return _section(study, table, tests, runs, figure, out_dir)
+
+
+def _cells(values: dict[str, np.ndarray]) -> dict[str, Summary | None]:
+    cells: dict[str, Summary | None] = {m: summarize(values[m]) for m in METRICS}
+    if all(m in values for m in TASK_METRICS):
+        cells["task"] = dice_ratio(values["bone_dice"], values["bone_dice_real"])
+    return cells
 
 
 def _row_label(run_name_: str) -> str:
@@ -333,13 +470,14 @@ def _network_order(name: str) -> int:
     return NETWORK_ORDER.index(network) if network in NETWORK_ORDER else len(NETWORK_ORDER)
 
 
-def _paired_tests(runs: dict[str, Any]) -> dict[str, dict[str, PairedTest]]:
-    """Per network: Wilcoxon of perceptual vs l1 for every metric, on the same test images."""
+def _paired_tests(runs: dict[str, Any], against: str = "perceptual") -> dict[str, dict[str, PairedTest]]:
+    """Per network: Wilcoxon of the ``against`` loss vs l1 for every metric (and the bone Dice where
+    scored, on images whose mask has bone), on the same test images."""
     tests: dict[str, dict[str, PairedTest]] = {}
     for name in runs:
         network, loss = name.rsplit("-", 1)
         other = f"{network}-l1"
-        if loss != "perceptual" or other not in runs:
+        if loss != against or other not in runs:
             continue
         _, ids_p, values_p = runs[name]
         _, ids_l, values_l = runs[other]
@@ -347,18 +485,48 @@ def _paired_tests(runs: dict[str, Any]) -> dict[str, dict[str, PairedTest]]:
             raise DataError(f"runs {name} and {other} were scored on different test images; re-run them "
                             "with the same data settings")
         tests[network] = {m: paired_wilcoxon(values_p[m], values_l[m]) for m in METRICS}
+        if "bone_dice" in values_p and "bone_dice" in values_l:
+            scored = np.isfinite(values_p["bone_dice"]) & np.isfinite(values_l["bone_dice"])
+            tests[network]["bone_dice"] = paired_wilcoxon(values_p["bone_dice"][scored], values_l["bone_dice"][scored])
     return tests
 
 
-def _pvalue_markdown(tests: dict[str, dict[str, PairedTest]]) -> str:
-    header = "| Network | " + " | ".join(f"{m.upper()} p loss - ℓ1 (p)" for m in METRICS) + " |"
-    lines = [header, "|" + "---|" * (len(METRICS) + 1)]
+def _pvalue_markdown(tests: dict[str, dict[str, PairedTest]], loss: str = "perceptual") -> str:
+    metrics = list(next(iter(tests.values()))) if tests else list(METRICS)
+    short = {"perceptual": "p loss", "task": "task loss"}[loss]
+    header = "| Network | " + " | ".join(f"{m.upper().replace('_', ' ')} {short} - ℓ1 (p)" for m in metrics) + " |"
+    lines = [header, "|" + "---|" * (len(metrics) + 1)]
     for network, by_metric in tests.items():
-        cells = [f"{t.median_difference:+.4g} ({format_p(t.p_value)})" for t in by_metric.values()]
+        cells = [f"{by_metric[m].median_difference:+.4g} ({format_p(by_metric[m].p_value)})" if m in by_metric
+                 else "—" for m in metrics]
         lines.append(f"| {_row_label(network + '-x').split(' - ')[0]} | " + " | ".join(cells) + " |")
-    lines += ["", "*Median per-image difference (perceptual minus ℓ1) and the two-sided paired Wilcoxon "
-              "p-value; HFEN lower is better (less high-frequency error).*"]
+    lines += ["", f"*Median per-image difference ({LOSS_LABELS[loss]} minus ℓ1) and the two-sided paired Wilcoxon "
+              "p-value; HFEN lower is better (less high-frequency error); BONE DICE: the independent bone "
+              "segmenter's Dice on the synthesised X-ray.*"]
     return "\n".join(lines) + "\n"
+
+
+def _task_verdict(tests: dict[str, dict[str, PairedTest]]) -> list[str]:
+    """One plain sentence per network: did l1 + task loss raise the scorer's bone Dice over l1, at what PSNR."""
+    lines = []
+    for network, by_metric in tests.items():
+        if "bone_dice" not in by_metric:
+            continue
+        dice_test, psnr_test = by_metric["bone_dice"], by_metric["psnr"]
+        significant = dice_test.p_value < ALPHA and dice_test.median_difference != 0
+        verdict = ("raised" if dice_test.median_difference > 0 else "lowered") if significant else \
+            "did not significantly change"
+        label = _row_label(network + "-x").split(" - ")[0]
+        lines.append(f"- {label}: the task loss {verdict} the independent scorer's bone Dice against ℓ1 "
+                     f"(median per-image difference {dice_test.median_difference:+.4f}, p {_p_text(dice_test)}, "
+                     f"{dice_test.n} images); PSNR difference {psnr_test.median_difference:+.2f} dB "
+                     f"(p {_p_text(psnr_test)}).")
+    return lines
+
+
+def _p_text(test: PairedTest) -> str:
+    text = format_p(test.p_value)
+    return text if text.startswith("<") else f"= {text}"
 
 
 def _write_per_image_long(path: Path, runs: dict[str, Any]) -> None:
@@ -392,7 +560,7 @@ def _figure(out_dir: Path, runs: dict[str, Any], ordered: list[str], labels: dic
                              title="MR -> X-ray projection synthesis, test images")
 
 
-def _section(study: dict[str, Any], table: ResultTable, tests: dict[str, dict[str, PairedTest]],
+def _section(study: dict[str, Any], table: ResultTable, tests: dict[str, dict[str, dict[str, PairedTest]]],
              runs: dict[str, Any], figure: Path | None, out_dir: Path) -> str:
     info = {name: read_run_info(out_dir / "runs" / name) for name in runs}
     lines = ["## MR → X-ray projection synthesis (mr2xray)", ""]
@@ -402,12 +570,21 @@ def _section(study: dict[str, Any], table: ResultTable, tests: dict[str, dict[st
     losses = sorted({i["loss"] for i in info.values() if i})
     lines += [f"Losses: {'; '.join(losses)}." if losses else "", "", table.markdown(),
               "Paired tests, perceptual vs ℓ1 per network (HFEN: high-frequency error, lower is better):", "",
-              _pvalue_markdown(tests), ""]
+              _pvalue_markdown(tests["perceptual"]), ""]
+    if tests["task"]:
+        lines += ["Paired tests, task loss vs ℓ1 per network:", "", _pvalue_markdown(tests["task"], "task"), "",
+                  f"Task loss (two-sided paired Wilcoxon tests, α = {ALPHA}; bone Dice by `{TASK_DIR}/{BONE_SCORER}`, "
+                  f"never by the network inside the loss, `{TASK_DIR}/{BONE_NETWORK}`):", "",
+                  *_task_verdict(tests["task"]), ""]
     if figure is not None:
         lines += [f"![mr2xray test images](mr2xray/results/{figure.name})", ""]
     lines += ["| Run | seconds per training step | steps | best epoch |", "|---|---|---|---|"]
     lines += [f"| {_row_label(n)} | {i['seconds_per_step']:.3f} | {i['steps']} | {i['best_epoch']} |"
               for n, i in info.items() if i]
+    bone = {name: read_run_info(out_dir / TASK_DIR / name) for name in (BONE_NETWORK, BONE_SCORER)
+            if (out_dir / TASK_DIR / name).is_dir()}
+    lines += [f"| bone segmentation `{TASK_DIR}/{n}` (best validation Dice {i['best_value']:.3f} on the real X-ray) | "
+              f"{i['seconds_per_step']:.3f} | {i['steps']} | {i['best_epoch']} |" for n, i in bone.items() if i]
     lines += ["", "For comparison, the source document's table (Stimpel et al. 2017, on their data):", "",
               SOURCE_TABLE]
     return "\n".join(lines)
