@@ -9,12 +9,14 @@ Steps (each a row of the table):
    is a dense matrix product of the same precision (8192^3, TF32 or bf16) measured in the same
    run and the step's FLOPs are counted by ``torch.utils.flop_counter``. Weights are random
    (seeded): the arithmetic, and so the time, is the same as with ImageNet weights.
-3. ``epoch``: every trained run of both studies' ``full`` presets (networks, image size, batch,
-   optimiser, precision ``auto`` = bf16-mixed) trained for one epoch through the studies' own
-   ``train_run`` on a few simulated subjects at the full image size: seconds per step, peak GPU
-   memory, and the time of a full-preset epoch estimated as seconds per step times the full
-   preset's steps per epoch (the full data sets take tens of minutes to simulate, longer than a
-   device call).
+3. ``data`` and ``epoch``: every trained run of both studies' ``full`` presets (networks, image
+   size, batch, optimiser, precision ``auto`` = bf16-mixed) trained through the studies' own
+   ``train_run`` for a few epochs on a few simulated subjects at the full image size (3 subjects x
+   16 views or slices, 3 epochs by default): the simulation time, then per run the mean seconds
+   per step (the first, warm-up step included), peak GPU memory, and the time of one full-preset
+   epoch estimated as seconds per step times the full preset's steps per epoch (the full data sets
+   take far longer to simulate than one device call may run: about 4 minutes per mr2xray subject
+   at 256 px on 2 loaded CPU cores).
 4. ``ddp``: one mr2xray full-preset run for one epoch over all visible GPUs (Fabric DDP, one
    process per GPU), against the same run on one GPU; skipped when one GPU is visible.
 
@@ -169,15 +171,19 @@ def shrink(data: dict[str, Any], subjects: int, views: int, size: int | None) ->
     return shrunk if size is None else {**shrunk, "size": size}
 
 
-def measure_epochs(preset: str, out: Path, subjects: int, views: int, size: int | None) -> list[Row]:
-    """Train every run of both studies' ``preset`` for one epoch on ``subjects`` simulated subjects
-    of ``views`` views (slices) each."""
+def measure_epochs(preset: str, out: Path, subjects: int, views: int, size: int | None, epochs: int) -> list[Row]:
+    """Train every run of both studies' ``preset`` for ``epochs`` epochs on ``subjects`` simulated
+    subjects of ``views`` views (slices) each; the seconds per step are the mean over all steps."""
     rows = []
     studies: list[tuple[str, Any, dict[str, Any], dict[str, Any]]] = []
     for study_name, module in (("mr2xray", mr2xray), ("csmri", csmri)):
         full = module.PRESETS[preset]
-        settings = {"epochs": 1, "progress": False}
+        settings = {"epochs": epochs, "progress": False}
         runs = module.preset_runs(full, shrink(full.data, subjects, views, size), settings)
+        started = time.perf_counter()
+        data = module.study_splits(next(iter(runs.values())).data_config())
+        rows.append(Row("data", f"{study_name}: simulate {subjects} subjects x {views} at "
+                        f"{data.train[0]['target'].shape[-1]} px", f"{time.perf_counter() - started:.1f} s"))
         studies.append((study_name, module, runs, full.data))
     for study_name, module, runs, full_data in studies:
         for name, run in runs.items():
@@ -191,7 +197,7 @@ def measure_epochs(preset: str, out: Path, subjects: int, views: int, size: int 
             full_items = train_subjects(full_data["subjects"]) * items_per_subject(full_data)
             steps = math.ceil(full_items / run.training.batch_size)
             rows.append(Row("epoch", f"{study_name} {name} ({run.network}, batch {run.training.batch_size})",
-                            f"{result.seconds_per_step * 1e3:.1f} ms/step over {result.steps} steps, "
+                            f"{result.seconds_per_step * 1e3:.1f} ms/step over {result.steps} steps ({epochs} epochs), "
                             f"{wall:.1f} s with validation, peak {_gib(memory['gib'])}; full-preset "
                             f"epoch ~{steps * result.seconds_per_step:.0f} s ({steps} steps)"))
     return rows
@@ -248,6 +254,7 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--out", type=Path, default=None, help="folder for the runs (default: a temp folder)")
     parser.add_argument("--skip", default="", help=f"comma-separated steps to skip, of {', '.join(STEPS)}")
     parser.add_argument("--subjects", type=int, default=None, help="simulated subjects per study (epoch, ddp)")
+    parser.add_argument("--epochs", type=int, default=None, help="epochs per run in the epoch step")
     parser.add_argument("--views", type=int, default=None, help="views (mr2xray) or slices (csmri) per subject")
     parser.add_argument("--preset", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--size", type=int, default=None, help=argparse.SUPPRESS)
@@ -259,8 +266,9 @@ def main(argv: list[str] | None = None) -> str:
         parser.error(f"--skip: unknown step(s) {', '.join(sorted(unknown))}; choose from {', '.join(STEPS)}")
     preset = args.preset or ("demo" if args.dry_run else "full")
     size = args.size or (TINY["size"] if args.dry_run else None)
-    subjects = args.subjects or (TINY["subjects"] if args.dry_run else 6)
-    views = args.views or (TINY["views"] if args.dry_run else 12)
+    subjects = args.subjects or (TINY["subjects"] if args.dry_run else 3)
+    views = args.views or (TINY["views"] if args.dry_run else 16)
+    epochs = args.epochs or (1 if args.dry_run else 3)
     if args.ddp_child is not None:
         ddp_child(args.ddp_child, args.out, preset, subjects, views, size, args.accelerator)
         return ""
@@ -276,7 +284,7 @@ def main(argv: list[str] | None = None) -> str:
             "perceptual": lambda: measure_perceptual(32 if args.dry_run else 256, 2 if args.dry_run else 8,
                                                      device, 64 if args.dry_run else PEAK_SIZE,
                                                      1 if args.dry_run else 10),
-            "epoch": lambda: measure_epochs(preset, out / "epoch", subjects, views, size),
+            "epoch": lambda: measure_epochs(preset, out / "epoch", subjects, views, size, epochs),
             "ddp": lambda: measure_ddp(out / "ddp", preset, subjects, views, size, args.dry_run),
         }
         for name, step in steps.items():

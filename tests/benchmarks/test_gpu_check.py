@@ -53,6 +53,6 @@ def test_dry_run_prints_one_row_per_measurement(tmp_path: Path) -> None:
     rows = [line for line in done.stdout.splitlines() if line.startswith("| ") and not line.startswith("| step")]
     steps = [row.split(" | ")[0].removeprefix("| ") for row in rows]
     runs = len(mr2xray.PRESETS["demo"].networks) * len(mr2xray.LOSSES) + len(csmri.PRESETS["demo"].runs)
-    assert steps == ["tests"] + ["perceptual"] * 2 + ["epoch"] * runs + ["ddp"]
+    assert steps == ["tests"] + ["perceptual"] * 2 + ["data", "data"] + ["epoch"] * runs + ["ddp"]
     assert "0 failed" in rows[0]
     assert "1 vs 2 cpu processes" in rows[-1]
