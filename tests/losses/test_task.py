@@ -318,3 +318,16 @@ def test_error_messages():
 def test_docstring_example_runs():
     torch.manual_seed(0)
     assert doctest.testmod(task_module).failed == 0
+
+
+def test_the_docs_example_runs():
+    from pathlib import Path
+
+    text = (Path(__file__).parents[2] / "docs" / "losses.md").read_text()
+    section = text.split("Using your own segmentation network as the loss (runnable):")[1]
+    code = section.split("```python\n")[1].split("```")[0]
+    namespace: dict[str, object] = {}
+    exec(compile(code, "docs/losses.md", "exec"), namespace)
+    task = namespace["task"]
+    assert isinstance(task, TaskLoss) and list(task.parameters()) == []
+    assert namespace["segmenter"][0].weight.grad is None  # type: ignore[index]
