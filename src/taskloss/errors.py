@@ -29,3 +29,7 @@ class MissingWeightsError(TasklossError, FileNotFoundError):
 
 class TrainingError(TasklossError, RuntimeError):
     """Training cannot go on (e.g. the loss became NaN or infinite)."""
+
+
+class DataRangeWarning(UserWarning):
+    """A metric's ``data_range`` is far narrower than the spread of the target images."""

@@ -27,7 +27,7 @@ def check_float_tensor(x: object, name: str, ndims: Sequence[int] = IMAGE_NDIMS)
 
     Raises:
         InputError: when ``x`` is not a tensor, is integer, boolean or complex, has another rank,
-            or has an empty batch or spatial dimension.
+            has an empty batch or spatial dimension, or is on the meta device (no values).
     """
     if not isinstance(x, torch.Tensor):
         raise InputError(f"{name} must be a torch.Tensor, got {type(x).__name__}; convert it with "
@@ -44,6 +44,9 @@ def check_float_tensor(x: object, name: str, ndims: Sequence[int] = IMAGE_NDIMS)
                          "(add the missing batch/channel axes with x[None, None])")
     if x.numel() == 0:
         raise InputError(f"{name} is empty (shape {tuple(x.shape)}); pass at least one image")
+    if x.device.type == "meta":
+        raise InputError(f"{name} is on the meta device (a shape without values); create it on a real "
+                         "device (e.g. module.to_empty(device='cpu') and load its weights) before use")
     return x
 
 

@@ -17,7 +17,15 @@ runs in float16 under CUDA autocast (mixed precision; written for it, not tested
 
 The network is not a submodule: its weights are not in ``parameters()`` (an optimiser never sees
 them) or ``state_dict()`` (checkpoints stay small; :attr:`PerceptualLoss.description` says where
-they came from); ``.to()``, ``.cuda()`` and ``.half()`` move it along.
+they came from); ``.to()``, ``.cuda()`` and ``.half()`` move it along. A network given as a module
+may be shared by several losses: ``.double()`` on one of them converts it for all. Inputs of any
+floating dtype are cast to the network's dtype (and the loss back to the input's), so no caller
+needs to convert a shared network to score float64 images.
+
+Offline: ``network="vgg19"`` needs the ImageNet VGG-19 weights file (``weights_path`` or the
+``TASKLOSS_VGG19_WEIGHTS`` environment variable); ``network="domain"`` is taskloss's shipped domain
+perception network (trained on simulated head tissue, no download), the choice for medical images
+when ImageNet weights are not available or not wanted.
 """
 
 import os
@@ -27,9 +35,10 @@ from typing import Literal, TypeAlias, cast
 import torch
 from torch import nn
 
-from taskloss.errors import ConfigError, InputError
+from taskloss.errors import ConfigError, InputError, MissingWeightsError
 from taskloss.features import VGG19Features, prepare_input
 from taskloss.features.base import FeatureNetwork, resolve_layers
+from taskloss.features.domain import DOMAIN_LAYERS, load_domain_network
 from taskloss.features.vgg import Pooling, Weights
 from taskloss.losses.balance import TermNormalizer
 from taskloss.losses.precision import full_precision
@@ -58,8 +67,10 @@ class PerceptualLoss(nn.Module):
     """Feature-space distance between predictions and targets on a frozen perception network.
 
     Args:
-        layers: layer names of the network, e.g. ``("conv1_2", ..., "conv5_2")`` (default, Chen &
-            Koltun) or ``("relu5_4",)`` with ``distance="l2"`` (Seitzer et al.).
+        layers: layer names of the network, e.g. ``("conv1_2", ..., "conv5_2")`` (Chen & Koltun,
+            the default for VGG-19 and for a given module) or ``("relu5_4",)`` with
+            ``distance="l2"`` (Seitzer et al.); None takes the default of the network
+            (``DOMAIN_LAYERS`` for ``network="domain"``).
         layer_weights: lambda per term: None (all 1), a sequence (one per term: the pixel term
             first when included, then ``layers`` in the given order), a mapping term name -> weight
             (terms left out weigh 1), or "balance": each term divided by its mean over the first
@@ -67,8 +78,9 @@ class PerceptualLoss(nn.Module):
             dict.
         distance: "l1" (mean absolute difference) or "l2" (mean squared difference).
         include_pixel: add the pixel term, the distance between the images scaled to [0, 1].
-        network: "vgg19" or a module satisfying :class:`taskloss.features.FeatureNetwork` (e.g. the
-            domain network); a given module is frozen and put in eval mode in place.
+        network: "vgg19" (ImageNet weights), "domain" (the shipped domain network, offline) or a
+            module satisfying :class:`taskloss.features.FeatureNetwork`; a given module is frozen
+            and put in eval mode in place.
         weights: for "vgg19": "imagenet" or "random" (see :class:`taskloss.features.VGG19Features`).
         pooling: for "vgg19": "max" or "avg".
         input_range: (low, high), the intensities of the images that map to 0 and 1. Targets
@@ -88,11 +100,11 @@ class PerceptualLoss(nn.Module):
 
     def __init__(
         self,
-        layers: Sequence[str] = CRN_LAYERS,
+        layers: Sequence[str] | None = None,
         layer_weights: LayerWeights = None,
         distance: Distance = "l1",
         include_pixel: bool = False,
-        network: Literal["vgg19"] | FeatureNetwork = "vgg19",
+        network: Literal["vgg19", "domain"] | FeatureNetwork = "vgg19",
         weights: Weights = "imagenet",
         pooling: Pooling = "max",
         input_range: tuple[float, float] = (0.0, 1.0),
@@ -110,6 +122,8 @@ class PerceptualLoss(nn.Module):
         feature_network.requires_grad_(False).eval()
         # Not a submodule (see the module docstring); _apply below moves it with the loss.
         object.__setattr__(self, "_network", feature_network)
+        if layers is None:
+            layers = DOMAIN_LAYERS if network == "domain" else CRN_LAYERS
         self.layers = resolve_layers(feature_network, layers)
         self.terms = ((PIXEL_TERM,) if include_pixel else ()) + self.layers
         self.distance = distance
@@ -161,7 +175,7 @@ class PerceptualLoss(nn.Module):
         target = target.detach()
         self._check_target_range(target)
         raw = self._volume_terms(pred, target) if pred.ndim == 5 else self._image_terms(pred, target)
-        value = raw @ self._weights(raw)
+        value = (raw @ self._weights(raw)).to(pred.dtype)
         explain_nonfinite(value, pred=pred, target=target)
         return value.mean() if self.reduction == "mean" else value
 
@@ -222,8 +236,10 @@ class PerceptualLoss(nn.Module):
         return terms.reshape(batch, channels, -1).mean(dim=1)
 
     def _terms(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """Per-image terms (N, T) of images the network takes as they are."""
+        """Per-image terms (N, T) of images the network takes as they are (cast to its dtype)."""
         spec = self._network.input_spec
+        dtype = self._network_dtype()
+        pred, target = pred.to(dtype), target.to(dtype)
         pred_features = self._network(prepare_input(pred, self.input_range, spec), self.layers)
         with torch.no_grad():
             target_features = self._network(prepare_input(target, self.input_range, spec),
@@ -234,6 +250,10 @@ class PerceptualLoss(nn.Module):
             scale = width if self.distance == "l1" else width**2
             terms.insert(0, self._distance(pred, target) / scale)
         return torch.stack(terms, dim=1)
+
+    def _network_dtype(self) -> torch.dtype:
+        parameter = next(self._network.parameters(), None)
+        return parameter.dtype if parameter is not None else torch.float32
 
     def _distance(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         """Mean distance per image (N,), in float32 at least (see :mod:`.precision`)."""
@@ -275,23 +295,35 @@ def _feature_network(
     seed: int,
 ) -> FeatureNetwork:
     if isinstance(network, str):
-        if network != "vgg19":
-            raise ConfigError(f"network={network!r} is unknown; use 'vgg19' or pass a module that "
-                              "satisfies taskloss.features.FeatureNetwork")
-        return VGG19Features(weights, weights_path=weights_path, pooling=pooling, seed=seed)
+        if network not in ("vgg19", "domain"):
+            raise ConfigError(f"network={network!r} is unknown; use 'vgg19', 'domain' or pass a module "
+                              "that satisfies taskloss.features.FeatureNetwork")
+        if network == "domain":
+            _check_no_vgg_options(weights, weights_path, pooling, seed)
+            return load_domain_network()
+        try:
+            return VGG19Features(weights, weights_path=weights_path, pooling=pooling, seed=seed)
+        except MissingWeightsError as error:
+            raise MissingWeightsError(f"{error}; or, offline, use PerceptualLoss(network='domain'), the "
+                                      "shipped domain perception network (no download)") from None
     members = ("layer_names", "layer_aliases", "input_spec", "description", "min_input_size")
     missing = [member for member in members if not hasattr(network, member)]
     if not isinstance(network, nn.Module) or missing:
         raise ConfigError(f"network {type(network).__name__} is not a perception network: it must be "
                           f"an nn.Module with {', '.join(members)} and forward(x, layers) (see "
                           f"taskloss.features.FeatureNetwork); missing: {', '.join(missing) or 'nn.Module'}")
+    _check_no_vgg_options(weights, weights_path, pooling, seed)
+    return cast(FeatureNetwork, network)
+
+
+def _check_no_vgg_options(weights: Weights, weights_path: str | os.PathLike[str] | None, pooling: Pooling,
+                          seed: int) -> None:
     vgg_options = {"weights": weights != "imagenet", "weights_path": weights_path is not None,
                    "pooling": pooling != "max", "seed": seed != 0}
     given = [name for name, is_set in vgg_options.items() if is_set]
     if given:
         raise ConfigError(f"{', '.join(given)} apply to network='vgg19' only; configure the network "
                           "you pass (its weights, pooling) when you build it")
-    return cast(FeatureNetwork, network)
 
 
 def _fixed_weights(terms: tuple[str, ...], layer_weights: LayerWeights,

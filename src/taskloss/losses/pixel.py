@@ -24,6 +24,12 @@ Reduction = Literal["mean", "none"]
 FFTNorm = Literal["ortho", "backward"]
 
 
+def _detached(target: object) -> object:
+    """The target without gradient: losses train ``pred`` only (a target that requires grad, e.g.
+    another network's output, must not receive gradients from this loss)."""
+    return target.detach() if isinstance(target, torch.Tensor) else target
+
+
 def _reduce(values: torch.Tensor, reduction: Reduction) -> torch.Tensor:
     """Per-image values (B,) -> their mean (a scalar) or themselves."""
     if reduction == "mean":
@@ -35,12 +41,12 @@ def _reduce(values: torch.Tensor, reduction: Reduction) -> torch.Tensor:
 
 def l1_loss(pred: torch.Tensor, target: torch.Tensor, *, reduction: Reduction = "mean") -> torch.Tensor:
     """Mean absolute error (:func:`taskloss.metrics.mae` per image)."""
-    return _reduce(mae(pred, target), reduction)
+    return _reduce(mae(pred, _detached(target)), reduction)
 
 
 def mse_loss(pred: torch.Tensor, target: torch.Tensor, *, reduction: Reduction = "mean") -> torch.Tensor:
     """Mean squared error (:func:`taskloss.metrics.mse` per image)."""
-    return _reduce(mse(pred, target), reduction)
+    return _reduce(mse(pred, _detached(target)), reduction)
 
 
 def nmse_loss(
@@ -55,7 +61,7 @@ def nmse_loss(
             DAGAN's code calls NMSE and trains on (weight 15).
         reduction: "mean" or "none".
     """
-    values = nmse(pred, target)
+    values = nmse(pred, _detached(target))
     return _reduce(values if squared else values.sqrt(), reduction)
 
 
@@ -82,7 +88,7 @@ def frequency_mse_loss(
             "ortho" value). ``input_range=(-1, 1), norm="backward"`` reproduces DAGAN's ``g_fft``.
         reduction: "mean" or "none".
     """
-    pred, target = check_image_pair(pred, target, ndims=(4,), finite=False)
+    pred, target = check_image_pair(pred, _detached(target), ndims=(4,), finite=False)
     low, high = input_range
     if not low < high:
         raise ConfigError(f"input_range={input_range!r} must be (low, high) with low < high")
@@ -104,7 +110,7 @@ def ssim_loss(
     reduction: Reduction = "mean",
 ) -> torch.Tensor:
     """``1 - SSIM`` per image (:func:`taskloss.metrics.ssim`; same arguments, data_range required)."""
-    return _reduce(1.0 - ssim(pred, target, data_range=data_range, convention=convention), reduction)
+    return _reduce(1.0 - ssim(pred, _detached(target), data_range=data_range, convention=convention), reduction)
 
 
 def cross_entropy_loss(

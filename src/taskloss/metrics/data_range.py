@@ -6,11 +6,14 @@ floats, pytorch-msssim assumes 255, torchmetrics infers it from the batch), so t
 default: every call names it.
 """
 
+import sys
+import warnings
+from pathlib import Path
 from typing import Literal, TypeAlias
 
 import torch
 
-from taskloss.errors import InputError
+from taskloss.errors import DataRangeWarning, InputError
 from taskloss.validation import check_finite
 
 DataRangePolicy: TypeAlias = Literal["target_max", "target_range"]
@@ -68,4 +71,39 @@ def resolve_data_range(data_range: DataRange | None, target: torch.Tensor) -> to
     if not bool(torch.isfinite(values).all() and (values > 0).all()):
         raise InputError(f"data_range must be finite and > 0 for every image, got "
                          f"{values.tolist()[:8]}; {_HOW_TO_CHOOSE}")
+    if not isinstance(data_range, str):
+        _warn_if_inconsistent(values, target)
     return values
+
+
+INCONSISTENT_FACTOR = 2.0
+"""A given data_range is reported when a target image spans more than this many times it."""
+
+
+def _outside_taskloss() -> int:
+    """The ``stacklevel`` of the first caller outside the taskloss package (the user's line)."""
+    package = str(Path(__file__).resolve().parents[1])
+    frame, level = sys._getframe(1), 1
+    while frame is not None and frame.f_code.co_filename.startswith(package):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
+def _warn_if_inconsistent(values: torch.Tensor, target: torch.Tensor) -> None:
+    """Warn (:class:`DataRangeWarning`) when a target's spread is far beyond the given data_range.
+
+    A warning, not an error: the range is the caller's statement about the data, and a target may
+    legitimately overshoot it a little (noise, interpolation); a spread more than
+    :data:`INCONSISTENT_FACTOR` times the range (HU images scored with ``data_range=1``) means
+    the constants of SSIM/PSNR are wrong by orders of magnitude and the scores meaningless.
+    """
+    flat = target.detach().reshape(target.shape[0], -1)
+    spread = flat.amax(dim=1) - flat.amin(dim=1)
+    too_wide = torch.isfinite(spread) & (spread > INCONSISTENT_FACTOR * values)  # NaN/inf: an error later
+    if bool(too_wide.any()):
+        index = int(too_wide.nonzero()[0, 0])
+        warnings.warn(f"data_range={float(values[index]):.4g} but target image {index} spans "
+                      f"{float(spread[index]):.4g} (from {float(flat[index].min()):.4g} to "
+                      f"{float(flat[index].max()):.4g}); give the range the data can take (e.g. 4095 for "
+                      "12-bit, the HU window for CT) or data_range='target_range'",
+                      DataRangeWarning, stacklevel=_outside_taskloss())
