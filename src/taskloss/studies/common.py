@@ -101,8 +101,47 @@ def read_per_image(path: Path) -> tuple[list[str], dict[str, np.ndarray]]:
         rows = list(csv.DictReader(handle))
     if not rows:
         raise DataError(f"{path} holds no result rows; evaluate the run again")
+    if "id" not in rows[0]:
+        raise DataError(f"{path} has no 'id' column; it was not written by taskloss, evaluate the run again")
     names = [name for name in rows[0] if name != "id"]
-    return [row["id"] for row in rows], {n: np.array([float(r[n]) for r in rows]) for n in names}
+    return [row["id"] for row in rows], {n: _column(path, rows, n) for n in names}
+
+
+def _column(path: Path, rows: list[dict[str, str]], name: str) -> np.ndarray:
+    """The values of column ``name`` as floats; a cell that is not a number is a DataError naming it."""
+    values = []
+    for line, row in enumerate(rows, start=2):  # line 1 is the header
+        try:
+            values.append(float(row[name]))
+        except (TypeError, ValueError):
+            raise DataError(f"{path}, line {line}, column {name!r}: {row[name]!r} is not a number; the file "
+                            "was edited or damaged, evaluate the run again (`taskloss evaluate RUN_DIR`)") from None
+    return np.array(values)
+
+
+STUDY_FILE = "study.json"
+
+
+def read_study_json(out_dir: Path) -> dict[str, Any]:
+    """The ``study.json`` a finished study wrote into ``out_dir`` (preset, notes, timings).
+
+    Raises:
+        DataError: when it is missing (the study did not finish: its report would lack lines) or
+            is not a JSON object.
+    """
+    path = out_dir / STUDY_FILE
+    if not path.is_file():
+        raise DataError(f"{path} is missing: the study in {out_dir} did not finish; run the same "
+                        "`taskloss study` command again (finished runs are kept) before `taskloss report`")
+    try:
+        data = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as error:
+        raise DataError(f"{path} is not valid JSON ({error}); run the same `taskloss study` command again "
+                        "to write it") from None
+    if not isinstance(data, dict):
+        raise DataError(f"{path} holds {type(data).__name__}, not a JSON object; run the same `taskloss "
+                        "study` command again to write it")
+    return data
 
 
 def figure_case_indices(count: int, cases: int) -> list[int]:

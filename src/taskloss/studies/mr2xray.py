@@ -19,7 +19,6 @@ synthesised against the real X-ray), each term balanced over the first batches.
 """
 
 import functools
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -48,6 +47,7 @@ from taskloss.studies.common import (
     pick_preset,
     read_per_image,
     read_run_info,
+    read_study_json,
     save_npz,
     validate_config,
     write_json,
@@ -432,7 +432,7 @@ def render_results(out_dir: Path) -> str:
     time (``taskloss report``).
     """
     results = out_dir / "results"
-    study = json.loads((out_dir / "study.json").read_text()) if (out_dir / "study.json").is_file() else {}
+    study = read_study_json(out_dir)
     runs = _load_runs(out_dir)
     labels = {name: _row_label(name) for name in runs}
     ordered = sorted(runs, key=lambda n: (LOSSES.index(n.rsplit("-", 1)[1]), _network_order(n)))
