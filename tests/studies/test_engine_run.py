@@ -24,14 +24,15 @@ STUDY = {
     "data": {"path": "pairs", "size": SIZE},
     "networks": {"unet": {"name": "unet", "options": {"widths": [4, 8]}},
                  "resnet": {"name": "resnet", "options": {"base_width": 4, "num_blocks": 1}}},
-    "losses": {"l1": {"l1": 1.0}, "ssim_l1": {"ssim": 0.84, "l1": {"weight": 0.16, "balance": "first"}}},
+    "losses": {"l1": {"l1": 1.0}, "ssim_l1": {"ssim": 0.84, "l1": {"weight": 0.16, "balance": "first"}},
+               "task_l1": {"l1": 1.0, "task": {"weight": 0.1, "output": "dice"}}},
     "metrics": ["mae", "psnr", "ssim"],
     "baseline": "l1",
     "training": {"epochs": 1, "batch_size": 4},
     "segmentation": {"epochs": 1, "options": {"widths": [4, 8]}},
     "figure_cases": 2,
 }
-RUNS = ["unet-l1", "unet-ssim_l1", "resnet-l1", "resnet-ssim_l1"]
+RUNS = ["unet-l1", "unet-ssim_l1", "unet-task_l1", "resnet-l1", "resnet-ssim_l1", "resnet-task_l1"]
 
 
 def make_pairs(folder, count=12, size=SIZE, seed=0):
@@ -78,6 +79,15 @@ def test_every_network_and_loss_is_a_run_scored_on_the_same_test_images(study):
     assert len(ids) == 1
 
 
+def test_the_task_loss_uses_its_own_task_network_not_the_scoring_one(study):
+    _, folder = study
+    loss_network = yaml.safe_load((folder / "task_network" / "config.yaml").read_text())
+    scoring_network = yaml.safe_load((folder / "segmentation" / "config.yaml").read_text())
+    assert (loss_network["training"]["seed"], scoring_network["training"]["seed"]) == (1, 0)
+    info = json.loads((folder / "runs" / "unet-task_l1" / "evaluation" / "run.json").read_text())
+    assert info["loss"] == "1 l1 + 0.1 task"
+
+
 def test_mae_in_the_csv_is_the_mean_absolute_error_of_the_saved_predictions(study):
     _, folder = study
     spec = load_study(folder / "study.yaml")
@@ -97,11 +107,12 @@ def test_table_tests_figure_report_and_reader_hand_off(study):
     results = folder / "results"
     table = (results / "table.md").read_text().splitlines()
     assert table[0] == "| Network - loss | MAE ↓ | PSNR ↑ | SSIM ↑ | SIS ↑ |"
-    assert [line.split(" | ")[0].removeprefix("| ") for line in table[2:6]] == [
-        "unet - l1", "unet - ssim_l1", "resnet - l1", "resnet - ssim_l1"]
+    assert [line.split(" | ")[0].removeprefix("| ") for line in table[2:8]] == [
+        "unet - l1", "unet - ssim_l1", "unet - task_l1", "resnet - l1", "resnet - ssim_l1", "resnet - task_l1"]
     pvalues = (results / "pvalues.md").read_text().splitlines()
     assert pvalues[0] == "| Network: loss vs l1 | MAE | PSNR | SSIM | DICE |"
-    assert [line.split(" | ")[0] for line in pvalues[2:4]] == ["| unet: ssim_l1", "| resnet: ssim_l1"]
+    assert [line.split(" | ")[0] for line in pvalues[2:6]] == ["| unet: ssim_l1", "| unet: task_l1",
+                                                                "| resnet: ssim_l1", "| resnet: task_l1"]
     assert (results / "figure.png").read_bytes()[:4] == b"\x89PNG"
     with open(results / "per_image.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))

@@ -40,7 +40,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from taskloss.errors import ConfigError, DataError
-from taskloss.losses import AdversarialLoss, CompositeLoss, CrossEntropyLoss
+from taskloss.losses import AdversarialLoss, CompositeLoss, CrossEntropyLoss, load_task_network
 from taskloss.metrics import DataRange, dice, hfen, mae, nmse, psnr, ssim
 from taskloss.networks import create_network
 from taskloss.networks.summary import network_cost
@@ -72,6 +72,7 @@ STUDY_FILE = "study.yaml"
 """The study file as run, kept in ``OUT/<name>/`` (``taskloss report`` renders from it)."""
 PREDICTIONS = "test_predictions.npz"
 SEGMENTATION = "segmentation"
+TASK_NETWORK = "task_network"
 ALL_METRICS = ("mae", "psnr", "ssim", "hfen", "nmse")
 LAUNCHERS: dict[str, str | None] = {"local": None, "slurm": "slurm", "submitit-local": "local",
                                     "submitit-debug": "debug"}
@@ -162,10 +163,19 @@ class PairedTask(SupervisedTask):
         return {"loss": output.total.detach(), **output.weighted}
 
 
-def build_task(run: FileRun) -> tuple[TrainingTask, str]:
+def build_task(run: FileRun, run_dir: Path, task_network: nn.Module | None = None
+               ) -> tuple[TrainingTask, str]:
     """The training task of a run (adversarial when its loss has an adversarial term) and its loss
-    description."""
-    loss = build_loss(run.loss, data_range(run.data))
+    description.
+
+    Args:
+        run: the run's configuration.
+        run_dir: its folder, ``OUT/<name>/runs/<run>`` (the task term's network is found from it).
+        task_network: the task term's network; default :func:`task_network_of` the run.
+    """
+    if task_network is None and run.loss.task is not None:
+        task_network = task_network_of(run, run_dir)
+    loss = build_loss(run.loss, data_range(run.data), task_network)
     metrics = image_metrics(run.data)
     description = describe_loss(run.loss)
 
@@ -199,7 +209,7 @@ def train_file_run(run: FileRun, run_dir: Path, devices: int = 1, accelerator: s
     """Train one run in ``run_dir`` (resuming; at once when finished); record ``evaluation/run.json``."""
     write_run_config(run_dir, run)
     splits = paired_splits(run.data)
-    task, description = build_task(run)
+    task, description = build_task(run, run_dir)
     trainer = Trainer(task, _hardware(run.training, devices, accelerator, progress), run_dir, fabric)
     result = trainer.fit(splits.train, splits.val)
     if trainer.fabric.is_global_zero:
@@ -224,48 +234,83 @@ def _segmentation_task(run: SegmentationRun) -> SupervisedTask:
     def metrics(logits: torch.Tensor, batch: Batch) -> dict[str, torch.Tensor]:
         return {"dice": torch.nan_to_num(_foreground_dice(logits, batch["label"]), nan=1.0)}
 
-    return SupervisedTask(lambda: create_network(run.network, **{"num_classes": run.classes, **run.options}),
-                          CrossEntropyLoss(), metrics, forward=lambda model, batch: model(batch["target"]),
-                          target_key="label")
+    return SupervisedTask(lambda: _segmentation_network(run), CrossEntropyLoss(), metrics,
+                          forward=lambda model, batch: model(batch["target"]), target_key="label")
 
 
-def segmentation_run(spec: StudySpec) -> SegmentationRun | None:
-    """The segmentation run of a study whose data has labels (None without labels)."""
+def segmentation_run(spec: StudySpec, seed_offset: int = 0) -> SegmentationRun | None:
+    """The segmentation run of a study whose data has labels (None without labels), seeded with
+    ``training.seed + seed_offset``."""
     data = paired_splits(spec.data).train.data  # type: ignore[attr-defined]
     if data.labels is None:
         return None
     settings: SegmentationSpec = spec.segmentation
-    training = TrainingConfig(epochs=settings.epochs, batch_size=spec.training.batch_size, seed=spec.training.seed,
-                              monitor="dice", monitor_mode="max", optimizer=OptimizerConfig(lr=settings.lr))
+    training = TrainingConfig(epochs=settings.epochs, batch_size=spec.training.batch_size,
+                              seed=spec.training.seed + seed_offset, monitor="dice", monitor_mode="max",
+                              optimizer=OptimizerConfig(lr=settings.lr))
     return SegmentationRun(data=spec.data, network=settings.network, options=settings.options,
                            classes=max(2, int(data.labels.max()) + 1), training=training)
 
 
+def _segmentation_network(run: SegmentationRun) -> nn.Module:
+    return create_network(run.network, **{"num_classes": run.classes, **run.options})
+
+
+def train_segmentation(run: SegmentationRun, run_dir: Path, devices: int = 1, accelerator: str = "auto"
+                       ) -> SupervisedTask:
+    """Train (or resume, or skip when finished) a segmentation run on the targets; the task with its best
+    weights, in evaluation mode."""
+    task = _segmentation_task(run)
+    write_run_config(run_dir, run)
+    splits = paired_splits(run.data)
+    trainer = Trainer(task, _hardware(run.training, devices, accelerator, True), run_dir)
+    trainer.fit(splits.train, splits.val)
+    trainer.load_weights("best")
+    task.set_training(False)
+    return task
+
+
+def train_task_network(spec: StudySpec, out_dir: Path, devices: int = 1, accelerator: str = "auto") -> None:
+    """Train the task loss's network (``OUT/<name>/task_network``, seed ``training.seed + 1``) when a
+    loss asks for it."""
+    if not any(loss.trains_task_network for loss in spec.losses.values()):
+        return
+    run = segmentation_run(spec, seed_offset=1)
+    if run is None:
+        raise DataError(f"a task term with network 'segmentation' trains its network on {spec.data.path / 'labels'}, "
+                        "which does not exist; add labels/ or give the task term a TorchScript network file")
+    train_segmentation(run, out_dir / TASK_NETWORK, devices, accelerator)
+
+
+def task_network_of(run: FileRun, run_dir: Path) -> nn.Module:
+    """The frozen network of a run's task term: the study's trained task network
+    (``OUT/<name>/task_network``, best checkpoint) or the TorchScript file the term names."""
+    term = run.loss.task
+    assert term is not None
+    if term.network != "segmentation":
+        return load_task_network(term.network)
+    folder = run_dir.parent.parent / TASK_NETWORK
+    config = validate_config(SegmentationRun, load_yaml(folder / CONFIG_FILE), str(folder / CONFIG_FILE))
+    network = _segmentation_network(config)
+    _load_state(network, folder / "checkpoints" / "best.ckpt")
+    return network.eval()
+
+
 def segmenter(spec: StudySpec, out_dir: Path, devices: int = 1, accelerator: str = "auto"
               ) -> Callable[[torch.Tensor], torch.Tensor] | None:
-    """The task network as ``images (B, 1, H, W) -> logits``: trained on the targets in
+    """The scoring network as ``images (B, 1, H, W) -> logits``: trained on the targets in
     ``out_dir/segmentation`` (resumed, skipped when finished), or loaded from
     ``segmentation.weights``; None when the data has no labels."""
     run = segmentation_run(spec)
     if run is None:
         return None
-    task = _segmentation_task(run)
-    config = _hardware(run.training, devices, accelerator, True)
     if spec.segmentation.weights is None:
-        run_dir = out_dir / SEGMENTATION
-        write_run_config(run_dir, run)
-        splits = paired_splits(run.data)
-        trainer = Trainer(task, config, run_dir)
-        trainer.fit(splits.train, splits.val)
-        trainer.load_weights("best")
-        device = trainer.fabric.device
+        model = train_segmentation(run, out_dir / SEGMENTATION, devices, accelerator).model
     else:
-        fabric = make_fabric(config)
-        task.setup(fabric, config)
-        _load_state(task.model, spec.segmentation.weights)
-        device = fabric.device
-    task.set_training(False)
-    model = task.model
+        model = _segmentation_network(run)
+        _load_state(model, spec.segmentation.weights)
+        model.eval()
+    device = next(model.parameters()).device
 
     def segment(images: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
@@ -302,7 +347,7 @@ def evaluate_file_run(run_dir: Path, split: str = "test",
     """
     run = load_file_run(run_dir)
     dataset = getattr(paired_splits(run.data), split)
-    task, _ = build_task(run)
+    task, _ = build_task(run, run_dir)
     trainer = Trainer(task, _hardware(run.training, 1, "auto", False), run_dir)
     trainer.load_weights("best")
     task.set_training(False)
@@ -466,6 +511,7 @@ def run_file_study(spec: StudySpec, out_dir: Path, devices: int = 1, accelerator
     (out_dir / STUDY_FILE).write_text(yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False))
     runs = build_runs(spec)
     paired_splits(spec.data)  # read the data once here: a data error stops the study before training
+    train_task_network(spec, out_dir, devices, accelerator)
     if launcher not in LAUNCHERS:
         raise ConfigError(f"--launcher {launcher!r} is unknown; use one of {', '.join(LAUNCHERS)}")
     cluster = LAUNCHERS[launcher]
@@ -511,12 +557,12 @@ class PlannedRun:
     finished: bool
 
 
-def _time_steps(run: FileRun, steps: int, accelerator: str) -> float:
+def _time_steps(run: FileRun, steps: int, accelerator: str, task_network: nn.Module | None) -> float:
     """Median seconds of ``steps`` real training steps of a run (after one warm-up step)."""
     config = run.training.model_copy(update={"accelerator": accelerator, "devices": 1, "progress": False})
     fabric = make_fabric(config)
     fabric.seed_everything(config.seed, verbose=False)
-    task, _ = build_task(run)
+    task, _ = build_task(run, Path(), task_network)
     task.setup(fabric, config)
     task.set_training(True)
     loader = DataLoader(paired_splits(run.data).train, batch_size=config.batch_size, shuffle=True,
@@ -528,6 +574,19 @@ def _time_steps(run: FileRun, steps: int, accelerator: str) -> float:
         task.training_step(batch, fabric)
         times.append(time.perf_counter() - start)
     return float(np.median(times[1:]))
+
+
+def _untrained_task_network(spec: StudySpec, run: FileRun) -> nn.Module | None:
+    """A stand-in of the same cost for a task network not trained yet (timing only)."""
+    if run.loss.task is None:
+        return None
+    if run.loss.task.network != "segmentation":
+        return load_task_network(run.loss.task.network)
+    segmentation = segmentation_run(spec)
+    if segmentation is None:
+        raise DataError(f"a task term with network 'segmentation' needs {spec.data.path / 'labels'}; add labels/ "
+                        "or give the task term a TorchScript network file")
+    return _segmentation_network(segmentation)
 
 
 def _cycle(loader: DataLoader) -> Any:
@@ -557,7 +616,7 @@ def plan_study(spec: StudySpec, out_dir: Path, steps: int = 3, accelerator: str 
     planned = []
     for name, run in build_runs(spec).items():
         steps_total = math.ceil(train_size / run.training.batch_size) * run.training.epochs
-        per_step = _time_steps(run, steps, accelerator)
+        per_step = _time_steps(run, steps, accelerator, _untrained_task_network(spec, run))
         planned.append(PlannedRun(name, _parameters(run), steps_total, per_step, steps_total * per_step,
                                   _finished(out_dir / "runs" / name, run.training.epochs)))
     return planned

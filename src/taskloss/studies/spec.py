@@ -218,9 +218,19 @@ class FeatureMatchingTerm(TermSpec):
 
 
 class TaskTerm(TermSpec):
-    """The task loss (:class:`taskloss.losses.TaskLoss`): options passed to its constructor."""
+    """The task loss (:class:`taskloss.losses.TaskLoss`): a frozen task network compares output and target.
 
-    options: dict[str, Any] = Field(default_factory=dict)
+    Attributes:
+        network: "segmentation": a segmentation network the engine trains on the targets for the
+            loss (``OUT/<name>/task_network/``, seed ``training.seed + 1``: another network than
+            the one that scores SIS); or the path of a TorchScript file of a task network.
+        layers: module names of the network whose outputs give L1 feature terms.
+        output: "kl" (task consistency, no labels), "ce" or "dice" (against ``labels/``), or None.
+    """
+
+    network: str = "segmentation"
+    layers: list[str] = Field(default_factory=list)
+    output: Literal["kl", "ce", "dice"] | None = "kl"
 
 
 TERM_SPECS: dict[str, type[TermSpec]] = {
@@ -264,17 +274,16 @@ class LossSpec(SpecModel):
         if self.feature_matching is not None and self.adversarial is None:
             raise PydanticCustomError("feature_matching", "feature_matching needs an adversarial term (its "
                                       "discriminator) in the same loss")
-        if self.task is not None:
-            from taskloss import losses
-
-            if not hasattr(losses, "TaskLoss"):
-                raise PydanticCustomError("task_loss", "the task term needs taskloss.losses.TaskLoss, which "
-                                          "this version of taskloss lacks; remove the term or update taskloss")
         return self
 
     def terms(self) -> dict[str, TermSpec]:
         """The terms this loss uses, in the order of :data:`TERM_SPECS`."""
         return {name: getattr(self, name) for name in TERM_SPECS if getattr(self, name) is not None}
+
+    @property
+    def trains_task_network(self) -> bool:
+        """Whether the loss needs the task network the engine trains (``task.network: segmentation``)."""
+        return self.task is not None and self.task.network == "segmentation"
 
     @model_serializer(mode="wrap")
     def _used_terms(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:

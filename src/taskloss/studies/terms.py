@@ -12,7 +12,9 @@ Terms and what they compare (``pred`` the network output, images in the study's 
 - ``l1``, ``mse``, ``nmse``, ``ssim``, ``frequency``, ``perceptual``: ``pred`` against the target;
 - ``penalty``: ``mean |pred - input|`` (the change the network makes, Seitzer et al.'s penalty);
 - ``adversarial``: the generator loss on the discriminator's output for ``pred``;
-- ``feature_matching``: discriminator features of ``pred`` against those of the target.
+- ``feature_matching``: discriminator features of ``pred`` against those of the target;
+- ``task``: a frozen task network's features and outputs on ``pred`` against the target's
+  (:class:`~taskloss.losses.TaskLoss`; "ce" and "dice" outputs against the batch's labels).
 """
 
 from collections.abc import Callable
@@ -21,6 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from taskloss.errors import ConfigError
 from taskloss.losses import (
     CompositeLoss,
     FrequencyMSELoss,
@@ -29,6 +32,7 @@ from taskloss.losses import (
     NMSELoss,
     PerceptualLoss,
     SSIMLoss,
+    TaskLoss,
     feature_matching_loss,
     generator_loss,
     output_penalty,
@@ -44,6 +48,7 @@ from taskloss.studies.spec import (
     NMSETerm,
     PerceptualTerm,
     SSIMTerm,
+    TaskTerm,
     TermSpec,
 )
 from taskloss.training.task import Batch
@@ -104,8 +109,23 @@ def _pair_module(name: str, spec: TermSpec, data_range: DataRange) -> nn.Module:
     raise AssertionError(f"{name} is not a pair term")  # unreachable: the spec lists every term
 
 
-def build_term(name: str, spec: TermSpec, data_range: DataRange) -> Term:
-    """The :class:`Term` of one entry of a loss."""
+def _task_term(spec: TaskTerm, network: nn.Module | None) -> Term:
+    if network is None:
+        raise ConfigError("the task term needs its task network; build the loss with task_network (the engine "
+                          "trains or loads it)")
+    module = TaskLoss(network, layers=spec.layers, output=spec.output)
+    needs_labels = spec.output in ("ce", "dice")
+
+    def compute(pred: torch.Tensor, batch: Batch, d_fake: Any, d_real: Any) -> torch.Tensor:
+        return module(pred, batch["target"], batch["label"] if needs_labels else None)
+
+    return Term("task", compute, module, spec.balance_batches())
+
+
+def build_term(name: str, spec: TermSpec, data_range: DataRange, task_network: nn.Module | None = None) -> Term:
+    """The :class:`Term` of one entry of a loss (``task_network``: the task term's network)."""
+    if isinstance(spec, TaskTerm):
+        return _task_term(spec, task_network)
     if name == "penalty":
         return Term(name, lambda pred, batch, d_fake, d_real: output_penalty(pred - batch["input"]),
                     balance=spec.balance_batches())
@@ -124,16 +144,18 @@ def build_term(name: str, spec: TermSpec, data_range: DataRange) -> Term:
     return Term(name, _pair(module), module, balance)
 
 
-def build_loss(spec: LossSpec, data_range: DataRange) -> CompositeLoss:
+def build_loss(spec: LossSpec, data_range: DataRange, task_network: nn.Module | None = None) -> CompositeLoss:
     """The composite of a loss's terms with their weights (see the module docstring).
 
     Args:
         spec: the loss.
         data_range: the SSIM term's data_range (the study's metric data_range).
+        task_network: the task term's frozen network (see :class:`taskloss.losses.TaskLoss`).
     """
     terms = spec.terms()
     return CompositeLoss({name: term.weight for name, term in terms.items()},
-                         losses={name: build_term(name, term, data_range) for name, term in terms.items()})
+                         losses={name: build_term(name, term, data_range, task_network)
+                                 for name, term in terms.items()})
 
 
 def term_values(loss: CompositeLoss, pred: torch.Tensor, batch: Batch, d_fake: Any = None,
