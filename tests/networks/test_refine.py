@@ -77,3 +77,25 @@ def test_refiner_must_map_two_channels_to_one() -> None:
     with pytest.raises(ConfigError, match=re.escape("refiner must map 2 channels (real, imaginary) to "
                                                     "1 (the update of the real part), got 2 -> 2")):
         VisualRefinement(refiner=RefinementUNet(out_channels=2))
+
+
+def test_scale_gain_multiplies_s_and_speeds_up_its_adam_steps() -> None:
+    reconstruction = torch.randn(2, 2, 12, 16)
+    plain, fast = _small(), _small()
+    fast.scale_gain = 10.0
+    fast.load_state_dict(plain.state_dict())
+    with torch.no_grad():
+        plain.scale.fill_(0.5)
+        fast.scale.fill_(0.05)  # s = 10 * 0.05
+        torch.testing.assert_close(fast.refine(reconstruction).image, plain.refine(reconstruction).image)
+    # One Adam step moves each raw parameter by about lr; s moves g times that with the gain.
+    moves = []
+    for model in (_small(), VisualRefinement(RecNet(num_blocks=2, width=4), RefinementUNet(widths=(4, 8, 16)),
+                                             scale_gain=10.0)):
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+        model.refine(reconstruction).image.sum().backward()
+        optimizer.step()
+        moves.append(abs(model.scale_gain * model.scale.item()))
+    assert moves[0] == pytest.approx(1e-3, rel=1e-3) and moves[1] == pytest.approx(1e-2, rel=1e-3)
+    with pytest.raises(ConfigError, match="scale_gain must be a number > 0, got 0"):
+        VisualRefinement(scale_gain=0)

@@ -43,13 +43,21 @@ class VisualRefinement(Network):
         recnet: the stage-1 reconstruction network; a new :class:`RecNet` by default.
         refiner: the refinement network u = refiner(R(x)), 2 channels in and 1 out; a
             :class:`RefinementUNet` with Seitzer et al.'s settings by default.
+        scale_gain: g > 0 in s = g * :attr:`scale` (1: s is the parameter itself). Adam moves a
+            parameter by about its learning rate per step whatever the gradient's size, so a gate
+            that starts at 0 opens by at most lr per step (0.04 after 184 steps at 2e-4, a demo
+            run); g lets s move g times faster while every other parameter's steps stay the same.
 
     Inputs as :meth:`RecNet.forward`; H and W must also suit the refiner (multiples of 4 and at
     least 12 px for the default).
     """
 
-    def __init__(self, recnet: RecNet | None = None, refiner: RefinementUNet | None = None) -> None:
+    def __init__(self, recnet: RecNet | None = None, refiner: RefinementUNet | None = None,
+                 scale_gain: float = 1.0) -> None:
         refiner = RefinementUNet() if refiner is None else refiner
+        if isinstance(scale_gain, bool) or not isinstance(scale_gain, int | float) or not scale_gain > 0:
+            raise ConfigError(f"scale_gain must be a number > 0, got {scale_gain!r}; pass it in the "
+                              "refinement run's network_options")
         if refiner.in_channels != 2 or refiner.head.out_channels != 1:
             raise ConfigError(f"refiner must map 2 channels (real, imaginary) to 1 (the update of "
                               f"the real part), got {refiner.in_channels} -> "
@@ -61,6 +69,7 @@ class VisualRefinement(Network):
         self.recnet.eval()
         self.refiner = refiner
         self.scale = nn.Parameter(torch.zeros(()))
+        self.scale_gain = float(scale_gain)
 
     def train(self, mode: bool = True) -> "VisualRefinement":
         """Set the training mode of the refiner; the frozen RecNet always stays in eval mode."""
@@ -89,6 +98,7 @@ class VisualRefinement(Network):
 
         Returns:
             ``(image, update)``: V with real channel ``R_re + s * u * (max R_re - min R_re) / 2``
+            (``s = scale_gain * scale``)
             (per image) and imaginary channel ``R_im``, shape (B, 2, H, W); and u (B, 1, H, W).
         """
         self.check_image(reconstruction, "reconstruction")
@@ -96,7 +106,7 @@ class VisualRefinement(Network):
         real = reconstruction[:, :1]
         low, high = torch.aminmax(real.flatten(1), dim=1)
         half_range = ((high - low) / 2).view(-1, 1, 1, 1)
-        refined_real = real + self.scale * update * half_range
+        refined_real = real + (self.scale_gain * self.scale) * update * half_range
         return RefinementOutput(torch.cat([refined_real, reconstruction[:, 1:]], dim=1), update)
 
     def example_inputs(
