@@ -2,6 +2,8 @@
 
 import csv
 import json
+import subprocess
+import sys
 
 import imageio.v3 as iio
 import numpy as np
@@ -12,9 +14,10 @@ from typer.testing import CliRunner
 
 from taskloss.cli import app
 from taskloss.errors import ConfigError, DataError
+from taskloss.networks import create_network
 from taskloss.readers.study import read_results
 from taskloss.studies import render_report
-from taskloss.studies.engine import run_file_study
+from taskloss.studies.engine import plan_study, plan_table, run_file_study
 from taskloss.studies.paired import assign_subjects, paired_data, subject_of
 from taskloss.studies.spec import DataSpec, load_study
 
@@ -211,3 +214,25 @@ def test_jobs_2_and_the_submitit_local_executor_train_the_same_runs(study):
     _same_metrics(run_file_study(_unet_only(root, "submitted"), root / "out" / "submitted", accelerator="cpu",
                                  launcher="submitit-local"), folder)
     assert list((root / "out" / "submitted" / "submitit").glob("*_result.pkl"))
+
+
+def test_plan_lists_runs_sizes_and_marks_finished_ones(study):
+    root, folder = study
+    spec = load_study(root / "study.yaml")
+    planned = plan_study(spec, folder, steps=1, accelerator="cpu")
+    assert [run.name for run in planned] == RUNS
+    unet = sum(p.numel() for p in create_network("unet", widths=[4, 8]).parameters())
+    assert planned[0].parameters == unet and planned[0].steps == 2  # ceil(train images / 4) x 1 epoch
+    assert all(run.finished and run.seconds_per_step > 0 for run in planned)
+    table = plan_table(planned, jobs=2)
+    assert f"| unet-l1 | {unet:,} | 2 |" in table and "done (skipped)" in table and "--jobs 2" in table
+
+
+def test_cli_reports_a_bad_study_file_in_one_line(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({**STUDY, "losses": {"l1": {"l2": 1.0}}}, sort_keys=False))
+    result = subprocess.run([sys.executable, "-c", "from taskloss.cli import main; main()", "study", "plan",
+                             str(bad)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.strip() == (f"taskloss: error: {bad}: losses.l1: unknown key 'l2'; choose one of l1, mse, "
+                                     "nmse, ssim, frequency, perceptual, adversarial, feature_matching, penalty, task")

@@ -43,7 +43,6 @@ from taskloss.errors import ConfigError, DataError
 from taskloss.losses import AdversarialLoss, CompositeLoss, CrossEntropyLoss, load_task_network
 from taskloss.metrics import DataRange, dice, hfen, mae, nmse, psnr, ssim
 from taskloss.networks import create_network
-from taskloss.networks.summary import network_cost
 from taskloss.studies.base import Study, StudyRequest
 from taskloss.studies.common import (
     CONFIG_FILE,
@@ -594,12 +593,18 @@ def _cycle(loader: DataLoader) -> Any:
         yield from loader
 
 
+def trainable_parameters(name: str, options: Mapping[str, Any]) -> int:
+    """Trainable parameters of ``create_network(name, **options)``, built on the meta device (no memory)."""
+    with torch.device("meta"):
+        network = create_network(name, **options)
+    return sum(p.numel() for p in network.parameters() if p.requires_grad)
+
+
 def _parameters(run: FileRun) -> int:
-    size = run.data.size
-    count = network_cost(run.network.name, size, **run.network.options).trainable
+    count = trainable_parameters(run.network.name, run.network.options)
     if run.loss.adversarial is not None:
         discriminator = run.loss.adversarial.discriminator
-        count += network_cost(discriminator.name, size, **discriminator.options).trainable
+        count += trainable_parameters(discriminator.name, discriminator.options)
     return count
 
 
