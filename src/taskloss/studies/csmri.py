@@ -195,7 +195,8 @@ PRESETS: dict[str, CsmriPreset] = {
     "small": CsmriPreset(
         "small", {"subjects": 20, "slices": 20, "size": 128, "variation": LARGER_LESIONS},
         _runs({"segmentation": 20, "recnet": 40, "refinement": 10, "dagan": 10}, 8, "small"),
-        {}, notes="128 px, 20 subjects x 20 slices; about an hour on CPU"),
+        {"initial_error_threshold": 0.2, "error_threshold": 0.05},
+        notes="128 px, 20 subjects x 20 slices; about an hour on CPU"),
     "full": CsmriPreset(
         "full", {"subjects": 40, "slices": 40, "size": 256},
         _runs({"segmentation": 50, "recnet": 200, "refinement": 50, "dagan": 50}, 20, "paper"),
