@@ -205,8 +205,12 @@ def _hardware(config: TrainingConfig, devices: int, accelerator: str, progress: 
 
 def train_file_run(run: FileRun, run_dir: Path, devices: int = 1, accelerator: str = "auto",
                    progress: bool = True, fabric: Fabric | None = None) -> FitResult:
-    """Train one run in ``run_dir`` (resuming; at once when finished); record ``evaluation/run.json``."""
-    write_run_config(run_dir, run)
+    """Train one run in ``run_dir`` (resuming; at once when finished); record ``evaluation/run.json``.
+
+    ``config.yaml`` holds the run without its hardware (devices, accelerator): a run may resume on
+    other hardware.
+    """
+    write_run_config(run_dir, run.model_copy(update={"training": _hardware(run.training, 1, "auto", True)}))
     splits = paired_splits(run.data)
     task, description = build_task(run, run_dir)
     trainer = Trainer(task, _hardware(run.training, devices, accelerator, progress), run_dir, fabric)
@@ -419,23 +423,38 @@ def _jobs(runs: Mapping[str, FileRun], out_dir: Path, devices: int, accelerator:
                    progress) for name, run in runs.items()]
 
 
+def _pin_device(devices: Any) -> None:
+    """Pool worker start: take one GPU index from the queue and see only that GPU (None: CPU)."""
+    index = devices.get()
+    if index is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = str(index)
+
+
 def train_local(runs: Mapping[str, FileRun], out_dir: Path, jobs: int = 1, devices: int = 1,
                 accelerator: str = "auto") -> dict[str, float]:
     """Train runs on this machine, ``jobs`` at a time.
 
-    With ``jobs > 1`` each run trains in its own process (spawned: a fresh interpreter, as CUDA
-    and OpenMP need), with ``cores // jobs`` CPU threads so the processes do not oversubscribe the
-    cores; on a machine with GPUs give each process its device with ``CUDA_VISIBLE_DEVICES`` or
-    use ``launcher="slurm"``.
+    With ``jobs > 1`` each run trains in a worker process (spawned: a fresh interpreter, as CUDA and
+    OpenMP need) with ``cores // jobs`` CPU threads, so the processes do not oversubscribe the
+    cores; on a machine with GPUs worker k sees only GPU ``k mod count`` (``CUDA_VISIBLE_DEVICES``).
 
     Returns:
         Seconds per training step of every run (NaN for runs that had finished).
     """
+    if devices > 1:
+        raise ConfigError(f"--devices {devices} trains each run with DDP, which the local launcher does not "
+                          "start; use --launcher slurm, or train one run with `taskloss train "
+                          f"{out_dir / 'runs' / '<run>' / CONFIG_FILE} training.devices={devices}`")
     if jobs == 1:
         return {job.name: train_job(job) for job in _jobs(runs, out_dir, devices, accelerator, None, True)}
     threads = max(1, (os.cpu_count() or 1) // jobs)
     context = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+    gpus = torch.cuda.device_count() if accelerator != "cpu" else 0
+    queue = context.Queue()
+    for worker in range(jobs):
+        queue.put(worker % gpus if gpus else None)
+    with concurrent.futures.ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_pin_device,
+                                                initargs=(queue,)) as pool:
         futures = {job.name: pool.submit(train_job, job)
                    for job in _jobs(runs, out_dir, devices, accelerator, threads, False)}
         return {name: future.result() for name, future in futures.items()}
@@ -674,8 +693,10 @@ class FileStudy(Study):
                               int(request.options.get("jobs", 1)), str(request.options.get("launcher", "local")))
 
     def train(self, config: Mapping[str, Any], run_dir: Path, source: str) -> FitResult:
-        """One run from its configuration (``taskloss train runs/<run>/config.yaml``)."""
-        return train_file_run(validate_config(FileRun, config, source), run_dir)
+        """One run from its configuration (``taskloss train runs/<run>/config.yaml``; its
+        ``training.devices`` > 1 trains with DDP)."""
+        run = validate_config(FileRun, config, source)
+        return train_file_run(run, run_dir, run.training.devices, run.training.accelerator)
 
     def evaluate(self, run_dir: Path, split: str = "test") -> Path:
         """Per-image metrics of a run's best checkpoint (without the task metric)."""
