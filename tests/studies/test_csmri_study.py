@@ -9,7 +9,7 @@ import pytest
 from taskloss.studies import render_report
 from taskloss.studies.csmri import METHODS, CsmriPreset, _runs, run_study
 
-TASK_METHODS = ("recnet_task_0.5", "refinement_task")
+TASK_METHODS = ("recnet_finetuned", "recnet_task_0.5", "refinement_task")
 
 TINY = CsmriPreset(
     "tiny", {"subjects": 3, "slices": 3, "size": 64, "anatomy": "ellipsoid"},
@@ -49,11 +49,11 @@ def test_every_method_is_scored_per_slice(study):
 def test_table_has_the_source_rows_and_a_dash_for_mos(study):
     table = (study / "csmri" / "results" / "table.md").read_text().splitlines()
     assert table[0] == "| Method | PSNR ↑ | SSIM ↑ | SIS ↑ | SIS, loss's network ↑ | MOS ↑ |"
-    assert [line.split(" | ")[0].removeprefix("| ") for line in table[2:10]] == [
+    assert [line.split(" | ")[0].removeprefix("| ") for line in table[2:11]] == [
         "Ground truth", "Zero-filled", "DLMRI", "DAGAN", "RecNet", "RecNet + refinement",
-        "RecNet + task loss (λ = 0.5)", "RecNet + refinement + task loss"]
+        "RecNet, fine-tuned with MSE (λ = 0)", "RecNet + task loss (λ = 0.5)", "RecNet + refinement + task loss"]
     assert table[2].startswith("| Ground truth | ∞ | 1.000 ± 0.000 |")
-    assert all(line.endswith("| — |") for line in table[2:10])
+    assert all(line.endswith("| — |") for line in table[2:11])
 
 
 def test_task_runs_use_the_segmentation_network_and_scoring_uses_another(study):
@@ -61,6 +61,9 @@ def test_task_runs_use_the_segmentation_network_and_scoring_uses_another(study):
     recnet_task = json.loads((runs / "recnet_task_0.5" / "evaluation" / "run.json").read_text())["loss"]
     assert recnet_task.startswith("MSE on the complex image + 0.5 x task loss (kl; weights kl=1) on "
                                   "lesion-segmentation UNet of run 'segmentation'")
+    assert recnet_task.endswith(", fine-tuned from run 'recnet'")
+    control = json.loads((runs / "recnet_finetuned" / "evaluation" / "run.json").read_text())["loss"]
+    assert control == "MSE on the complex image (2 channels), fine-tuned from run 'recnet'"
     refinement_task = json.loads((runs / "refinement_task" / "evaluation" / "run.json").read_text())["loss"]
     assert "1 x task loss (kl" in refinement_task
     scorer = (runs / "sis_segmentation" / "config.yaml").read_text()

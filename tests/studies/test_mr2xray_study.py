@@ -86,6 +86,7 @@ def test_changed_settings_in_an_existing_run_folder_are_refused(study):
 def test_presets_build_valid_runs_and_unknown_keys_are_named():
     for preset in PRESETS.values():
         runs = preset_runs(preset)
-        assert len(runs) == 9 and all(isinstance(r, Mr2XrayRun) for r in runs.values())
+        assert len(runs) == 6 + len(preset.task_networks) and all(isinstance(r, Mr2XrayRun) for r in runs.values())
+        assert [n for n in runs if n.endswith("-task")] == [f"{label.lower()}-task" for label in preset.task_networks]
     with pytest.raises(ConfigError, match="unknown mr2xray data setting"):
         next(iter(preset_runs(TINY, {"subject": 3}).values())).data_config()

@@ -2,9 +2,10 @@
 
 Methods: zero-filled, DLMRI (Ravishankar & Bresler 2011), DAGAN (Yang et al. 2018), RecNet (stage
 1, MSE) and RecNet + visual refinement (stage 2, adversarial + feature matching + VGG + penalty,
-balanced at the first batch); beyond the source, RecNet + task loss (MSE + the lesion-segmentation
-network's :class:`~taskloss.losses.TaskLoss`, one run per weight of a sweep) and refinement + task
-loss. Scored per test slice on magnitudes: PSNR and SSIM (data_range = the ground truth's maximum,
+balanced at the first batch); beyond the source, RecNet + task loss (the trained RecNet fine-tuned
+with MSE + the lesion-segmentation network's :class:`~taskloss.losses.TaskLoss`, one run per weight
+of a sweep, against the same fine-tuning with MSE alone, the control) and refinement + task loss.
+Scored per test slice on magnitudes: PSNR and SSIM (data_range = the ground truth's maximum,
 Gaussian SSIM window), SIS (lesion Dice of an *independent* segmentation UNet, run
 ``sis_segmentation``: another seed and width than the task loss's network, trained on the same
 ground-truth training split; relative to its Dice on the ground truth; slices without lesion
@@ -22,7 +23,6 @@ PSNR-SIS trade-off figure (``tradeoff.png``).
 import csv
 import dataclasses
 import functools
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -69,6 +69,7 @@ from taskloss.studies.common import (
     pick_preset,
     read_per_image,
     read_run_info,
+    read_study_json,
     validate_config,
     write_json,
     write_per_image,
@@ -91,7 +92,8 @@ STUDY = "csmri"
 METHODS = ("ground_truth", "zero_filled", "dlmri", "dagan", "recnet", "refinement")
 LABELS = {"ground_truth": "Ground truth", "zero_filled": "Zero-filled", "dlmri": "DLMRI", "dagan": "DAGAN",
           "recnet": "RecNet", "refinement": "RecNet + refinement",
-          "refinement_task": "RecNet + refinement + task loss"}
+          "refinement_task": "RecNet + refinement + task loss",
+          "recnet_finetuned": "RecNet, fine-tuned with MSE (λ = 0)"}
 TASK_METHOD = "recnet_task_"
 """Prefix of the RecNet + task loss runs (and methods) of the weight sweep: ``recnet_task_<weight>``."""
 REFINEMENT_TASK = "refinement_task"
@@ -101,7 +103,9 @@ TASK_NETWORK = "segmentation"
 """The run of the segmentation network inside the task loss."""
 METRICS = ("psnr", "ssim", "nmse", "dice", "dice_loss_net")
 TASK_WEIGHTS = (0.1, 1.0, 10.0)
-"""Demo and small: weights of the task term (after balancing; MSE weighs 1) of the sweep."""
+"""Weights of the task term (after balancing; MSE weighs 1) of the sweep."""
+CONTROL = "recnet_finetuned"
+"""The same-budget control of the sweep: RecNet fine-tuned as long with MSE alone (λ = 0)."""
 
 SOURCE_TABLE = """| Method | PSNR | MOS | SIS |
 |---|---|---|---|
@@ -142,12 +146,16 @@ def method_label(method: str) -> str:
     return LABELS[method]
 
 
-def _task_runs(runs: dict[str, dict[str, Any]], weights: tuple[float, ...], refinement_weight: float
-               ) -> dict[str, dict[str, Any]]:
-    """RecNet + task loss, one run per weight (RecNet's settings), and refinement + task loss."""
+def _task_runs(runs: dict[str, dict[str, Any]], weights: tuple[float, ...], refinement_weight: float,
+               finetune_epochs: int) -> dict[str, dict[str, Any]]:
+    """The trained RecNet fine-tuned for ``finetune_epochs`` with MSE alone (the control) and with MSE +
+    task loss, one run per weight; and refinement + task loss (the refinement's settings)."""
     task = {"task_run": TASK_NETWORK, "task_balance_batches": 5}
-    sweep = {f"{TASK_METHOD}{w:g}": {**runs["recnet"], **task, "task_weight": w} for w in weights}
-    return {**sweep, REFINEMENT_TASK: {**runs["refinement"], **task, "task_weight": refinement_weight}}
+    finetune = {**runs["recnet"], "init_run": "recnet",
+                "training": {**runs["recnet"]["training"], "epochs": finetune_epochs}}
+    sweep = {f"{TASK_METHOD}{w:g}": {**finetune, **task, "task_weight": w} for w in weights}
+    return {CONTROL: finetune, **sweep,
+            REFINEMENT_TASK: {**runs["refinement"], **task, "task_weight": refinement_weight}}
 
 
 def _runs(epochs: dict[str, int], batch: int, widths: str, task_weights: tuple[float, ...] = TASK_WEIGHTS
@@ -177,7 +185,7 @@ def _runs(epochs: dict[str, int], batch: int, widths: str, task_weights: tuple[f
                   "training": {"epochs": epochs["dagan"], "batch_size": batch, "monitor": "nmse",
                                "optimizer": {"lr": 1e-4, "betas": (0.5, 0.999), "step_epochs": 5}}},
     }
-    return {**runs, **_task_runs(runs, task_weights, refinement_weight=1.0)}
+    return {**runs, **_task_runs(runs, task_weights, 1.0, epochs.get("finetune", max(1, epochs["recnet"] // 3)))}
 
 
 LARGER_LESIONS = {"lesions": 8, "lesion_radius_mm": (6.0, 14.0)}
@@ -268,11 +276,13 @@ Reconstructor = Callable[[dict[str, Any]], torch.Tensor]
 
 
 def trained_methods(out_dir: Path) -> list[str]:
-    """The task-loss methods whose runs exist in ``out_dir/runs``: the sweep by weight, then refinement."""
+    """The methods beyond the source whose runs exist in ``out_dir/runs``: the control, the sweep by
+    weight, then refinement + task loss."""
     runs = out_dir / "runs"
     sweep = sorted((p.name for p in runs.glob(f"{TASK_METHOD}*") if p.is_dir()),
                    key=lambda name: float(name.removeprefix(TASK_METHOD)))
-    return sweep + ([REFINEMENT_TASK] if (runs / REFINEMENT_TASK).is_dir() else [])
+    return ([CONTROL] if (runs / CONTROL).is_dir() else []) + sweep + \
+        ([REFINEMENT_TASK] if (runs / REFINEMENT_TASK).is_dir() else [])
 
 
 def _reconstructors(out_dir: Path, fabric: Fabric, dlmri_config: DlmriConfig, timings: dict[str, float]
@@ -442,7 +452,7 @@ def _read_methods(folder: Path) -> dict[str, dict[str, np.ndarray]]:
     found = {}
     task_methods = sorted((p.stem for p in folder.glob(f"{TASK_METHOD}*.csv")),
                           key=lambda name: float(name.removeprefix(TASK_METHOD)))
-    for method in (*METHODS, *task_methods, REFINEMENT_TASK):
+    for method in (*METHODS, CONTROL, *task_methods, REFINEMENT_TASK):
         path = folder / f"{method}.csv"
         if path.is_file():
             ids, values = read_per_image(path)
@@ -480,15 +490,17 @@ def _sis_cell(values: dict[str, np.ndarray], truth: dict[str, np.ndarray], key: 
     return dice_ratio(values[key][lesion], truth[key][lesion])
 
 
-def _paired_tests(per_method: dict[str, dict[str, np.ndarray]]) -> dict[str, dict[str, PairedTest]]:
-    """Each method against RecNet: Wilcoxon on PSNR and SSIM (all slices) and Dice (lesion slices)."""
-    reference = per_method.get("recnet")
+def _paired_tests(per_method: dict[str, dict[str, np.ndarray]], reference_key: str = "recnet",
+                  methods: tuple[str, ...] | None = None) -> dict[str, dict[str, PairedTest]]:
+    """Each method (default: every other) against ``reference_key``: Wilcoxon on PSNR and SSIM (all
+    slices) and Dice (lesion slices)."""
+    reference = per_method.get(reference_key)
     tests: dict[str, dict[str, PairedTest]] = {}
     if reference is None:
         return tests
     lesion = per_method["ground_truth"]["lesion"] > 0
     for method, values in per_method.items():
-        if method in ("recnet", "ground_truth"):
+        if method in (reference_key, "ground_truth") or (methods is not None and method not in methods):
             continue
         tests[method] = {m: paired_wilcoxon(values[m], reference[m]) for m in ("psnr", "ssim")}
         if lesion.sum() > 0:
@@ -499,7 +511,7 @@ def _paired_tests(per_method: dict[str, dict[str, np.ndarray]]) -> dict[str, dic
 def render_results(out_dir: Path) -> str:
     """Write the tables (md, csv, tex), p-values and figures; return the report's section."""
     results = out_dir / "results"
-    study = json.loads((out_dir / "study.json").read_text()) if (out_dir / "study.json").is_file() else {}
+    study = read_study_json(out_dir)
     per_method = _read_methods(results / "per_image")
     mos = read_mos(results)
     truth = per_method["ground_truth"]
@@ -523,7 +535,7 @@ def render_results(out_dir: Path) -> str:
         write_text(results / "generalisation.md", generalisation.markdown())
     figure = _figure(results, per_method)
     tradeoff = _tradeoff_figure(results, per_method)
-    return _section(out_dir, study, table, tests, generalisation, figure, tradeoff)
+    return _section(out_dir, study, table, tests, generalisation, figure, tradeoff, _task_verdict(per_method))
 
 
 def _pvalue_markdown(tests: dict[str, dict[str, PairedTest]]) -> str:
@@ -582,7 +594,7 @@ def _tradeoff_figure(results: Path, per_method: dict[str, dict[str, np.ndarray]]
         if method.startswith(TASK_METHOD):
             points.append(TradeoffPoint(f"λ = {method.removeprefix(TASK_METHOD)}", x, y, curve=SWEEP_CURVE))
             continue
-        if method == "recnet":  # the sweep's λ = 0
+        if method == (CONTROL if CONTROL in per_method else "recnet"):  # the sweep's λ = 0
             points.append(TradeoffPoint("λ = 0", x, y, curve=SWEEP_CURVE))
         points.append(TradeoffPoint(method_label(method), x, y))
     if not points:
@@ -591,20 +603,25 @@ def _tradeoff_figure(results: Path, per_method: dict[str, dict[str, np.ndarray]]
                            f"SIS (scored by `{SCORER}`)", title="CS-MRI: image quality against the task")
 
 
-def _task_verdict(tests: dict[str, dict[str, PairedTest]]) -> list[str]:
-    """One plain sentence per task-loss method: did it raise the scorer's lesion Dice over RecNet, at what PSNR."""
+def _task_verdict(per_method: dict[str, dict[str, np.ndarray]]) -> list[str]:
+    """One plain sentence per task-loss method and reference (RecNet; the same-budget control, i.e. the
+    MSE fine-tuning for the sweep and the refinement for refinement + task loss): did it raise the
+    scorer's lesion Dice, at what PSNR."""
+    sweep = tuple(m for m in per_method if m.startswith(TASK_METHOD))
+    comparisons = [("recnet", (*sweep, REFINEMENT_TASK)), (CONTROL, sweep), ("refinement", (REFINEMENT_TASK,))]
     lines = []
-    for method, by_metric in tests.items():
-        if not (method.startswith(TASK_METHOD) or method == REFINEMENT_TASK) or "dice" not in by_metric:
-            continue
-        dice_test, psnr_test = by_metric["dice"], by_metric["psnr"]
-        raised = dice_test.p_value < ALPHA and dice_test.median_difference > 0
-        lowered = dice_test.p_value < ALPHA and dice_test.median_difference < 0
-        verdict = ("raised" if raised else "lowered" if lowered else "did not significantly change")
-        lines.append(f"- {method_label(method)} {verdict} the independent scorer's lesion Dice against RecNet "
-                     f"(median per-slice difference {dice_test.median_difference:+.3f}, p {_p_text(dice_test)}, "
-                     f"{dice_test.n} lesion slices); PSNR difference {psnr_test.median_difference:+.2f} dB "
-                     f"(p {_p_text(psnr_test)}).")
+    for reference, methods in comparisons:
+        for method, by_metric in _paired_tests(per_method, reference, methods).items():
+            if "dice" not in by_metric:
+                continue
+            dice_test, psnr_test = by_metric["dice"], by_metric["psnr"]
+            significant = dice_test.p_value < ALPHA and dice_test.median_difference != 0
+            verdict = ("raised" if dice_test.median_difference > 0 else "lowered") if significant else \
+                "did not significantly change"
+            lines.append(f"- {method_label(method)} {verdict} the independent scorer's lesion Dice against "
+                         f"{method_label(reference)} (median per-slice difference {dice_test.median_difference:+.3f}, "
+                         f"p {_p_text(dice_test)}, {dice_test.n} lesion slices); PSNR difference "
+                         f"{psnr_test.median_difference:+.2f} dB (p {_p_text(psnr_test)}).")
     return lines
 
 
@@ -614,7 +631,8 @@ def _p_text(test: PairedTest) -> str:
 
 
 def _section(out_dir: Path, study: dict[str, Any], table: ResultTable, tests: dict[str, dict[str, PairedTest]],
-             generalisation: ResultTable | None, figure: Path | None, tradeoff: Path | None) -> str:
+             generalisation: ResultTable | None, figure: Path | None, tradeoff: Path | None,
+             verdict: list[str]) -> str:
     lines = ["## Compressed-sensing MRI (csmri)", ""]
     if study:
         data = study["data"]
@@ -625,7 +643,6 @@ def _section(out_dir: Path, study: dict[str, Any], table: ResultTable, tests: di
     losses = [f"{name}: {i['loss']}" for name, i in info.items() if i]
     lines += ["", "Losses: " + "; ".join(losses) + ".", "", table.markdown(), "Paired tests against RecNet:", "",
               _pvalue_markdown(tests), ""]
-    verdict = _task_verdict(tests)
     if verdict:
         lines += [f"Task loss (two-sided paired Wilcoxon tests, α = {ALPHA}; SIS and Dice by `{SCORER}`, never "
                   "by the network inside the loss):", "", *verdict, ""]

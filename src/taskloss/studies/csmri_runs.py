@@ -23,8 +23,12 @@
   magnitudes (task consistency, no labels). With ``loss_mode: first`` each term is divided by
   its mean over the first ``task_balance_batches`` batches and the task term then weighs
   ``task_weight`` (MSE, resp. the VGG term, weighs 1).
+- ``init_run`` (``recnet`` runs): start from the best weights of that RecNet run instead of random
+  weights (fine-tuning; the presets fine-tune the trained RecNet with the task term, and with MSE
+  alone as the same-budget control).
 """
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -83,6 +87,7 @@ class CsmriRun(StrictModel):
     task_run: str | None = Field(None, description="recnet, refinement: the segmentation run of the task loss")
     task_weight: float = Field(1.0, gt=0, description="weight of the task term after balancing")
     task_balance_batches: int = Field(5, ge=1, description="batches whose mean balances each term")
+    init_run: str | None = Field(None, description="recnet: start from this RecNet run's best weights")
     data: dict[str, Any] = Field(default_factory=dict)
     training: TrainingConfig = TrainingConfig()
 
@@ -186,20 +191,28 @@ def _task_weights(run: CsmriRun, weights: dict[str, float]) -> CompositeLoss:
                          normalize_batches=run.task_balance_batches if mode == "first" else 1)
 
 
+def _recnet_factory(run: CsmriRun, run_dir: Path) -> Callable[[], nn.Module]:
+    """A new RecNet, or with ``init_run`` the best weights of that RecNet run, trainable."""
+    if run.init_run is None:
+        return lambda: create_network(run.network, **run.network_options)
+    init_dir = run_dir.parent / run.init_run  # an absolute init_run replaces the parent
+    return lambda: load_trained(init_dir, "recnet", "init_run").train()
+
+
 def _recnet_task(run: CsmriRun, run_dir: Path) -> tuple[TrainingTask, str]:
+    factory = _recnet_factory(run, run_dir)
+    start = f", fine-tuned from run {run.init_run!r}" if run.init_run is not None else ""
     if run.task_run is None:
-        task = SupervisedTask(lambda: create_network(run.network, **run.network_options), nn.MSELoss(),
-                              magnitude_metrics, forward=reconstruct)
-        return task, "MSE on the complex image (2 channels)"
+        task = SupervisedTask(factory, nn.MSELoss(), magnitude_metrics, forward=reconstruct)
+        return task, f"MSE on the complex image (2 channels){start}"
     task_term = task_loss(run, run_dir, complex_input=True)
     composite = _task_weights(run, {"mse": 1.0})
     composite.losses.update({"mse": nn.MSELoss(), "task": task_term})
     criterion = WeightedSum(composite)
-    task = SupervisedTask(lambda: create_network(run.network, **run.network_options), criterion,
-                          magnitude_metrics, forward=reconstruct)
+    task = SupervisedTask(factory, criterion, magnitude_metrics, forward=reconstruct)
     balance = (f"each term divided by its mean over the first {run.task_balance_batches} batches"
                if run.loss_mode == "first" else "raw terms")
-    return task, (f"MSE on the complex image + {run.task_weight:g} x {task_term.description} ({balance})")
+    return task, (f"MSE on the complex image + {run.task_weight:g} x {task_term.description} ({balance}){start}")
 
 
 def _refinement_task(run: CsmriRun, run_dir: Path) -> tuple[TrainingTask, str]:
@@ -273,6 +286,8 @@ def build_task(run: CsmriRun, run_dir: Path) -> tuple[TrainingTask, str]:
     """The task of a run and a one-line description of its loss."""
     if run.task_run is not None and run.stage not in ("recnet", "refinement"):
         raise ConfigError(f"task_run applies to recnet and refinement runs, not to a {run.stage!r} run; remove it")
+    if run.init_run is not None and run.stage != "recnet":
+        raise ConfigError(f"init_run applies to recnet runs, not to a {run.stage!r} run; remove it")
     if run.stage == "recnet":
         return _recnet_task(run, run_dir)
     if run.stage == "segmentation":

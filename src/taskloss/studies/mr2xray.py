@@ -300,6 +300,7 @@ PRESETS: dict[str, Mr2XrayPreset] = {
         networks={"UNet": ("unet", {"widths": (16, 32, 64, 128, 256)}),
                   "ResNet": ("resnet", {"base_width": 16, "num_blocks": 6}),
                   "CRN": ("crn_64", {"channels": (64, 64, 64, 32, 16)})},
+        task_networks=("UNet",),  # the time budget of the demo: one task-loss run
         notes="64 px, 16 subjects x 8 views, reduced widths; minutes on 2 CPU cores",
     ),
     "small": Mr2XrayPreset(
