@@ -7,7 +7,7 @@ import torch
 import yaml
 
 from taskloss.errors import ConfigError
-from taskloss.studies import STUDIES, Study, get_study, study_of_run
+from taskloss.studies import STUDIES, Study, StudyRequest, get_study, study_of_run
 from taskloss.studies.engine import FileStudy, build_runs
 from taskloss.studies.spec import StudySpec, parse_study
 from taskloss.studies.terms import Term, build_loss, term_values
@@ -131,3 +131,19 @@ def test_one_study_interface_for_built_in_and_file_studies(tmp_path):
         study_of_run({"study": "x"}, "run.yaml")
     spec = parse_study(example(), "study.yaml", tmp_path)
     assert isinstance(spec, StudySpec) and FileStudy(spec).name == "denoise-t1"
+
+
+def test_built_in_studies_pass_the_request_to_their_study_unchanged(monkeypatch, tmp_path):
+    """The Study objects call the source studies' own functions (same seeds, same numbers)."""
+    from taskloss.studies import csmri, mr2xray
+
+    calls = []
+    monkeypatch.setattr(mr2xray, "run_study", lambda *args, **kwargs: calls.append((args, kwargs)) or tmp_path)
+    monkeypatch.setattr(csmri, "run_study", lambda *args, **kwargs: calls.append((args, kwargs)) or tmp_path)
+    request = StudyRequest(preset="small", data=tmp_path / "data", devices=2, accelerator="cpu")
+    assert STUDIES["mr2xray"].run(tmp_path / "mr2xray", request) == tmp_path
+    STUDIES["csmri"].run(tmp_path / "csmri", StudyRequest(options={"acceleration": 4.0}))
+    assert calls == [(("small", tmp_path / "mr2xray", tmp_path / "data", 2, "cpu"), {}),
+                     (("demo", tmp_path / "csmri", None, 1, "auto"), {"acceleration": 4.0})]
+    with pytest.raises(ConfigError, match=r"study 'mr2xray' takes no option acceleration; it takes none"):
+        STUDIES["mr2xray"].run(tmp_path, StudyRequest(options={"acceleration": 4.0}))

@@ -48,7 +48,6 @@ from taskloss.studies.common import (
     CONFIG_FILE,
     EVALUATION_DIR,
     TEST_CSV,
-    read_per_image,
     save_npz,
     validate_config,
     write_json,
@@ -728,10 +727,4 @@ def find_file_studies(out: Path) -> list[tuple[Study, Path]]:
         if study is not None and study.has_results(folder):
             found.append((study, folder))
     return found
-
-
-def read_test_results(out_dir: Path, names: Sequence[str]) -> dict[str, tuple[list[str], dict[str, np.ndarray]]]:
-    """Per-image test results of the runs ``names`` that have them."""
-    return {name: read_per_image(out_dir / "runs" / name / EVALUATION_DIR / TEST_CSV) for name in names
-            if (out_dir / "runs" / name / EVALUATION_DIR / TEST_CSV).is_file()}
 
