@@ -30,7 +30,7 @@ def data():
 def test_items_follow_the_contract():
     splits = mr2xray_splits(Mr2XrayConfig(**SMALL))
     item = splits.train[0]
-    assert set(item) == {"input", "target", "id", "subject", "angle"}
+    assert set(item) == {"input", "target", "id", "subject", "angle", "bone"}
     for key in ("input", "target"):
         assert item[key].shape == (1, 24, 24) and item[key].dtype == torch.float32
         assert item[key].min() == 0 and item[key].max() == 1  # per-image min-max
