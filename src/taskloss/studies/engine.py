@@ -3,19 +3,23 @@
 ``taskloss study run STUDY.yaml`` calls :func:`run_file_study`:
 
 1. **runs**: every network x loss of the file is one run, ``OUT/<name>/runs/<network>-<loss>/``,
-   whose ``config.yaml`` records what the run depends on (data, network, loss, training). A run
-   that has finished is skipped; one whose folder holds other settings is refused, naming the
-   keys that differ (adding a loss or a network to the file only adds runs).
-2. **training** (the Fabric :class:`~taskloss.training.Trainer`: resumable, seeded): one run after
+   whose ``config.yaml`` records what the run depends on (data, network, loss, training; not the
+   hardware). A run that has finished is skipped; one whose folder holds other settings is
+   refused, naming the keys that differ (adding a loss or a network to the file only adds runs).
+2. **task loss network** (when a loss has ``task: {network: segmentation}``): a segmentation
+   network trained on the targets first, ``OUT/<name>/task_network/``, seed ``training.seed + 1``.
+3. **training** (the Fabric :class:`~taskloss.training.Trainer`: resumable, seeded): one run after
    the other, ``jobs`` at a time in local processes (CPU threads split between them), or one
-   SLURM job per run with submitit (``launcher="slurm"``).
-3. **task network** (when the data folder has ``labels/``): a segmentation network trained on the
-   targets (``OUT/<name>/segmentation/``) or loaded from ``segmentation.weights``.
-4. **evaluation** of each run's best checkpoint on the test split: per image MAE, PSNR, SSIM,
+   job per run with submitit (``launcher="slurm"``).
+4. **scoring network** (when the data folder has ``labels/``): a segmentation network trained on
+   the targets (``OUT/<name>/segmentation/``, seed ``training.seed``) or loaded from
+   ``segmentation.weights``.
+5. **evaluation** of each run's best checkpoint on the test split: per image MAE, PSNR, SSIM,
    HFEN, NMSE (predictions clipped to [0, 1] when the data is normalised; data_range 1, the
-   target's scale, or each target's max - min with ``normalize: none``), and the task network's
-   foreground Dice on the prediction; ``runs/<run>/evaluation/test.csv`` and the predictions.
-5. **report** (:mod:`taskloss.studies.file_report`).
+   target's scale, or each target's max - min with ``normalize: none``), and the scoring
+   network's foreground Dice on the prediction; ``runs/<run>/evaluation/test.csv`` and the
+   predictions.
+6. **report** (:mod:`taskloss.studies.file_report`).
 
 Best checkpoints are picked by the validation mean of ``training.monitor`` (default the first
 metric); runs with an adversarial term keep their last epoch.
