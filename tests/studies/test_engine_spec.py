@@ -1,6 +1,7 @@
 """The study file: the issue's example accepted as it stands, one exact line per bad key, the terms."""
 
 import copy
+from pathlib import Path
 
 import pytest
 import torch
@@ -147,3 +148,28 @@ def test_built_in_studies_pass_the_request_to_their_study_unchanged(monkeypatch,
                      (("demo", tmp_path / "csmri", None, 1, "auto"), {"acceleration": 4.0})]
     with pytest.raises(ConfigError, match=r"study 'mr2xray' takes no option acceleration; it takes none"):
         STUDIES["mr2xray"].run(tmp_path, StudyRequest(options={"acceleration": 4.0}))
+
+
+def test_an_adversarial_loss_brings_its_discriminator_and_checkpoints_its_balance():
+    from lightning.fabric import Fabric
+
+    from taskloss.studies.engine import build_task
+    from taskloss.training.adversarial import AdversarialTask
+
+    small = {"widths": [8, 16, 16], "strides": [2, 2, 1], "dropout_layers": []}
+    data = {**example(), "baseline": None, "losses": {"gan": {
+        "l1": 1.0, "adversarial": {"weight": 0.01, "criterion": "lsgan", "discriminator": {"options": small}},
+        "feature_matching": {"weight": 0.1, "balance": "first"}}}}
+    run = build_runs(parse_study(data, "study.yaml"))["unet-gan"]
+    assert run.training.monitor is None  # adversarial runs keep their last epoch
+    task, description = build_task(run, Path())
+    assert isinstance(task, AdversarialTask)
+    assert description == ("1 l1 + 0.01 adversarial + 0.1 feature_matching (balanced over 1 batch) "
+                           "(discriminator patch_discriminator)")
+    fabric = Fabric(accelerator="cpu", devices=1)
+    task.setup(fabric, run.training.model_copy(update={"accelerator": "cpu"}))
+    task.set_training(True)
+    logs = task.training_step({"input": torch.rand(2, 1, 32, 32), "target": torch.rand(2, 1, 32, 32)}, fabric)
+    assert float(logs["feature_matching_weighted"]) == pytest.approx(0.1)  # its first value / itself x weight
+    assert float(logs["adversarial_weighted"]) == pytest.approx(0.01 * float(logs["adversarial_raw"]))
+    assert "losses.feature_matching.normalizer.total" in task.checkpoint_state()["composite"].state_dict()
