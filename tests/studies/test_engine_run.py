@@ -7,6 +7,7 @@ import sys
 import imageio.v3 as iio
 import numpy as np
 import pytest
+import torch
 import yaml
 from scipy import ndimage
 from typer.testing import CliRunner
@@ -242,3 +243,13 @@ def test_cli_reports_a_bad_study_file_in_one_line(tmp_path, monkeypatch, capsys)
     assert capsys.readouterr().err.strip() == (
         f"taskloss: error: {bad}: losses.l1: unknown key 'l2'; choose one of l1, mse, nmse, ssim, frequency, "
         "perceptual, adversarial, feature_matching, penalty, task")
+
+
+def test_label_values_become_classes_in_sorted_order(tmp_path):
+    make_pairs(tmp_path, count=6)
+    for path in sorted((tmp_path / "labels").glob("*.npy")):
+        iio.imwrite(path.with_suffix(".png"), (np.load(path) * 255).astype(np.uint8))  # a 0/255 mask
+        path.unlink()
+    data = paired_data(DataSpec(path=tmp_path, size=SIZE))
+    expected = torch.stack([torch.from_numpy(iio.imread(tmp_path / "labels" / f"{i}.png") // 255) for i in data.ids])
+    assert torch.equal(data.labels[:, 0], expected.long())

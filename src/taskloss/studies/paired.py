@@ -4,7 +4,8 @@ Folder layout::
 
     PATH/input/<name>.<ext>     the network's input, one 2-D image per file
     PATH/target/<name>.<ext>    its target, matched by file name (stem)
-    PATH/labels/<name>.<ext>    optional: integer label map of the target (task metric, SIS)
+    PATH/labels/<name>.<ext>    optional: label map of the target (task metric, SIS); its values
+                                are mapped to classes 0 .. K-1 in sorted order (0/255 -> 0/1)
 
 Any format :func:`taskloss.data.io.read_image` reads (NPY, PNG, TIFF, DICOM, NIfTI); RGB images
 become gray. Each image is resized to ``size`` x ``size`` (bilinear, antialiased; labels nearest)
@@ -148,6 +149,11 @@ def _resize(image: torch.Tensor, size: int, labels: bool = False) -> torch.Tenso
     return F.interpolate(image, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
 
 
+def _classes(labels: torch.Tensor) -> torch.Tensor:
+    """Label values mapped to classes 0 .. K-1 in sorted order (a 0/255 mask becomes 0/1)."""
+    return torch.unique(labels, return_inverse=True)[1].reshape(labels.shape)
+
+
 def _scale(image: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
     low, high = reference.min(), reference.max()
     return (image - low) / (high - low).clamp(min=torch.finfo(torch.float32).tiny)
@@ -182,7 +188,7 @@ def read_paired(spec: DataSpec) -> PairedData:
                         "one subject each at least: add pairs (or use split.by: file)")
     split_of = split_subjects(numbers.values(), spec.split.seed, spec.split.val, spec.split.test)
     return PairedData(inputs=torch.stack(inputs), targets=torch.stack(targets),
-                      labels=torch.stack(labels) if labels else None, ids=ids, subjects=subjects,
+                      labels=_classes(torch.stack(labels)) if labels else None, ids=ids, subjects=subjects,
                       splits=[split_of[numbers[s]] for s in subjects], by=by)
 
 
