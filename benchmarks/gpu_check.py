@@ -171,34 +171,52 @@ def shrink(data: dict[str, Any], subjects: int, views: int, size: int | None) ->
     return shrunk if size is None else {**shrunk, "size": size}
 
 
+def _with_epochs(run: Any, epochs: int) -> Any:
+    return run.model_copy(update={"training": run.training.model_copy(update={"epochs": epochs})})
+
+
+def trained_runs(study: str, preset: str, data: dict[str, Any], epochs: int, out: Path
+                 ) -> list[tuple[str, Any, Path, Callable[[Any, Path], Any]]]:
+    """Every trained run of a study's preset in the order its ``run_study`` trains them:
+    (name, run configuration, run folder, the study's function that trains it).
+
+    mr2xray trains its two bone-segmentation networks (the task loss's and the scorer) first.
+    """
+    settings = {"epochs": epochs, "progress": False}
+    if study == "csmri":
+        runs = csmri.preset_runs(csmri.PRESETS[preset], data, settings)
+        return [(name, run, out / "runs" / name, csmri.train_run) for name, run in runs.items()]
+    full = mr2xray.PRESETS[preset]
+    bone = [(name, _with_epochs(run, epochs), out / mr2xray.TASK_DIR / name, mr2xray.train_bone_network)
+            for name, run in mr2xray.bone_runs(full, data, settings).items()]
+    runs = mr2xray.preset_runs(full, data, settings)
+    return bone + [(name, run, out / "runs" / name, mr2xray.train_run) for name, run in runs.items()]
+
+
 def measure_epochs(preset: str, out: Path, subjects: int, views: int, size: int | None, epochs: int) -> list[Row]:
     """Train every run of both studies' ``preset`` for ``epochs`` epochs on ``subjects`` simulated
     subjects of ``views`` views (slices) each; the seconds per step are the mean over all steps."""
     rows = []
-    studies: list[tuple[str, Any, dict[str, Any], dict[str, Any]]] = []
-    for study_name, module in (("mr2xray", mr2xray), ("csmri", csmri)):
-        full = module.PRESETS[preset]
-        settings = {"epochs": epochs, "progress": False}
-        runs = module.preset_runs(full, shrink(full.data, subjects, views, size), settings)
+    for study, module in (("mr2xray", mr2xray), ("csmri", csmri)):
+        full_data = module.PRESETS[preset].data
+        runs = trained_runs(study, preset, shrink(full_data, subjects, views, size), epochs, out / study)
         started = time.perf_counter()
-        data = module.study_splits(next(iter(runs.values())).data_config())
-        rows.append(Row("data", f"{study_name}: simulate {subjects} subjects x {views} at "
+        data = module.study_splits(runs[0][1].data_config())
+        rows.append(Row("data", f"{study}: simulate {subjects} subjects x {views} at "
                         f"{data.train[0]['target'].shape[-1]} px", f"{time.perf_counter() - started:.1f} s"))
-        studies.append((study_name, module, runs, full.data))
-    for study_name, module, runs, full_data in studies:
-        for name, run in runs.items():
+        if len(data.train) != train_subjects(subjects) * views:
+            raise RuntimeError(f"{study}: the training split does not hold {views} items per subject")
+        full_items = train_subjects(full_data["subjects"]) * items_per_subject(full_data)
+        for name, run, run_dir, train in runs:
             with peak_memory() as memory:
                 started = time.perf_counter()
-                result = module.train_run(run, out / study_name / "runs" / name)
+                result = train(run, run_dir)
                 _sync()
                 wall = time.perf_counter() - started
-            if len(module.study_splits(run.data_config()).train) != train_subjects(subjects) * views:
-                raise RuntimeError(f"{study_name}: the training split does not hold {views} items per subject")
-            full_items = train_subjects(full_data["subjects"]) * items_per_subject(full_data)
             steps = math.ceil(full_items / run.training.batch_size)
-            rows.append(Row("epoch", f"{study_name} {name} ({run.network}, batch {run.training.batch_size})",
-                            f"{result.seconds_per_step * 1e3:.1f} ms/step over {result.steps} steps ({epochs} epochs), "
-                            f"{wall:.1f} s with validation, peak {_gib(memory['gib'])}; full-preset "
+            rows.append(Row("epoch", f"{study} {name} ({run.network}, batch {run.training.batch_size})",
+                            f"{result.seconds_per_step * 1e3:.1f} ms/step over {result.steps} steps ({epochs} "
+                            f"epochs), {wall:.1f} s with validation, peak {_gib(memory['gib'])}; full-preset "
                             f"epoch ~{steps * result.seconds_per_step:.0f} s ({steps} steps)"))
     return rows
 

@@ -39,6 +39,15 @@ def test_shrink_keeps_the_image_size_unless_asked() -> None:
     assert gpu_check.shrink(full, 3, 2, 64)["size"] == 64
 
 
+def test_trained_runs_train_the_task_networks_first(tmp_path: Path) -> None:
+    names = [name for name, *_ in gpu_check.trained_runs("mr2xray", "full", {}, 2, tmp_path)]
+    bone = list(mr2xray.bone_runs(mr2xray.PRESETS["full"]))
+    assert names[:len(bone)] == bone
+    assert names[len(bone):] == list(mr2xray.preset_runs(mr2xray.PRESETS["full"]))
+    for _, run, _, _ in gpu_check.trained_runs("csmri", "full", {}, 2, tmp_path):
+        assert run.training.epochs == 2
+
+
 def test_unknown_step_is_refused() -> None:
     with pytest.raises(SystemExit) as error:
         gpu_check.main(["--dry-run", "--skip", "nonsense"])
@@ -52,7 +61,8 @@ def test_dry_run_prints_one_row_per_measurement(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-3000:]
     rows = [line for line in done.stdout.splitlines() if line.startswith("| ") and not line.startswith("| step")]
     steps = [row.split(" | ")[0].removeprefix("| ") for row in rows]
-    runs = len(mr2xray.PRESETS["demo"].networks) * len(mr2xray.LOSSES) + len(csmri.PRESETS["demo"].runs)
-    assert steps == ["tests"] + ["perceptual"] * 2 + ["data", "data"] + ["epoch"] * runs + ["ddp"]
+    runs = {study: len(gpu_check.trained_runs(study, "demo", {}, 1, tmp_path)) for study in ("mr2xray", "csmri")}
+    assert steps == (["tests"] + ["perceptual"] * 2 + ["data"] + ["epoch"] * runs["mr2xray"] + ["data"]
+                     + ["epoch"] * runs["csmri"] + ["ddp"])
     assert "0 failed" in rows[0]
     assert "1 vs 2 cpu processes" in rows[-1]
