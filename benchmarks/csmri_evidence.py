@@ -6,7 +6,8 @@ Three experiments on the csmri demo data (64 px, simulated heads, single-threade
   of DLMRI options (JSON), with the PSNR after every outer iteration.
 - ``discriminator``: train the refinement's PatchGAN (demo widths) *alone* to tell a trained
   RecNet's outputs from the ground truth (BCE, real label 0.9, Adam 2e-4, 5 real + 5 fake per
-  step), in one joint forward pass or in two (one per class); prints its loss and accuracy.
+  step), in one joint forward pass or in two (one per class); prints its loss and accuracy, and its
+  accuracy on the validation slices in evaluation mode.
 - ``generalisation``: train the demo RecNet (or reuse a run folder) on simulated data with data
   overrides (JSON) and score it and zero-filled on the real MR images of the study's
   generalisation table (pydicom / pydicom-data), with the paired Wilcoxon test.
@@ -88,6 +89,8 @@ def _discriminator(args: argparse.Namespace) -> None:
         for batch in DataLoader(splits.train, batch_size=16):
             reals.append(batch["magnitude"])
             fakes.append(magnitude(trainer.task.predict(batch)))
+        val = next(iter(DataLoader(splits.val, batch_size=64)))
+        val_real, val_fake = val["magnitude"], magnitude(trainer.task.predict(val))
     real, fake = torch.cat(reals), torch.cat(fakes)
     torch.manual_seed(0)
     network = create_network("patch_discriminator", **{"widths": (32, 64, 128, 256, 256, 256),
@@ -106,9 +109,15 @@ def _discriminator(args: argparse.Namespace) -> None:
         loss.backward()
         optimizer.step()
         if step % 25 == 0:
+            network.eval()
+            with torch.no_grad():
+                held_real, held_fake = network(val_real), network(val_fake)
+            network.train()
             print(f"step {step}: loss {loss.item():.3f}, accuracy real "
                   f"{discriminator_accuracy(on_real, True).item():.2f} fake "
-                  f"{discriminator_accuracy(on_fake, False).item():.2f}", flush=True)
+                  f"{discriminator_accuracy(on_fake, False).item():.2f}; validation slices (evaluation "
+                  f"mode) real {discriminator_accuracy(held_real, True).item():.2f} fake "
+                  f"{discriminator_accuracy(held_fake, False).item():.2f}", flush=True)
 
 
 def _generalisation(args: argparse.Namespace) -> None:
