@@ -309,7 +309,9 @@ def main(argv: list[str] | None = None) -> str:
             if name in skip:
                 continue
             started = time.perf_counter()
-            rows += step()
+            new_rows = step()
+            rows += new_rows
+            print(table(new_rows), flush=True)  # kept even if a later step dies or times out
             print(f"gpu_check: {name} done in {time.perf_counter() - started:.1f} s", flush=True)
     text = f"Machine: {machine()}\n\n{table(rows)}"
     print(text, flush=True)
