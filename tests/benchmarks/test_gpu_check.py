@@ -59,7 +59,8 @@ def test_dry_run_prints_one_row_per_measurement(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, str(SCRIPT), "--dry-run", "--out", str(tmp_path)], cwd=ROOT,
                           capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
-    rows = [line for line in done.stdout.splitlines() if line.startswith("| ") and not line.startswith("| step")]
+    final = done.stdout.split("Machine: ")[-1]  # each step prints its rows, then the whole table follows
+    rows = [line for line in final.splitlines() if line.startswith("| ") and not line.startswith("| step")]
     steps = [row.split(" | ")[0].removeprefix("| ") for row in rows]
     runs = {study: len(gpu_check.trained_runs(study, "demo", {}, 1, tmp_path)) for study in ("mr2xray", "csmri")}
     assert steps == (["tests"] + ["perceptual"] * 2 + ["data"] + ["epoch"] * runs["mr2xray"] + ["data"]
