@@ -600,7 +600,7 @@ def _tradeoff_figure(results: Path, per_method: dict[str, dict[str, np.ndarray]]
     if not points:
         return None
     return tradeoff_figure(results / "tradeoff.png", points, "PSNR (dB), mean over test slices",
-                           f"SIS (scored by `{SCORER}`)", title="CS-MRI: image quality against the task")
+                           f"SIS (scored by {SCORER})", title="CS-MRI: image quality against the task")
 
 
 def _task_verdict(per_method: dict[str, dict[str, np.ndarray]]) -> list[str]:
