@@ -14,8 +14,11 @@ An interruption exits with status 130. Anything else is a bug in taskloss and ke
 """
 
 import math
+import shutil
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import torch
 import typer
@@ -24,7 +27,7 @@ from pydantic import ValidationError
 # Typer 0.29 carries its own copy of click; its exceptions are the ones raised.
 from typer._click.exceptions import ClickException, NoArgsIsHelpError
 
-from taskloss.errors import TasklossError
+from taskloss.errors import InputError, TasklossError
 
 app = typer.Typer(
     name="taskloss",
@@ -63,6 +66,37 @@ def one_of(*names: str) -> Callable[[str], str]:
         return value
 
     return check
+
+
+def check_output_folder(path: Path, option: str) -> None:
+    """Refuse, before any work, an output folder that cannot be created: it or a folder above it is a file.
+
+    Raises:
+        InputError: naming the option and the file in the way.
+    """
+    for folder in (path, *path.parents):
+        if folder.exists():
+            if not folder.is_dir():
+                raise InputError(f"{option} {path}: {folder} is a file, not a folder; choose a folder path")
+            return
+
+
+@contextmanager
+def removed_on_failure(folder: Path) -> Iterator[None]:
+    """Remove the folders this block created under ``folder`` if it fails on a bad input.
+
+    A command that learns only late that its data is bad (a study reads its data after making
+    its run folders) then leaves nothing behind. Nothing is removed when ``folder`` existed
+    before, or when it holds a checkpoint (trained work is never thrown away).
+    """
+    missing = [f for f in (folder, *folder.parents) if not f.exists()]
+    try:
+        yield
+    except (TasklossError, ValidationError, OSError):
+        top = missing[-1] if missing else None
+        if top is not None and top.is_dir() and not any(top.rglob("*.ckpt")):
+            shutil.rmtree(top, ignore_errors=True)
+        raise
 
 
 def fail(message: str) -> None:

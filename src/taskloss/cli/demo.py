@@ -6,19 +6,21 @@ from typing import Annotated
 
 import typer
 
-from taskloss.cli.app import app
+from taskloss.cli.app import app, check_output_folder, one_of
 from taskloss.studies import STUDIES, StudyRequest, render_report
 
 
 @app.command()
 def demo(
     out: Annotated[Path, typer.Option("--out", help="Folder for the results.")] = Path("demo-out"),
-    accelerator: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    accelerator: Annotated[str, typer.Option(help="auto, cpu or cuda.", callback=one_of("auto", "cpu", "cuda"))]
+    = "auto",
 ) -> None:
     """Run both studies (mr2xray, csmri) at demo scale on the built-in simulator; write OUT/report.md.
 
     Finished runs are kept: running it again only redoes what is missing.
     """
+    check_output_folder(out, "--out")
     started = time.perf_counter()
     for name, study in STUDIES.items():
         print(f"taskloss demo: {name} study (preset demo)")

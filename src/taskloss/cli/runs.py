@@ -5,8 +5,8 @@ from typing import Annotated, Literal
 
 import typer
 
-from taskloss.cli.app import app, finite, one_of
-from taskloss.errors import ConfigError
+from taskloss.cli.app import app, check_output_folder, finite, one_of, removed_on_failure
+from taskloss.errors import ConfigError, DataError
 from taskloss.studies import StudyRequest, get_study, render_report, study_of_run
 from taskloss.training.config import apply_overrides, load_yaml
 
@@ -25,8 +25,13 @@ Accelerator = Annotated[str, typer.Option(help="auto, cpu or cuda.", callback=on
 
 def _study(name: str, preset: str, data: Path | None, out: Path, devices: int, accelerator: str,
            **options: object) -> None:
+    check_output_folder(out, "--out")
+    if data is not None and not data.is_dir():
+        raise DataError(f"--data {data} is {'a file' if data.exists() else 'missing'}; pass the folder of your "
+                        "data (see docs/data.md)")
     request = StudyRequest(preset=preset, data=data, devices=devices, accelerator=accelerator, options=options)
-    results = get_study(name).run(out / name, request)
+    with removed_on_failure(out / name):
+        results = get_study(name).run(out / name, request)
     report = render_report(out)
     print(f"{name}: results in {results}; report {report}")
 
@@ -58,7 +63,9 @@ def train(
     data = apply_overrides(load_yaml(config), overrides or [])
     study = study_of_run(data, str(config))
     run_dir = out or Path("runs") / config.stem
-    result = study.train(data, run_dir, str(config))
+    check_output_folder(run_dir, "--out")
+    with removed_on_failure(run_dir):
+        result = study.train(data, run_dir, str(config))
     print(f"trained {result.epochs} epochs ({result.steps} steps) in {run_dir}; best "
           f"{result.best_value} at epoch {result.best_epoch}")
 
@@ -85,9 +92,9 @@ def report(out: Annotated[Path, typer.Argument(help="The output folder of `taskl
 @app.command("train-perception")
 def train_perception(
     out: Annotated[Path | None, typer.Option(help="Weights file; default the packaged one.")] = None,
-    subjects: Annotated[int, typer.Option(help="Simulated training subjects.")] = 8,
-    steps: Annotated[int, typer.Option(help="Optimiser steps.")] = 3000,
-    size: Annotated[int, typer.Option(help="Image side in pixels.")] = 64,
+    subjects: Annotated[int, typer.Option(help="Simulated training subjects.", min=1)] = 8,
+    steps: Annotated[int, typer.Option(help="Optimiser steps.", min=1)] = 3000,
+    size: Annotated[int, typer.Option(help="Image side in pixels.", min=8)] = 64,
     seed: Annotated[int, typer.Option(help="Seed of phantoms, sampling and weights.")] = 0,
 ) -> None:
     """Train the domain perception network on simulated tissue labels (used offline instead of VGG-19)."""

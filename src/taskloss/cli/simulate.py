@@ -10,7 +10,7 @@ import numpy as np
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from taskloss.cli.app import app, finite
+from taskloss.cli.app import app, check_output_folder, finite
 from taskloss.data.csmri import CsmriConfig, CsmriDataset, simulate_csmri, write_csmri
 from taskloss.data.mr2xray import Mr2XrayConfig, Mr2XrayData, simulate_mr2xray, write_mr2xray
 from taskloss.data.splits import SPLITS
@@ -127,6 +127,7 @@ def check_out(out: Path, overwrite: bool) -> None:
     """
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {out} is a file, not a folder; choose a new folder for the dataset")
+    check_output_folder(out, "--out")
     if not out.is_dir() or not any(p for p in out.iterdir() if not p.name.startswith(".")):
         return
     if not any((out / name).is_file() for name in DATASET_MARKERS):
