@@ -64,3 +64,17 @@ def test_train_perception_writes_loadable_weights_and_scores(tmp_path):
     assert result.final_loss > 0
     digest = hashlib.sha256(out.read_bytes()).hexdigest()[:8]
     assert load_domain_network(out).description.endswith(f"weights {out.name} sha256 {digest})")
+
+
+def test_training_head_predicts_tissues_and_the_restored_image():
+    from taskloss.data.physics import N_TISSUES
+    from taskloss.training.perception import _corrupt, _TrainingHead
+
+    head = _TrainingHead(DomainFeatures(random=True, seed=0))
+    assert head(torch.rand(2, 1, 16, 16)).shape == (2, N_TISSUES + 1, 16, 16)
+    images = torch.rand(4, 1, 16, 16)
+    generator = torch.Generator().manual_seed(0)
+    assert torch.equal(_corrupt(images, 0.0, generator), images)  # no restoration task: inputs as given
+    flat = torch.full((4, 1, 16, 16), 0.5)
+    noisy = _corrupt(flat, 0.1, generator)  # a blur leaves a flat image flat: only the noise is left
+    assert 0 < float((noisy - flat).std()) < 0.1

@@ -1,11 +1,12 @@
 """taskloss's domain perception network: a small VGG-style network trained on simulated anatomy.
 
 ImageNet VGG-19 weights cannot be fetched on offline machines, so taskloss ships a perception
-network of its own, trained by ``taskloss train-perception`` on the head simulator's tissue labels:
-from MR and CT slices and from MR and X-ray projections, it predicts every pixel's tissue
-composition (for a slice the tissue fractions of the voxel; for a projection the share of each
-tissue along the ray). Its features thus respond to what distinguishes anatomy in these images:
-bone edges, tissue boundaries, fine structure.
+network of its own, trained by ``taskloss train-perception`` (:mod:`taskloss.training.perception`)
+on the head simulator's tissue labels: from MR slices in two contrasts, CT slices and MR and X-ray
+projections, it predicts every pixel's tissue composition (for a slice the tissue fractions of the
+voxel; for a projection the share of each tissue along the ray), and, self-supervised, restores the
+image from a noisy, blurred copy. Its features thus respond to what distinguishes anatomy in these
+images (bone edges, tissue boundaries) and to fine intensity structure.
 
 Layout: 4 blocks of two 3x3 convolutions with ReLU (16, 32, 64, 64 channels), max pooling
 between blocks; layer names as VGG's (``convB_N`` after the ReLU, alias ``reluB_N``; ``poolB``).
@@ -82,7 +83,7 @@ class DomainFeatures(SequentialFeatureExtractor):
             features.load_state_dict({k.removeprefix("features."): v for k, v in state.items()})
             digest = hashlib.sha256(path.read_bytes()).hexdigest()[:8]
             description = (f"taskloss domain network (VGG-style, 4 blocks, trained on simulated head "
-                           f"tissue labels; weights {path.name} sha256 {digest})")
+                           f"tissue labels and image restoration; weights {path.name} sha256 {digest})")
         super().__init__(features, taps, input_spec=DOMAIN_INPUT, description=description, aliases=aliases)
 
 
