@@ -250,12 +250,21 @@ def _json_body() -> Any:
     """The request's JSON body, or None when it is not JSON.
 
     Parsed here rather than by ``request.get_json(silent=True)``, which lets a ``RecursionError``
-    (a body of thousands of nested brackets, still under the size limit) through as a 500.
+    (a body of thousands of nested brackets, still under the size limit) through as a 500 and
+    keeps the last value of a repeated key.
     """
     try:
-        return json.loads(request.get_data(cache=False))
+        return json.loads(request.get_data(cache=False), object_pairs_hook=_unique_keys)
     except (ValueError, RecursionError):  # (UnicodeDecodeError is a ValueError)
         return None
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object whose keys are all different: ``{"score": 1, "score": 5}`` is not a rating."""
+    keys = [key for key, _ in pairs]
+    if len(set(keys)) != len(keys):
+        raise ValueError("a key is repeated")
+    return dict(pairs)
 
 
 def _error_response(status: int, message: str) -> tuple[Any, int]:
