@@ -190,18 +190,22 @@ def _runs(epochs: dict[str, int], batch: int, widths: str, task_weights: tuple[f
 
 LARGER_LESIONS = {"lesions": 8, "lesion_radius_mm": (6.0, 14.0)}
 """Below 256 px the default lesions (4-9 mm) cover a few pixels; the SIS network needs more."""
+SCANNER_LIKE = {"zoom": 3.0, "orientations": ["axial", "coronal", "sagittal"], "texture": 0.1, "noise": 0.02}
+"""Closer to real scans (zoomed fields, three planes, tissue texture, 2 % k-space noise): the demo RecNet
+trained on it beats zero-filled on the real MR images by 4.7 dB instead of 2.6 (docs/results.md)."""
 
 PRESETS: dict[str, CsmriPreset] = {
     "demo": CsmriPreset(
         # 4x, not 8x: at 64 px an 8x mask keeps 8 phase-encoding lines, too few for DLMRI's patch
         # dictionary (+1.0 dB over zero-filled at best, +3.9 dB at 4x; docs/results.md).
-        "demo", {"subjects": 12, "slices": 16, "size": 64, "variation": LARGER_LESIONS, "acceleration": 4.0},
+        "demo", {"subjects": 12, "slices": 16, "size": 64, "variation": LARGER_LESIONS, "acceleration": 4.0,
+                 **SCANNER_LIKE},
         _runs({"segmentation": 30, "recnet": 30, "refinement": 8, "dagan": 10}, 8, "small"),
         {"outer_iterations": 10, "ksvd_iterations": 3, "training_patches": 3000,
          "initial_error_threshold": 0.2, "error_threshold": 0.05},
         notes="64 px, 4x, 12 subjects x 16 slices, reduced widths and epochs; minutes on 2 CPU cores"),
     "small": CsmriPreset(
-        "small", {"subjects": 20, "slices": 20, "size": 128, "variation": LARGER_LESIONS},
+        "small", {"subjects": 20, "slices": 20, "size": 128, "variation": LARGER_LESIONS, **SCANNER_LIKE},
         _runs({"segmentation": 20, "recnet": 40, "refinement": 10, "dagan": 10}, 8, "small"),
         {"initial_error_threshold": 0.2, "error_threshold": 0.05},
         notes="128 px, 20 subjects x 20 slices; about an hour on CPU"),
