@@ -173,6 +173,9 @@ def _runs(epochs: dict[str, int], batch: int, widths: str, task_weights: tuple[f
                    "training": {"epochs": epochs["recnet"], "batch_size": batch, "monitor": "mse",
                                 "optimizer": {"lr": 1e-3 if small else 2e-4}}},
         "refinement": {"stage": "refinement", "network": "visual_refinement", "recnet_run": "recnet",
+                       # A few hundred CPU steps at Adam 2e-4 open the gate s by at most 0.04-0.1
+                       # (docs/results.md); the gain lets it reach what the papers' schedules allow.
+                       "network_options": {"scale_gain": 20.0} if small else {},
                        "discriminator_options": {"widths": (32, 64, 128, 256, 256, 256)} if small else {},
                        "training": {"epochs": epochs["refinement"], "batch_size": 5, "monitor": None,
                                     "optimizer": {"lr": 2e-4, "betas": (0.5, 0.999)}}},
