@@ -87,14 +87,16 @@ def removed_on_failure(folder: Path) -> Iterator[None]:
 
     A command that learns only late that its data is bad (a study reads its data after making
     its run folders) then leaves nothing behind. Nothing is removed when ``folder`` existed
-    before, or when it holds a checkpoint (trained work is never thrown away).
+    before, or when it holds any file other than run configurations (``config.yaml``): logs and
+    checkpoints of a run that failed while training are kept for diagnosis and resumption.
     """
     missing = [f for f in (folder, *folder.parents) if not f.exists()]
     try:
         yield
     except (TasklossError, ValidationError, OSError):
         top = missing[-1] if missing else None
-        if top is not None and top.is_dir() and not any(top.rglob("*.ckpt")):
+        if top is not None and top.is_dir() and all(
+                p.is_dir() or p.name == "config.yaml" for p in top.rglob("*")):
             shutil.rmtree(top, ignore_errors=True)
         raise
 
