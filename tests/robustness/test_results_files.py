@@ -26,3 +26,15 @@ def test_a_missing_or_damaged_study_json_is_an_error_not_a_shorter_report(tmp_pa
         read_study_json(tmp_path)
     (tmp_path / "study.json").write_text('{"preset": "demo"}')
     assert read_study_json(tmp_path) == {"preset": "demo"}
+
+
+def test_a_read_only_study_database_is_named_read_only_not_damaged(tmp_path):
+    import sqlite3
+
+    from taskloss.readers.store import _unreadable
+
+    path = tmp_path / "study.sqlite3"
+    path.write_bytes(b"")
+    message = str(_unreadable(path, sqlite3.OperationalError("attempt to write a readonly database")))
+    assert "is read-only" in message and "backup" not in message
+    assert "restore it from a backup" in str(_unreadable(path, sqlite3.DatabaseError("file is not a database")))
