@@ -24,8 +24,7 @@ def test_user_error_is_one_line_and_exit_2():
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines() == [
-        "taskloss: error: Not a directory: /dev/null/x/mr2xray/runs/unet-perceptual; check the path and its "
-        "permissions"]
+        "taskloss: error: --out /dev/null/x: /dev/null is not a folder; choose a folder path"]
 
 
 @pytest.fixture

@@ -77,7 +77,7 @@ def check_output_folder(path: Path, option: str) -> None:
     for folder in (path, *path.parents):
         if folder.exists():
             if not folder.is_dir():
-                raise InputError(f"{option} {path}: {folder} is a file, not a folder; choose a folder path")
+                raise InputError(f"{option} {path}: {folder} is not a folder; choose a folder path")
             return
 
 
