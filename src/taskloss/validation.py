@@ -27,7 +27,9 @@ def check_float_tensor(x: object, name: str, ndims: Sequence[int] = IMAGE_NDIMS)
 
     Raises:
         InputError: when ``x`` is not a tensor, is integer, boolean or complex, has another rank,
-            has an empty batch or spatial dimension, or is on the meta device (no values).
+            or has an empty batch or spatial dimension. A tensor on the meta device passes: networks
+            run on shapes alone there (parameter and FLOP counts); metrics and losses, which need
+            values, refuse it in :func:`check_image_pair`.
     """
     if not isinstance(x, torch.Tensor):
         raise InputError(f"{name} must be a torch.Tensor, got {type(x).__name__}; convert it with "
@@ -44,9 +46,6 @@ def check_float_tensor(x: object, name: str, ndims: Sequence[int] = IMAGE_NDIMS)
                          "(add the missing batch/channel axes with x[None, None])")
     if x.numel() == 0:
         raise InputError(f"{name} is empty (shape {tuple(x.shape)}); pass at least one image")
-    if x.device.type == "meta":
-        raise InputError(f"{name} is on the meta device (a shape without values); create it on a real "
-                         "device (e.g. module.to_empty(device='cpu') and load its weights) before use")
     return x
 
 
@@ -65,7 +64,8 @@ def check_image_pair(
     ndims: Sequence[int] = IMAGE_NDIMS,
     finite: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Check a prediction/target pair: real float tensors of equal shape and rank in ``ndims``.
+    """Check a prediction/target pair: real float tensors with values (not on the meta device), of equal
+    shape and rank in ``ndims``.
 
     Args:
         pred: the predicted images.
@@ -78,6 +78,10 @@ def check_image_pair(
     """
     pred_t = check_float_tensor(pred, "pred", ndims)
     target_t = check_float_tensor(target, "target", ndims)
+    for name, tensor in (("pred", pred_t), ("target", target_t)):
+        if tensor.device.type == "meta":
+            raise InputError(f"{name} is on the meta device (a shape without values); create it on a real "
+                             "device (e.g. module.to_empty(device='cpu') and load its weights) before use")
     if pred_t.shape != target_t.shape:
         raise InputError(f"pred has shape {tuple(pred_t.shape)} but target has shape "
                          f"{tuple(target_t.shape)}; they must be equal (resize or crop one of them)")
