@@ -19,7 +19,7 @@ from taskloss.networks.factory import create_network
 from common import machine, median_time
 
 BATCH = 8
-UNET_WIDTHS = (32, 64, 128, 256)  # a 4-level, 32-channel UNet (REFERENCE section 5)
+UNET_WIDTHS = (32, 64, 128, 256)  # a 4-level, 32-channel UNet: a typical image-to-image network at these sizes
 
 
 def unet_step_seconds(channels: int, size: int) -> float:
