@@ -42,7 +42,7 @@ from taskloss.features.domain import DOMAIN_LAYERS, load_domain_network
 from taskloss.features.vgg import Pooling, Weights
 from taskloss.losses.balance import TermNormalizer
 from taskloss.losses.precision import full_precision
-from taskloss.validation import check_image_pair, explain_nonfinite
+from taskloss.validation import check_declared_range, check_image_pair, explain_nonfinite
 
 Distance = Literal["l1", "l2"]
 Reduction = Literal["mean", "none"]
@@ -60,7 +60,10 @@ CRN_256_LAYER_WEIGHTS: dict[str, float] = {
 }
 """Chen & Koltun's rebalanced weights at 256p (pixels x1, conv1_2 /1.6, ..., conv5_2 x10/0.8)."""
 
-_RANGE_TOLERANCE = 0.1  # fraction of the declared range a target may exceed it by
+
+RANGE_ADVICE = ("pass the range your images are scaled to, e.g. "
+                "input_range=({low:.4g}, {high:.4g}) for a fixed intensity scale")
+"""The fix an out-of-range target is told (see :func:`taskloss.validation.check_declared_range`)."""
 
 
 class PerceptualLoss(nn.Module):
@@ -173,7 +176,7 @@ class PerceptualLoss(nn.Module):
         """
         pred, target = check_image_pair(pred, target, finite=False)
         target = target.detach()
-        self._check_target_range(target)
+        check_declared_range(target, "target", self.input_range, RANGE_ADVICE)
         raw = self._volume_terms(pred, target) if pred.ndim == 5 else self._image_terms(pred, target)
         value = (raw @ self._weights(raw)).to(pred.dtype)
         explain_nonfinite(value, pred=pred, target=target)
@@ -190,15 +193,6 @@ class PerceptualLoss(nn.Module):
         if self.normalizer is None:
             return self.term_weights.to(raw.dtype)
         return 1.0 / self.normalizer.divisors(raw.mean(dim=0), record=self.training)
-
-    def _check_target_range(self, target: torch.Tensor) -> None:
-        low, high = self.input_range
-        margin = _RANGE_TOLERANCE * (high - low)
-        t_min, t_max = (float(v) for v in torch.aminmax(target))
-        if t_min < low - margin or t_max > high + margin:
-            raise InputError(f"target has values in [{t_min:.4g}, {t_max:.4g}] but input_range="
-                             f"{self.input_range}; pass the range your images are scaled to, e.g. "
-                             f"input_range=({t_min:.4g}, {t_max:.4g}) for a fixed intensity scale")
 
     def _volume_terms(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Per-volume terms (B, T): mean over ``slice_axes`` of the mean over their slices."""

@@ -49,7 +49,7 @@ from taskloss.losses.balance import TermNormalizer
 from taskloss.losses.perceptual import LayerWeights, _as_slices, _check_options, _fixed_weights
 from taskloss.losses.pixel import cross_entropy_loss
 from taskloss.losses.precision import full_precision
-from taskloss.validation import check_image_pair, explain_nonfinite
+from taskloss.validation import check_declared_range, check_image_pair, explain_nonfinite
 
 Output: TypeAlias = Literal["kl", "ce", "dice"] | None
 Reduction = Literal["mean", "none"]
@@ -57,7 +57,10 @@ OUTPUTS = ("kl", "ce", "dice", None)
 DICE_EPS = 1e-5
 """Smoothing of the soft Dice ratio (numerator and denominator), so absent classes give Dice 1."""
 
-_RANGE_TOLERANCE = 0.1  # fraction of the declared range a target may exceed it by
+
+RANGE_ADVICE = ("pass the range the task network was trained on, e.g. "
+                "input_range=({low:.4g}, {high:.4g}), or scale the images to it")
+"""The fix an out-of-range target is told (see :func:`taskloss.validation.check_declared_range`)."""
 
 
 class TaskLoss(nn.Module):
@@ -258,7 +261,7 @@ class TaskLoss(nn.Module):
         """Per-image terms (N, T) of 2-D images."""
         if self.preprocess is not None:
             pred, target = self.preprocess(pred), self.preprocess(target)
-        self._check_target_range(target)
+        check_declared_range(target, "target", self.input_range, RANGE_ADVICE)
         pred_logits, pred_features = self._run(pred)
         with torch.no_grad():
             target_logits, target_features = self._run(target)
@@ -319,15 +322,6 @@ class TaskLoss(nn.Module):
         overlap = (probabilities * one_hot).sum(dim=2)
         size = probabilities.sum(dim=2) + one_hot.sum(dim=2)
         return 1.0 - ((2.0 * overlap + DICE_EPS) / (size + DICE_EPS)).mean(dim=1)
-
-    def _check_target_range(self, target: torch.Tensor) -> None:
-        low, high = self.input_range
-        margin = _RANGE_TOLERANCE * (high - low)
-        t_min, t_max = (float(v) for v in torch.aminmax(target))
-        if t_min < low - margin or t_max > high + margin:
-            raise InputError(f"target has values in [{t_min:.4g}, {t_max:.4g}] but input_range="
-                             f"{self.input_range}; pass the range the task network was trained on, e.g. "
-                             f"input_range=({t_min:.4g}, {t_max:.4g}), or scale the images to it")
 
 
 def load_task_network(path: str | os.PathLike[str], factory: Callable[[], nn.Module] | None = None) -> nn.Module:

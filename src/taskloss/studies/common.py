@@ -23,6 +23,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from taskloss.errors import ConfigError, DataError
+from taskloss.metrics import PairedTest
 from taskloss.report import ResultTable
 from taskloss.training import FitResult
 from taskloss.training.checkpoint import atomic_write
@@ -227,6 +228,23 @@ def read_run_info(run_dir: Path) -> dict[str, Any]:
     """What :func:`write_run_info` wrote, or an empty dict when the run has none."""
     path = run_dir / EVALUATION_DIR / RUN_INFO
     return json.loads(path.read_text()) if path.is_file() else {}
+
+
+ALPHA = 0.05
+"""Significance level of the reports' plain-language verdicts."""
+
+
+def change_verdict(test: PairedTest) -> str:
+    """"raised", "lowered" or "did not significantly change" (two-sided, at :data:`ALPHA`)."""
+    if test.p_value < ALPHA and test.median_difference != 0:
+        return "raised" if test.median_difference > 0 else "lowered"
+    return "did not significantly change"
+
+
+def p_text(test: PairedTest) -> str:
+    """A test's p-value after "p": "= 0.012" or "< 0.001"."""
+    text = format_p(test.p_value)
+    return text if text.startswith("<") else f"= {text}"
 
 
 def format_p(p: float) -> str:
