@@ -97,6 +97,19 @@ def check_image_pair(
     return pred_t, target_t
 
 
+def check_class_indices(labels: object) -> torch.Tensor:
+    """Check that ``labels`` is an int64 tensor of class indices (shape is the caller's to check).
+
+    Raises:
+        InputError: naming the dtype or type found, and the conversion.
+    """
+    if not isinstance(labels, torch.Tensor) or labels.dtype != torch.int64:
+        found = labels.dtype if isinstance(labels, torch.Tensor) else type(labels).__name__
+        raise InputError(f"labels must be an int64 tensor of class indices, got {found}; convert "
+                         "with labels.long()")
+    return labels
+
+
 RANGE_TOLERANCE = 0.1
 """Fraction of a declared intensity range that values may exceed it by before it is called wrong."""
 

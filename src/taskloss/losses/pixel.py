@@ -18,7 +18,7 @@ from taskloss.errors import ConfigError, InputError
 from taskloss.metrics import mae, mse, nmse, ssim
 from taskloss.metrics.data_range import DataRange
 from taskloss.metrics.ssim import Convention
-from taskloss.validation import check_float_tensor, check_image_pair
+from taskloss.validation import check_class_indices, check_float_tensor, check_image_pair
 
 Reduction = Literal["mean", "none"]
 FFTNorm = Literal["ortho", "backward"]
@@ -152,10 +152,7 @@ def _check_labels(labels: object, logits: torch.Tensor) -> torch.Tensor:
         raise InputError(f"logits have {classes} channel; cross-entropy needs one channel per class "
                          "(K >= 2): output 2 channels for a binary task, or use "
                          "torch.nn.BCEWithLogitsLoss for a single logit")
-    if not isinstance(labels, torch.Tensor) or labels.dtype != torch.int64:
-        found = labels.dtype if isinstance(labels, torch.Tensor) else type(labels).__name__
-        raise InputError(f"labels must be an int64 tensor of class indices, got {found}; convert "
-                         "with labels.long()")
+    labels = check_class_indices(labels)
     if labels.ndim == logits.ndim and labels.shape[1] == 1:
         labels = labels[:, 0]
     spatial = (logits.shape[0], *logits.shape[2:])

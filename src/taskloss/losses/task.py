@@ -49,7 +49,7 @@ from taskloss.losses.balance import TermNormalizer
 from taskloss.losses.perceptual import LayerWeights, _as_slices, _check_options, _fixed_weights
 from taskloss.losses.pixel import cross_entropy_loss
 from taskloss.losses.precision import full_precision
-from taskloss.validation import check_declared_range, check_image_pair, explain_nonfinite
+from taskloss.validation import check_class_indices, check_declared_range, check_image_pair, explain_nonfinite
 
 Output: TypeAlias = Literal["kl", "ce", "dice"] | None
 Reduction = Literal["mean", "none"]
@@ -222,10 +222,7 @@ class TaskLoss(nn.Module):
         if labels is None:
             raise InputError(f"output={self.output!r} needs labels: call loss(pred, target, labels=labels) "
                              "with int64 class indices, or use output='kl' (no labels)")
-        if not isinstance(labels, torch.Tensor) or labels.dtype != torch.int64:
-            found = labels.dtype if isinstance(labels, torch.Tensor) else type(labels).__name__
-            raise InputError(f"labels must be an int64 tensor of class indices, got {found}; convert "
-                             "with labels.long()")
+        labels = check_class_indices(labels)
         if labels.ndim == pred.ndim and labels.shape[1] == 1:
             labels = labels[:, 0]
         if labels.shape not in ((pred.shape[0],), (pred.shape[0], *pred.shape[2:])):
