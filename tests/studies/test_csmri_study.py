@@ -85,3 +85,7 @@ def test_mos_from_a_reader_study_fills_the_column(study):
     generalisation = (results / "generalisation.md").read_text()
     assert "| Zero-filled |" in generalisation and "| RecNet + refinement |" in generalisation
     (results / "mos.csv").unlink()
+
+
+def test_the_numbers_are_those_of_the_study_before_the_presets_became_files(study, assert_golden):
+    assert_golden("csmri", study / "csmri")

@@ -90,3 +90,7 @@ def test_presets_build_valid_runs_and_unknown_keys_are_named():
         assert [n for n in runs if n.endswith("-task")] == [f"{label.lower()}-task" for label in preset.task_networks]
     with pytest.raises(ConfigError, match="unknown mr2xray data setting"):
         next(iter(preset_runs(TINY, {"subject": 3}).values())).data_config()
+
+
+def test_the_numbers_are_those_of_the_study_before_the_presets_became_files(study, assert_golden):
+    assert_golden("mr2xray", study / "mr2xray")
