@@ -246,16 +246,28 @@ class FastMRIVolume:
         crop: shape of ``reconstruction_esc`` (the 320 x 320 region the benchmark scores).
         max: the file's ``max`` attribute (the volume's largest reconstruction value).
         path: the file.
+        reference: the dataset whose shape gave ``crop``, or "kspace" (the centred square).
     """
 
     kspace: np.ndarray
     crop: tuple[int, int]
     max: float
     path: Path
+    reference: str = "reconstruction_esc"
 
 
-def read_fastmri(path: Path) -> FastMRIVolume:
+RECONSTRUCTIONS = ("reconstruction_esc", "reconstruction_rss")
+"""The reconstructions a fastMRI file may store, in the order :func:`read_fastmri` looks for them."""
+
+
+def read_fastmri(path: Path, reconstruction_optional: bool = False) -> FastMRIVolume:
     """Read a fastMRI single-coil HDF5 file (``kspace``, ``reconstruction_esc``, attribute ``max``).
+
+    Args:
+        path: the file.
+        reconstruction_optional: False: the file must hold ``reconstruction_esc`` (its shape is
+            the crop). True: the crop is the shape of ``reconstruction_esc``, else of
+            ``reconstruction_rss``, else the centred square of side min(H, W) of the k-space.
 
     Raises:
         DataError: naming the file, for a file that is missing, not HDF5, lacks a dataset, holds
@@ -270,22 +282,26 @@ def read_fastmri(path: Path) -> FastMRIVolume:
     if not path.is_file():
         raise DataError(f"{path}: no such file; check the path")
     with reading(path, "HDF5 file", "check that it is complete"), h5py.File(path, "r") as file:
-        missing = [k for k in ("kspace", "reconstruction_esc") if not isinstance(file.get(k), h5py.Dataset)]
+        stored = [k for k in RECONSTRUCTIONS if isinstance(file.get(k), h5py.Dataset)]
+        needed = ("kspace",) if reconstruction_optional else ("kspace", "reconstruction_esc")
+        missing = [k for k in needed if not isinstance(file.get(k), h5py.Dataset)]
         if missing:
             raise DataError(f"{path} lacks the dataset(s) {missing}; fastMRI single-coil files hold "
                             "'kspace' and 'reconstruction_esc' (multi-coil files are not supported)")
         _check_kspace_layout(path, file["kspace"].dtype, file["kspace"].shape)
-        crop_shape = file["reconstruction_esc"].shape
+        reference = "reconstruction_esc" if not reconstruction_optional else (stored or ["kspace"])[0]
+        side = min(file["kspace"].shape[1:])
+        crop_shape = file[reference].shape if reference != "kspace" else (side, side)
         kspace = np.asarray(file["kspace"], dtype=np.complex64)
         maximum = float(np.asarray(file.attrs.get("max", np.nan)).ravel()[0])
     if len(crop_shape) < 2 or min(crop_shape[-2:]) < 1:
-        raise DataError(f"{path}: 'reconstruction_esc' has shape {crop_shape}; expected (slices, H, W)")
+        raise DataError(f"{path}: '{reference}' has shape {crop_shape}; expected (slices, H, W)")
     crop = (int(crop_shape[-2]), int(crop_shape[-1]))
     if crop[0] > kspace.shape[1] or crop[1] > kspace.shape[2]:
-        raise DataError(f"{path}: 'reconstruction_esc' is {crop}, larger than the k-space {kspace.shape[1:]}; "
+        raise DataError(f"{path}: '{reference}' is {crop}, larger than the k-space {kspace.shape[1:]}; "
                         "the crop must fit inside the image (check that the file is single-coil fastMRI)")
     _check_kspace_values(path, kspace)
-    return FastMRIVolume(kspace=kspace, crop=crop, max=maximum, path=path)
+    return FastMRIVolume(kspace=kspace, crop=crop, max=maximum, path=path, reference=reference)
 
 
 def _check_kspace_layout(path: Path, dtype: np.dtype, shape: tuple[int, ...]) -> None:

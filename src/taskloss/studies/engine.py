@@ -1,5 +1,8 @@
 """The study engine: a study file (:mod:`taskloss.studies.spec`) trained, scored and reported.
 
+The data of ``task: paired`` (:mod:`taskloss.studies.paired`) and ``task: csmri``
+(:mod:`taskloss.studies.kspace_pairs`) are both image pairs; everything below is shared.
+
 ``taskloss study run STUDY.yaml`` calls :func:`run_file_study`:
 
 1. **runs**: every network x loss of the file is one run, ``OUT/<name>/runs/<network>-<loss>/``,
@@ -18,7 +21,8 @@
    HFEN, NMSE (predictions clipped to [0, 1] when the data is normalised; data_range 1, the
    target's scale, or each target's max - min with ``normalize: none``), and the scoring
    network's foreground Dice on the prediction; ``runs/<run>/evaluation/test.csv`` and the
-   predictions.
+   predictions. With ``task: csmri`` the zero-filled inputs are scored the same way
+   (``zero_filled/evaluation/test.csv``), the table's reference row.
 6. **report** (:mod:`taskloss.studies.file_report`).
 
 Best checkpoints are picked by the validation mean of ``training.monitor`` (default the first
@@ -29,6 +33,7 @@ import concurrent.futures
 import math
 import multiprocessing
 import os
+import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -39,7 +44,7 @@ import numpy as np
 import torch
 import yaml
 from lightning.fabric import Fabric
-from pydantic import Field
+from pydantic import Field, ValidationInfo, ValidatorFunctionWrapHandler, field_validator
 from torch import nn
 from torch.utils.data import DataLoader
 
@@ -49,8 +54,8 @@ from taskloss.metrics import DataRange, dice, hfen, mae, nmse, psnr, ssim
 from taskloss.networks import create_network
 from taskloss.studies.base import Study, StudyRequest
 from taskloss.studies.common import (
-    CONFIG_FILE,
     EVALUATION_DIR,
+    RUN_CONFIG_FILE,
     TEST_CSV,
     save_npz,
     validate_config,
@@ -60,11 +65,21 @@ from taskloss.studies.common import (
     write_run_info,
 )
 from taskloss.studies.paired import paired_splits
-from taskloss.studies.spec import DataSpec, LossSpec, NetworkSpec, SegmentationSpec, StudySpec, load_study
+from taskloss.studies.spec import (
+    TASKS,
+    AnyDataSpec,
+    DataSpec,
+    LossSpec,
+    NetworkSpec,
+    SegmentationSpec,
+    StudySpec,
+    data_spec,
+    load_study,
+)
 from taskloss.studies.terms import build_loss, describe_loss, term_values
 from taskloss.training import FitResult, SupervisedTask, Trainer, TrainingConfig, make_fabric
 from taskloss.training.adversarial import AdversarialTask, Generated
-from taskloss.training.checkpoint import read_checkpoint
+from taskloss.training.checkpoint import atomic_write, read_checkpoint
 from taskloss.training.config import OptimizerConfig, StrictModel, load_yaml
 from taskloss.training.task import Batch, TrainingTask
 
@@ -75,6 +90,8 @@ STUDY_FILE = "study.yaml"
 PREDICTIONS = "test_predictions.npz"
 SEGMENTATION = "segmentation"
 TASK_NETWORK = "task_network"
+ZERO_FILLED = "zero_filled"
+"""``OUT/<name>/zero_filled/``: the scores of the zero-filled inputs (``task: csmri``)."""
 ALL_METRICS = ("mae", "psnr", "ssim", "hfen", "nmse")
 LAUNCHERS: dict[str, str | None] = {"local": None, "slurm": "slurm", "submitit-local": "local",
                                     "submitit-debug": "debug"}
@@ -91,11 +108,16 @@ class FileRun(StrictModel):
     """
 
     study: Literal["file"] = FILE_STUDY
-    task: Literal["paired"] = "paired"
-    data: DataSpec
+    task: Literal["paired", "csmri"] = "paired"
+    data: AnyDataSpec
     network: NetworkSpec
     loss: LossSpec
     training: TrainingConfig
+
+    @field_validator("data", mode="wrap")
+    @classmethod
+    def _data_of_task(cls, value: Any, handler: ValidatorFunctionWrapHandler, info: ValidationInfo) -> AnyDataSpec:
+        return data_spec(info.data.get("task"), value)
 
 
 class SegmentationRun(StrictModel):
@@ -117,24 +139,24 @@ def run_name(network: str, loss: str) -> str:
 
 def build_runs(spec: StudySpec) -> dict[str, FileRun]:
     """Every network x loss of a study by run name, networks outer, losses inner (table order)."""
-    return {run_name(network, loss): FileRun(data=spec.data, network=spec.networks[network],
+    return {run_name(network, loss): FileRun(task=spec.task, data=spec.data, network=spec.networks[network],
                                              loss=spec.losses[loss], training=spec.training.config(
                                                  None if spec.losses[loss].adversarial else spec.monitor))
             for network in spec.networks for loss in spec.losses}
 
 
-def data_range(data: DataSpec) -> DataRange:
+def data_range(data: AnyDataSpec) -> DataRange:
     """The data_range of PSNR, SSIM and the SSIM loss: 1 for normalised data (targets span [0, 1]),
     each target's max - min otherwise."""
     return 1.0 if data.normalize != "none" else "target_range"
 
 
-def output_image(pred: torch.Tensor, data: DataSpec) -> torch.Tensor:
+def output_image(pred: torch.Tensor, data: AnyDataSpec) -> torch.Tensor:
     """What is scored: the prediction, clipped to [0, 1] for normalised data."""
     return pred.clamp(0.0, 1.0) if data.normalize != "none" else pred
 
 
-def image_metrics(data: DataSpec) -> Callable[[torch.Tensor, Batch], dict[str, torch.Tensor]]:
+def image_metrics(data: AnyDataSpec) -> Callable[[torch.Tensor, Batch], dict[str, torch.Tensor]]:
     """Per-image MAE, PSNR, SSIM, HFEN and NMSE of a prediction against the batch's target."""
     scale = data_range(data)
 
@@ -225,7 +247,7 @@ def train_file_run(run: FileRun, run_dir: Path, devices: int = 1, accelerator: s
 
 def load_file_run(run_dir: Path) -> FileRun:
     """The configuration of a run folder."""
-    return validate_config(FileRun, load_yaml(run_dir / CONFIG_FILE), str(run_dir / CONFIG_FILE))
+    return validate_config(FileRun, load_yaml(run_dir / RUN_CONFIG_FILE), str(run_dir / RUN_CONFIG_FILE))
 
 
 # -- the task network (SIS) ------------------------------------------------------------------------
@@ -296,7 +318,7 @@ def task_network_of(run: FileRun, run_dir: Path) -> nn.Module:
     if term.network != "segmentation":
         return load_task_network(term.network)
     folder = run_dir.parent.parent / TASK_NETWORK
-    config = validate_config(SegmentationRun, load_yaml(folder / CONFIG_FILE), str(folder / CONFIG_FILE))
+    config = validate_config(SegmentationRun, load_yaml(folder / RUN_CONFIG_FILE), str(folder / RUN_CONFIG_FILE))
     network = _segmentation_network(config)
     _load_state(network, folder / "checkpoints" / "best.ckpt")
     return network.eval()
@@ -396,6 +418,22 @@ def evaluate_targets(spec: StudySpec, out_dir: Path, segment: Callable[[torch.Te
     return path
 
 
+def evaluate_inputs(spec: StudySpec, out_dir: Path) -> Path:
+    """Score the test inputs as if they were outputs (``task: csmri``: the zero-filled reference, the
+    field's baseline): ``zero_filled/evaluation/test.csv`` with every metric of :data:`ALL_METRICS`,
+    clipped and scaled as the runs' outputs are."""
+    metrics = image_metrics(spec.data)
+    ids: list[str] = []
+    values: dict[str, list[float]] = {}
+    for batch in DataLoader(paired_splits(spec.data).test, batch_size=spec.training.batch_size, shuffle=False):
+        for name, value in metrics(batch["input"], batch).items():
+            values.setdefault(name, []).extend(value.tolist())
+        ids.extend(batch["id"])
+    path = out_dir / ZERO_FILLED / EVALUATION_DIR / TEST_CSV
+    write_per_image(path, ids, {k: np.asarray(v) for k, v in values.items()})
+    return path
+
+
 # -- running many runs -----------------------------------------------------------------------------
 
 
@@ -447,7 +485,7 @@ def train_local(runs: Mapping[str, FileRun], out_dir: Path, jobs: int = 1, devic
     if devices > 1:
         raise ConfigError(f"--devices {devices} trains each run with DDP, which the local launcher does not "
                           "start; use --launcher slurm, or train one run with `taskloss train "
-                          f"{out_dir / 'runs' / '<run>' / CONFIG_FILE} training.devices={devices}`")
+                          f"{out_dir / 'runs' / '<run>' / RUN_CONFIG_FILE} training.devices={devices}`")
     if jobs == 1:
         return {job.name: train_job(job) for job in _jobs(runs, out_dir, devices, accelerator, None, True)}
     threads = max(1, (os.cpu_count() or 1) // jobs)
@@ -546,6 +584,8 @@ def run_file_study(spec: StudySpec, out_dir: Path, devices: int = 1, accelerator
         evaluate_targets(spec, out_dir, segment)
     for name in runs:
         evaluate_file_run(out_dir / "runs" / name, "test", segment)
+    if spec.task == "csmri":
+        evaluate_inputs(spec, out_dir)
     write_json(out_dir / "study.json", {
         "study": spec.name, "jobs": jobs, "launcher": launcher, "devices": devices,
         "seconds": time.perf_counter() - started, "seconds_training": trained - started,
@@ -557,44 +597,117 @@ def run_file_study(spec: StudySpec, out_dir: Path, devices: int = 1, accelerator
 # -- plan ------------------------------------------------------------------------------------------
 
 
+CHECKPOINTS_PER_EPOCH = 2
+"""Checkpoint writes per epoch in the plan's estimate: ``last.ckpt`` every epoch and ``best.ckpt``
+when the monitored metric improves (every epoch at most, so an upper bound)."""
+VALIDATION_BATCHES = 2
+"""Validation batches timed per run by :func:`measure_run`."""
+
+
+@dataclass(frozen=True)
+class RunTimes:
+    """Measured costs of one run, in seconds.
+
+    Attributes:
+        step: one training step (the median of a few real steps, after a warm-up step).
+        val_batch: one validation batch (the median of up to :data:`VALIDATION_BATCHES`).
+        checkpoint: writing one checkpoint of the run's state (models, optimisers), measured once.
+    """
+
+    step: float
+    val_batch: float
+    checkpoint: float
+
+
 @dataclass(frozen=True)
 class PlannedRun:
-    """A run of a study before training.
+    """A run of a study before training, and its time estimate.
 
     Attributes:
         name: the run's folder name.
         parameters: trainable parameters of its network (and discriminator).
-        steps: optimiser steps it will take.
-        seconds_per_step: measured on this machine (the median of a few real steps).
-        seconds: the estimate ``steps * seconds_per_step`` (validation not included).
+        steps: optimiser steps it will take (``ceil(train images / batch) * epochs``).
+        val_batches: validation batches over the run (``ceil(val images / batch) * epochs``).
+        checkpoints: checkpoint writes over the run (:data:`CHECKPOINTS_PER_EPOCH` per epoch, plus
+            one every ``checkpoint_every_steps`` steps when set).
+        times: the measured costs on this machine.
         finished: whether its folder holds a finished run (it will be skipped).
     """
 
     name: str
     parameters: int
     steps: int
-    seconds_per_step: float
-    seconds: float
+    val_batches: int
+    checkpoints: int
+    times: RunTimes
     finished: bool
 
+    @property
+    def seconds_per_step(self) -> float:
+        """Measured seconds of one training step."""
+        return self.times.step
 
-def _time_steps(run: FileRun, steps: int, accelerator: str, task_network: nn.Module | None) -> float:
-    """Median seconds of ``steps`` real training steps of a run (after one warm-up step)."""
+    @property
+    def training_seconds(self) -> float:
+        """``steps * times.step``."""
+        return self.steps * self.times.step
+
+    @property
+    def validation_seconds(self) -> float:
+        """``val_batches * times.val_batch``."""
+        return self.val_batches * self.times.val_batch
+
+    @property
+    def checkpoint_seconds(self) -> float:
+        """``checkpoints * times.checkpoint``."""
+        return self.checkpoints * self.times.checkpoint
+
+    @property
+    def seconds(self) -> float:
+        """The estimate: training steps + validation passes + checkpoint writes."""
+        return self.training_seconds + self.validation_seconds + self.checkpoint_seconds
+
+
+def _median_seconds(action: Callable[[Any], Any], batches: Sequence[Any], warm_up: int) -> float:
+    """Median seconds of ``action(batch)`` over ``batches[warm_up:]`` (the first ``warm_up`` untimed)."""
+    times = []
+    for batch in batches:
+        start = time.perf_counter()
+        action(batch)
+        times.append(time.perf_counter() - start)
+    return float(np.median(times[warm_up:]))
+
+
+def _time_checkpoint(task: TrainingTask) -> float:
+    """Seconds to write the task's state once, as the trainer does (``torch.save``, fsync, rename)."""
+    payload = {"task": {name: state.state_dict() for name, state in task.checkpoint_state().items()}}
+    with tempfile.TemporaryDirectory() as folder:
+        start = time.perf_counter()
+        atomic_write(Path(folder) / "last.ckpt", lambda tmp: torch.save(payload, tmp))
+        return time.perf_counter() - start
+
+
+def measure_run(run: FileRun, steps: int, accelerator: str, task_network: nn.Module | None) -> RunTimes:
+    """Time a run's costs on this machine: ``steps`` real training steps (after one warm-up step),
+    up to :data:`VALIDATION_BATCHES` validation batches (after the steps, without gradients) and one
+    checkpoint write."""
     config = run.training.model_copy(update={"accelerator": accelerator, "devices": 1, "progress": False})
     fabric = make_fabric(config)
     fabric.seed_everything(config.seed, verbose=False)
     task, _ = build_task(run, Path(), task_network)
     task.setup(fabric, config)
     task.set_training(True)
-    loader = DataLoader(paired_splits(run.data).train, batch_size=config.batch_size, shuffle=True,
+    splits = paired_splits(run.data)
+    loader = DataLoader(splits.train, batch_size=config.batch_size, shuffle=True,
                         generator=torch.Generator().manual_seed(0), drop_last=False)
     batches = [fabric.to_device(batch) for _, batch in zip(range(steps + 1), _cycle(loader), strict=False)]
-    times = []
-    for batch in batches:
-        start = time.perf_counter()
-        task.training_step(batch, fabric)
-        times.append(time.perf_counter() - start)
-    return float(np.median(times[1:]))
+    step = _median_seconds(lambda batch: task.training_step(batch, fabric), batches, warm_up=1)
+    val_loader = DataLoader(splits.val, batch_size=config.batch_size, shuffle=False)
+    val = [fabric.to_device(batch) for _, batch in zip(range(VALIDATION_BATCHES), val_loader, strict=False)]
+    task.set_training(False)
+    with torch.no_grad():
+        val_batch = _median_seconds(task.validation_step, val, warm_up=0)
+    return RunTimes(step=step, val_batch=val_batch, checkpoint=_time_checkpoint(task))
 
 
 def _untrained_task_network(spec: StudySpec, run: FileRun) -> nn.Module | None:
@@ -630,22 +743,38 @@ def _parameters(run: FileRun) -> int:
     return count
 
 
-def plan_study(spec: StudySpec, out_dir: Path, steps: int = 3, accelerator: str = "auto") -> list[PlannedRun]:
-    """The runs of a study with their sizes and a time estimate from measured step times.
+Measure = Callable[[FileRun, int, str, nn.Module | None], RunTimes]
+
+
+def plan_run(name: str, run: FileRun, train_images: int, val_images: int, times: RunTimes, parameters: int,
+             finished: bool) -> PlannedRun:
+    """A run's counts of steps, validation batches and checkpoint writes, with its measured costs."""
+    training = run.training
+    steps = math.ceil(train_images / training.batch_size) * training.epochs
+    checkpoints = CHECKPOINTS_PER_EPOCH * training.epochs
+    if training.checkpoint_every_steps:
+        checkpoints += steps // training.checkpoint_every_steps
+    return PlannedRun(name, parameters, steps, math.ceil(val_images / training.batch_size) * training.epochs,
+                      checkpoints, times, finished)
+
+
+def plan_study(spec: StudySpec, out_dir: Path, steps: int = 3, accelerator: str = "auto",
+               measure: Measure = measure_run) -> list[PlannedRun]:
+    """The runs of a study with their sizes and a time estimate from measured costs.
 
     Args:
         spec: the study.
         out_dir: its folder (runs that have finished there are marked).
         steps: real training steps timed per run (after one warm-up step).
         accelerator: where to time them.
+        measure: what times a run (:func:`measure_run`; tests inject fixed times).
     """
-    train_size = len(paired_splits(spec.data).train)
+    splits = paired_splits(spec.data)
     planned = []
     for name, run in build_runs(spec).items():
-        steps_total = math.ceil(train_size / run.training.batch_size) * run.training.epochs
-        per_step = _time_steps(run, steps, accelerator, _untrained_task_network(spec, run))
-        planned.append(PlannedRun(name, _parameters(run), steps_total, per_step, steps_total * per_step,
-                                  _finished(out_dir / "runs" / name, run.training.epochs)))
+        times = measure(run, steps, accelerator, _untrained_task_network(spec, run))
+        planned.append(plan_run(name, run, len(splits.train), len(splits.val), times, _parameters(run),
+                                _finished(out_dir / "runs" / name, run.training.epochs)))
     return planned
 
 
@@ -654,16 +783,27 @@ def _finished(run_dir: Path, epochs: int) -> bool:
     return path.is_file() and read_checkpoint(path)["loop"]["epoch"] >= epochs
 
 
+def duration(seconds: float) -> str:
+    """Seconds as text: ``"42.0 s"`` below a minute, else ``"3.5 min"``."""
+    return f"{seconds:.1f} s" if seconds < 60 else f"{seconds / 60:.1f} min"
+
+
 def plan_table(planned: Sequence[PlannedRun], jobs: int = 1) -> str:
-    """The plan as a Markdown table with the total estimate."""
-    lines = ["| run | trainable parameters | steps | s / step (measured) | estimate |", "|---|---:|---:|---:|---:|"]
+    """The plan as a Markdown table, with the total estimate and what it includes."""
+    lines = ["| run | trainable parameters | steps | s / step (measured) | training | validation | checkpoints "
+             "| estimate |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for run in planned:
-        estimate = "done (skipped)" if run.finished else f"{run.seconds / 60:.1f} min"
-        lines.append(f"| {run.name} | {run.parameters:,} | {run.steps} | {run.seconds_per_step:.3f} | {estimate} |")
+        estimate = "done (skipped)" if run.finished else duration(run.seconds)
+        lines.append(f"| {run.name} | {run.parameters:,} | {run.steps} | {run.seconds_per_step:.3f} | "
+                     f"{duration(run.training_seconds)} | {duration(run.validation_seconds)} | "
+                     f"{duration(run.checkpoint_seconds)} | {estimate} |")
     total = sum(run.seconds for run in planned if not run.finished)
-    parallel = "" if jobs == 1 else f"; with --jobs {jobs} at best {total / 60 / jobs:.1f} min"
-    lines += ["", f"Training estimate: {total / 60:.1f} min one run at a time{parallel} (validation, evaluation "
-              "and data loading not included)."]
+    parallel = "" if jobs == 1 else f"; with --jobs {jobs} at best {duration(total / jobs)}"
+    lines += ["", f"Estimate: {duration(total)} one run at a time{parallel}. Included, from costs measured on "
+              "this machine: the training steps; a validation pass per epoch (validation batches timed, times the "
+              f"batches of the val split); {CHECKPOINTS_PER_EPOCH} checkpoint writes per epoch (last and best; "
+              "best is written only when it improves, so this is an upper bound), one write timed. Not included: "
+              "reading the data, the task network, evaluation, the report, and other load on the machine."]
     return "\n".join(lines)
 
 
@@ -718,7 +858,7 @@ class FileStudy(Study):
 
 def run_study_of(config: Mapping[str, Any], source: str) -> Study:
     """The study that trains a run configuration written by the engine (``study: file``)."""
-    if config.get("task", "paired") != "paired":
+    if config.get("task", "paired") not in TASKS:
         raise ConfigError(f"{source}: a {config.get('task')!r} run is trained by `taskloss study run`, not alone")
     return FileStudy()
 

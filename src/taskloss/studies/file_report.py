@@ -4,7 +4,8 @@ Reads only what the engine saved (``study.yaml``, ``runs/*/evaluation/``, ``segm
 ``taskloss report OUT`` can redo it at any time. Written to ``OUT/<name>/results/``:
 
 - ``table.md``, ``table.tex``, ``table.csv``: rows "network - loss", the study's metrics as mean ±
-  sd over the test images (best per network in bold), and SIS when the data has labels;
+  sd over the test images (best per network in bold), and SIS when the data has labels; with
+  ``task: csmri`` a first row "Zero-filled", the network inputs scored (never bold);
 - ``pvalues.md``: per network, every loss against the baseline: the median per-image difference
   and the two-sided paired Wilcoxon p-value of each metric (Dice on images whose label has
   foreground);
@@ -35,9 +36,9 @@ from taskloss.studies.common import (
     write_table,
     write_text,
 )
-from taskloss.studies.engine import PREDICTIONS, SEGMENTATION, STUDY_FILE, build_runs
+from taskloss.studies.engine import PREDICTIONS, SEGMENTATION, STUDY_FILE, ZERO_FILLED, build_runs
 from taskloss.studies.paired import paired_data, paired_splits
-from taskloss.studies.spec import HIGHER_IS_BETTER, StudySpec, load_study
+from taskloss.studies.spec import HIGHER_IS_BETTER, KspaceDataSpec, StudySpec, load_study
 from taskloss.studies.terms import describe_loss
 
 Results = dict[str, tuple[list[str], dict[str, np.ndarray]]]
@@ -82,18 +83,30 @@ def _sis(values: dict[str, np.ndarray], truth: dict[str, np.ndarray] | None) -> 
                    ci_high=float("nan"))
 
 
-def results_table(spec: StudySpec, results: Results, truth: dict[str, np.ndarray] | None) -> ResultTable:
-    """Rows "network - loss" in study order, the study's metrics (and SIS with a task network)."""
+def _zero_filled(out_dir: Path) -> tuple[list[str], dict[str, np.ndarray]] | None:
+    """The scores of the zero-filled inputs (``task: csmri``), when the engine saved them."""
+    path = out_dir / ZERO_FILLED / EVALUATION_DIR / TEST_CSV
+    return read_per_image(path) if path.is_file() else None
+
+
+def results_table(spec: StudySpec, results: Results, truth: dict[str, np.ndarray] | None,
+                  zero_filled: tuple[list[str], dict[str, np.ndarray]] | None = None) -> ResultTable:
+    """Rows "network - loss" in study order, the study's metrics (and SIS with a task network); the
+    zero-filled inputs first when given (a reference row that competes for no bold cell)."""
     columns = [Column(m, m.upper(), HIGHER_IS_BETTER[m], digits=2 if m == "psnr" else 3) for m in spec.metrics]
     if truth is not None:
         columns.append(Column("sis", "SIS", higher_is_better=True, show_sd=False))
     rows = []
+    if zero_filled is not None:
+        rows.append(Row("Zero-filled", {m: summarize(zero_filled[1][m]) for m in spec.metrics}, group=None))
     for name, (_, values) in results.items():
         cells: dict[str, Summary | None] = {m: summarize(values[m]) for m in spec.metrics}
         cells["sis"] = _sis(values, truth)
         rows.append(Row(_label(spec, name), cells, group=_parts(spec, name)[0]))
     caption = (f"Test images (n = {len(next(iter(results.values()))[0])}), mean ± sd; best per network in bold"
-               + ("; SIS: the task network's Dice on outputs relative to its Dice on targets." if truth else "."))
+               + ("; SIS: the task network's Dice on outputs relative to its Dice on targets." if truth else ".")
+               + (" Zero-filled: the network input (the undersampled k-space's image) scored as an output."
+                  if zero_filled is not None else ""))
     return ResultTable(columns, rows, caption, first_header="Network - loss")
 
 
@@ -184,7 +197,8 @@ def _figure(results_dir: Path, spec: StudySpec, predictions: dict[str, dict[str,
         window = (0.0, 1.0) if spec.data.normalize != "none" else None
         cases.append(Case(item["id"], item["input"][0].numpy(), outputs, target,
                           detail_crop(target, max(16, target.shape[0] // 4)), display_range=window))
-    return comparison_figure(results_dir / "figure.png", cases, input_label="Input", target_label="Target",
+    return comparison_figure(results_dir / "figure.png", cases,
+                             input_label="Zero-filled" if spec.task == "csmri" else "Input", target_label="Target",
                              title=f"{spec.name}: test images")
 
 
@@ -193,12 +207,14 @@ def render_file_study(out_dir: Path) -> str:
     spec = load_study(out_dir / STUDY_FILE)
     results = _read(out_dir, spec)
     truth = _truth_dice(out_dir)
+    zero_filled = _zero_filled(out_dir)
     results_dir = out_dir / "results"
-    table = results_table(spec, results, truth)
+    table = results_table(spec, results, truth, zero_filled)
     tests = paired_tests(spec, results, truth)
     write_table(results_dir, table)
     write_text(results_dir / "pvalues.md", pvalue_markdown(spec, tests))
-    _write_per_image(results_dir / "per_image.csv", results)
+    _write_per_image(results_dir / "per_image.csv", results if zero_filled is None else
+                     {ZERO_FILLED: zero_filled, **results})
     predictions = _predictions(out_dir, list(results))
     test = paired_splits(spec.data).test
     targets = {test[i]["id"]: test[i]["target"][0].numpy() for i in range(len(test))}
@@ -210,6 +226,14 @@ def render_file_study(out_dir: Path) -> str:
 def _data_line(spec: StudySpec) -> str:
     data = paired_data(spec.data)
     counts = {split: data.splits.count(split) for split in ("train", "val", "test")}
+    if isinstance(spec.data, KspaceDataSpec):
+        settings = spec.data
+        centre = "default" if settings.center_fraction is None else f"{settings.center_fraction:g}"
+        return (f"Data: {len(data.ids)} slices of {len(set(data.subjects))} fastMRI files in `{settings.path}`, "
+                f"{settings.size} px, {settings.mask} mask at acceleration {settings.acceleration:g} (centre "
+                f"fraction {centre}, mask seed {settings.mask_seed}); input the zero-filled magnitude, target "
+                f"the fully sampled magnitude, both divided by the target's maximum; split by file (seed "
+                f"{settings.split.seed}): {counts['train']} train, {counts['val']} val, {counts['test']} test slices.")
     return (f"Data: {len(data.ids)} pairs from `{spec.data.path}` at {spec.data.size} px (normalize "
             f"`{spec.data.normalize}`), split by {data.by} (seed {spec.data.split.seed}): {counts['train']} train, "
             f"{counts['val']} val, {counts['test']} test images.")

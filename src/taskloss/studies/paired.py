@@ -1,4 +1,5 @@
-"""The data of a ``task: paired`` study: a folder of image pairs, prepared and split.
+"""The data of a ``task: paired`` study: a folder of image pairs, prepared and split (and the
+:class:`PairedData` that a ``task: csmri`` study's reader, :mod:`taskloss.studies.kspace_pairs`, fills).
 
 Folder layout::
 
@@ -36,7 +37,7 @@ from torch.utils.data import Dataset
 from taskloss.data import io
 from taskloss.data.splits import SPLITS, Splits, split_subjects
 from taskloss.errors import DataError
-from taskloss.studies.spec import DataSpec
+from taskloss.studies.spec import AnyDataSpec, DataSpec, FileSplitSpec, KspaceDataSpec
 
 FOLDERS = ("input", "target")
 LABELS = "labels"
@@ -182,27 +183,54 @@ def read_paired(spec: DataSpec) -> PairedData:
         if LABELS in files:
             labels.append(_resize(_read_2d(files[LABELS][name]), spec.size, labels=True)[0].round().long())
     subjects, by = assign_subjects(ids, spec.split.by)
-    numbers = {subject: n for n, subject in enumerate(sorted(set(subjects)))}
-    if len(numbers) < 3:
-        raise DataError(f"{spec.path}: {len(ids)} pairs of {len(numbers)} subject(s); train, val and test need "
-                        "one subject each at least: add pairs (or use split.by: file)")
-    split_of = split_subjects(numbers.values(), spec.split.seed, spec.split.val, spec.split.test)
+    splits = split_groups(subjects, spec.split, f"{spec.path}: {len(ids)} pairs", "subject",
+                          "add pairs (or use split.by: file)")
     return PairedData(inputs=torch.stack(inputs), targets=torch.stack(targets),
                       labels=_classes(torch.stack(labels)) if labels else None, ids=ids, subjects=subjects,
-                      splits=[split_of[numbers[s]] for s in subjects], by=by)
+                      splits=splits, by=by)
+
+
+def split_groups(groups: list[str], split: FileSplitSpec, what: str, unit: str, advice: str) -> list[str]:
+    """The split of every item: its group (subject or file) shuffled with ``split.seed``, validation
+    and test ``round(n * share)`` groups each (at least one), by
+    :func:`taskloss.data.splits.split_subjects`.
+
+    Args:
+        groups: the group of each item.
+        split: shares and seed.
+        what: where and how many items, for the error (``"pairs/: 12 pairs"``).
+        unit: what a group is, for the error ("subject", "file").
+        advice: what to do when there are fewer than 3 groups.
+
+    Raises:
+        DataError: fewer than 3 groups.
+    """
+    numbers = {group: n for n, group in enumerate(sorted(set(groups)))}
+    if len(numbers) < 3:
+        raise DataError(f"{what} of {len(numbers)} {unit}(s); train, val and test need one {unit} each at "
+                        f"least: {advice}")
+    split_of = split_subjects(numbers.values(), split.seed, split.val, split.test)
+    return [split_of[numbers[group]] for group in groups]
 
 
 @functools.lru_cache(maxsize=2)
-def _cached(spec_json: str) -> PairedData:
+def _cached(task: str, spec_json: str) -> PairedData:
+    if task == "csmri":
+        # Imported here: the k-space reader builds on this module's PairedData and split rule.
+        from taskloss.studies.kspace_pairs import read_kspace_pairs
+
+        return read_kspace_pairs(KspaceDataSpec.model_validate_json(spec_json))
     return read_paired(DataSpec.model_validate_json(spec_json))
 
 
-def paired_data(spec: DataSpec) -> PairedData:
-    """:func:`read_paired`, read once per process and settings (the runs of a study share it)."""
-    return _cached(spec.model_dump_json())
+def paired_data(spec: AnyDataSpec) -> PairedData:
+    """The pairs of a study's data, read once per process and settings (the runs of a study share
+    them): :func:`read_paired` for a :class:`DataSpec`, :func:`~taskloss.studies.kspace_pairs.
+    read_kspace_pairs` for a :class:`KspaceDataSpec` (``task: csmri``)."""
+    return _cached("csmri" if isinstance(spec, KspaceDataSpec) else "paired", spec.model_dump_json())
 
 
-def paired_splits(spec: DataSpec) -> Splits:
+def paired_splits(spec: AnyDataSpec) -> Splits:
     """The train, val and test datasets of ``spec``."""
     data = paired_data(spec)
     return Splits(*(PairedDataset(data, split) for split in SPLITS))

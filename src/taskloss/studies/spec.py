@@ -5,6 +5,9 @@ an unknown loss term is one :class:`~taskloss.errors.ConfigError` whose message 
 key and the choices, e.g. ``study.yaml: losses.ssim_l1: unknown key 'sssim'; choose one of l1, mse,
 ...``.
 
+``task: paired`` reads image pairs (:class:`DataSpec`); ``task: csmri`` undersamples fastMRI
+k-space into pairs (:class:`KspaceDataSpec`); the other keys are the same for both.
+
 Example (``docs/studies.md`` explains each key)::
 
     name: denoise-t1
@@ -25,17 +28,21 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import torch
 from pydantic import (
     AfterValidator,
     Field,
     SerializerFunctionWrapHandler,
     ValidationInfo,
+    ValidatorFunctionWrapHandler,
     field_validator,
     model_serializer,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
 
+from taskloss.data.masks import make_mask
+from taskloss.errors import InputError
 from taskloss.networks.factory import NETWORKS, list_networks
 from taskloss.studies.common import validate_config
 from taskloss.studies.perception import PerceptionChoice
@@ -66,19 +73,28 @@ class SpecModel(StrictModel):
         return data
 
 
-class SplitSpec(SpecModel):
-    """Seeded train/val/test split (see ``docs/studies.md``, "Splits").
+class FileSplitSpec(SpecModel):
+    """Seeded train/val/test split of files (``task: csmri``: one fastMRI file is one volume).
 
     Attributes:
         val: share of subjects (or files) for validation, in (0, 1).
         test: share for the test split, in (0, 1); ``val + test < 1``.
         seed: seed of the shuffle.
-        by: "auto" (by subject when the file names say so, else by file), "subject" or "file".
     """
 
     val: float = Field(0.2, gt=0, lt=1)
     test: float = Field(0.2, gt=0, lt=1)
     seed: int = 0
+
+
+class SplitSpec(FileSplitSpec):
+    """Seeded train/val/test split of pairs (see ``docs/studies.md``, "Splits").
+
+    Attributes:
+        by: "auto" (by subject when the file names say so, else by file), "subject" or "file";
+            the other attributes as :class:`FileSplitSpec`.
+    """
+
     by: Literal["auto", "subject", "file"] = "auto"
 
 
@@ -98,6 +114,87 @@ class DataSpec(SpecModel):
     size: int = Field(64, ge=8)
     split: SplitSpec = SplitSpec()
     normalize: Literal["target", "each", "none"] = "target"
+
+
+MASKS = ("random", "equispaced", "cartesian-vd", "vd-2d")
+"""Undersampling patterns of ``task: csmri`` (:mod:`taskloss.data.masks`)."""
+
+
+class KspaceDataSpec(SpecModel):
+    """``task: csmri``: a folder of fastMRI single-coil HDF5 files, undersampled into image pairs.
+
+    Each selected slice of each file is one pair (:mod:`taskloss.studies.kspace_pairs` says how):
+    input the zero-filled magnitude of the undersampled k-space, target the reference magnitude,
+    both divided by the reference's largest value (the target's maximum is 1).
+
+    Attributes:
+        path: folder of ``*.h5`` files (relative paths are relative to the study file's folder).
+        size: slices are cropped to the stored reconstruction's shape (fastMRI's 320 x 320 crop)
+            and reduced to ``size`` x ``size`` by keeping the central k-space, as the built-in
+            csmri study does.
+        split: the split of the files (each file is one volume, so one subject).
+        slices: ``[start, stop]``, the slices kept of every volume with Python's slice rule
+            (negative numbers count from the end: ``[5, -5]`` drops five at each end; None is an
+            open end); None keeps all.
+        mask: "random" (fastMRI's ``RandomMaskFunc``), "equispaced" (``EquiSpacedMaskFunc``),
+            "cartesian-vd" (Seitzer et al.) or "vd-2d"; lines along the last axis.
+        acceleration: undersampling factor, >= 1 (an integer for "equispaced").
+        center_fraction: share of central k-space always sampled, in [0, 1 / acceleration];
+            default fastMRI's pairs, 0.08 at acceleration 4 or less, else 0.04 ("cartesian-vd":
+            default Seitzer's 8 lines of 512, scaled).
+        mask_seed: seed of the masks; each slice has one fixed mask, drawn from ``mask_seed`` and
+            the slice's id, the same in every run and every split.
+    """
+
+    path: Path
+    size: int = Field(320, ge=8)
+    split: FileSplitSpec = FileSplitSpec()
+    slices: tuple[int | None, int | None] | None = None
+    mask: Literal["random", "equispaced", "cartesian-vd", "vd-2d"] = "random"
+    acceleration: float = Field(4.0, ge=1)
+    center_fraction: float | None = Field(None, ge=0, lt=1)
+    mask_seed: int = 0
+
+    @model_validator(mode="after")
+    def _mask_is_possible(self) -> "KspaceDataSpec":
+        try:
+            self.make_mask(torch.Generator().manual_seed(0))
+        except InputError as error:
+            raise PydanticCustomError("mask", "{problem}", {"problem": str(error)}) from None
+        return self
+
+    @property
+    def normalize(self) -> Literal["peak"]:
+        """The scaling (:class:`DataSpec`'s key): slices divided by the reference's peak, so
+        targets span [0, 1] (predictions are clipped to [0, 1], data_range 1)."""
+        return "peak"
+
+    def make_mask(self, generator: torch.Generator) -> torch.Tensor:
+        """One mask (1, size, size) float32 0/1 of these settings."""
+        center_lines = None
+        if self.mask == "cartesian-vd" and self.center_fraction is not None:
+            center_lines = round(self.center_fraction * self.size)
+        return make_mask(self.mask, (self.size, self.size), self.acceleration, generator,
+                         center_lines=center_lines,
+                         center_fraction=None if self.mask == "cartesian-vd" else self.center_fraction)
+
+
+TASKS = ("paired", "csmri")
+"""``task:`` of a study file: image -> image pairs, or undersampled k-space -> image."""
+AnyDataSpec = DataSpec | KspaceDataSpec
+
+
+def data_spec(task: str | None, value: Any) -> AnyDataSpec:
+    """``data:`` validated as the data of ``task`` (:class:`KspaceDataSpec` for "csmri", else
+    :class:`DataSpec`), so a key of the other task is an unknown key.
+
+    Raises:
+        pydantic.ValidationError: naming the bad key under ``data``.
+    """
+    model: type[AnyDataSpec] = KspaceDataSpec if task == "csmri" else DataSpec
+    if isinstance(value, DataSpec | KspaceDataSpec):
+        value = value.model_dump()
+    return model.model_validate(value)
 
 
 def _registered(name: str) -> str:
@@ -355,8 +452,8 @@ class StudySpec(SpecModel):
     """A whole study file (see the module docstring and ``docs/studies.md``)."""
 
     name: str = Field(pattern=STUDY_NAME_PATTERN)
-    task: Literal["paired"] = "paired"
-    data: DataSpec
+    task: Literal["paired", "csmri"] = "paired"
+    data: AnyDataSpec
     networks: dict[str, NetworkSpec] = Field(min_length=1)
     losses: dict[str, LossSpec] = Field(min_length=1)
     metrics: list[Literal["mae", "psnr", "ssim", "hfen", "nmse"]] = Field(
@@ -366,6 +463,11 @@ class StudySpec(SpecModel):
     segmentation: SegmentationSpec = SegmentationSpec()
     figure_cases: int = Field(3, ge=1)
     slurm: SlurmSpec = SlurmSpec()
+
+    @field_validator("data", mode="wrap")
+    @classmethod
+    def _data_of_task(cls, value: Any, handler: ValidatorFunctionWrapHandler, info: ValidationInfo) -> AnyDataSpec:
+        return data_spec(info.data.get("task"), value)
 
     @field_validator("networks", "losses")
     @classmethod

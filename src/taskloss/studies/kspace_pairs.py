@@ -1,0 +1,116 @@
+"""The data of a ``task: csmri`` study: fastMRI single-coil HDF5 files undersampled into image pairs.
+
+``data.path`` holds ``*.h5`` files (read by :func:`taskloss.data.io.read_fastmri`): ``kspace``
+(slices, H, W) complex, fully sampled, DC at the centre; optionally ``reconstruction_esc`` or
+``reconstruction_rss``, whose *shape* gives fastMRI's crop. Each file is one volume, so one
+subject: the files are split with ``data.split`` (seeded, by file;
+:func:`taskloss.studies.paired.split_groups`, the paired study's rule).
+
+Each kept slice ``k`` of ``F.h5`` (``data.slices``) is one pair with id ``F_z<k:03d>``, built with
+the conventions of the built-in csmri study (:mod:`taskloss.data.kspace`, orthonormal centred
+FFTs; :func:`taskloss.data.csmri.load_csmri_folder`):
+
+1. ``x = center_crop(ifft2c(kspace[k]), crop)``: the fully sampled complex image on the grid of
+   the stored reconstruction (``reconstruction_esc``, else ``reconstruction_rss``, else the
+   centred square of side min(H, W));
+2. ``x = ifft2c(center_crop(fft2c(x), (size, size)))``: the central k-space kept (the same field of
+   view at a lower resolution; nothing changes when ``size`` is the crop's side), then
+   ``x = x / max|x|`` (:func:`taskloss.data.csmri.normalize_peak`);
+3. a mask ``m`` (1, size, size) of ``data.mask`` at ``data.acceleration`` (lines along the last
+   axis, :mod:`taskloss.data.masks`), drawn once per slice from ``(data.mask_seed, crc32(id))``:
+   the same in every run and split, so evaluation is reproducible;
+4. **input** ``|ifft2c(m * fft2c(x))|``, the zero-filled magnitude, and **target** ``|x|``: both
+   on the reference's scale, the target's maximum 1 (the input may exceed 1 a little; scored
+   outputs are clipped to [0, 1] and data_range is 1, as for normalised paired data).
+
+The target is the magnitude of the fully sampled k-space's image, not the stored reconstruction's
+values: input and target then come from the same k-space (at acceleration 1 they are equal). For
+fastMRI's single-coil files this is how ``reconstruction_esc`` is defined (the magnitude of the
+emulated single-coil k-space's inverse FFT, cropped to 320 x 320), so at ``size`` 320 the target is
+``reconstruction_esc`` divided by its slice maximum.
+"""
+
+import zlib
+from pathlib import Path
+
+import torch
+
+from taskloss.data import io
+from taskloss.data.csmri import MASK_STREAM, normalize_peak
+from taskloss.data.fields import generator_for
+from taskloss.data.kspace import center_crop, fft2c, ifft2c, undersample
+from taskloss.errors import DataError
+from taskloss.studies.paired import PairedData, split_groups
+from taskloss.studies.spec import KspaceDataSpec
+
+SUFFIX = ".h5"
+
+
+def slice_id(path: Path, index: int) -> str:
+    """The id of slice ``index`` of a file: ``<stem>_z<index:03d>``."""
+    return f"{path.stem}_z{index:03d}"
+
+
+def slice_mask(spec: KspaceDataSpec, image_id: str) -> torch.Tensor:
+    """The fixed mask (1, size, size) float32 0/1 of one slice, from ``spec.mask_seed`` and its id."""
+    return spec.make_mask(generator_for(spec.mask_seed, MASK_STREAM, zlib.crc32(image_id.encode())))
+
+
+def kept_slices(spec: KspaceDataSpec, count: int, path: Path) -> list[int]:
+    """Indices of the slices ``spec.slices`` keeps of a volume of ``count`` slices (Python's slice rule)."""
+    kept = list(range(count))[slice(*spec.slices)] if spec.slices is not None else list(range(count))
+    if not kept:
+        raise DataError(f"{path}: data.slices {list(spec.slices or ())} keeps none of its {count} slices; "
+                        "widen data.slices (e.g. [0, null] keeps all) or leave the file out")
+    return kept
+
+
+def reference_images(volume: io.FastMRIVolume, kept: list[int], size: int) -> torch.Tensor:
+    """Steps 1-2 of the module docstring: complex (slices, 1, size, size), each slice's peak magnitude 1."""
+    image = center_crop(ifft2c(torch.from_numpy(volume.kspace[kept])), volume.crop)
+    if min(image.shape[-2:]) < size:
+        raise DataError(f"{volume.path}: slices of {tuple(image.shape[-2:])} (the {volume.reference} grid) are "
+                        f"smaller than data.size {size}; use a data.size of at most {min(image.shape[-2:])}, "
+                        "or leave the file out")
+    return normalize_peak(ifft2c(center_crop(fft2c(image), (size, size)))[:, None])
+
+
+def find_files(folder: Path) -> list[Path]:
+    """The ``*.h5`` files of a folder, sorted by name."""
+    if not folder.is_dir():
+        raise DataError(f"{folder}: no such folder; data.path of a csmri study is a folder of fastMRI "
+                        "single-coil .h5 files")
+    files = sorted(p for p in folder.iterdir() if p.suffix == SUFFIX and p.is_file())
+    if not files:
+        raise DataError(f"{folder} holds no .h5 file; a csmri study reads fastMRI single-coil HDF5 files "
+                        "('kspace' (slices, H, W) complex)")
+    return files
+
+
+def read_kspace_pairs(spec: KspaceDataSpec) -> PairedData:
+    """Read, undersample and split the slices of ``spec.path`` (see the module docstring).
+
+    Returns:
+        Inputs and targets (N, 1, size, size) float32, no labels, ids ``<stem>_z<k>``, subjects the
+        file stems, split by file.
+
+    Raises:
+        DataError: a missing or empty folder, an unreadable or malformed file (naming it), slices
+            smaller than ``size``, a ``slices`` range that keeps nothing, fewer than 3 files.
+    """
+    inputs, targets, ids, subjects = [], [], [], []
+    for path in find_files(spec.path):
+        volume = io.read_fastmri(path, reconstruction_optional=True)
+        kept = kept_slices(spec, volume.kspace.shape[0], path)
+        reference = reference_images(volume, kept, spec.size)
+        names = [slice_id(path, k) for k in kept]
+        masks = torch.stack([slice_mask(spec, name) for name in names])
+        zero_filled, _ = undersample(reference, masks)
+        inputs.append(zero_filled.abs())
+        targets.append(reference.abs())
+        ids += names
+        subjects += [path.stem] * len(kept)
+    splits = split_groups(subjects, spec.split, f"{spec.path}: {len(ids)} slices", "file",
+                          "add fastMRI files (each file is one volume)")
+    return PairedData(inputs=torch.cat(inputs).float(), targets=torch.cat(targets).float(), labels=None, ids=ids,
+                      subjects=subjects, splits=splits, by="file")
