@@ -46,7 +46,7 @@ from common import machine
 
 
 def _demo_data(overrides: dict[str, Any]) -> CsmriConfig:
-    return CsmriConfig.from_mapping({**PRESETS["demo"].data, **overrides})
+    return CsmriConfig(**{**PRESETS["demo"].data, **overrides})
 
 
 def _dlmri(args: argparse.Namespace) -> None:
@@ -56,8 +56,8 @@ def _dlmri(args: argparse.Namespace) -> None:
     items = [test[i] for i in range(0, len(test), step)][:args.images]
     batch = {k: torch.stack([item[k] for item in items]) for k in ("input", "kspace", "mask", "magnitude")}
     reference, zero = batch["magnitude"], magnitude(batch["input"])
-    options = {**PRESETS["demo"].dlmri, "initial_error_threshold": None, "error_threshold": 0.023,
-               **json.loads(args.options)}
+    options = {**PRESETS["demo"].dlmri.model_dump(exclude_unset=True), "initial_error_threshold": None,
+               "error_threshold": 0.023, **json.loads(args.options)}
     print(f"{len(items)} test slices, {int(batch['mask'][0, 0, 0].sum())} of {config.size} lines, DLMRI {options}")
     started = time.perf_counter()
 
@@ -65,7 +65,7 @@ def _dlmri(args: argparse.Namespace) -> None:
         value = psnr(magnitude(image), reference, data_range="target_max").mean().item()
         print(f"  iteration {iteration}: PSNR {value:.2f} dB ({time.perf_counter() - started:.0f} s)", flush=True)
 
-    result = magnitude(dlmri(batch["kspace"], batch["mask"], DlmriConfig.from_dict(options), on_iteration=report))
+    result = magnitude(dlmri(batch["kspace"], batch["mask"], DlmriConfig(**options), on_iteration=report))
     for name, image in (("zero-filled", zero), ("DLMRI", result)):
         print(f"{name}: PSNR {psnr(image, reference, data_range='target_max').mean().item():.2f} dB, "
               f"SSIM {ssim(image, reference, data_range='target_max').mean().item():.3f}")

@@ -40,8 +40,8 @@ def train(name: str, loss: torch.nn.Module, data: dict[str, tuple[torch.Tensor, 
           network: str, epochs: int, seed: int) -> torch.nn.Module:
     """Adam 1e-3, batch 8; returns the model of the best validation loss."""
     torch.manual_seed(seed)
-    kind, options = PRESETS["demo"].networks[network]
-    model = create_network(kind, **options)
+    preset_network = PRESETS["demo"].networks[network]
+    model = create_network(preset_network.name, **preset_network.options)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     inputs, targets = data["train"]
     generator = torch.Generator().manual_seed(seed)

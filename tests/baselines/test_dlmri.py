@@ -1,7 +1,6 @@
 """DLMRI: data consistency, improvement over zero-filling on a real image, batching, seeding, the
 patch grid, and bad input."""
 
-import dataclasses
 
 import numpy as np
 import pytest
@@ -11,6 +10,7 @@ from sklearn.feature_extraction.image import extract_patches_2d, reconstruct_fro
 
 from taskloss.baselines import DlmriConfig, dlmri, initial_dictionary, zero_filled
 from taskloss.baselines.dlmri import _PatchGrid
+from taskloss.config import validate_config
 from taskloss.data.kspace import channels_to_complex, fft2c, magnitude
 from taskloss.data.samples import mr_slice, shepp_logan
 from taskloss.errors import ConfigError, InputError
@@ -64,8 +64,8 @@ def test_noisy_update_is_the_weighted_mean_of_estimate_and_measurements() -> Non
     # entries of two runs determine fft2c(x) there, and the unsampled ones must agree.
     image, mask = _mr(32), line_mask(32, acceleration=3, central=4, seed=2)
     kspace = _measure(image, mask)
-    one_step = dataclasses.replace(QUICK, outer_iterations=1)
-    runs = [fft2c(channels_to_complex(dlmri(kspace, mask, dataclasses.replace(one_step, nu=nu))))
+    one_step = QUICK.model_copy(update={"outer_iterations": 1})
+    runs = [fft2c(channels_to_complex(dlmri(kspace, mask, one_step.model_copy(update={"nu": nu}))))
             for nu in (0.5, 4.0)]
     estimate = 1.5 * runs[0] - 0.5 * kspace  # (k + nu k0) / (1 + nu) solved for k, nu = 0.5
     sampled = mask.expand_as(kspace).bool()
@@ -102,8 +102,8 @@ def test_coarse_to_fine_schedule_beats_zero_filling_by_more() -> None:
     quick = DlmriConfig(outer_iterations=6, ksvd_iterations=1, training_patches=2000)
     baseline = psnr(magnitude(zero_filled(kspace, mask)), image, data_range="target_max")
     gains = [(psnr(magnitude(dlmri(kspace, mask, config)), image, data_range="target_max") - baseline).item()
-             for config in (quick, dataclasses.replace(quick, initial_error_threshold=0.2,
-                                                       error_threshold=0.05))]
+             for config in (quick, quick.model_copy(update={"initial_error_threshold": 0.2,
+                                                                    "error_threshold": 0.05}))]
     assert gains[1] > 3.0 and gains[1] > gains[0] + 2.0  # 4.2 and 1.2 dB measured
 
 
@@ -111,7 +111,7 @@ def test_batch_results_equal_single_image_results() -> None:
     images = torch.cat([_mr(24), torch.from_numpy(shepp_logan(24))[None, None]])
     masks = torch.cat([line_mask(24, 3, 4, seed) for seed in (4, 5)])
     kspace = _measure(images, masks)
-    config = dataclasses.replace(QUICK, training_patches=300)  # a random subset of the patches
+    config = QUICK.model_copy(update={"training_patches": 300})  # a random subset of the patches
     batch = dlmri(kspace, masks, config, seed=7)
     for item in range(2):
         single = dlmri(kspace[item:item + 1], masks[item:item + 1], config, seed=7)
@@ -121,7 +121,7 @@ def test_batch_results_equal_single_image_results() -> None:
 def test_the_seed_picks_the_training_patches() -> None:
     image, mask = _mr(24), line_mask(24, 3, 4, seed=6)
     kspace = _measure(image, mask)
-    config = dataclasses.replace(QUICK, training_patches=100)
+    config = QUICK.model_copy(update={"training_patches": 100})
     first = dlmri(kspace, mask, config, seed=1)
     assert torch.equal(first, dlmri(kspace, mask, config, seed=1))
     assert not torch.allclose(first, dlmri(kspace, mask, config, seed=2))
@@ -132,7 +132,7 @@ def test_odd_sizes_dtype_stride_and_intensity_scale() -> None:
     image = torch.randn(1, 1, 21, 26, generator=generator, dtype=torch.float64).cumsum(-1)
     mask = (torch.rand(1, 1, 21, 1, generator=generator) < 0.5).double()
     kspace = fft2c(image.to(torch.complex128)) * mask
-    config = dataclasses.replace(QUICK, stride=4)
+    config = QUICK.model_copy(update={"stride": 4})
     result = dlmri(kspace, mask, config)
     assert result.shape == (1, 2, 21, 26) and result.dtype == torch.float64
     # The error target is relative to the image's peak, so DLMRI commutes with scaling.
@@ -181,28 +181,31 @@ def test_initial_dictionary_is_pca_then_training_patches() -> None:
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"patch_size": 1}, "patch_size must be >= 2"),
-        ({"n_atoms": 0}, "n_atoms must be a positive integer, got 0"),
-        ({"outer_iterations": 2.5}, "outer_iterations must be a positive integer, got 2.5"),
-        ({"ksvd_iterations": True}, "ksvd_iterations must be a positive integer"),
-        ({"sparsity": 40}, r"sparsity \(40\) exceeds n_atoms \(36\)"),
-        ({"stride": 7}, r"stride \(7\) exceeds patch_size \(6\)"),
-        ({"error_threshold": -0.1}, "error_threshold must be a number >= 0"),
-        ({"error_threshold": "0.02"}, "error_threshold must be a number >= 0, got '0.02'"),
-        ({"initial_error_threshold": -1.0}, "initial_error_threshold must be a number >= 0 or None"),
-        ({"nu": 0}, "nu must be a number > 0, or None"),
-        ({"warm_start": "yes"}, "warm_start must be true or false"),
+        ({"patch_size": 1}, "dlmri: patch_size: Input should be greater than or equal to 2"),
+        ({"n_atoms": 0}, "dlmri: n_atoms: Input should be greater than or equal to 1"),
+        ({"outer_iterations": 2.5}, "dlmri: outer_iterations: Input should be a valid integer"),
+        ({"ksvd_iterations": True}, "dlmri: ksvd_iterations: Input should be a valid integer"),
+        ({"sparsity": 40}, "dlmri: sparsity (40) exceeds n_atoms (36); lower sparsity or raise n_atoms"),
+        ({"stride": 7}, "dlmri: stride (7) exceeds patch_size (6), which would leave pixels uncovered; lower stride"),
+        ({"error_threshold": -0.1}, "dlmri: error_threshold: Input should be greater than or equal to 0"),
+        ({"error_threshold": "0.02"}, "dlmri: error_threshold: Input should be a valid number"),
+        ({"initial_error_threshold": -1.0},
+         "dlmri: initial_error_threshold: Input should be greater than or equal to 0"),
+        ({"nu": 0}, "dlmri: nu: Input should be greater than 0"),
+        ({"warm_start": "yes"}, "dlmri: warm_start: Input should be a valid boolean"),
+        ({"atoms": 36}, "dlmri: (root): unknown key 'atoms'; choose one of patch_size, n_atoms, sparsity, "
+                        "error_threshold, initial_error_threshold, outer_iterations, ksvd_iterations, "
+                        "training_patches, stride, nu, warm_start"),
     ],
 )
 def test_config_rejects_bad_options(options: dict[str, object], message: str) -> None:
-    with pytest.raises(ConfigError, match=message):
-        DlmriConfig(**options)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError) as error:
+        validate_config(DlmriConfig, options, "dlmri")
+    assert str(error.value) == message
 
 
-def test_config_from_dict_names_unknown_keys_and_paper_settings() -> None:
-    with pytest.raises(ConfigError, match=r"unknown DLMRI option\(s\) atoms; valid options: error_thr"):
-        DlmriConfig.from_dict({"atoms": 36})
-    assert DlmriConfig.from_dict({"nu": 2.0}) == DlmriConfig(nu=2.0)
+def test_config_from_a_mapping_and_paper_settings() -> None:
+    assert validate_config(DlmriConfig, {"nu": 2}, "dlmri") == DlmriConfig(nu=2.0)
     paper = DlmriConfig.paper()
     assert (paper.patch_size, paper.n_atoms, paper.sparsity, paper.ksvd_iterations,
             paper.training_patches, paper.stride, paper.warm_start) == (6, 36, 7, 20, 7200, 1, False)

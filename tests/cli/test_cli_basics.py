@@ -47,8 +47,10 @@ def test_config_errors_name_the_file_and_key(tmp_path, run_cli):
     config.write_text("study: mr2xray\nnetwork: unet\nloss: l1\ntraining:\n  epochz: 3\n")
     status, error = run_cli("train", str(config))
     assert status == 2
-    assert error.strip() == (f"taskloss: error: {config}: training.epochz: unknown key (check the spelling; "
-                             "see the documented keys)")
+    assert error.strip() == (f"taskloss: error: {config}: training: unknown key 'epochz'; choose one of epochs, "
+                             "batch_size, seed, accelerator, devices, num_nodes, precision, num_workers, "
+                             "checkpoint_every_steps, log_every_steps, monitor, monitor_mode, grad_clip, progress, "
+                             "deterministic, optimizer")
     config.write_text("study: nonsense\n")
     assert "key 'study' must be one of mr2xray, csmri" in run_cli("train", str(config))[1]
     assert "is not of the form key=value" in run_cli("train", str(config), "training.epochs")[1]

@@ -42,7 +42,7 @@ def test_bad_argument_is_one_line_and_exit_2(tmp_path):
                             timeout=120)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        "taskloss: error: acceleration must be >= 1 (1 = fully sampled), got 0.5"]
+        "taskloss: error: taskloss simulate csmri: acceleration must be >= 1 (1 = fully sampled), got 0.5"]
 
 
 def _simulate(out, *extra: str):

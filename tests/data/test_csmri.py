@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from taskloss.config import validate_config
 from taskloss.data.csmri import (
     CsmriConfig,
     CsmriDataset,
@@ -20,7 +21,7 @@ from taskloss.data.csmri import (
     write_csmri,
 )
 from taskloss.data.kspace import fft2c
-from taskloss.errors import ConfigError, DataError, InputError
+from taskloss.errors import ConfigError, DataError
 
 SMALL = {"subjects": 3, "slices": 4, "size": 32, "anatomy": "ellipsoid", "acceleration": 4, "seed": 2}
 
@@ -117,24 +118,27 @@ def test_fastmri_files(tmp_path):
         load_csmri_folder(tmp_path, CsmriConfig(size=32))
 
 
-def test_config_and_folder_errors(tmp_path):
-    with pytest.raises(InputError, match="acceleration must be >= 1"):
-        CsmriConfig(acceleration=0.5)
-    with pytest.raises(InputError, match=r"center_lines \(20\) is more than the 12 lines"):
-        CsmriConfig(size=96, center_lines=20)
-    with pytest.raises(InputError, match="slices must be >= 1"):
-        CsmriConfig(slices=-2)
-    with pytest.raises(ConfigError, match=r"unknown csmri data setting\(s\) \['accel'\]"):
-        CsmriConfig.from_mapping({"accel": 4})
+@pytest.mark.parametrize(("settings", "message"), [
+    ({"acceleration": 0.5}, "data: acceleration must be >= 1 (1 = fully sampled), got 0.5"),
+    ({"size": 96, "center_lines": 20}, "data: center_lines (20) is more than the 12 lines sampled at acceleration "
+                                       "8.0 of 96; lower center_lines or acceleration"),
+    ({"slices": -2}, "data: slices: Input should be greater than or equal to 1"),
+    ({"accel": 4}, "data: (root): unknown key 'accel'; choose one of subjects, slices, size, seed, anatomy, "),
+    ({"zoom": 0.5}, "data: zoom: Input should be greater than or equal to 1"),
+    ({"orientations": ["axial", "oblique"]}, "data: orientations.1: Input should be 'axial', 'coronal' or 'sagittal'"),
+    ({"orientations": []}, "data: orientations: Tuple should have at least 1 item after validation, not 0"),
+    ({"texture": -0.1}, "data: texture: Input should be greater than or equal to 0"),
+    ({"subjects": 2}, "data: subjects must be >= 3 (train, val and test get one each at least), got 2"),
+])
+def test_config_errors_name_the_key(settings, message):
+    with pytest.raises(ConfigError) as error:
+        validate_config(CsmriConfig, settings, "data")
+    assert str(error.value).startswith(message)
+
+
+def test_folder_errors(tmp_path):
     with pytest.raises(DataError, match="holds neither images/"):
         load_csmri_folder(tmp_path, CsmriConfig())
-    with pytest.raises(InputError, match="zoom must be >= 1"):
-        CsmriConfig(zoom=0.5)
-    with pytest.raises(InputError, match=r"orientations must be a non-empty list of \['axial', 'coronal', "
-                                         r"'sagittal'\], got \['oblique'\]"):
-        CsmriConfig(orientations=("oblique",))
-    with pytest.raises(InputError, match="noise and texture must be >= 0"):
-        CsmriConfig(texture=-0.1)
 
 
 def test_kspace_noise_has_the_requested_sigma_in_kspace_and_image():
@@ -187,9 +191,9 @@ def test_slices_of_each_orientation_follow_its_axes():
 
 
 def test_orientations_from_a_mapping_are_a_hashable_tuple():
-    config = CsmriConfig.from_mapping({"orientations": ["axial", "sagittal"]})
-    assert config.orientations == ("axial", "sagittal") and hash(config) == hash(CsmriConfig.from_mapping(
-        {"orientations": ("axial", "sagittal")}))
+    config = validate_config(CsmriConfig, {"orientations": ["axial", "sagittal"]}, "data")
+    assert config.orientations == ("axial", "sagittal") and hash(config) == hash(CsmriConfig(
+        orientations=("axial", "sagittal")))
 
 
 def test_zoom_narrows_each_slice_inside_the_full_field():

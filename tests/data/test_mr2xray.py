@@ -1,12 +1,14 @@
 """The mr2xray dataset: item contract, physics of the pairs, splits, folders written and read."""
 
 import math
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import pytest
 import torch
 
+from taskloss.config import validate_config
 from taskloss.data.mr2xray import (
     Mr2XrayConfig,
     load_mr2xray_folder,
@@ -14,10 +16,10 @@ from taskloss.data.mr2xray import (
     simulate_mr2xray,
     write_mr2xray,
 )
-from taskloss.data.phantoms import head_phantom
+from taskloss.data.phantoms import Variation, head_phantom
 from taskloss.data.physics import Tissue
 from taskloss.data.projector import project
-from taskloss.errors import ConfigError, DataError, InputError
+from taskloss.errors import ConfigError, DataError
 
 SMALL = {"subjects": 4, "angles": 2, "size": 24, "anatomy": "ellipsoid", "seed": 5}
 
@@ -109,11 +111,22 @@ def test_folder_errors_name_the_problem(tmp_path):
         load_mr2xray_folder(tmp_path, Mr2XrayConfig())
 
 
-def test_config_errors():
-    with pytest.raises(ConfigError, match=r"unknown mr2xray data setting\(s\) \['sise'\]"):
-        Mr2XrayConfig.from_mapping({"sise": 64})
-    with pytest.raises(InputError, match="subjects must be >= 3"):
-        Mr2XrayConfig(subjects=2)
-    with pytest.raises(InputError, match="unknown beam 'fan'"):
-        Mr2XrayConfig(beam="fan")
-    assert Mr2XrayConfig.from_mapping({"size": 32, "variation": {"lesions": 0}}).variation.lesions == 0
+@pytest.mark.parametrize(("settings", "message"), [
+    ({"sise": 64}, "data: (root): unknown key 'sise'; choose one of subjects, angles, size, seed, anatomy, beam, "
+                   "field_of_view_mm, "),
+    ({"subjects": 2}, "data: subjects must be >= 3 (train, val and test get one each at least), got 2"),
+    ({"beam": "fan"}, "data: beam: Input should be 'cone' or 'parallel'"),
+    ({"mr_noise": -0.1}, "data: mr_noise: Input should be greater than or equal to 0"),
+    ({"variation": {"lesion": 0}}, "data: variation: unknown key 'lesion'; choose one of rotation_deg, scale, "),
+    ({"field_of_view_mm": -1}, "data: field_of_view_mm must be > 0, got -1.0"),
+])
+def test_config_errors_name_the_key(settings, message):
+    with pytest.raises(ConfigError) as error:
+        validate_config(Mr2XrayConfig, settings, "data")
+    assert str(error.value).startswith(message)
+
+
+def test_config_from_a_mapping():
+    config = validate_config(Mr2XrayConfig, {"size": 32, "variation": {"lesions": 0}, "data": "pairs"}, "data")
+    assert config.variation.lesions == 0 and config.data == Path("pairs")
+    assert hash(config) == hash(Mr2XrayConfig(size=32.0, variation=Variation(lesions=0), data=Path("pairs")))

@@ -2,28 +2,22 @@
 
 import csv
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from taskloss.studies import render_report
-from taskloss.studies.csmri import METHODS, CsmriPreset, _runs, run_study
+from taskloss.studies.csmri import METHODS, run_study
 
 TASK_METHODS = ("recnet_finetuned", "recnet_task_0.5", "refinement_task")
-
-TINY = CsmriPreset(
-    "tiny", {"subjects": 3, "slices": 3, "size": 64, "anatomy": "ellipsoid"},
-    _runs({"segmentation": 1, "recnet": 1, "refinement": 1, "dagan": 1}, 4, "small", task_weights=(0.5,)),
-    {"outer_iterations": 1, "ksvd_iterations": 1, "training_patches": 300, "stride": 4},
-    notes="test scale")
+TINY_FILE = Path(__file__).with_name("tiny") / "csmri-tiny.yaml"
 
 
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
     out = tmp_path_factory.mktemp("out")
-    for settings in TINY.runs.values():
-        settings["training"]["progress"] = False
-    run_study(TINY, out / "csmri", accelerator="cpu")
+    run_study(TINY_FILE, out / "csmri", accelerator="cpu")  # a study file, as `taskloss study run` reads it
     return out
 
 

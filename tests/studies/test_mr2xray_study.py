@@ -2,22 +2,18 @@
 
 import csv
 import json
+from pathlib import Path
 
 import pytest
 import yaml
 
 from taskloss.errors import ConfigError
 from taskloss.studies import render_report
-from taskloss.studies.mr2xray import PRESETS, Mr2XrayPreset, Mr2XrayRun, preset_runs, run_study
+from taskloss.studies.common import load_preset
+from taskloss.studies.mr2xray import PRESETS, STUDY, Mr2XrayPreset, Mr2XrayRun, preset_runs, run_study
 
-TINY = Mr2XrayPreset(
-    name="tiny",
-    data={"subjects": 4, "angles": 2, "size": 32, "anatomy": "ellipsoid"},
-    training={"epochs": 1, "batch_size": 2, "progress": False},
-    networks={"UNet": ("unet", {"widths": (4, 8, 8, 8, 8)}),
-              "ResNet": ("resnet", {"base_width": 4, "num_blocks": 1}),
-              "CRN": ("crn_64", {"channels": (8, 8, 8, 8)})},
-    task_networks=("UNet",), bone_epochs=1, balance_batches=1, figure_cases=2, notes="test scale")
+TINY_FILE = Path(__file__).with_name("tiny") / "mr2xray-tiny.yaml"
+TINY = load_preset(Mr2XrayPreset, STUDY, TINY_FILE)
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +74,8 @@ def test_finished_runs_are_skipped(study):
 
 
 def test_changed_settings_in_an_existing_run_folder_are_refused(study):
-    changed = Mr2XrayPreset(**{**TINY.__dict__, "training": {**TINY.training, "epochs": 2}})
+    changed = Mr2XrayPreset.model_validate({**TINY.model_dump(exclude_unset=True),
+                                            "training": {**TINY.training_settings(), "epochs": 2}})
     with pytest.raises(ConfigError, match=r"holds a run with other settings \(changed: training.epochs\)"):
         run_study(changed, study / "mr2xray", accelerator="cpu")
 
@@ -88,8 +85,10 @@ def test_presets_build_valid_runs_and_unknown_keys_are_named():
         runs = preset_runs(preset)
         assert len(runs) == 6 + len(preset.task_networks) and all(isinstance(r, Mr2XrayRun) for r in runs.values())
         assert [n for n in runs if n.endswith("-task")] == [f"{label.lower()}-task" for label in preset.task_networks]
-    with pytest.raises(ConfigError, match="unknown mr2xray data setting"):
+    with pytest.raises(ConfigError) as error:
         next(iter(preset_runs(TINY, {"subject": 3}).values())).data_config()
+    assert str(error.value).startswith("mr2xray data settings: (root): unknown key 'subject'; choose one of "
+                                       "subjects, angles, size, ")
 
 
 def test_the_numbers_are_those_of_the_study_before_the_presets_became_files(study, assert_golden):

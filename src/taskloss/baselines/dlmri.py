@@ -19,23 +19,29 @@ Conventions of :mod:`taskloss.data.kspace`: centred orthonormal FFTs, complex (B
 k-space, 0/1 masks broadcastable to (B, 1, H, W), 2-channel (real, imaginary) images.
 """
 
-import dataclasses
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable
+from typing import Annotated
 
 import torch
 import torch.nn.functional as F
+from pydantic import ConfigDict, Field, StrictBool, model_validator
 
 from taskloss.baselines.sparse_coding import ksvd, omp
 from taskloss.baselines.zero_filled import check_measurements, zero_filled
+from taskloss.config import StrictModel
 from taskloss.data.kspace import data_consistency, magnitude
 from taskloss.errors import ConfigError, InputError
 
+Count = Annotated[int, Field(strict=True, ge=1)]
+"""A positive integer (strict: 2.5, "3" and true are errors, not rounded or converted)."""
+Number = Annotated[float, Field(strict=True)]
+"""A number (strict: a string such as "0.02" is an error)."""
 
-@dataclass(frozen=True)
-class DlmriConfig:
+
+class DlmriConfig(StrictModel):
     """Settings of :func:`dlmri`. The defaults are a demo that reconstructs a 64-128 px image in
-    seconds on a CPU; :meth:`paper` gives the published settings.
+    seconds on a CPU; :meth:`paper` gives the published settings. Frozen; from a mapping (a YAML
+    section) through :func:`taskloss.config.validate_config`, which names a bad key.
 
     Complex images are handled as their real and imaginary parts: every patch position yields
     one real patch from each part, and both go through the same real dictionary. Real arithmetic
@@ -72,66 +78,38 @@ class DlmriConfig:
             re-initialises it every time, as the authors' code does.
     """
 
-    patch_size: int = 6
-    n_atoms: int = 36
-    sparsity: int = 7
-    error_threshold: float = 0.023
-    initial_error_threshold: float | None = None
-    outer_iterations: int = 20
-    ksvd_iterations: int = 3
-    training_patches: int = 7200
-    stride: int = 1
-    nu: float | None = None
-    warm_start: bool = True
+    model_config = ConfigDict(frozen=True)
 
-    def __post_init__(self) -> None:
-        for name in ("patch_size", "n_atoms", "sparsity", "outer_iterations", "ksvd_iterations",
-                     "training_patches", "stride"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"DLMRI option {name} must be a positive integer, got {value!r}")
-        if self.patch_size < 2:
-            raise ConfigError(f"DLMRI option patch_size must be >= 2, got {self.patch_size}")
+    patch_size: Annotated[int, Field(strict=True, ge=2)] = 6
+    n_atoms: Count = 36
+    sparsity: Count = 7
+    error_threshold: Number = Field(0.023, ge=0)
+    initial_error_threshold: Number | None = Field(None, ge=0)
+    outer_iterations: Count = 20
+    ksvd_iterations: Count = 3
+    training_patches: Count = 7200
+    stride: Count = 1
+    nu: Number | None = Field(None, gt=0, description="None: exact replacement (noise-free data)")
+    warm_start: StrictBool = True
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "DlmriConfig":
         if self.sparsity > self.n_atoms:
-            raise ConfigError(f"DLMRI option sparsity ({self.sparsity}) exceeds n_atoms "
-                              f"({self.n_atoms}); lower sparsity or raise n_atoms")
+            raise ValueError(f"sparsity ({self.sparsity}) exceeds n_atoms ({self.n_atoms}); lower sparsity or "
+                             "raise n_atoms")
         if self.stride > self.patch_size:
-            raise ConfigError(f"DLMRI option stride ({self.stride}) exceeds patch_size "
-                              f"({self.patch_size}), which would leave pixels uncovered")
-        threshold = self.error_threshold
-        if isinstance(threshold, bool) or not isinstance(threshold, int | float) or not threshold >= 0:
-            raise ConfigError(f"DLMRI option error_threshold must be a number >= 0, got {threshold!r}")
-        initial = self.initial_error_threshold
-        if initial is not None and (isinstance(initial, bool) or not isinstance(initial, int | float)
-                                    or not initial >= 0):
-            raise ConfigError(f"DLMRI option initial_error_threshold must be a number >= 0 or None, got "
-                              f"{initial!r}")
-        nu = self.nu
-        if nu is not None and (isinstance(nu, bool) or not isinstance(nu, int | float) or not nu > 0):
-            raise ConfigError(f"DLMRI option nu must be a number > 0, or None for noise-free data "
-                              f"(exact replacement), got {nu!r}")
-        if not isinstance(self.warm_start, bool):
-            raise ConfigError(f"DLMRI option warm_start must be true or false, got "
-                              f"{self.warm_start!r}")
+            raise ValueError(f"stride ({self.stride}) exceeds patch_size ({self.patch_size}), which would leave "
+                             "pixels uncovered; lower stride")
+        return self
 
     @classmethod
     def paper(cls) -> "DlmriConfig":
         """Ravishankar and Bresler's settings: 6x6 patches, 36 atoms, 200 training patches per
         atom, sparsity 7, 20 K-SVD iterations per outer iteration, stride 1, a fresh dictionary
         each time, and 20 outer iterations (the paper used 20 to 100; raise it with
-        ``dataclasses.replace(DlmriConfig.paper(), outer_iterations=...)``)."""
+        ``DlmriConfig(**{**DlmriConfig.paper().model_dump(), "outer_iterations": 50})``)."""
         return cls(outer_iterations=20, ksvd_iterations=20, training_patches=200 * 36,
                    warm_start=False)
-
-    @classmethod
-    def from_dict(cls, values: Mapping[str, object]) -> "DlmriConfig":
-        """Build a config from a mapping (e.g. a YAML section); unknown keys are errors."""
-        known = {field.name for field in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ConfigError(f"unknown DLMRI option(s) {', '.join(unknown)}; valid options: "
-                              f"{', '.join(sorted(known))}")
-        return cls(**values)  # type: ignore[arg-type]
 
     def threshold(self, iteration: int) -> float:
         """The error target of outer iteration ``iteration`` (1-based): constant, or the geometric
@@ -190,7 +168,7 @@ def dlmri(
     config = DlmriConfig() if config is None else config
     if not isinstance(config, DlmriConfig):
         raise ConfigError(f"config must be a DlmriConfig, got {type(config).__name__}; build one "
-                          "from a mapping with DlmriConfig.from_dict")
+                          "from a mapping with taskloss.config.validate_config(DlmriConfig, mapping, source)")
     kspace, mask = check_measurements(kspace, mask)
     height, width = kspace.shape[-2:]
     if min(height, width) < config.patch_size:

@@ -8,6 +8,7 @@ import typer
 from taskloss.cli.app import app, check_output_folder, finite, one_of, removed_on_failure
 from taskloss.errors import ConfigError, DataError
 from taskloss.studies import StudyRequest, get_study, render_report, study_of_run
+from taskloss.studies.common import RUN_CONFIG_FILE
 from taskloss.training.config import apply_overrides, load_yaml
 
 study_app = typer.Typer(help="Run a loss-comparison study end to end: train every run, score it on the "
@@ -15,7 +16,8 @@ study_app = typer.Typer(help="Run a loss-comparison study end to end: train ever
 app.add_typer(study_app, name="study")
 
 Preset = Annotated[str, typer.Option(help="Scale: demo (minutes on CPU), small (about an hour on CPU), "
-                                     "full (the papers' settings, GPU).")]
+                                     "full (the papers' settings, GPU); a shipped study file (`taskloss study "
+                                     "list`).")]
 Data = Annotated[Path | None, typer.Option(help="Your own data instead of the built-in simulator.")]
 Out = Annotated[Path, typer.Option(help="Output folder (the study writes OUT/<study>/).")]
 Devices = Annotated[int, typer.Option(help="Devices per run; > 1 trains with DDP (or launch with torchrun).",
@@ -23,8 +25,9 @@ Devices = Annotated[int, typer.Option(help="Devices per run; > 1 trains with DDP
 Accelerator = Annotated[str, typer.Option(help="auto, cpu or cuda.", callback=one_of("auto", "cpu", "cuda"))]
 
 
-def _study(name: str, preset: str, data: Path | None, out: Path, devices: int, accelerator: str,
-           **options: object) -> None:
+def run_builtin_study(name: str, preset: str | Path, data: Path | None, out: Path, devices: int, accelerator: str,
+                      **options: object) -> None:
+    """Run the built-in study ``name`` (a shipped scale or a study file) into ``out/name``; render the report."""
     check_output_folder(out, "--out")
     if data is not None and not data.is_dir():
         raise DataError(f"--data {data} is {'a file' if data.exists() else 'missing'}; pass the folder of your "
@@ -40,16 +43,18 @@ def _study(name: str, preset: str, data: Path | None, out: Path, devices: int, a
 def study_mr2xray(preset: Preset = "demo", data: Data = None, out: Out = Path("taskloss-out"),
                   devices: Devices = 1, accelerator: Accelerator = "auto") -> None:
     """MR -> X-ray projection synthesis: CRN, UNet, ResNet x perceptual, l1 (MAE, SSIM, PSNR)."""
-    _study("mr2xray", preset, data, out, devices, accelerator)
+    run_builtin_study("mr2xray", preset, data, out, devices, accelerator)
 
 
 @study_app.command("csmri")
 def study_csmri(preset: Preset = "demo", data: Data = None, out: Out = Path("taskloss-out"),
                 devices: Devices = 1, accelerator: Accelerator = "auto",
-                acceleration: Annotated[float, typer.Option(help="Undersampling factor.", callback=finite)]
-                = 8.0) -> None:
+                acceleration: Annotated[float | None, typer.Option(
+                    help="Undersampling factor; default the preset's (demo 4, small and full 8).", callback=finite)]
+                = None) -> None:
     """Compressed-sensing MRI: zero-filled, DLMRI, DAGAN, RecNet, RecNet + refinement (PSNR, SSIM, SIS, MOS)."""
-    _study("csmri", preset, data, out, devices, accelerator, acceleration=acceleration)
+    options = {} if acceleration is None else {"acceleration": acceleration}
+    run_builtin_study("csmri", preset, data, out, devices, accelerator, **options)
 
 
 @app.command()
@@ -78,7 +83,7 @@ def evaluate(
     """Score a run's best checkpoint on a split; per-image results in RUN_DIR/evaluation/<split>.csv."""
     if split not in ("train", "val", "test"):
         raise ConfigError(f"--split must be train, val or test, got {split!r}")
-    study = study_of_run(load_yaml(run_dir / "config.yaml"), str(run_dir / "config.yaml"))
+    study = study_of_run(load_yaml(run_dir / RUN_CONFIG_FILE), str(run_dir / RUN_CONFIG_FILE))
     print(f"wrote {study.evaluate(run_dir, split)}")
 
 

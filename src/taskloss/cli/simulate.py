@@ -11,6 +11,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from taskloss.cli.app import app, check_output_folder, finite
+from taskloss.config import validate_config
 from taskloss.data.csmri import CsmriConfig, CsmriDataset, simulate_csmri, write_csmri
 from taskloss.data.mr2xray import Mr2XrayConfig, Mr2XrayData, simulate_mr2xray, write_mr2xray
 from taskloss.data.splits import SPLITS
@@ -60,8 +61,9 @@ def mr2xray(
     overwrite: Overwrite = False,
 ) -> None:
     """Paired MR projection -> X-ray projection images: input/, target/, index.csv, config.json."""
-    config = Mr2XrayConfig(subjects=subjects, angles=angles, size=size, seed=seed, anatomy=anatomy,
-                           beam=beam, weighting=weighting, photons=photons or None)
+    config = validate_config(Mr2XrayConfig, {
+        "subjects": subjects, "angles": angles, "size": size, "seed": seed, "anatomy": anatomy, "beam": beam,
+        "weighting": weighting, "photons": photons or None}, "taskloss simulate mr2xray")
     check_out(out, overwrite)
     # Per image: the MR and X-ray projections plus the simulator's working copies, float32.
     check_memory(subjects * angles * size * size * 4 * 8, "mr2xray")
@@ -99,9 +101,10 @@ def csmri(
     """MR slices with lesion labels for compressed sensing: images/, labels/, index.csv, config.json."""
     # Memory first: the config builds a mask of size x size to check the mask settings.
     check_memory(subjects * slices * size * size * 8 * 8, "csmri")
-    config = CsmriConfig(subjects=subjects, slices=slices, size=size, acceleration=acceleration, mask=mask,
-                         center_lines=center_lines, seed=seed, anatomy=anatomy, weighting=weighting,
-                         phase=phase)
+    config = validate_config(CsmriConfig, {
+        "subjects": subjects, "slices": slices, "size": size, "acceleration": acceleration, "mask": mask,
+        "center_lines": center_lines, "seed": seed, "anatomy": anatomy, "weighting": weighting, "phase": phase},
+        "taskloss simulate csmri")
     check_out(out, overwrite)
     progress, task = _progress(subjects, "csmri")
     with progress:

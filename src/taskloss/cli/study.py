@@ -1,14 +1,22 @@
-"""``taskloss study run|plan|list``: loss studies described by a study file (docs/studies.md)."""
+"""``taskloss study run|plan|list``: loss studies described by a study file (docs/studies.md).
+
+A study file with a ``study`` key (``study: mr2xray`` or ``csmri``) is a built-in study's file, such
+as the shipped presets (``taskloss study list``) or an edited copy; any other file describes a study
+of networks and losses (:mod:`taskloss.studies.spec`).
+"""
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from taskloss.cli.runs import Accelerator, Devices, Out, study_app
+from taskloss.cli.runs import Accelerator, Devices, Out, run_builtin_study, study_app
+from taskloss.errors import ConfigError
 from taskloss.studies import STUDIES, StudyRequest, render_report
+from taskloss.studies.common import SCALES, shipped_study_files
 from taskloss.studies.engine import FileStudy, plan_study, plan_table
 from taskloss.studies.spec import load_study
+from taskloss.training.config import load_yaml
 
 StudyFile = Annotated[Path, typer.Argument(help="The study file (YAML); see docs/studies.md.")]
 
@@ -24,7 +32,19 @@ def study_run(
     launcher: Annotated[str, typer.Option(help="local (this machine) or slurm (one job per run, with submitit; "
                                           "settings in the file's slurm: section).")] = "local",
 ) -> None:
-    """Train every network x loss of a study file, score them on the test split, write the report."""
+    """Train every network x loss of a study file, score them on the test split, write the report.
+
+    A built-in study's file (``study: mr2xray|csmri``, e.g. an edited copy of a shipped preset) runs
+    that study with the file's settings into OUT/<study>/.
+    """
+    data = load_yaml(study_file)
+    if "study" in data:
+        study = _builtin_study(data, study_file)
+        if jobs != 1 or launcher != "local":
+            raise ConfigError(f"{study_file} is a built-in {study} study, whose runs train in order (one builds "
+                              "on another); leave out --jobs and --launcher")
+        run_builtin_study(study, study_file, None, out, devices, accelerator)
+        return
     spec = load_study(study_file)
     request = StudyRequest(devices=devices, accelerator=accelerator, options={"jobs": jobs, "launcher": launcher})
     results = FileStudy(spec).run(out / spec.name, request)
@@ -40,12 +60,31 @@ def study_plan(
     accelerator: Accelerator = "auto",
 ) -> None:
     """List the runs of a study file with their sizes and a time estimate from measured steps."""
+    data = load_yaml(study_file)
+    if "study" in data:
+        raise ConfigError(f"{study_file} is a built-in {_builtin_study(data, study_file)} study; `taskloss study "
+                          "plan` plans a study file of networks and losses (docs/studies.md gives the built-in "
+                          "studies' sizes and times)")
     spec = load_study(study_file)
     print(plan_table(plan_study(spec, out / spec.name, steps, accelerator), jobs))
 
 
+def _builtin_study(data: dict[str, Any], study_file: Path) -> str:
+    """The built-in study a study file names in its ``study`` key."""
+    name = data["study"]
+    if name not in STUDIES:
+        raise ConfigError(f"{study_file}: study: unknown built-in study {name!r}; choose one of "
+                          f"{', '.join(STUDIES)} (a study file of networks and losses has no 'study' key, see "
+                          "docs/studies.md)")
+    return str(name)
+
+
 @study_app.command("list")
 def study_list() -> None:
-    """List the built-in studies (`taskloss study NAME --preset ...`)."""
+    """List the built-in studies and their shipped study files (`taskloss study NAME --preset SCALE`)."""
+    files = shipped_study_files()
     for name, study in STUDIES.items():
         print(f"{name}: {study.title}")
+        for scale in SCALES:
+            print(f"  --preset {scale:<6} {files[f'{name}-{scale}']}")
+    print("Copy a file, edit it and run it with `taskloss study run FILE.yaml`.")

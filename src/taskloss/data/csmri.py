@@ -32,30 +32,32 @@ k-space, "mask": (1, H, W) float32 0/1, "magnitude": (1, H, W) float32 |target| 
 
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from pydantic import ConfigDict, Field, field_validator, model_validator
 from torch.utils.data import Dataset
 
+from taskloss.config import StrictModel
 from taskloss.data import io
 from taskloss.data.fields import generator_for, smooth_field
 from taskloss.data.kspace import center_crop, complex_to_channels, fft2c, ifft2c, undersample
 from taskloss.data.masks import make_mask
-from taskloss.data.phantoms import AnatomySource, Phantom, Variation, head_phantom
+from taskloss.data.phantoms import Phantom, Variation, head_phantom
 from taskloss.data.physics import SpinEcho, Tissue, add_complex_noise, mr_volume
 from taskloss.data.splits import (
     SPLITS,
     Splits,
-    check_counts,
-    config_from_mapping,
+    check_subjects,
     read_config,
     read_index,
     simulate_subjects,
     split_subjects,
+    variation_from_mapping,
     write_config,
     write_index,
 )
@@ -67,14 +69,17 @@ SLICE_RANGE_MM = (-25.0, 65.0)
 """MNI z of the lowest and highest simulated slice (the cerebrum, where lesions lie)."""
 SLICE_RANGES_MM = {"axial": SLICE_RANGE_MM, "coronal": (-60.0, 30.0), "sagittal": (-45.0, 45.0)}
 """Range of the slice positions per orientation: MNI z (axial), y (coronal), x (sagittal), mm."""
-ORIENTATIONS = tuple(SLICE_RANGES_MM)
+Orientation = Literal["axial", "coronal", "sagittal"]
+ORIENTATIONS: tuple[Orientation, ...] = get_args(Orientation)
 MASK_STREAM = 0x3A5C
 """Seed key that separates mask draws from the other random streams."""
 
 
-@dataclass(frozen=True)
-class CsmriConfig:
+class CsmriConfig(StrictModel):
     """Settings of the csmri data: simulated in memory, or read from a folder.
+
+    Frozen and hashable (the studies cache a configuration's data); a bad setting is a
+    :class:`~taskloss.errors.ConfigError` naming the key (:mod:`taskloss.config`).
 
     Attributes:
         subjects: simulated subjects (>= 3, split by subject).
@@ -106,17 +111,19 @@ class CsmriConfig:
             csmri``, or a folder of fastMRI single-coil ``.h5`` files (one subject per file).
     """
 
-    subjects: int = 12
-    slices: int = 16
-    size: int = 96
+    model_config = ConfigDict(frozen=True)
+
+    subjects: int = Field(12, ge=1)
+    slices: int = Field(16, ge=1)
+    size: int = Field(96, ge=1)
     seed: int = 0
-    anatomy: str = "mni152"
+    anatomy: Literal["mni152", "ellipsoid"] = "mni152"
     weighting: str = "t1"
-    field_of_view_mm: float = 220.0
-    orientations: tuple[str, ...] = ("axial",)
-    zoom: float = 1.0
-    noise: float = 0.01
-    texture: float = 0.0
+    field_of_view_mm: float = Field(220.0, gt=0)
+    orientations: tuple[Orientation, ...] = Field(("axial",), min_length=1)
+    zoom: float = Field(1.0, ge=1, description="1: the whole field of view")
+    noise: float = Field(0.01, ge=0)
+    texture: float = Field(0.0, ge=0)
     bias: float = 0.2
     phase: bool = False
     mask: str = "cartesian-vd"
@@ -126,31 +133,24 @@ class CsmriConfig:
     val_fraction: float = 0.2
     test_fraction: float = 0.2
     data: Path | None = None
-    variation: Variation = field(default_factory=Variation)
+    variation: Variation = Variation()
 
-    def __post_init__(self) -> None:
-        check_counts(self, ("subjects", "slices", "size"))
-        if self.noise < 0 or self.texture < 0 or self.field_of_view_mm <= 0:
-            raise InputError(f"noise and texture must be >= 0 and field_of_view_mm > 0, got {self.noise}, "
-                             f"{self.texture} and {self.field_of_view_mm}; fix the csmri data settings")
-        SpinEcho.preset(self.weighting)
-        if not self.zoom >= 1:
-            raise InputError(f"zoom must be >= 1 (1: the whole field of view), got {self.zoom}; fix the "
-                             "csmri data settings")
-        object.__setattr__(self, "orientations", tuple(self.orientations))  # YAML gives a list; stay hashable
-        unknown = [o for o in self.orientations if o not in ORIENTATIONS]
-        if not self.orientations or unknown:
-            raise InputError(f"orientations must be a non-empty list of {list(ORIENTATIONS)}, got "
-                             f"{list(self.orientations)}; fix the csmri data settings")
-        if self.anatomy not in {a.value for a in AnatomySource}:
-            raise InputError(f"unknown anatomy {self.anatomy!r}; use one of "
-                             f"{[a.value for a in AnatomySource]}")
-        self.make_mask(torch.Generator().manual_seed(0))  # validates mask, acceleration, centre
-
+    @field_validator("variation", mode="before")
     @classmethod
-    def from_mapping(cls, mapping: dict[str, Any]) -> "CsmriConfig":
-        """Build from a dict (e.g. a YAML section); an unknown key is a :class:`ConfigError`."""
-        return config_from_mapping(cls, mapping, "csmri")
+    def _variation(cls, value: Any) -> Any:
+        return variation_from_mapping(value)
+
+    @field_validator("weighting")
+    @classmethod
+    def _known_weighting(cls, weighting: str) -> str:
+        SpinEcho.preset(weighting)
+        return weighting
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "CsmriConfig":
+        check_subjects(self.subjects, self.data)
+        self.make_mask(torch.Generator().manual_seed(0))  # validates mask, acceleration, centre
+        return self
 
     def make_mask(self, generator: torch.Generator, shape: tuple[int, int] | None = None) -> torch.Tensor:
         """One mask (1, H, W) of this config's kind (shape default ``(size, size)``)."""
@@ -387,7 +387,7 @@ def write_csmri(folder: Path, data: CsmriData, config: CsmriConfig) -> None:
         np.save(folder / LABEL_DIR / f"{slice_id}.npy", data.labels[i, 0].numpy().astype(np.uint8))
     write_index(folder, [{"id": slice_id, "subject": int(data.subjects[i]), "split": data.splits[i]}
                          for i, slice_id in enumerate(data.ids)])
-    write_config(folder, "csmri", {k: v for k, v in asdict(config).items() if k != "data"})
+    write_config(folder, "csmri", config.model_dump(exclude={"data"}))
 
 
 def load_csmri_folder(folder: Path, config: CsmriConfig) -> CsmriData:

@@ -29,18 +29,20 @@ data has bone masks (simulated data; not a user's folder).
 
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from pydantic import ConfigDict, Field, field_validator, model_validator
 from torch.utils.data import Dataset
 
+from taskloss.config import StrictModel
 from taskloss.data import io
 from taskloss.data.fields import generator_for
-from taskloss.data.phantoms import AnatomySource, Variation, head_phantom
+from taskloss.data.phantoms import Variation, head_phantom
 from taskloss.data.physics import (
     RadiographDisplay,
     SpinEcho,
@@ -56,12 +58,12 @@ from taskloss.data.projector import Beam, Geometry, project
 from taskloss.data.splits import (
     SPLITS,
     Splits,
-    check_counts,
-    config_from_mapping,
+    check_subjects,
     read_config,
     read_index,
     simulate_subjects,
     split_subjects,
+    variation_from_mapping,
     write_config,
     write_index,
 )
@@ -71,9 +73,11 @@ INPUT_DIR = "input"
 TARGET_DIR = "target"
 
 
-@dataclass(frozen=True)
-class Mr2XrayConfig:
+class Mr2XrayConfig(StrictModel):
     """Settings of the mr2xray data: simulated in memory, read from a folder, or a user's pairs.
+
+    Frozen and hashable (the studies cache a configuration's data); a bad setting is a
+    :class:`~taskloss.errors.ConfigError` naming the key (:mod:`taskloss.config`).
 
     Attributes:
         subjects: simulated subjects (>= 3, split by subject).
@@ -103,52 +107,56 @@ class Mr2XrayConfig:
             mr2xray``, or a user's ``input/`` and ``target/`` folders of pairs matched by file name.
     """
 
-    subjects: int = 12
-    angles: int = 4
-    size: int = 64
+    model_config = ConfigDict(frozen=True)
+
+    subjects: int = Field(12, ge=1)
+    angles: int = Field(4, ge=1)
+    size: int = Field(64, ge=1)
     seed: int = 0
-    anatomy: str = "mni152"
-    beam: str = "cone"
+    anatomy: Literal["mni152", "ellipsoid"] = "mni152"
+    beam: Literal["cone", "parallel"] = "cone"
     field_of_view_mm: float = 260.0
     source_isocentre_mm: float = 750.0
     source_detector_mm: float = 1200.0
     weighting: str = "t1"
     photons: float | None = 1e5
-    mr_noise: float = 0.01
+    mr_noise: float = Field(0.01, ge=0)
     bias: float = 0.2
-    detector_blur_mm: float = 0.5
+    detector_blur_mm: float = Field(0.5, ge=0)
     display_compression: float = 0.7
     bone_threshold_mm: float = 25.0
     val_fraction: float = 0.2
     test_fraction: float = 0.2
     data: Path | None = None
-    variation: Variation = field(default_factory=Variation)
+    variation: Variation = Variation()
 
-    def __post_init__(self) -> None:
-        check_counts(self, ("subjects", "angles", "size"))
-        if self.mr_noise < 0:
-            raise InputError(f"mr_noise must be >= 0, got {self.mr_noise}")
-        if self.detector_blur_mm < 0:
-            raise InputError(f"detector_blur_mm must be >= 0, got {self.detector_blur_mm}")
-        RadiographDisplay(self.display_compression)
-        SpinEcho.preset(self.weighting)
-        self.geometry()
-        if self.anatomy not in {a.value for a in AnatomySource}:
-            raise InputError(f"unknown anatomy {self.anatomy!r}; use one of "
-                             f"{[a.value for a in AnatomySource]}")
-
+    @field_validator("variation", mode="before")
     @classmethod
-    def from_mapping(cls, mapping: dict[str, Any]) -> "Mr2XrayConfig":
-        """Build from a dict (e.g. a YAML section); an unknown key is a :class:`ConfigError`."""
-        return config_from_mapping(cls, mapping, "mr2xray")
+    def _variation(cls, value: Any) -> Any:
+        return variation_from_mapping(value)
+
+    @field_validator("weighting")
+    @classmethod
+    def _known_weighting(cls, weighting: str) -> str:
+        SpinEcho.preset(weighting)
+        return weighting
+
+    @field_validator("display_compression")
+    @classmethod
+    def _display(cls, compression: float) -> float:
+        RadiographDisplay(compression)
+        return compression
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Mr2XrayConfig":
+        check_subjects(self.subjects, self.data)
+        self.geometry()
+        return self
 
     def geometry(self, field_of_view_mm: float | None = None) -> Geometry:
         """The projection geometry at this size (optionally with another field of view)."""
-        try:
-            beam = Beam(self.beam)
-        except ValueError:
-            raise InputError(f"unknown beam {self.beam!r}; use 'cone' or 'parallel'") from None
-        return Geometry(size=self.size, field_of_view_mm=field_of_view_mm or self.field_of_view_mm, beam=beam,
+        return Geometry(size=self.size, field_of_view_mm=field_of_view_mm or self.field_of_view_mm,
+                        beam=Beam(self.beam),
                         source_isocentre_mm=self.source_isocentre_mm,
                         source_detector_mm=self.source_detector_mm)
 
@@ -298,8 +306,7 @@ def write_mr2xray(folder: Path, data: Mr2XrayData, config: Mr2XrayConfig) -> Non
         np.save(folder / TARGET_DIR / f"{sample_id}.npy", data.targets[i, 0].numpy())
     write_index(folder, [{"id": sample_id, "subject": int(data.subjects[i]), "angle": float(data.angles[i]),
                           "split": data.splits[i]} for i, sample_id in enumerate(data.ids)])
-    settings = {k: v for k, v in asdict(config).items() if k != "data"}
-    write_config(folder, "mr2xray", settings)
+    write_config(folder, "mr2xray", config.model_dump(exclude={"data"}))
 
 
 def load_mr2xray_folder(folder: Path, config: Mr2XrayConfig) -> Mr2XrayData:

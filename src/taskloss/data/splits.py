@@ -11,14 +11,14 @@ import dataclasses
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple
 
 import torch
 from torch.utils.data import Dataset
 
 from taskloss.data.fields import generator_for
 from taskloss.data.phantoms import Variation
-from taskloss.errors import ConfigError, DataError, InputError
+from taskloss.errors import DataError, InputError
 
 SPLITS = ("train", "val", "test")
 
@@ -32,7 +32,8 @@ class Splits(NamedTuple):
 
 
 INDEX_FILE = "index.csv"
-CONFIG_FILE = "config.json"
+GENERATOR_SETTINGS_FILE = "config.json"
+"""A simulated dataset folder's generating settings (the dataset kind, the taskloss version, the config)."""
 
 
 def split_subjects(
@@ -92,42 +93,26 @@ def simulate_subjects(
     return torch.cat(firsts), torch.cat(seconds)
 
 
-ConfigT = TypeVar("ConfigT")
+def check_subjects(subjects: int, data: Path | None) -> None:
+    """A simulated dataset needs >= 3 subjects (train, val and test get one each at least).
 
-
-def check_counts(config: Any, names: Sequence[str]) -> None:
-    """Check a dataset config's counts: each of ``names`` >= 1, and >= 3 subjects when simulating
-    (train, val and test get one subject each at least)."""
-    for name in names:
-        if getattr(config, name) < 1:
-            raise InputError(f"{name} must be >= 1, got {getattr(config, name)}")
-    if config.data is None and config.subjects < 3:
-        raise InputError(f"subjects must be >= 3 (train, val and test get one each at least), got "
-                         f"{config.subjects}")
-
-
-def config_from_mapping(cls: type[ConfigT], mapping: Mapping[str, Any], kind: str) -> ConfigT:
-    """Build a dataset config dataclass from a mapping (a YAML or JSON section).
-
-    ``data`` becomes a :class:`~pathlib.Path` and a ``variation`` mapping a
-    :class:`~taskloss.data.phantoms.Variation`; an unknown key is a :class:`ConfigError` that lists the
-    known ones.
-
-    Args:
-        cls: the config dataclass.
-        mapping: its settings by field name.
-        kind: the dataset's name, for the message (e.g. "mr2xray").
+    Raises:
+        ValueError: otherwise (a config's validator: it becomes the config's error).
     """
-    known = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    unknown = sorted(set(mapping) - known)
+    if data is None and subjects < 3:
+        raise ValueError(f"subjects must be >= 3 (train, val and test get one each at least), got {subjects}")
+
+
+def variation_from_mapping(value: Any) -> Any:
+    """A config's ``variation`` setting: a mapping of :class:`~taskloss.data.phantoms.Variation`'s fields
+    becomes one (an unknown key is a ``ValueError`` that lists the known ones); anything else is kept."""
+    if not isinstance(value, Mapping):
+        return value
+    known = [f.name for f in dataclasses.fields(Variation)]
+    unknown = [key for key in value if key not in known]
     if unknown:
-        raise ConfigError(f"unknown {kind} data setting(s) {unknown}; known: {sorted(known)}")
-    values = dict(mapping)
-    if values.get("data") is not None:
-        values["data"] = Path(values["data"])
-    if isinstance(values.get("variation"), Mapping):
-        values["variation"] = Variation(**values["variation"])
-    return cls(**values)
+        raise ValueError(f"unknown key {unknown[0]!r}; choose one of {', '.join(known)}")
+    return Variation(**value)
 
 
 def write_index(folder: Path, rows: Sequence[dict[str, Any]]) -> None:
@@ -164,12 +149,12 @@ def write_config(folder: Path, kind: str, settings: dict[str, Any]) -> None:
 
     text = json.dumps({"kind": kind, "taskloss": __version__, "settings": settings}, indent=2,
                       default=str)
-    (folder / CONFIG_FILE).write_text(text + "\n")
+    (folder / GENERATOR_SETTINGS_FILE).write_text(text + "\n")
 
 
 def read_config(folder: Path) -> dict[str, Any] | None:
     """The contents of ``folder/config.json``, or ``None`` when the folder has none."""
-    path = folder / CONFIG_FILE
+    path = folder / GENERATOR_SETTINGS_FILE
     if not path.is_file():
         return None
     try:

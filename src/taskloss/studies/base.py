@@ -21,7 +21,9 @@ class StudyRequest:
     """How to run a study: which scale, whose data, which hardware.
 
     Attributes:
-        preset: a scale of a built-in study ("demo", "small", "full"); a study file ignores it.
+        preset: a built-in study's settings: a shipped scale ("demo", "small", "full") or the path
+            of a built-in study file (``study: mr2xray|csmri``, e.g. an edited copy of a shipped
+            one); a study file of networks and losses ignores it.
         data: the user's data folder instead of the study's default (simulator or the file's path).
         devices: devices (processes) per run; > 1 trains with DDP.
         accelerator: "auto", "cpu" or "cuda".
@@ -29,7 +31,7 @@ class StudyRequest:
             :class:`ConfigError` for one it does not know.
     """
 
-    preset: str = "demo"
+    preset: str | Path = "demo"
     data: Path | None = None
     devices: int = 1
     accelerator: str = "auto"

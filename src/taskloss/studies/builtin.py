@@ -1,8 +1,10 @@
 """The two studies of the source document behind the :class:`~taskloss.studies.base.Study` interface.
 
-Their steps live in :mod:`taskloss.studies.mr2xray` and :mod:`taskloss.studies.csmri` (presets,
-the projection simulator, RecNet's two stages, DLMRI, SIS, the source's reference tables); these
-classes expose them through the one interface the command line and the report use.
+Their settings are built-in study files shipped in the package (``studies/presets/<study>-<scale>.yaml``,
+read into :class:`~taskloss.studies.mr2xray.Mr2XrayPreset` and :class:`~taskloss.studies.csmri.CsmriPreset`);
+their steps live in :mod:`taskloss.studies.mr2xray` and :mod:`taskloss.studies.csmri` (the projection
+simulator, RecNet's two stages, DLMRI, SIS, the source's reference tables); these classes expose them
+through the one interface the command line and the report use.
 """
 
 from collections.abc import Mapping

@@ -20,31 +20,22 @@ from typing import Any, TypeVar
 import numpy as np
 import torch
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
+from taskloss.config import validate_config as validate_config  # the studies' one validation path
 from taskloss.errors import ConfigError, DataError
 from taskloss.metrics import PairedTest
 from taskloss.report import ResultTable
 from taskloss.training import FitResult
 from taskloss.training.checkpoint import atomic_write
-from taskloss.training.config import format_validation_error
+from taskloss.training.config import load_yaml
 
 EVALUATION_DIR = "evaluation"
 TEST_CSV = "test.csv"
 CASES_FILE = "cases.npz"
-CONFIG_FILE = "config.yaml"
+RUN_CONFIG_FILE = "config.yaml"
+"""A run's resolved configuration, in its run folder."""
 CHECKPOINT_DIR = "checkpoints"
-
-
-ModelT = TypeVar("ModelT", bound=BaseModel)
-
-
-def validate_config(model: type[ModelT], data: Mapping[str, Any], source: str) -> ModelT:
-    """Validate a mapping into ``model``; problems become one :class:`ConfigError` naming the keys."""
-    try:
-        return model.model_validate(data)
-    except ValidationError as error:
-        raise ConfigError(format_validation_error(error, source)) from None
 
 
 def write_run_config(run_dir: Path, config: BaseModel) -> None:
@@ -55,7 +46,7 @@ def write_run_config(run_dir: Path, config: BaseModel) -> None:
     trained state: a configuration left by an attempt that failed before its first checkpoint
     (a bad setting, unreadable data) is replaced, so that the corrected rerun is not blocked.
     """
-    path = run_dir / CONFIG_FILE
+    path = run_dir / RUN_CONFIG_FILE
     text = yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
     if path.is_file() and _has_checkpoint(run_dir) and path.read_text() != text:
         try:
@@ -190,16 +181,41 @@ def write_table(folder: Path, table: ResultTable) -> None:
         write_text(folder / f"table.{suffix}", text)
 
 
-PresetT = TypeVar("PresetT")
+PRESET_DIR = Path(__file__).with_name("presets")
+"""The built-in studies' study files, ``<study>-<scale>.yaml`` (shipped in the package)."""
+SCALES = ("demo", "small", "full")
+"""The scales every built-in study ships a file for."""
+
+PresetT = TypeVar("PresetT", bound=BaseModel)
 
 
-def pick_preset(presets: Mapping[str, PresetT], preset: str | PresetT) -> PresetT:
-    """A preset by name (an unknown name is a :class:`ConfigError`), or the preset object itself."""
-    if not isinstance(preset, str):
+def shipped_study_files() -> dict[str, Path]:
+    """The shipped built-in study files by name (``mr2xray-demo``, ...), sorted."""
+    return {path.stem: path for path in sorted(PRESET_DIR.glob("*.yaml"))}
+
+
+def load_preset(model: type[PresetT], study: str, preset: "str | Path | PresetT") -> PresetT:
+    """A built-in study's settings: a shipped scale by name, a study file, or the settings themselves.
+
+    Args:
+        model: the study's settings model (its ``study`` key names the study).
+        study: the study's name, for the shipped file ``<study>-<preset>.yaml``.
+        preset: "demo", "small", "full"; the path of a study file (e.g. a copy of a shipped one);
+            or an instance of ``model``.
+
+    Raises:
+        ConfigError: an unknown scale, a missing or malformed file, an unknown key (named with the
+            keys of its section), a wrong type or a bad value.
+    """
+    if isinstance(preset, model):
         return preset
-    if preset not in presets:
-        raise ConfigError(f"unknown preset {preset!r}; choose one of {', '.join(presets)}")
-    return presets[preset]
+    if isinstance(preset, str):
+        if preset not in SCALES:
+            raise ConfigError(f"unknown preset {preset!r}; choose one of {', '.join(SCALES)} (or run a copy of a "
+                              f"built-in study file with `taskloss study run FILE.yaml`)")
+        preset = PRESET_DIR / f"{study}-{preset}.yaml"
+    path = Path(preset)  # type: ignore[arg-type]
+    return validate_config(model, load_yaml(path), str(path))
 
 
 def write_json(path: Path, data: Any) -> None:

@@ -21,21 +21,22 @@ PSNR-SIS trade-off figure (``tradeoff.png``).
 """
 
 import csv
-import dataclasses
 import functools
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from types import MappingProxyType
+from typing import Any, Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from lightning.fabric import Fabric
+from pydantic import Field, field_validator
 from torch.utils.data import DataLoader
 
 from taskloss.baselines import DlmriConfig, dlmri
+from taskloss.config import StrictModel, check_section
 from taskloss.data.csmri import CsmriConfig, csmri_splits
 from taskloss.data.fields import generator_for
 from taskloss.data.kspace import complex_to_channels, magnitude, undersample
@@ -65,11 +66,12 @@ from taskloss.report import (
 )
 from taskloss.studies.common import (
     ALPHA,
-    CONFIG_FILE,
+    RUN_CONFIG_FILE,
+    SCALES,
     change_verdict,
     format_p,
+    load_preset,
     p_text,
-    pick_preset,
     read_per_image,
     read_run_info,
     read_study_json,
@@ -105,8 +107,6 @@ SCORER = "sis_segmentation"
 TASK_NETWORK = "segmentation"
 """The run of the segmentation network inside the task loss."""
 METRICS = ("psnr", "ssim", "nmse", "dice", "dice_loss_net")
-TASK_WEIGHTS = (0.1, 1.0, 10.0)
-"""Weights of the task term (after balancing; MSE weighs 1) of the sweep."""
 CONTROL = "recnet_finetuned"
 """The same-budget control of the sweep: RecNet fine-tuned as long with MSE alone (λ = 0)."""
 
@@ -121,25 +121,51 @@ SOURCE_TABLE = """| Method | PSNR | MOS | SIS |
 """The source document's table (Seitzer et al., cardiac LGE MRI), for comparison in the report."""
 
 
-@dataclass(frozen=True)
-class CsmriPreset:
-    """A scale of the study.
+class CsmriPreset(StrictModel):
+    """A scale of the study, as a built-in study file (``presets/csmri-<scale>.yaml``).
 
     Attributes:
-        name: "demo", "small" or "full".
-        data: :class:`CsmriConfig` settings.
-        runs: run name -> settings of :class:`CsmriRun` other than data (training included).
-        dlmri: :class:`DlmriConfig` settings.
-        figure_cases: test slices shown in the figure (those with the largest lesions).
+        study: "csmri" (the key that makes a study file a built-in study's).
+        name: the scale ("demo", "small", "full", or a copy's own name), shown in the report.
         notes: one line for the report.
+        data: :class:`CsmriConfig` settings shared by every run (checked at load, kept as given).
+        dlmri: the DLMRI baseline's settings.
+        figure_cases: test slices shown in the figure (those with the largest lesions).
+        runs: run folder -> :class:`CsmriRun` settings other than ``data``, trained in file order (a
+            run names the runs it builds on: ``recnet_run``, ``init_run``, ``task_run``). The
+            methods are the runs ``recnet``, ``refinement``, ``dagan``; the task-loss runs
+            ``recnet_finetuned``, ``recnet_task_<weight>``, ``refinement_task``; the networks that
+            score SIS ``sis_segmentation`` and that the task loss uses ``segmentation``.
     """
 
+    study: Literal["csmri"]
     name: str
-    data: dict[str, Any]
-    runs: dict[str, dict[str, Any]]
-    dlmri: dict[str, Any]
-    figure_cases: int = 3
     notes: str = ""
+    data: dict[str, Any]
+    dlmri: DlmriConfig = DlmriConfig()
+    figure_cases: int = Field(3, ge=1)
+    runs: dict[str, CsmriRun]
+
+    @field_validator("data")
+    @classmethod
+    def _data(cls, data: dict[str, Any]) -> dict[str, Any]:
+        check_section(CsmriConfig, data)
+        return data
+
+    @field_validator("runs")
+    @classmethod
+    def _runs_share_the_data(cls, runs: dict[str, CsmriRun]) -> dict[str, CsmriRun]:
+        missing = [name for name in REQUIRED_RUNS if name not in runs]
+        if missing:
+            raise ValueError(f"the study needs the run {missing[0]!r} (runs {', '.join(REQUIRED_RUNS)} at least)")
+        for name, run in runs.items():
+            if "data" in run.model_fields_set:
+                raise ValueError(f"{name}.data: runs share the file's data section; move the settings there")
+        return runs
+
+
+REQUIRED_RUNS = ("segmentation", SCORER, "recnet", "refinement", "dagan")
+"""The runs every csmri study file holds: the study's methods and its two segmentation networks."""
 
 
 def method_label(method: str) -> str:
@@ -149,93 +175,18 @@ def method_label(method: str) -> str:
     return LABELS[method]
 
 
-def _task_runs(runs: dict[str, dict[str, Any]], weights: tuple[float, ...], refinement_weight: float | None,
-               finetune_epochs: int) -> dict[str, dict[str, Any]]:
-    """The trained RecNet fine-tuned for ``finetune_epochs`` with MSE alone (the control) and with MSE +
-    task loss, one run per weight; and refinement + task loss (the refinement's settings) unless
-    ``refinement_weight`` is None."""
-    task = {"task_run": TASK_NETWORK, "task_balance_batches": 5}
-    finetune = {**runs["recnet"], "init_run": "recnet",
-                "training": {**runs["recnet"]["training"], "epochs": finetune_epochs}}
-    sweep = {f"{TASK_METHOD}{w:g}": {**finetune, **task, "task_weight": w} for w in weights}
-    refinement = {} if refinement_weight is None else {
-        REFINEMENT_TASK: {**runs["refinement"], **task, "task_weight": refinement_weight}}
-    return {CONTROL: finetune, **sweep, **refinement}
-
-
-def _runs(epochs: dict[str, int], batch: int, widths: str, task_weights: tuple[float, ...] = TASK_WEIGHTS,
-          refinement_task: bool = True) -> dict[str, dict[str, Any]]:
-    small = widths == "small"
-    segmentation = {"epochs": epochs["segmentation"], "batch_size": batch, "monitor": "dice",
-                    "monitor_mode": "max", "optimizer": {"lr": 1e-3}}
-    runs = {
-        "segmentation": {"stage": "segmentation", "network": "segmentation_unet", "training": segmentation},
-        # The SIS scorer: independent of the task loss's network (another seed, another width).
-        SCORER: {"stage": "segmentation", "network": "segmentation_unet",
-                 "network_options": {"widths": (6, 12, 24, 48) if small else (16, 32, 64, 128)},
-                 "training": {**segmentation, "seed": 1}},
-        "recnet": {"stage": "recnet", "network": "recnet",
-                   "training": {"epochs": epochs["recnet"], "batch_size": batch, "monitor": "mse",
-                                "optimizer": {"lr": 1e-3 if small else 2e-4}}},
-        "refinement": {"stage": "refinement", "network": "visual_refinement", "recnet_run": "recnet",
-                       # A few hundred CPU steps at Adam 2e-4 open the gate s by at most 0.04-0.1
-                       # (docs/results.md); the gain lets it reach what the papers' schedules allow.
-                       "network_options": {"scale_gain": 20.0} if small else {},
-                       "discriminator_options": {"widths": (32, 64, 128, 256, 256, 256)} if small else {},
-                       "training": {"epochs": epochs["refinement"], "batch_size": 5, "monitor": None,
-                                    "optimizer": {"lr": 2e-4, "betas": (0.5, 0.999)}}},
-        "dagan": {"stage": "dagan", "network": "dagan_generator",
-                  "network_options": {"encoder_widths": (32, 64, 128, 128, 128, 128),
-                                      "decoder_widths": (128, 256, 256, 128, 64, 32)} if small else {},
-                  # The default discriminator's dense layer holds 48 M weights at 64 px.
-                  "discriminator_options": {"base_width": 16} if small else {},
-                  "discriminator_optimizer": {"lr": 1e-4, "betas": (0.5, 0.999), "step_epochs": 5},
-                  "training": {"epochs": epochs["dagan"], "batch_size": batch, "monitor": "nmse",
-                               "optimizer": {"lr": 1e-4, "betas": (0.5, 0.999), "step_epochs": 5}}},
-    }
-    finetune = epochs.get("finetune", max(1, epochs["recnet"] // 3))
-    return {**runs, **_task_runs(runs, task_weights, 1.0 if refinement_task else None, finetune)}
-
-
-LARGER_LESIONS = {"lesions": 8, "lesion_radius_mm": (6.0, 14.0)}
-"""Below 256 px the default lesions (4-9 mm) cover a few pixels; the SIS network needs more."""
-SCANNER_LIKE = {"zoom": 3.0, "orientations": ["axial", "coronal", "sagittal"], "texture": 0.1, "noise": 0.02}
-"""Closer to real scans (zoomed fields, three planes, tissue texture, 2 % k-space noise): the demo RecNet
-trained on it beats zero-filled on the real MR images by 4.7 dB instead of 2.6 (docs/results.md)."""
-
-PRESETS: dict[str, CsmriPreset] = {
-    "demo": CsmriPreset(
-        # 4x, not 8x: at 64 px an 8x mask keeps 8 phase-encoding lines, too few for DLMRI's patch
-        # dictionary (+1.0 dB over zero-filled at best, +3.9 dB at 4x; docs/results.md).
-        "demo", {"subjects": 12, "slices": 16, "size": 64, "variation": LARGER_LESIONS, "acceleration": 4.0,
-                 **SCANNER_LIKE},
-        # Epochs sized so that `taskloss demo` stays within 10 minutes on 2 cores (16.1 min measured
-        # with 30/30/8/10 epochs and refinement + task loss); the small preset keeps every row.
-        _runs({"segmentation": 20, "recnet": 20, "refinement": 8, "dagan": 6, "finetune": 5}, 8, "small",
-              refinement_task=False),
-        {"outer_iterations": 10, "ksvd_iterations": 3, "training_patches": 3000,
-         "initial_error_threshold": 0.2, "error_threshold": 0.05},
-        notes="64 px, 4x, 12 subjects x 16 slices, reduced widths and epochs, no refinement + task loss; "
-              "minutes on 2 CPU cores"),
-    "small": CsmriPreset(
-        "small", {"subjects": 20, "slices": 20, "size": 128, "variation": LARGER_LESIONS, **SCANNER_LIKE},
-        _runs({"segmentation": 20, "recnet": 40, "refinement": 10, "dagan": 10}, 8, "small"),
-        {"initial_error_threshold": 0.2, "error_threshold": 0.05},
-        notes="128 px, 20 subjects x 20 slices; about an hour on CPU"),
-    "full": CsmriPreset(
-        "full", {"subjects": 40, "slices": 40, "size": 256},
-        _runs({"segmentation": 50, "recnet": 200, "refinement": 50, "dagan": 50}, 20, "paper"),
-        dataclasses.asdict(DlmriConfig.paper()),
-        notes="256 px, 40 subjects x 40 slices, the papers' networks and schedules; for a GPU"),
-}
+PRESETS: Mapping[str, CsmriPreset] = MappingProxyType(
+    {scale: load_preset(CsmriPreset, STUDY, scale) for scale in SCALES})
+"""The shipped scales, read from their study files."""
 
 
 def preset_runs(preset: CsmriPreset, data: dict[str, Any], training: dict[str, Any]) -> dict[str, CsmriRun]:
     """The trained runs of a preset by folder name, with data and training overrides applied."""
     runs = {}
-    for name, settings in preset.runs.items():
+    for name, run in preset.runs.items():
+        settings = run.model_dump(exclude_unset=True)
         values = {**settings, "data": {**preset.data, **data},
-                  "training": TrainingConfig(**{**settings["training"], **training})}
+                  "training": TrainingConfig(**{**settings.get("training", {}), **training})}
         runs[name] = validate_config(CsmriRun, values, f"preset {preset.name}, run {name}")
     return runs
 
@@ -265,7 +216,7 @@ def train_config(data: dict[str, Any], run_dir: Path, source: str) -> FitResult:
 
 def load_run(run_dir: Path, fabric: Fabric | None = None) -> tuple[CsmriRun, Trainer]:
     """A trained run with its best weights loaded, ready to predict (evaluation mode)."""
-    run = validate_config(CsmriRun, load_yaml(run_dir / CONFIG_FILE), str(run_dir / CONFIG_FILE))
+    run = validate_config(CsmriRun, load_yaml(run_dir / RUN_CONFIG_FILE), str(run_dir / RUN_CONFIG_FILE))
     task, _ = build_task(run, run_dir)
     trainer = Trainer(task, run.training, run_dir, fabric)
     trainer.load_weights("best")
@@ -352,7 +303,7 @@ def evaluate_methods(out_dir: Path, preset: CsmriPreset, config: CsmriConfig, fa
     """
     results = out_dir / "results"
     splits = study_splits(config)
-    dlmri_config = DlmriConfig.from_dict(preset.dlmri)
+    dlmri_config = preset.dlmri
     timings: dict[str, float] = {}
     methods = _reconstructors(out_dir, fabric, dlmri_config, timings)
     scorer = load_run(out_dir / "runs" / SCORER, fabric)[1].task.model
@@ -403,7 +354,7 @@ def evaluate_generalisation(out_dir: Path, preset: CsmriPreset, config: CsmriCon
     batch = {k: (torch.stack([i[k] for i in batch_items]) if k != "id" else [i[k] for i in batch_items])
              for k in batch_items[0]}
     batch = fabric.to_device(batch)
-    methods = _reconstructors(out_dir, fabric, DlmriConfig.from_dict(preset.dlmri), {})
+    methods = _reconstructors(out_dir, fabric, preset.dlmri, {})
     with torch.no_grad():
         for method, reconstruct in methods.items():
             if method == "ground_truth":
@@ -415,24 +366,25 @@ def evaluate_generalisation(out_dir: Path, preset: CsmriPreset, config: CsmriCon
                 "ssim": ssim(estimate, reference, data_range="target_max").cpu().numpy()})
 
 
-def run_study(preset: str | CsmriPreset, out_dir: Path, data_dir: Path | None = None, devices: int = 1,
+def run_study(preset: str | Path | CsmriPreset, out_dir: Path, data_dir: Path | None = None, devices: int = 1,
               accelerator: str = "auto", acceleration: float | None = None) -> Path:
     """Train the runs of a preset in order (finished runs are skipped), evaluate every method on the test
     split and on real MR images, and render the results.
 
     Args:
-        preset: "demo", "small", "full", or a :class:`CsmriPreset`.
+        preset: "demo", "small", "full" (a shipped study file), the path of a study file, or a
+            :class:`CsmriPreset`.
         out_dir: the study folder (``OUT/csmri``).
         data_dir: fastMRI single-coil HDF5 files (or a ``taskloss simulate csmri`` folder) instead of
             the simulator.
         devices: devices (processes) per run; > 1 trains with DDP.
         accelerator: "auto", "cpu" or "cuda".
-        acceleration: undersampling factor (default the preset's, 8).
+        acceleration: undersampling factor instead of the study file's ``data.acceleration`` (whose default is 8).
 
     Returns:
         The results folder.
     """
-    preset = pick_preset(PRESETS, preset)
+    preset = load_preset(CsmriPreset, STUDY, preset)
     data: dict[str, Any] = {"data": str(data_dir)} if data_dir is not None else {}
     if acceleration is not None:
         data["acceleration"] = acceleration
@@ -447,7 +399,8 @@ def run_study(preset: str | CsmriPreset, out_dir: Path, data_dir: Path | None = 
         evaluate_generalisation(out_dir, preset, config, fabric)
         write_json(out_dir / "study.json", {
             "study": STUDY, "preset": preset.name, "notes": preset.notes, "data": runs["recnet"].data,
-            "dlmri": preset.dlmri, "seconds": time.perf_counter() - started, "seconds_per_step": step_times,
+            "dlmri": preset.dlmri.model_dump(exclude_unset=True), "seconds": time.perf_counter() - started,
+            "seconds_per_step": step_times,
             "seconds_per_image": per_image})
         render_results(out_dir)
     fabric.barrier()

@@ -56,7 +56,7 @@ from taskloss.losses import (
 from taskloss.losses.pixel import nmse_loss
 from taskloss.metrics import dice, mse, nmse, psnr, ssim
 from taskloss.networks import VisualRefinement, create_network
-from taskloss.studies.common import CONFIG_FILE, validate_config
+from taskloss.studies.common import RUN_CONFIG_FILE, validate_config
 from taskloss.studies.perception import PerceptionChoice, perception_network
 from taskloss.studies.task_loss import WeightedSum
 from taskloss.training import SupervisedTask, TrainingConfig
@@ -92,8 +92,8 @@ class CsmriRun(StrictModel):
     training: TrainingConfig = TrainingConfig()
 
     def data_config(self) -> CsmriConfig:
-        """The data settings as a :class:`CsmriConfig` (unknown keys are errors)."""
-        return CsmriConfig.from_mapping(self.data)
+        """The data settings as a :class:`CsmriConfig` (a bad setting is a ConfigError naming it)."""
+        return validate_config(CsmriConfig, self.data, "csmri data settings")
 
 
 def magnitude_metrics(image: torch.Tensor, batch: Batch) -> dict[str, torch.Tensor]:
@@ -166,7 +166,7 @@ def load_trained(run_dir: Path, stage: Stage, key: str) -> nn.Module:
         stage: the stage it must hold.
         key: the option that named the folder (for the error message).
     """
-    config = validate_config(CsmriRun, load_yaml(run_dir / CONFIG_FILE), str(run_dir / CONFIG_FILE))
+    config = validate_config(CsmriRun, load_yaml(run_dir / RUN_CONFIG_FILE), str(run_dir / RUN_CONFIG_FILE))
     if config.stage != stage:
         raise ConfigError(f"{run_dir} holds a {config.stage!r} run; {key} must name a {stage!r} run")
     model = create_network(config.network, **config.network_options)

@@ -20,16 +20,17 @@ synthesised against the real X-ray), each term balanced over the first batches.
 
 import functools
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Literal
 
 import numpy as np
 import torch
 from lightning.fabric import Fabric
-from pydantic import Field
+from pydantic import Field, field_validator, model_validator
 
+from taskloss.config import StrictModel, check_section
 from taskloss.data.mr2xray import Mr2XrayConfig, Splits, mr2xray_splits
 from taskloss.errors import DataError
 from taskloss.losses import CrossEntropyLoss, L1Loss, PerceptualLoss, TaskLoss
@@ -39,15 +40,16 @@ from taskloss.report import Case, Column, ResultTable, Row, comparison_figure, d
 from taskloss.studies.common import (
     ALPHA,
     CASES_FILE,
-    CONFIG_FILE,
     EVALUATION_DIR,
+    RUN_CONFIG_FILE,
+    SCALES,
     TEST_CSV,
     change_verdict,
     collect_predictions,
     figure_case_indices,
     format_p,
+    load_preset,
     p_text,
-    pick_preset,
     read_per_image,
     read_run_info,
     read_study_json,
@@ -63,7 +65,7 @@ from taskloss.studies.common import (
 from taskloss.studies.perception import PerceptionChoice, perception_network
 from taskloss.studies.task_loss import dice_ratio, load_segmenter, with_task_term
 from taskloss.training import FitResult, SupervisedTask, Trainer, TrainingConfig, make_fabric
-from taskloss.training.config import StrictModel, load_yaml
+from taskloss.training.config import load_yaml
 from taskloss.training.task import Batch
 
 STUDY = "mr2xray"
@@ -111,8 +113,8 @@ class BoneSegmentationRun(StrictModel):
     training: TrainingConfig = TrainingConfig(monitor="dice", monitor_mode="max")
 
     def data_config(self) -> Mr2XrayConfig:
-        """The data settings as a :class:`Mr2XrayConfig` (unknown keys are errors)."""
-        return Mr2XrayConfig.from_mapping(self.data)
+        """The data settings as a :class:`Mr2XrayConfig` (a bad setting is a ConfigError naming it)."""
+        return validate_config(Mr2XrayConfig, self.data, "mr2xray data settings")
 
 
 class Mr2XrayRun(StrictModel):
@@ -128,8 +130,8 @@ class Mr2XrayRun(StrictModel):
     training: TrainingConfig = TrainingConfig(monitor="ssim", monitor_mode="max")
 
     def data_config(self) -> Mr2XrayConfig:
-        """The data settings as a :class:`Mr2XrayConfig` (unknown keys are errors)."""
-        return Mr2XrayConfig.from_mapping(self.data)
+        """The data settings as a :class:`Mr2XrayConfig` (a bad setting is a ConfigError naming it)."""
+        return validate_config(Mr2XrayConfig, self.data, "mr2xray data settings")
 
 
 @functools.lru_cache(maxsize=2)
@@ -245,10 +247,10 @@ def evaluate_run(run_dir: Path, split: str = "test", fabric: Fabric | None = Non
     Returns:
         The CSV file.
     """
-    run = validate_config(Mr2XrayRun, load_yaml(run_dir / CONFIG_FILE), str(run_dir / CONFIG_FILE))
+    run = validate_config(Mr2XrayRun, load_yaml(run_dir / RUN_CONFIG_FILE), str(run_dir / RUN_CONFIG_FILE))
     dataset = getattr(study_splits(run.data_config()), split)
     scorer_dir = run_dir.parent.parent / TASK_DIR / BONE_SCORER
-    scored = len(dataset) > 0 and "bone" in dataset[0] and (scorer_dir / CONFIG_FILE).is_file()
+    scored = len(dataset) > 0 and "bone" in dataset[0] and (scorer_dir / RUN_CONFIG_FILE).is_file()
     task, _ = build_task(run, run_dir, load_segmenter(scorer_dir) if scored else None)
     trainer = Trainer(task, run.training, run_dir, fabric)
     trainer.load_weights("best")
@@ -265,66 +267,64 @@ def evaluate_run(run_dir: Path, split: str = "test", fabric: Fabric | None = Non
     return path
 
 
-@dataclass(frozen=True)
-class Mr2XrayPreset:
-    """A scale of the study: data, training settings and the three networks' sizes.
+class PresetNetwork(StrictModel):
+    """A network of a preset: a registry name (:func:`taskloss.networks.create_network`) and its options."""
+
+    name: str
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class Mr2XrayPreset(StrictModel):
+    """A scale of the study, as a built-in study file (``presets/mr2xray-<scale>.yaml``).
 
     Attributes:
-        name: "demo", "small" or "full".
-        data: :class:`Mr2XrayConfig` settings.
-        training: :class:`TrainingConfig` settings.
-        networks: table label -> (registry name, constructor options).
+        study: "mr2xray" (the key that makes a study file a built-in study's).
+        name: the scale ("demo", "small", "full", or a copy's own name), shown in the report.
+        notes: one line for the report.
+        data: :class:`Mr2XrayConfig` settings (checked at load, kept as given for the run configs).
+        training: :class:`TrainingConfig` settings of the six runs (the monitor is validation SSIM).
+        networks: table label -> network; run folders are ``<label lowercased>-<loss>``.
         task_networks: labels of ``networks`` that also train with the task loss.
         task_weight: weight of the task term (l1 weighs 1, both balanced over the first batches).
         bone_epochs: epochs of the two bone-segmentation networks.
         balance_batches: K of the perceptual loss's layer balancing.
         figure_cases: test images shown in the figure.
-        notes: one line for the report.
     """
 
+    study: Literal["mr2xray"]
     name: str
-    data: dict[str, Any]
-    training: dict[str, Any]
-    networks: dict[str, tuple[str, dict[str, Any]]]
-    task_networks: tuple[str, ...] = ("UNet", "ResNet", "CRN")
-    task_weight: float = 1.0
-    bone_epochs: int = 20
-    balance_batches: int = 10
-    figure_cases: int = 3
     notes: str = ""
+    data: dict[str, Any]
+    training: TrainingConfig
+    networks: dict[str, PresetNetwork] = Field(min_length=1)
+    task_networks: tuple[str, ...] = ("UNet", "ResNet", "CRN")
+    task_weight: float = Field(1.0, gt=0)
+    bone_epochs: int = Field(20, ge=1)
+    balance_batches: int = Field(10, ge=1)
+    figure_cases: int = Field(3, ge=1)
+
+    @field_validator("data")
+    @classmethod
+    def _data(cls, data: dict[str, Any]) -> dict[str, Any]:
+        check_section(Mr2XrayConfig, data)
+        return data
+
+    @model_validator(mode="after")
+    def _task_networks_are_networks(self) -> "Mr2XrayPreset":
+        unknown = [label for label in self.task_networks if label not in self.networks]
+        if unknown:
+            raise ValueError(f"task_networks: {unknown[0]!r} is not a key of networks; choose among "
+                             f"{', '.join(self.networks)}")
+        return self
+
+    def training_settings(self) -> dict[str, Any]:
+        """The training settings the file gives (nested sections too), to merge with others."""
+        return self.training.model_dump(exclude_unset=True)
 
 
-PRESETS: dict[str, Mr2XrayPreset] = {
-    "demo": Mr2XrayPreset(
-        name="demo",
-        data={"subjects": 16, "angles": 8, "size": 64},
-        # 15 epochs (and 10 for the bone networks) keep `taskloss demo` within 10 minutes on 2 cores
-        # (16.1 min measured with 30 and 20).
-        training={"epochs": 15, "batch_size": 8, "optimizer": {"lr": 1e-3}},
-        bone_epochs=10,
-        networks={"UNet": ("unet", {"widths": (16, 32, 64, 128, 256)}),
-                  "ResNet": ("resnet", {"base_width": 16, "num_blocks": 6}),
-                  "CRN": ("crn_64", {"channels": (64, 64, 64, 32, 16)})},
-        task_networks=("UNet",),  # the time budget of the demo: one task-loss run
-        notes="64 px, 16 subjects x 8 views, reduced widths; minutes on 2 CPU cores",
-    ),
-    "small": Mr2XrayPreset(
-        name="small",
-        data={"subjects": 30, "angles": 12, "size": 128},
-        training={"epochs": 30, "batch_size": 8, "optimizer": {"lr": 5e-4}},
-        networks={"UNet": ("unet", {"widths": (32, 64, 128, 256, 512)}),
-                  "ResNet": ("resnet", {"base_width": 32}),
-                  "CRN": ("crn_128", {"channels": (128, 128, 128, 64, 32, 16)})},
-        notes="128 px, 30 subjects x 12 views; about an hour on CPU",
-    ),
-    "full": Mr2XrayPreset(
-        name="full",
-        data={"subjects": 100, "angles": 36, "size": 256},
-        training={"epochs": 100, "batch_size": 4, "optimizer": {"lr": 1e-4}},
-        networks={"UNet": ("unet", {}), "ResNet": ("resnet", {}), "CRN": ("crn_256", {})},
-        notes="256 px, 100 subjects x 36 views, published widths, Adam 1e-4; for a GPU",
-    ),
-}
+PRESETS: Mapping[str, Mr2XrayPreset] = MappingProxyType(
+    {scale: load_preset(Mr2XrayPreset, STUDY, scale) for scale in SCALES})
+"""The shipped scales, read from their study files."""
 
 
 def preset_runs(preset: Mr2XrayPreset, data: dict[str, Any] | None = None,
@@ -336,14 +336,14 @@ def preset_runs(preset: Mr2XrayPreset, data: dict[str, Any] | None = None,
         data: overrides of the data settings (e.g. ``{"data": "/my/pairs"}``).
         training: overrides of the training settings (e.g. ``{"devices": 4}``).
     """
-    training_settings = {"monitor": "ssim", "monitor_mode": "max", **preset.training, **(training or {})}
+    training_settings = {"monitor": "ssim", "monitor_mode": "max", **preset.training_settings(), **(training or {})}
     runs = {}
     for loss in LOSSES:
-        for label, (network, options) in preset.networks.items():
+        for label, network in preset.networks.items():
             if loss == "task" and label not in preset.task_networks:
                 continue
             runs[run_name(label, loss)] = Mr2XrayRun(
-                network=network, network_options=options, loss=loss,
+                network=network.name, network_options=network.options, loss=loss,
                 perceptual=PerceptualSettings(balance_batches=preset.balance_batches),
                 task=TaskSettings(weight=preset.task_weight),
                 data={**preset.data, **(data or {})}, training=TrainingConfig(**training_settings))
@@ -354,8 +354,8 @@ def bone_runs(preset: Mr2XrayPreset, data: dict[str, Any] | None = None,
               training: dict[str, Any] | None = None) -> dict[str, BoneSegmentationRun]:
     """The two bone-segmentation runs: the task loss's network and the independent scorer (seed 1,
     other widths), trained on the same training split."""
-    settings = {**preset.training, "optimizer": {"lr": 1e-3}, **(training or {}), "epochs": preset.bone_epochs,
-                "monitor": "dice", "monitor_mode": "max"}
+    settings = {**preset.training_settings(), "optimizer": {"lr": 1e-3}, **(training or {}),
+                "epochs": preset.bone_epochs, "monitor": "dice", "monitor_mode": "max"}
     values = {"data": {**preset.data, **(data or {})}}
     return {BONE_NETWORK: BoneSegmentationRun(**values, training=TrainingConfig(**settings)),
             BONE_SCORER: BoneSegmentationRun(**values, network_options={"widths": (12, 24, 48)},
@@ -378,7 +378,7 @@ TABLE_COLUMNS = (Column("mae", "MAE", higher_is_better=False), Column("ssim", "S
                  Column("task", "Task (bone Dice ratio)", higher_is_better=True, show_sd=False))
 
 
-def run_study(preset: str | Mr2XrayPreset, out_dir: Path, data_dir: Path | None = None, devices: int = 1,
+def run_study(preset: str | Path | Mr2XrayPreset, out_dir: Path, data_dir: Path | None = None, devices: int = 1,
               accelerator: str = "auto") -> Path:
     """Train and score the runs of a preset (finished runs are skipped), then render results.
 
@@ -386,7 +386,8 @@ def run_study(preset: str | Mr2XrayPreset, out_dir: Path, data_dir: Path | None 
     and the scorer); a user's data has no bone masks, so its study has no task runs or column.
 
     Args:
-        preset: "demo", "small", "full", or a :class:`Mr2XrayPreset`.
+        preset: "demo", "small", "full" (a shipped study file), the path of a study file, or a
+            :class:`Mr2XrayPreset`.
         out_dir: the study folder (``OUT/mr2xray``).
         data_dir: the user's paired folder (``input/``, ``target/``) instead of the simulator.
         devices: devices (processes) per run; > 1 trains with DDP.
@@ -395,7 +396,7 @@ def run_study(preset: str | Mr2XrayPreset, out_dir: Path, data_dir: Path | None 
     Returns:
         The results folder.
     """
-    preset = pick_preset(PRESETS, preset)
+    preset = load_preset(Mr2XrayPreset, STUDY, preset)
     data = {"data": str(data_dir)} if data_dir is not None else {}
     hardware = {"devices": devices, "accelerator": accelerator}
     runs = preset_runs(preset, data, hardware)
@@ -423,7 +424,7 @@ def run_study(preset: str | Mr2XrayPreset, out_dir: Path, data_dir: Path | None 
 def _load_runs(out_dir: Path) -> dict[str, tuple[Mr2XrayRun, list[str], dict[str, np.ndarray]]]:
     runs = {}
     for run_dir in sorted((out_dir / "runs").iterdir()) if (out_dir / "runs").is_dir() else []:
-        config = validate_config(Mr2XrayRun, load_yaml(run_dir / CONFIG_FILE), str(run_dir / CONFIG_FILE))
+        config = validate_config(Mr2XrayRun, load_yaml(run_dir / RUN_CONFIG_FILE), str(run_dir / RUN_CONFIG_FILE))
         ids, values = read_per_image(run_dir / EVALUATION_DIR / TEST_CSV)
         runs[run_dir.name] = (config, ids, values)
     if not runs:

@@ -1,7 +1,7 @@
-"""Typed, validated settings of one training run (loaded from YAML or built in code).
+"""Typed, validated settings of one training run (loaded from YAML or built in code), and YAML loading.
 
-Unknown keys and wrong types are errors that name the key (pydantic ``extra="forbid"``), raised as
-:class:`taskloss.errors.ConfigError`.
+The models are :class:`taskloss.config.StrictModel`: unknown keys and wrong types are errors that
+name the key, raised as :class:`taskloss.errors.ConfigError`.
 """
 
 import math
@@ -9,15 +9,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field
 
+from taskloss.config import StrictModel
 from taskloss.errors import ConfigError
-
-
-class StrictModel(BaseModel):
-    """Base of every taskloss config: unknown keys and NaN/infinite numbers are errors; assignments are validated."""
-
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class OptimizerConfig(StrictModel):
@@ -71,17 +66,6 @@ class TrainingConfig(StrictModel):
     progress: bool = True
     deterministic: bool = False
     optimizer: OptimizerConfig = OptimizerConfig()
-
-
-def format_validation_error(error: ValidationError, source: str) -> str:
-    """One line per problem: ``source: key.path: message``."""
-    problems = []
-    for item in error.errors():
-        key = ".".join(str(part) for part in item["loc"]) or "(root)"
-        message = "unknown key (check the spelling; see the documented keys)" if item[
-            "type"] == "extra_forbidden" else item["msg"]
-        problems.append(f"{key}: {message}")
-    return f"{source}: " + "; ".join(problems)
 
 
 class _DuplicateKey(yaml.YAMLError):

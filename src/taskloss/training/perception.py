@@ -29,8 +29,10 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from pydantic import ConfigDict, Field
 from torch import nn
 
+from taskloss.config import StrictModel
 from taskloss.data.fields import generator_for
 from taskloss.data.mr2xray import normalize_min_max
 from taskloss.data.phantoms import Variation, head_phantom
@@ -54,9 +56,8 @@ TRAINING_VARIATION = Variation(rotation_deg=12.0, scale=0.12, deformation_mm=4.0
 the features see more anatomy than the studies' test subjects."""
 
 
-@dataclass(frozen=True)
-class PerceptionTrainingConfig:
-    """Settings of ``taskloss train-perception``.
+class PerceptionTrainingConfig(StrictModel):
+    """Settings of ``taskloss train-perception`` (frozen; a bad setting names its key, :mod:`taskloss.config`).
 
     Attributes:
         subjects: simulated training subjects (2 more are held out for the reported scores).
@@ -72,16 +73,18 @@ class PerceptionTrainingConfig:
         corruption_noise: largest standard deviation of the input noise of the restoration task.
     """
 
-    subjects: int = 8
-    size: int = 64
-    slices_per_subject: int = 24
-    angles: int = 12
-    steps: int = 3000
-    batch_size: int = 16
-    lr: float = 1e-3
+    model_config = ConfigDict(frozen=True)
+
+    subjects: int = Field(8, ge=1)
+    size: int = Field(64, ge=8)
+    slices_per_subject: int = Field(24, ge=1)
+    angles: int = Field(12, ge=1)
+    steps: int = Field(3000, ge=1)
+    batch_size: int = Field(16, ge=1)
+    lr: float = Field(1e-3, gt=0)
     seed: int = 0
-    self_supervised_weight: float = 1.0
-    corruption_noise: float = 0.1
+    self_supervised_weight: float = Field(1.0, ge=0)
+    corruption_noise: float = Field(0.1, ge=0)
 
 
 class _TrainingHead(nn.Module):

@@ -1,0 +1,186 @@
+"""The built-in studies' presets are study files shipped in the package, holding the values the Python
+presets had (``golden/presets_8715ffa.json``: HEAD 8715ffa's ``PRESETS`` and the run configurations they
+resolved to, dumped by that commit's code), run by `taskloss study --preset` and `taskloss study run`."""
+
+import json
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from taskloss.cli import main
+from taskloss.errors import ConfigError
+from taskloss.studies import csmri, mr2xray
+from taskloss.studies.common import PRESET_DIR, SCALES, load_preset, shipped_study_files
+from taskloss.studies.csmri import CsmriPreset
+from taskloss.studies.mr2xray import Mr2XrayPreset
+
+HEAD = json.loads((Path(__file__).with_name("golden") / "presets_8715ffa.json").read_text())
+MODELS: dict[str, type[Mr2XrayPreset] | type[CsmriPreset]] = {"mr2xray": Mr2XrayPreset, "csmri": CsmriPreset}
+FILES = [(study, scale) for study in MODELS for scale in SCALES]
+
+
+def _plain(value: Any) -> Any:
+    """Tuples as lists, as the dump of HEAD's presets holds them."""
+    return json.loads(json.dumps(value))
+
+
+def _head_shape(preset: Mr2XrayPreset | CsmriPreset) -> dict[str, Any]:
+    """A preset in the shape of HEAD's dataclasses (``dataclasses.asdict``)."""
+    if isinstance(preset, Mr2XrayPreset):
+        return _plain({"name": preset.name, "data": preset.data, "training": preset.training_settings(),
+                       "networks": {label: [n.name, n.options] for label, n in preset.networks.items()},
+                       "task_networks": preset.task_networks, "task_weight": preset.task_weight,
+                       "bone_epochs": preset.bone_epochs, "balance_batches": preset.balance_batches,
+                       "figure_cases": preset.figure_cases, "notes": preset.notes})
+    return _plain({"name": preset.name, "data": preset.data,
+                   "runs": {name: run.model_dump(exclude_unset=True) for name, run in preset.runs.items()},
+                   "dlmri": preset.dlmri.model_dump(exclude_unset=True), "figure_cases": preset.figure_cases,
+                   "notes": preset.notes})
+
+
+def _resolved_runs(study: str, scale: str) -> dict[str, Any]:
+    """Every run configuration a preset trains, as ``config.yaml`` records it."""
+    if study == "mr2xray":
+        preset = mr2xray.PRESETS[scale]
+        runs = {**mr2xray.preset_runs(preset),
+                **{f"task_networks/{k}": r for k, r in mr2xray.bone_runs(preset).items()}}
+    else:
+        runs = csmri.preset_runs(csmri.PRESETS[scale], {}, {})
+    return {name: run.model_dump(mode="json") for name, run in runs.items()}
+
+
+@pytest.mark.parametrize(("study", "scale"), FILES)
+def test_each_shipped_file_holds_the_values_of_the_python_preset(study, scale):
+    preset = load_preset(MODELS[study], study, scale)
+    expected = HEAD["presets"][f"{study}-{scale}"]
+    assert _head_shape(preset) == expected
+    order = "networks" if study == "mr2xray" else "runs"
+    assert list(_head_shape(preset)[order]) == list(expected[order])  # the runs train in this order
+
+
+@pytest.mark.parametrize(("study", "scale"), FILES)
+def test_each_shipped_file_resolves_to_the_same_run_configurations(study, scale):
+    resolved = _resolved_runs(study, scale)
+    expected = HEAD["runs"][f"{study}-{scale}"]
+    assert list(resolved) == list(expected)
+    assert resolved == expected  # so config.yaml of an existing run folder is accepted as unchanged
+
+
+def test_the_package_ships_one_file_per_study_and_scale():
+    files = shipped_study_files()
+    assert list(files) == sorted(f"{study}-{scale}" for study, scale in FILES)
+    for stem, path in files.items():
+        assert path.parent == PRESET_DIR
+        data = yaml.safe_load(path.read_text())
+        assert f"{data['study']}-{data['name']}" == stem
+
+
+@pytest.fixture
+def demo_copy(tmp_path):
+    """A copy of the shipped mr2xray demo file, and a function that edits it."""
+    path = tmp_path / "my-mr2xray.yaml"
+    shutil.copy(PRESET_DIR / "mr2xray-demo.yaml", path)
+
+    def edit(change: Any) -> Path:
+        data = yaml.safe_load(path.read_text())
+        change(data)
+        path.write_text(yaml.safe_dump(data, sort_keys=False))
+        return path
+
+    return path, edit
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (lambda d: d.update(epochz=3), "(root): unknown key 'epochz'; choose one of study, name, notes, data, training, "
+                                   "networks, task_networks, task_weight, bone_epochs, balance_batches, figure_cases"),
+    (lambda d: d["training"].update(epochz=3), "training: unknown key 'epochz'; choose one of epochs, batch_size, "
+                                               "seed, accelerator, devices, "),
+    (lambda d: d["networks"]["UNet"].update(option={}), "networks.UNet: unknown key 'option'; choose one of name, "
+                                                        "options"),
+    (lambda d: d["data"].update(sise=3), "data: unknown key 'sise'; choose one of subjects, angles, size, seed, "),
+    (lambda d: d["data"].update(subjects=2), "data: subjects must be >= 3 (train, val and test get one each at "
+                                             "least), got 2"),
+    (lambda d: d.update(task_networks=["unet"]), "task_networks: 'unet' is not a key of networks; choose among "
+                                                 "UNet, ResNet, CRN"),
+    (lambda d: d.update(study="csmri"), "study: Input should be 'mr2xray'"),
+])
+def test_a_bad_key_or_value_in_a_builtin_study_file_is_one_line_naming_it(demo_copy, change, message):
+    path = demo_copy[1](change)
+    with pytest.raises(ConfigError) as error:
+        load_preset(Mr2XrayPreset, "mr2xray", path)
+    assert str(error.value).startswith(f"{path}: {message}")
+
+
+def test_a_csmri_file_names_the_run_of_a_bad_key(tmp_path):
+    path = tmp_path / "c.yaml"
+    data = yaml.safe_load((PRESET_DIR / "csmri-demo.yaml").read_text())
+    data["runs"]["recnet"]["training"]["epochz"] = 3
+    data["runs"]["dagan"]["data"] = {"size": 32}
+    del data["runs"]["refinement"]
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(ConfigError) as error:
+        load_preset(CsmriPreset, "csmri", path)
+    assert str(error.value) == (
+        f"{path}: runs.recnet.training: unknown key 'epochz'; choose one of epochs, batch_size, seed, accelerator, "
+        "devices, num_nodes, precision, num_workers, checkpoint_every_steps, log_every_steps, monitor, monitor_mode, "
+        "grad_clip, progress, deterministic, optimizer")
+    del data["runs"]["recnet"]["training"]["epochz"]
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(ConfigError, match="runs: the study needs the run 'refinement'"):
+        load_preset(CsmriPreset, "csmri", path)
+
+
+def test_an_unknown_scale_names_the_scales():
+    with pytest.raises(ConfigError, match="unknown preset 'medium'; choose one of demo, small, full"):
+        load_preset(Mr2XrayPreset, "mr2xray", "medium")
+
+
+@pytest.fixture
+def run_cli(monkeypatch, capsys):
+    """Run ``taskloss.cli.main`` in this process; return (exit status, stdout, stderr)."""
+
+    def run(*args: str) -> tuple[int, str, str]:
+        monkeypatch.setattr(sys, "argv", ["taskloss", *args])
+        status = 0
+        try:
+            main()
+        except SystemExit as exit_info:
+            status = int(exit_info.code or 0)
+        captured = capsys.readouterr()
+        return status, captured.out, captured.err
+
+    return run
+
+
+def test_study_run_takes_an_edited_copy_of_a_shipped_file(demo_copy, run_cli, monkeypatch, tmp_path):
+    path = demo_copy[1](lambda d: d["training"].update(epochs=2))
+    calls = []
+    monkeypatch.setattr("taskloss.cli.study.run_builtin_study", lambda *args: calls.append(args))
+    assert run_cli("study", "run", str(path), "--out", str(tmp_path / "out"))[0] == 0
+    assert calls == [("mr2xray", path, None, tmp_path / "out", 1, "auto")]
+    assert load_preset(Mr2XrayPreset, "mr2xray", path).training.epochs == 2
+
+
+def test_study_run_refuses_what_a_builtin_file_cannot_do(demo_copy, run_cli, tmp_path):
+    path = demo_copy[0]
+    status, _, error = run_cli("study", "run", str(path), "--jobs", "2", "--out", str(tmp_path / "out"))
+    assert status == 2 and error.strip() == (
+        f"taskloss: error: {path} is a built-in mr2xray study, whose runs train in order (one builds on another); "
+        "leave out --jobs and --launcher")
+    path = demo_copy[1](lambda d: d.update(study="mr2ct"))
+    status, _, error = run_cli("study", "run", str(path), "--out", str(tmp_path / "out"))
+    assert status == 2 and error.strip() == (
+        f"taskloss: error: {path}: study: unknown built-in study 'mr2ct'; choose one of mr2xray, csmri (a study file "
+        "of networks and losses has no 'study' key, see docs/studies.md)")
+    assert not (tmp_path / "out").exists()
+
+
+def test_study_list_names_the_shipped_files(run_cli):
+    status, out, _ = run_cli("study", "list")
+    assert status == 0
+    for study, scale in FILES:
+        assert f"  --preset {scale:<6} {PRESET_DIR / f'{study}-{scale}.yaml'}\n" in out
