@@ -1,7 +1,8 @@
 """Comparison studies behind one interface (:class:`~taskloss.studies.base.Study`), and the report.
 
-:data:`STUDIES` holds the built-in studies of the source document (``mr2xray``, ``csmri``); a study
-described by a YAML file is run by :mod:`taskloss.studies.engine`. Every study provides
+:data:`STUDIES` holds the built-in studies of the source document (``mr2xray``, ``csmri``), whose
+scales are study files shipped in ``presets/`` (:func:`taskloss.studies.common.load_preset`); a study
+of networks and losses described by a YAML file is run by :mod:`taskloss.studies.engine`. Every study provides
 ``run(out_dir, request)``, ``train(config, run_dir, source)`` (``taskloss train``),
 ``evaluate(run_dir, split)`` (``taskloss evaluate``) and ``render(out_dir) -> str`` (its section of
 ``report.md``).

@@ -36,6 +36,7 @@ import torch
 from pydantic import Field
 from torch import nn
 
+from taskloss.config import StrictModel
 from taskloss.data.csmri import CsmriConfig
 from taskloss.data.kspace import magnitude
 from taskloss.errors import ConfigError
@@ -62,7 +63,7 @@ from taskloss.studies.task_loss import WeightedSum
 from taskloss.training import SupervisedTask, TrainingConfig
 from taskloss.training.adversarial import AdversarialTask, Generated
 from taskloss.training.checkpoint import read_checkpoint
-from taskloss.training.config import OptimizerConfig, StrictModel, load_yaml
+from taskloss.training.config import OptimizerConfig, load_yaml
 from taskloss.training.task import Batch, TrainingTask
 
 Stage = Literal["recnet", "refinement", "dagan", "segmentation"]
