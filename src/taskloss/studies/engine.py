@@ -48,6 +48,7 @@ from pydantic import Field, ValidationInfo, ValidatorFunctionWrapHandler, field_
 from torch import nn
 from torch.utils.data import DataLoader
 
+from taskloss.config import StrictModel
 from taskloss.errors import ConfigError, DataError
 from taskloss.losses import AdversarialLoss, CompositeLoss, CrossEntropyLoss, load_task_network
 from taskloss.metrics import DataRange, dice, hfen, mae, nmse, psnr, ssim
@@ -80,7 +81,7 @@ from taskloss.studies.terms import build_loss, describe_loss, term_values
 from taskloss.training import FitResult, SupervisedTask, Trainer, TrainingConfig, make_fabric
 from taskloss.training.adversarial import AdversarialTask, Generated
 from taskloss.training.checkpoint import atomic_write, read_checkpoint
-from taskloss.training.config import OptimizerConfig, StrictModel, load_yaml
+from taskloss.training.config import OptimizerConfig, load_yaml
 from taskloss.training.task import Batch, TrainingTask
 
 FILE_STUDY = "file"

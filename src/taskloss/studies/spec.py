@@ -41,12 +41,13 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from taskloss.config import StrictModel
 from taskloss.data.masks import make_mask
 from taskloss.errors import InputError
 from taskloss.networks.factory import NETWORKS, list_networks
 from taskloss.studies.common import validate_config
 from taskloss.studies.perception import PerceptionChoice
-from taskloss.training.config import OptimizerConfig, StrictModel, TrainingConfig, load_yaml
+from taskloss.training.config import OptimizerConfig, TrainingConfig, load_yaml
 
 NAME_PATTERN = r"^[A-Za-z0-9_.]+$"
 """Names of networks and losses: letters, digits, ``_`` and ``.`` (they become folder names, and

@@ -1,10 +1,10 @@
 """Write ``tiny_studies.json``: the per-image metrics of the tiny mr2xray and csmri studies.
 
 The fixture was made with the code before the presets became study files (commit 8715ffa), so that
-``tests/studies/test_golden.py`` can show that the studies give the same numbers through the new
-path. The tiny presets here are those of ``tests/studies/test_mr2xray_study.py`` and
-``test_csmri_study.py`` at that commit, written against that commit's API; run it against a checkout
-of that commit (its ``src`` first on the path)::
+the tiny-study tests (``tests/studies/test_mr2xray_study.py``, ``test_csmri_study.py``) can show
+that the studies give the same numbers through the new path. The tiny presets here are those of
+``tests/studies/test_mr2xray_study.py`` and ``test_csmri_study.py`` at that commit, written against
+that commit's API; run it against a checkout of that commit (its ``src`` first on the path)::
 
     git worktree add /tmp/old 8715ffa
     PYTHONPATH=/tmp/old/src nice -n 19 env OMP_NUM_THREADS=1 .venv/bin/python \
