@@ -15,7 +15,7 @@ study_app = typer.Typer(help="Run a loss-comparison study end to end: train ever
                         "test split, write tables and figures.", no_args_is_help=True)
 app.add_typer(study_app, name="study")
 
-Preset = Annotated[str, typer.Option(help="Scale: demo (minutes on CPU), small (about an hour on CPU), "
+Preset = Annotated[str, typer.Option(help="Scale: demo (minutes on CPU), small (about 30 min on 2 CPU cores), "
                                      "full (the papers' settings, GPU); a shipped study file (`taskloss study "
                                      "list`).")]
 Data = Annotated[Path | None, typer.Option(help="Your own data instead of the built-in simulator.")]
