@@ -2,10 +2,12 @@
 
 import pytest
 import torch
+from pydantic import ValidationError
 
+from taskloss.config import validate_config
 from taskloss.data.phantoms import Variation, head_phantom, mni_anatomy
 from taskloss.data.physics import N_TISSUES, Tissue
-from taskloss.errors import InputError
+from taskloss.errors import ConfigError, InputError
 
 
 @pytest.mark.parametrize("anatomy", ["ellipsoid", "mni152"])
@@ -61,9 +63,27 @@ def test_lesions_lie_in_the_brain():
     (lambda: head_phantom(-1), "subject must be >= 0"),
     (lambda: head_phantom(0, anatomy="skull"), "unknown anatomy 'skull'"),
     (lambda: head_phantom(0, spacing_mm=5), "spacing_mm must be an integer from 1 to 4"),
-    (lambda: Variation(scale=-0.1), r"variation \['scale'\] must be >= 0"),
-    (lambda: Variation(lesion_radius_mm=(5.0, 2.0)), "lesion_radius_mm must be"),
 ])
 def test_bad_arguments(call, message):
     with pytest.raises(InputError, match=message):
         call()
+
+
+@pytest.mark.parametrize(("settings", "message"), [
+    ({"scale": -0.1}, "scale: Input should be greater than or equal to 0"),
+    ({"tissue": 1.0}, "tissue: Input should be less than 1"),
+    ({"lesion_radius_mm": [5.0, 2.0]},
+     r"lesion_radius_mm: must be \(low, high\) with 0 < low <= high, got \[5.0, 2.0\]"),
+    ({"lesions": 2, "sclae": 0.1}, r"\(root\): unknown key 'sclae'; choose one of rotation_deg, scale, deformation_mm"),
+])
+def test_bad_variation_is_one_config_error_naming_the_key(settings, message):
+    with pytest.raises(ConfigError, match=f"^variation: {message}"):
+        validate_config(Variation, settings, "variation")
+
+
+def test_variation_is_frozen_hashable_and_reads_lists():
+    variation = validate_config(Variation, {"lesion_radius_mm": [6, 14], "lesions": 8}, "variation")
+    assert variation.lesion_radius_mm == (6.0, 14.0)
+    assert hash(variation) == hash(Variation(lesions=8, lesion_radius_mm=(6.0, 14.0)))
+    with pytest.raises(ValidationError):
+        variation.lesions = 3  # type: ignore[misc]

@@ -57,7 +57,6 @@ from taskloss.data.splits import (
     read_index,
     simulate_subjects,
     split_subjects,
-    variation_from_mapping,
     write_config,
     write_index,
 )
@@ -134,11 +133,6 @@ class CsmriConfig(StrictModel):
     test_fraction: float = 0.2
     data: Path | None = None
     variation: Variation = Variation()
-
-    @field_validator("variation", mode="before")
-    @classmethod
-    def _variation(cls, value: Any) -> Any:
-        return variation_from_mapping(value)
 
     @field_validator("weighting")
     @classmethod

@@ -35,8 +35,10 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from pydantic import ConfigDict, Field, field_validator
 from scipy import ndimage
 
+from taskloss.config import StrictModel
 from taskloss.data.fields import generator_for, smooth_field
 from taskloss.data.physics import N_TISSUES, Tissue, property_table
 from taskloss.errors import DataError, InputError
@@ -357,46 +359,42 @@ def _anatomy_from_brain(
                    origin_mm=tuple(float(o) for o in origin_mm), spacing_mm=float(spacing_mm))
 
 
-@dataclass(frozen=True)
-class Variation:
+class Variation(StrictModel):
     """How much subjects differ (each value is the half-width of a uniform draw unless noted).
 
+    A frozen (hashable) config: a data config holds it, and simulated datasets are cached by
+    config. Negative values, relative values of 1 or more and a bad lesion range are errors that
+    name the key (through :func:`taskloss.config.validate_config`, a ``ConfigError``).
+
     Attributes:
-        rotation_deg: rotation about each axis, degrees.
-        scale: relative scaling along each axis (0.08: 0.92 to 1.08).
-        deformation_mm: standard deviation of the smooth random displacement, mm.
-        thickness: relative change of each layer's mean thickness.
-        thickness_local: standard deviation of the smooth local thickness change, relative.
-        tissue: relative jitter of every tissue's T1, T2, PD and HU.
+        rotation_deg: rotation about each axis, degrees, >= 0.
+        scale: relative scaling along each axis (0.08: 0.92 to 1.08), in [0, 1).
+        deformation_mm: standard deviation of the smooth random displacement, mm, >= 0.
+        thickness: relative change of each layer's mean thickness, in [0, 1).
+        thickness_local: standard deviation of the smooth local thickness change, relative, >= 0.
+        tissue: relative jitter of every tissue's T1, T2, PD and HU, in [0, 1).
         lesions: most lesions per subject (the count is drawn from 1..lesions; 0 for none).
-        lesion_radius_mm: (smallest, largest) lesion semi-axis, mm.
+        lesion_radius_mm: (smallest, largest) lesion semi-axis, mm, 0 < smallest <= largest.
     """
 
-    rotation_deg: float = 6.0
-    scale: float = 0.08
-    deformation_mm: float = 2.5
-    thickness: float = 0.2
-    thickness_local: float = 0.2
-    tissue: float = 0.05
-    lesions: int = 5
+    model_config = ConfigDict(frozen=True)
+
+    rotation_deg: float = Field(6.0, ge=0)
+    scale: float = Field(0.08, ge=0, lt=1)
+    deformation_mm: float = Field(2.5, ge=0)
+    thickness: float = Field(0.2, ge=0, lt=1)
+    thickness_local: float = Field(0.2, ge=0)
+    tissue: float = Field(0.05, ge=0, lt=1)
+    lesions: int = Field(5, ge=0)
     lesion_radius_mm: tuple[float, float] = (4.0, 9.0)
 
-    def __post_init__(self) -> None:
-        values = {"rotation_deg": self.rotation_deg, "scale": self.scale, "deformation_mm":
-                  self.deformation_mm, "thickness": self.thickness, "thickness_local":
-                  self.thickness_local, "tissue": self.tissue, "lesions": self.lesions}
-        negative = [k for k, v in values.items() if v < 0]
-        if negative:
-            raise InputError(f"variation {negative} must be >= 0, got {[values[k] for k in negative]}")
-        if max(self.scale, self.thickness, self.tissue) >= 1:
-            raise InputError("variation scale, thickness and tissue are relative and must be < 1, got "
-                             f"{self.scale}, {self.thickness}, {self.tissue}")
-        # A tuple even when given a list (YAML, JSON): the config stays hashable and comparable.
-        object.__setattr__(self, "lesion_radius_mm", tuple(self.lesion_radius_mm))
-        low, high = self.lesion_radius_mm
+    @field_validator("lesion_radius_mm")
+    @classmethod
+    def _lesion_range(cls, value: tuple[float, float]) -> tuple[float, float]:
+        low, high = value
         if not 0 < low <= high:
-            raise InputError(f"lesion_radius_mm must be (low, high) with 0 < low <= high, got "
-                             f"{self.lesion_radius_mm}")
+            raise ValueError(f"must be (low, high) with 0 < low <= high, got {list(value)}")
+        return value
 
 
 def head_phantom(

@@ -7,9 +7,8 @@ slices or views of one subject; splits are always by subject, never by sample.
 """
 
 import csv
-import dataclasses
 import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -17,7 +16,6 @@ import torch
 from torch.utils.data import Dataset
 
 from taskloss.data.fields import generator_for
-from taskloss.data.phantoms import Variation
 from taskloss.errors import DataError, InputError
 
 SPLITS = ("train", "val", "test")
@@ -101,18 +99,6 @@ def check_subjects(subjects: int, data: Path | None) -> None:
     """
     if data is None and subjects < 3:
         raise ValueError(f"subjects must be >= 3 (train, val and test get one each at least), got {subjects}")
-
-
-def variation_from_mapping(value: Any) -> Any:
-    """A config's ``variation`` setting: a mapping of :class:`~taskloss.data.phantoms.Variation`'s fields
-    becomes one (an unknown key is a ``ValueError`` that lists the known ones); anything else is kept."""
-    if not isinstance(value, Mapping):
-        return value
-    known = [f.name for f in dataclasses.fields(Variation)]
-    unknown = [key for key in value if key not in known]
-    if unknown:
-        raise ValueError(f"unknown key {unknown[0]!r}; choose one of {', '.join(known)}")
-    return Variation(**value)
 
 
 def write_index(folder: Path, rows: Sequence[dict[str, Any]]) -> None:
