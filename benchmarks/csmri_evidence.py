@@ -1,6 +1,6 @@
 """Evidence for docs/results.md (CS-MRI): DLMRI settings, the discriminator alone, real-MR generalisation.
 
-Three experiments on the csmri demo data (64 px, simulated heads, single-threaded):
+Four experiments on the csmri data (64 px, simulated heads, single-threaded):
 
 - ``dlmri``: PSNR/SSIM of zero-filled and DLMRI on test slices for one acceleration, mask and set
   of DLMRI options (JSON), with the PSNR after every outer iteration.
@@ -11,6 +11,9 @@ Three experiments on the csmri demo data (64 px, simulated heads, single-threade
 - ``generalisation``: train the demo RecNet (or reuse a run folder) on simulated data with data
   overrides (JSON) and score it and zero-filled on the real MR images of the study's
   generalisation table (pydicom / pydicom-data), with the paired Wilcoxon test.
+- ``refined``: a trained refinement run's own discriminator (its last weights, evaluation mode) on
+  the run's validation slices: its accuracy on real images, on the refined images and on the
+  RecNet images the refinement started from (0.5 is chance).
 
 Run, e.g.::
 
@@ -18,9 +21,11 @@ Run, e.g.::
         --options '{"initial_error_threshold": 0.2, "error_threshold": 0.05}'
     .venv/bin/python benchmarks/csmri_evidence.py generalisation --run /tmp/recnet4 --data '{"acceleration": 4}'
     .venv/bin/python benchmarks/csmri_evidence.py discriminator --recnet /tmp/recnet4 --data '{"acceleration": 4}'
+    .venv/bin/python benchmarks/csmri_evidence.py refined --run OUT/csmri/runs/refinement
 """
 
 import argparse
+import copy
 import json
 import time
 from pathlib import Path
@@ -39,7 +44,7 @@ from taskloss.data.samples import real_mr_images
 from taskloss.losses import AdversarialLoss
 from taskloss.metrics import psnr, ssim
 from taskloss.networks import create_network
-from taskloss.studies.csmri import PRESETS, load_run, preset_runs, train_run
+from taskloss.studies.csmri import PRESETS, load_run, preset_runs, study_splits, train_run
 from taskloss.training.adversarial import discriminator_accuracy
 
 from common import machine
@@ -151,6 +156,39 @@ def _generalisation(args: argparse.Namespace) -> None:
           f"{int((gains > 0).sum())} of {len(names)}; Wilcoxon p = {wilcoxon(gains.numpy()).pvalue:.3g}")
 
 
+def _refined(args: argparse.Namespace) -> None:
+    """A trained refinement run's own discriminator on validation slices: the share of its patch
+    decisions that are right on real images and on the refined images (and on the RecNet images the
+    refinement started from), in evaluation mode (batch norm's running statistics) and as in
+    training (batch norm in training mode over one joint batch of 16 real + 16 generated slices)."""
+    run_dir = Path(args.run)
+    run, trainer = load_run(run_dir)
+    task = trainer.task
+    recnet = load_run(run_dir.parent / str(run.recnet_run))[1].task
+    loader = DataLoader(study_splits(run.data_config()).val, batch_size=16, drop_last=True)
+    # Training mode updates batch norm's running statistics: a copy takes those passes.
+    discriminators = {"evaluation": task.discriminator.eval(), "training": copy.deepcopy(task.discriminator).train()}
+    right: dict[str, float] = {}
+    with torch.no_grad():
+        for batch in loader:
+            real = task.discriminator_input(task.real_image(batch))
+            for name, image in (("refined", task.predict(batch)), ("RecNet", recnet.predict(batch))):
+                fake = task.discriminator_input(image)
+                for mode, discriminator in discriminators.items():
+                    both = discriminator(torch.cat([real, fake]))
+                    on_real, on_fake = ([x[: len(real)] for x in both], [x[len(real):] for x in both]) \
+                        if isinstance(both, (list, tuple)) else (both[: len(real)], both[len(real):])
+                    key = f"{mode}, {name}"
+                    right[f"{key}: real"] = right.get(f"{key}: real", 0.0) + float(
+                        discriminator_accuracy(on_real, True)) / len(loader)
+                    right[f"{key}: fake"] = right.get(f"{key}: fake", 0.0) + float(
+                        discriminator_accuracy(on_fake, False)) / len(loader)
+    print(f"{run_dir}: {len(loader) * 16} validation slices; discriminator accuracy (every patch; 0.5 is chance):")
+    for key in sorted({k.rsplit(":", 1)[0] for k in right}):
+        real_acc, fake_acc = right[f"{key}: real"], right[f"{key}: fake"]
+        print(f"  {key}: real {real_acc:.3f}, generated {fake_acc:.3f}, balanced {(real_acc + fake_acc) / 2:.3f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -170,10 +208,13 @@ def main() -> None:
     ge.add_argument("--run", required=True, help="a demo RecNet run folder (trained if empty)")
     ge.add_argument("--data", default="{}", help="data overrides (JSON)")
     ge.add_argument("--epochs", type=int, default=None)
+    rd = commands.add_parser("refined", help="a trained refinement run's discriminator on validation slices")
+    rd.add_argument("--run", required=True, help="the run folder (e.g. OUT/csmri/runs/refinement)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     print(f"machine: {machine()}")
-    {"dlmri": _dlmri, "discriminator": _discriminator, "generalisation": _generalisation}[args.command](args)
+    {"dlmri": _dlmri, "discriminator": _discriminator, "generalisation": _generalisation,
+     "refined": _refined}[args.command](args)
 
 
 if __name__ == "__main__":
