@@ -50,7 +50,7 @@ def study_mr2xray(preset: Preset = "demo", data: Data = None, out: Out = Path("t
 def study_csmri(preset: Preset = "demo", data: Data = None, out: Out = Path("taskloss-out"),
                 devices: Devices = 1, accelerator: Accelerator = "auto",
                 acceleration: Annotated[float | None, typer.Option(
-                    help="Undersampling factor; default the preset's (demo 4, small and full 8).", callback=finite)]
+                    help="Undersampling factor; default the preset's (demo and small 4, full 8).", callback=finite)]
                 = None) -> None:
     """Compressed-sensing MRI: zero-filled, DLMRI, DAGAN, RecNet, RecNet + refinement (PSNR, SSIM, SIS, MOS)."""
     options = {} if acceleration is None else {"acceleration": acceleration}
