@@ -38,7 +38,7 @@ k-space, "mask": (1, H, W) float32 0/1, "magnitude": (1, H, W) float32 |target| 
 """
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -517,21 +517,41 @@ def _load_simulated(folder: Path) -> CsmriData:
                      ids=[row["id"] for row in rows], subjects=torch.tensor(subjects), splits=splits)
 
 
+def fastmri_slices(volume: io.FastMRIVolume, size: int, kept: Sequence[int] | None = None) -> torch.Tensor:
+    """The fully sampled complex images of a fastMRI volume at ``size`` px, each of peak magnitude 1.
+
+    The inverse FFT of each slice's k-space, cropped to ``volume.crop`` (the stored reconstruction's
+    grid), then reduced to its central ``size`` x ``size`` k-space: the same field of view at a lower
+    resolution (nothing changes when ``size`` is the crop's side).
+
+    Args:
+        volume: the file's contents (:func:`taskloss.data.io.read_fastmri`).
+        size: the side of the images, at most the crop's.
+        kept: the slice indices to use (all when None).
+
+    Returns:
+        Complex64 (S, 1, size, size), S the number of slices used.
+
+    Raises:
+        DataError: the crop is smaller than ``size``, naming the file.
+    """
+    kspace = volume.kspace if kept is None else volume.kspace[list(kept)]
+    image = center_crop(ifft2c(torch.from_numpy(kspace)), volume.crop)
+    if min(image.shape[-2:]) < size:
+        raise DataError(f"{volume.path}: slices of {tuple(image.shape[-2:])} (the {volume.reference} grid) are "
+                        f"smaller than data.size {size}; use a data.size of at most {min(image.shape[-2:])}, "
+                        "or leave the file out")
+    return normalize_peak(ifft2c(center_crop(fft2c(image), (size, size)))[:, None])
+
+
 def _load_fastmri(files: list[Path], config: CsmriConfig) -> CsmriData:
     images, ids, subjects = [], [], []
     for subject, path in enumerate(files):
-        volume = io.read_fastmri(path)
-        image = center_crop(ifft2c(torch.from_numpy(volume.kspace)), volume.crop)
-        if image.shape[-1] < config.size or image.shape[-2] < config.size:
-            raise DataError(f"{path}: slices of {tuple(image.shape[-2:])} are smaller than size "
-                            f"{config.size}; leave the file out, or train with a smaller data.size "
-                            "(`taskloss train CONFIG.yaml data.size=...`)")
-        # Keep the central size x size of k-space: the same field of view at a lower resolution.
-        image = ifft2c(center_crop(fft2c(image), (config.size, config.size)))
-        images.append(image[:, None])
+        image = fastmri_slices(io.read_fastmri(path), config.size)
+        images.append(image)
         ids += [f"{path.stem}_z{k:03d}" for k in range(image.shape[0])]
         subjects += [subject] * image.shape[0]
     split_of = split_subjects(subjects, config.seed, config.val_fraction, config.test_fraction)
-    stacked = normalize_peak(torch.cat(images))
+    stacked = torch.cat(images)
     return CsmriData(images=stacked, labels=torch.zeros(stacked.shape, dtype=torch.int64), ids=ids,
                      subjects=torch.tensor(subjects), splits=[split_of[s] for s in subjects])

@@ -8,7 +8,8 @@ subject: the files are split with ``data.split`` (seeded, by file;
 
 Each kept slice ``k`` of ``F.h5`` (``data.slices``) is one pair with id ``F_z<k:03d>``, built with
 the conventions of the built-in csmri study (:mod:`taskloss.data.kspace`, orthonormal centred
-FFTs; :func:`taskloss.data.csmri.load_csmri_folder`):
+FFTs; steps 1-2 are :func:`taskloss.data.csmri.fastmri_slices`, which the built-in study's
+fastMRI loader uses too):
 
 1. ``x = center_crop(ifft2c(kspace[k]), crop)``: the fully sampled complex image on the grid of
    the stored reconstruction (``reconstruction_esc``, else ``reconstruction_rss``, else the
@@ -36,9 +37,9 @@ from pathlib import Path
 import torch
 
 from taskloss.data import io
-from taskloss.data.csmri import MASK_STREAM, normalize_peak
+from taskloss.data.csmri import MASK_STREAM, fastmri_slices
 from taskloss.data.fields import generator_for
-from taskloss.data.kspace import center_crop, fft2c, ifft2c, undersample
+from taskloss.data.kspace import undersample
 from taskloss.errors import DataError
 from taskloss.studies.paired import PairedData, split_groups
 from taskloss.studies.spec import KspaceDataSpec
@@ -63,16 +64,6 @@ def kept_slices(spec: KspaceDataSpec, count: int, path: Path) -> list[int]:
         raise DataError(f"{path}: data.slices {list(spec.slices or ())} keeps none of its {count} slices; "
                         "widen data.slices (e.g. [0, null] keeps all) or leave the file out")
     return kept
-
-
-def reference_images(volume: io.FastMRIVolume, kept: list[int], size: int) -> torch.Tensor:
-    """Steps 1-2 of the module docstring: complex (slices, 1, size, size), each slice's peak magnitude 1."""
-    image = center_crop(ifft2c(torch.from_numpy(volume.kspace[kept])), volume.crop)
-    if min(image.shape[-2:]) < size:
-        raise DataError(f"{volume.path}: slices of {tuple(image.shape[-2:])} (the {volume.reference} grid) are "
-                        f"smaller than data.size {size}; use a data.size of at most {min(image.shape[-2:])}, "
-                        "or leave the file out")
-    return normalize_peak(ifft2c(center_crop(fft2c(image), (size, size)))[:, None])
 
 
 def find_files(folder: Path) -> list[Path]:
@@ -102,7 +93,7 @@ def read_kspace_pairs(spec: KspaceDataSpec) -> PairedData:
     for path in find_files(spec.path):
         volume = io.read_fastmri(path, reconstruction_optional=True)
         kept = kept_slices(spec, volume.kspace.shape[0], path)
-        reference = reference_images(volume, kept, spec.size)
+        reference = fastmri_slices(volume, spec.size, kept)
         names = [slice_id(path, k) for k in kept]
         masks = torch.stack([slice_mask(spec, name) for name in names])
         zero_filled, _ = undersample(reference, masks)
