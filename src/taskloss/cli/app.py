@@ -28,6 +28,7 @@ from pydantic import ValidationError
 from typer._click.exceptions import ClickException, NoArgsIsHelpError
 
 from taskloss.errors import InputError, TasklossError
+from taskloss.locks import FolderInUseError, is_lock_file, locked_folder
 
 app = typer.Typer(
     name="taskloss",
@@ -82,21 +83,39 @@ def check_output_folder(path: Path, option: str) -> None:
 
 
 @contextmanager
+def output_folder(path: Path, option: str = "--out") -> Iterator[Path]:
+    """Check ``path`` (:func:`check_output_folder`), then hold its exclusive lock for the block.
+
+    A second taskloss process into the same folder is refused at once, naming the holder's pid
+    (:func:`taskloss.locks.locked_folder`); the kernel releases the lock when this process ends.
+
+    Yields:
+        The lock file inside ``path``.
+    """
+    check_output_folder(path, option)
+    with locked_folder(path, option) as lock:
+        yield lock
+
+
+@contextmanager
 def removed_on_failure(folder: Path) -> Iterator[None]:
     """Remove the folders this block created under ``folder`` if it fails on a bad input.
 
     A command that learns only late that its data is bad (a study reads its data after making
     its run folders) then leaves nothing behind. Nothing is removed when ``folder`` existed
-    before, or when it holds any file other than run configurations (``config.yaml``): logs and
-    checkpoints of a run that failed while training are kept for diagnosis and resumption.
+    before, or when it holds any file other than run configurations (``config.yaml``) and lock
+    files (:mod:`taskloss.locks`): logs and checkpoints of a run that failed while training are
+    kept for diagnosis and resumption.
     """
     missing = [f for f in (folder, *folder.parents) if not f.exists()]
     try:
         yield
+    except FolderInUseError:  # what is there now is the other process's
+        raise
     except (TasklossError, ValidationError, OSError):
         top = missing[-1] if missing else None
         if top is not None and top.is_dir() and all(
-                p.is_dir() or p.name == "config.yaml" for p in top.rglob("*")):
+                p.is_dir() or p.name == "config.yaml" or is_lock_file(p) for p in top.rglob("*")):
             shutil.rmtree(top, ignore_errors=True)
         raise
 

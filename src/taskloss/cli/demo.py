@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from taskloss.cli.app import app, check_output_folder, one_of
+from taskloss.cli.app import app, one_of, output_folder
 from taskloss.studies import STUDIES, StudyRequest, render_report
 
 
@@ -20,10 +20,10 @@ def demo(
 
     Finished runs are kept: running it again only redoes what is missing.
     """
-    check_output_folder(out, "--out")
-    started = time.perf_counter()
-    for name, study in STUDIES.items():
-        print(f"taskloss demo: {name} study (preset demo)")
-        study.run(out / name, StudyRequest(preset="demo", accelerator=accelerator))
-    report = render_report(out)
+    with output_folder(out):
+        started = time.perf_counter()
+        for name, study in STUDIES.items():
+            print(f"taskloss demo: {name} study (preset demo)")
+            study.run(out / name, StudyRequest(preset="demo", accelerator=accelerator))
+        report = render_report(out)
     print(f"taskloss demo: done in {(time.perf_counter() - started) / 60:.1f} min; report {report}")

@@ -13,6 +13,7 @@ from rich.table import Table
 
 from taskloss.cli.app import app
 from taskloss.errors import InputError
+from taskloss.locks import locked_folder
 from taskloss.readers import (
     MosReport,
     Store,
@@ -56,8 +57,10 @@ def create(
                                           "for the printed links.")] = DEFAULT_BASE_URL,
 ) -> None:
     """Create a study: anonymous images, a random order per reader, one secret link each."""
-    created = create_study(study_dir, results_dir, reader_names=readers.split(","), n_cases=cases,
-                           scale=parse_scale(scale), rubric=rubric, seed=seed)
+    # The study folder is renamed into place when complete, so its lock file lies beside it.
+    with locked_folder(study_dir, "STUDY_DIR", inside=False):
+        created = create_study(study_dir, results_dir, reader_names=readers.split(","), n_cases=cases,
+                               scale=parse_scale(scale), rubric=rubric, seed=seed)
     print(f"created reader study {created.study_dir}: {len(created.case_ids)} cases x "
           f"{len(created.methods)} methods = {created.n_images} images per reader, scale {scale}")
     print("personal links (shown only now, stored hashed; send each reader only their own):")

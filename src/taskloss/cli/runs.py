@@ -7,6 +7,7 @@ import typer
 
 from taskloss.cli.app import app, check_output_folder, finite, one_of, removed_on_failure
 from taskloss.errors import ConfigError, DataError
+from taskloss.locks import locked_folder
 from taskloss.studies import StudyRequest, get_study, render_report, study_of_run
 from taskloss.studies.common import RUN_CONFIG_FILE
 from taskloss.training.config import apply_overrides, load_yaml
@@ -33,9 +34,9 @@ def run_builtin_study(name: str, preset: str | Path, data: Path | None, out: Pat
         raise DataError(f"--data {data} is {'a file' if data.exists() else 'missing'}; pass the folder of your "
                         "data (see docs/data.md)")
     request = StudyRequest(preset=preset, data=data, devices=devices, accelerator=accelerator, options=options)
-    with removed_on_failure(out / name):
+    with removed_on_failure(out / name), locked_folder(out):
         results = get_study(name).run(out / name, request)
-    report = render_report(out)
+        report = render_report(out)
     print(f"{name}: results in {results}; report {report}")
 
 
@@ -69,7 +70,7 @@ def train(
     study = study_of_run(data, str(config))
     run_dir = out or Path("runs") / config.stem
     check_output_folder(run_dir, "--out")
-    with removed_on_failure(run_dir):
+    with removed_on_failure(run_dir), locked_folder(run_dir):
         result = study.train(data, run_dir, str(config))
     print(f"trained {result.epochs} epochs ({result.steps} steps) in {run_dir}; best "
           f"{result.best_value} at epoch {result.best_epoch}")

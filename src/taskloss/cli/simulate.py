@@ -16,6 +16,7 @@ from taskloss.data.csmri import CsmriConfig, CsmriDataset, simulate_csmri, write
 from taskloss.data.mr2xray import Mr2XrayConfig, Mr2XrayData, simulate_mr2xray, write_mr2xray
 from taskloss.data.splits import SPLITS
 from taskloss.errors import InputError
+from taskloss.locks import lock_path, locked_folder
 from taskloss.training.checkpoint import remove_stale_temporaries
 
 simulate_app = typer.Typer(help="Simulate a dataset (no download): MR/X-ray projection pairs or "
@@ -67,16 +68,18 @@ def mr2xray(
     check_out(out, overwrite)
     # Per image: the MR and X-ray projections plus the simulator's working copies, float32.
     check_memory(subjects * angles * size * size * 4 * 8, "mr2xray")
-    progress, task = _progress(subjects, "mr2xray")
-    with progress:
-        data = simulate_mr2xray(config, progress=lambda done: progress.update(task, completed=done))
 
     def write(folder: Path) -> None:
         write_mr2xray(folder, data, config)
         if preview:
             _preview_mr2xray(data, folder / PREVIEW_FILE)
 
-    write_dataset(out, write)
+    with locked_folder(out):
+        check_out(out, overwrite)  # again under the lock: another process may have written it meanwhile
+        progress, task = _progress(subjects, "mr2xray")
+        with progress:
+            data = simulate_mr2xray(config, progress=lambda done: progress.update(task, completed=done))
+        write_dataset(out, write)
     print(f"wrote {len(data)} pairs ({_split_counts(data.splits)}) to {out}")
     if preview:
         print(f"wrote {out / PREVIEW_FILE}")
@@ -106,16 +109,18 @@ def csmri(
         "center_lines": center_lines, "seed": seed, "anatomy": anatomy, "weighting": weighting, "phase": phase},
         "taskloss simulate csmri")
     check_out(out, overwrite)
-    progress, task = _progress(subjects, "csmri")
-    with progress:
-        data = simulate_csmri(config, progress=lambda done: progress.update(task, completed=done))
 
     def write(folder: Path) -> None:
         write_csmri(folder, data, config)
         if preview:
             _preview_csmri(CsmriDataset(data, "val", config), folder / PREVIEW_FILE)
 
-    write_dataset(out, write)
+    with locked_folder(out):
+        check_out(out, overwrite)  # again under the lock: another process may have written it meanwhile
+        progress, task = _progress(subjects, "csmri")
+        with progress:
+            data = simulate_csmri(config, progress=lambda done: progress.update(task, completed=done))
+        write_dataset(out, write)
     print(f"wrote {len(data)} slices ({_split_counts(data.splits)}) to {out}")
     if preview:
         print(f"wrote {out / PREVIEW_FILE}")
@@ -155,6 +160,8 @@ def write_dataset(out: Path, write: Callable[[Path], None]) -> None:
 
     A failed or killed write leaves ``out`` as it was (its temporary, ``.<name>.tmp-<pid>``, is
     removed by the next call); an existing ``out`` (checked by :func:`check_out`) is replaced whole.
+    The lock file of ``out`` (:mod:`taskloss.locks`) is hard-linked into the temporary first, so the
+    folder swapped in is locked by the same lock.
     """
     out = out.absolute()
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -162,6 +169,8 @@ def write_dataset(out: Path, write: Callable[[Path], None]) -> None:
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     tmp.mkdir()
     try:
+        if lock_path(out).is_file():
+            os.link(lock_path(out), lock_path(tmp))
         write(tmp)
         if out.is_dir() and any(out.iterdir()):
             old = out.with_name(f".{out.name}.old.tmp-{os.getpid()}")

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
+from taskloss.cli.app import output_folder
 from taskloss.cli.runs import Accelerator, Devices, Out, run_builtin_study, study_app
 from taskloss.errors import ConfigError
 from taskloss.studies import STUDIES, StudyRequest, render_report
@@ -47,8 +48,10 @@ def study_run(
         return
     spec = load_study(study_file)
     request = StudyRequest(devices=devices, accelerator=accelerator, options={"jobs": jobs, "launcher": launcher})
-    results = FileStudy(spec).run(out / spec.name, request)
-    print(f"{spec.name}: results in {results}; report {render_report(out)}")
+    with output_folder(out):
+        results = FileStudy(spec).run(out / spec.name, request)
+        report = render_report(out)
+    print(f"{spec.name}: results in {results}; report {report}")
 
 
 @study_app.command("plan")
