@@ -6,6 +6,7 @@ tensor of shape (B,). PSNR and SSIM need an explicit ``data_range``
 """
 
 from taskloss.metrics.data_range import POLICIES, DataRange, resolve_data_range
+from taskloss.metrics.distribution import KIDResult, frechet_distance, kernel_inception_distance
 from taskloss.metrics.hfen import hfen, laplacian_of_gaussian
 from taskloss.metrics.pixel import mae, mse, nmse, psnr
 from taskloss.metrics.sis import dice, semantic_interpretability
@@ -15,10 +16,13 @@ from taskloss.metrics.stats import PairedTest, Summary, paired_wilcoxon, summari
 __all__ = [
     "POLICIES",
     "DataRange",
+    "KIDResult",
     "PairedTest",
     "Summary",
     "dice",
+    "frechet_distance",
     "hfen",
+    "kernel_inception_distance",
     "laplacian_of_gaussian",
     "mae",
     "mse",
