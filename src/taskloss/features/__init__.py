@@ -13,6 +13,15 @@ from taskloss.features.base import (
     SequentialFeatureExtractor,
     prepare_input,
 )
+from taskloss.features.efficientnet import EFFICIENTNET_LITE0_LAYERS, EfficientNetLite0
+from taskloss.features.medicalnet import MEDICALNET_LAYERS, MedicalNetResNet10, MedicalNetResNet50
+from taskloss.features.registry import (
+    FEATURE_NETWORKS,
+    FeatureNetworkEntry,
+    feature_network_entry,
+    list_feature_networks,
+    load_feature_network,
+)
 from taskloss.features.vgg import VGG19_LAYERS, VGG19Features
 from taskloss.features.weights import (
     VGG19_FILE_NAME,
@@ -23,16 +32,26 @@ from taskloss.features.weights import (
 )
 
 __all__ = [
+    "EFFICIENTNET_LITE0_LAYERS",
+    "FEATURE_NETWORKS",
     "IMAGENET_INPUT",
+    "MEDICALNET_LAYERS",
     "VGG19_FILE_NAME",
     "VGG19_LAYERS",
     "VGG19_URL",
     "WEIGHTS_ENV",
+    "EfficientNetLite0",
     "FeatureNetwork",
+    "FeatureNetworkEntry",
     "InputSpec",
+    "MedicalNetResNet10",
+    "MedicalNetResNet50",
     "SequentialFeatureExtractor",
     "VGG19Features",
+    "feature_network_entry",
     "hub_cache_path",
+    "list_feature_networks",
+    "load_feature_network",
     "prepare_input",
     "resolve_vgg19_weights",
 ]

@@ -85,12 +85,13 @@ def prepare_input(
     linearly, not clipped (clipping would cut the gradient).
 
     Args:
-        images: (N, C, H, W) with C = 1 (repeated to ``spec.channels``) or C = ``spec.channels``.
+        images: (N, C, H, W) or volumes (N, C, D, H, W) with C = 1 (repeated to ``spec.channels``)
+            or C = ``spec.channels``.
         input_range: (low, high), the intensities that map to 0 and 1; low < high.
         spec: the network's :class:`InputSpec`.
 
     Returns:
-        Tensor (N, spec.channels, H, W), dtype and device of ``images``.
+        Tensor (N, spec.channels, *spatial), dtype and device of ``images``.
     """
     low, high = input_range
     channels = images.shape[1]
@@ -101,11 +102,11 @@ def prepare_input(
     std = torch.tensor(spec.std, dtype=torch.float64)
     scale = 1.0 / ((high - low) * std)
     shift = -(low / (high - low) + mean) / std
-    shape = (1, spec.channels, 1, 1)
+    shape = (1, spec.channels) + (1,) * (images.ndim - 2)
     scale = scale.to(dtype=images.dtype, device=images.device).reshape(shape)
     shift = shift.to(dtype=images.dtype, device=images.device).reshape(shape)
     # expand() repeats the grayscale channel without copying; addcmul writes one new tensor.
-    return torch.addcmul(shift, images.expand(-1, spec.channels, -1, -1), scale)
+    return torch.addcmul(shift, images.expand(-1, spec.channels, *images.shape[2:]), scale)
 
 
 def resolve_layers(network: FeatureNetwork, layers: Sequence[str]) -> tuple[str, ...]:

@@ -58,6 +58,8 @@ def _build(pooling: Pooling) -> tuple[nn.Sequential, dict[str, int], dict[str, s
 
 VGG19_LAYERS: tuple[str, ...] = tuple(_build("max")[1])
 """Every addressable layer, shallow to deep: conv1_1, conv1_2, pool1, ..., conv5_4, pool5."""
+CRN_LAYERS: tuple[str, ...] = ("conv1_2", "conv2_2", "conv3_2", "conv4_2", "conv5_2")
+"""Chen & Koltun's layers (activations after the ReLU of these convolutions)."""
 
 
 class VGG19Features(SequentialFeatureExtractor):
