@@ -36,6 +36,8 @@ class Network(nn.Module):
         min_size: smallest accepted height and width; defaults to ``size_multiple``. Larger where
             reflection padding needs coarse maps of more than one pixel (rounded up to a multiple
             of ``size_multiple``).
+        spatial_dims: 2 for images (B, C, H, W), 3 for volumes (B, C, D, H, W); the size rules
+            apply to every spatial axis.
     """
 
     def __init__(
@@ -45,8 +47,10 @@ class Network(nn.Module):
         *,
         size_multiple: int | None = None,
         min_size: int | None = None,
+        spatial_dims: int = 2,
     ) -> None:
         super().__init__()
+        self.spatial_dims = spatial_dims
         self.in_channels = in_channels
         self.total_stride = total_stride
         self.size_multiple = total_stride if size_multiple is None else size_multiple
@@ -70,31 +74,37 @@ class Network(nn.Module):
             ``image``, typed as a tensor.
 
         Raises:
-            InputError: for a non-tensor, a non-float dtype, another rank, another number of
-                channels, or a height or width that is not accepted (the message names the nearest
-                sizes to crop or pad to).
+            InputError: for a non-tensor, a non-float dtype, another rank (a 2-D image for a 3-D
+                network named as such), another number of channels, or a size that is not accepted
+                (the message names the nearest sizes to crop or pad to).
         """
-        tensor = check_float_tensor(image, name, ndims=(4,))
+        if self.spatial_dims == 3 and isinstance(image, torch.Tensor) and image.ndim == 4:
+            raise InputError(f"{type(self).__name__} is a 3-D network and takes volumes (B, C, D, H, W), got "
+                             f"{name} of shape {tuple(image.shape)}; pass volumes, or create the network with "
+                             "spatial_dims=2 for 2-D images")
+        tensor = check_float_tensor(image, name, ndims=(self.spatial_dims + 2,))
         expected = self.in_channels if channels is None else channels
         if tensor.shape[1] != expected:
-            raise InputError(f"{type(self).__name__} expects {name} of shape (B, {expected}, H, W), "
+            axes = "H, W" if self.spatial_dims == 2 else "D, H, W"
+            raise InputError(f"{type(self).__name__} expects {name} of shape (B, {expected}, {axes}), "
                              f"got {tuple(tensor.shape)}: pass images with {expected} channel(s)")
-        height, width = tensor.shape[-2:]
-        if not (self.is_valid_size(height) and self.is_valid_size(width)):
-            raise InputError(self._size_message(name, height, width))
+        sizes = tuple(int(size) for size in tensor.shape[2:])
+        if not all(self.is_valid_size(size) for size in sizes):
+            raise InputError(self._size_message(name, *sizes))
         return tensor
 
-    def _size_message(self, name: str, height: int, width: int) -> str:
+    def _size_message(self, name: str, *sizes: int) -> str:
         rules = []
         if self.size_multiple > 1:
             rules.append(f"multiples of {self.size_multiple} (the network's total stride)")
         if self.min_size > self.size_multiple:
             rules.append(f"at least {self.min_size} px")
-        crop = [self._valid_below(height), self._valid_below(width)]
-        pad = f"{self._valid_above(height)} x {self._valid_above(width)}"
-        fixes = f"pad to {pad}" if None in crop else f"crop to {crop[0]} x {crop[1]} or pad to {pad}"
-        return (f"{type(self).__name__} cannot take {name} of {height} x {width} px: height and "
-                f"width must be {' and '.join(rules)}; {fixes}")
+        crop = [self._valid_below(size) for size in sizes]
+        pad = " x ".join(str(self._valid_above(size)) for size in sizes)
+        fixes = f"pad to {pad}" if None in crop else f"crop to {' x '.join(map(str, crop))} or pad to {pad}"
+        axes = "height and width" if len(sizes) == 2 else "depth, height and width"
+        return (f"{type(self).__name__} cannot take {name} of {' x '.join(map(str, sizes))} px: {axes} "
+                f"must be {' and '.join(rules)}; {fixes}")
 
     def _valid_below(self, size: int) -> int | None:
         below = size // self.size_multiple * self.size_multiple
@@ -106,7 +116,7 @@ class Network(nn.Module):
     def example_inputs(
         self,
         batch: int = 1,
-        size: tuple[int, int] | None = None,
+        size: tuple[int, ...] | None = None,
         *,
         dtype: torch.dtype = torch.float32,
         device: torch.device | str | None = None,
@@ -115,12 +125,13 @@ class Network(nn.Module):
 
         Args:
             batch: batch size.
-            size: (H, W); defaults to the smallest accepted size.
+            size: (H, W), or (D, H, W) for a 3-D network; defaults to the smallest accepted size.
             dtype: floating dtype of the image inputs.
             device: device of the inputs (``"meta"`` allocates nothing).
 
         Returns:
-            The positional arguments of ``forward``; here one image (B, in_channels, H, W) ~ N(0, 1).
+            The positional arguments of ``forward``; here one image (B, in_channels, H, W) (or volume
+            (B, in_channels, D, H, W)) ~ N(0, 1).
         """
-        height, width = size or (self.min_size, self.min_size)
-        return (torch.randn(batch, self.in_channels, height, width, dtype=dtype, device=device),)
+        shape = size or (self.min_size,) * self.spatial_dims
+        return (torch.randn(batch, self.in_channels, *shape, dtype=dtype, device=device),)

@@ -1,7 +1,8 @@
 """Building blocks shared by the networks: padded convolutions, normalisation, activations, inits.
 
-All blocks work on images (B, C, H, W). Options are validated here and raise
-:class:`taskloss.errors.ConfigError` naming the option and its accepted values.
+All blocks work on images (B, C, H, W); :func:`norm_layer` and :func:`conv_norm_act` also build
+the 3-D blocks of volumes (B, C, D, H, W) with ``spatial_dims=3``. Options are validated here and
+raise :class:`taskloss.errors.ConfigError` naming the option and its accepted values.
 """
 
 from collections.abc import Collection, Sequence
@@ -101,7 +102,7 @@ class PaddedConv2d(nn.Conv2d):
         return super().forward(x)
 
 
-def norm_layer(kind: Norm, channels: int) -> nn.Module:
+def norm_layer(kind: Norm, channels: int, spatial_dims: int = 2) -> nn.Module:
     """A normalisation layer for ``channels`` feature maps.
 
     Args:
@@ -110,12 +111,14 @@ def norm_layer(kind: Norm, channels: int) -> nn.Module:
             per-channel scale and shift, as Chen & Koltun's CRN: exactly ``GroupNorm`` with one
             group); ``"none"`` (identity).
         channels: number of feature maps.
+        spatial_dims: 2, or 3 for the 3-D versions (BatchNorm3d, InstanceNorm3d).
     """
     check_choice(kind, "norm", NORMS)
+    check_choice(spatial_dims, "spatial_dims", (2, 3))
     if kind == "batch":
-        return nn.BatchNorm2d(channels)
+        return nn.BatchNorm2d(channels) if spatial_dims == 2 else nn.BatchNorm3d(channels)
     if kind == "instance":
-        return nn.InstanceNorm2d(channels)
+        return nn.InstanceNorm2d(channels) if spatial_dims == 2 else nn.InstanceNorm3d(channels)
     if kind == "layer":
         return nn.GroupNorm(1, channels)
     return nn.Identity()
@@ -139,14 +142,25 @@ def conv_norm_act(
     norm: Norm = "batch",
     negative_slope: float = 0.0,
     padding_mode: PaddingMode = "zeros",
+    spatial_dims: int = 2,
 ) -> nn.Sequential:
-    """Convolution ("same" padded), normalisation, (leaky) ReLU; the conv has a bias only without norm."""
-    return nn.Sequential(
-        PaddedConv2d(in_channels, out_channels, kernel_size, stride, bias=norm == "none",
-                     padding_mode=padding_mode),
-        norm_layer(norm, out_channels),
-        activation(negative_slope),
-    )
+    """Convolution ("same" padded), normalisation, (leaky) ReLU; the conv has a bias only without norm.
+
+    With ``spatial_dims=3`` the convolution is an ``nn.Conv3d`` of stride 1 and an odd kernel,
+    padded symmetrically by ``kernel_size // 2`` ("same"); other 3-D settings raise ConfigError.
+    """
+    norm_block = norm_layer(norm, out_channels, spatial_dims)
+    if spatial_dims == 2:
+        conv: nn.Module = PaddedConv2d(in_channels, out_channels, kernel_size, stride, bias=norm == "none",
+                                       padding_mode=padding_mode)
+    else:
+        check_choice(padding_mode, "padding_mode", PADDING_MODES)
+        if kernel_size % 2 == 0 or stride != 1:
+            raise ConfigError(f"3-D convolutions take an odd kernel_size and stride 1 here, got kernel_size="
+                              f"{kernel_size}, stride={stride}; use e.g. kernel_size=3")
+        conv = nn.Conv3d(in_channels, out_channels, kernel_size, padding=kernel_size // 2, bias=norm == "none",
+                         padding_mode=padding_mode)
+    return nn.Sequential(conv, norm_block, activation(negative_slope))
 
 
 def init_normal_(module: nn.Module, std: float, *, truncated: bool = False) -> None:
