@@ -48,9 +48,23 @@ def validation_problems(error: ValidationError, model: type[BaseModel] | None = 
         key = ".".join(str(part) for part in loc)
         if item["type"] == "value_error":  # a validator's own message, without pydantic's "Value error, "
             problems.append(f"{key}: {item['ctx']['error']}" if key else str(item["ctx"]["error"]))
+        elif item["type"] in SECTION_TYPES:  # pydantic's text names the model class, not what to write
+            problems.append(f"{key or root or '(root)'}: {_short(item['input'])} is not a section; give its keys "
+                            "as a mapping (key: value)")
         else:
             problems.append(f"{key or root or '(root)'}: {item['msg']}")
     return "; ".join(problems)
+
+
+SECTION_TYPES = ("model_type", "model_attributes_type", "dict_type")
+"""pydantic's error types of a value that should be a mapping (a section of keys) and is not."""
+SHORT_VALUE = 40
+"""Characters of a rejected value quoted in a message."""
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= SHORT_VALUE else text[: SHORT_VALUE - 3] + "..."
 
 
 def check_section(model: type[ModelT], data: Any) -> ModelT:

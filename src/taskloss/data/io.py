@@ -9,6 +9,7 @@ nibabel (``as_closest_canonical``) and transposed from (x, y, z) to (z, y, x); a
 stacked along its slice normal (assumed axial: slices along z, rows along y, columns along x).
 """
 
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -45,15 +46,28 @@ def reading(path: Path, what: str, advice: str) -> Iterator[None]:
     NumPy, imageio, pydicom, nibabel and h5py raise many exception types for a damaged file
     (``OSError``, ``ValueError``, ``EOFError``, ``zlib.error``, ``struct.error``, ``KeyError``,
     plugin errors); listing them would miss some. ``MemoryError`` passes through (the command
-    line reports it with its own advice).
+    line reports it with its own advice). NumPy's numerical warnings (``RuntimeWarning``: an
+    overflowing cast, an invalid value) are errors here too, so a user never sees one as raw text,
+    only the line naming the file; other warnings (a library's notes on odd but readable files)
+    are left alone.
 
     Args:
         path: the file being read.
         what: what it should be, e.g. "NIfTI file".
         advice: what to do, e.g. "check that it is complete".
+
+    Examples:
+        >>> import numpy as np
+        >>> with reading(Path("big.npy"), "NumPy .npy file", "re-save it as float32"):  # doctest: +ELLIPSIS
+        ...     _ = np.asarray([1e300], dtype=np.float64).astype(np.float32)
+        Traceback (most recent call last):
+        ...
+        taskloss.errors.DataError: big.npy is not a readable NumPy .npy file (RuntimeWarning: overflow ...
     """
     try:
-        yield
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", RuntimeWarning)
+            yield
     except (DataError, MemoryError):
         raise
     except Exception as error:
@@ -135,7 +149,8 @@ def _read_npy(path: Path) -> ImageData:
     if array.dtype.kind not in "fiuc":
         raise DataError(f"{path} holds {array.dtype} values; save a numeric array")
     dtype = np.complex64 if array.dtype.kind == "c" else np.float32
-    return ImageData(np.asarray(array, dtype=dtype), None, path)
+    with reading(path, "NumPy .npy file of float32 values", "save values within float32's range (3.4e38)"):
+        return ImageData(np.asarray(array, dtype=dtype), None, path)
 
 
 def _read_picture(path: Path) -> ImageData:

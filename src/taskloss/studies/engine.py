@@ -236,8 +236,8 @@ def train_file_run(run: FileRun, run_dir: Path, devices: int = 1, accelerator: s
     ``config.yaml`` holds the run without its hardware (devices, accelerator): a run may resume on
     other hardware.
     """
+    splits = paired_splits(run.data)  # the data checked before the run folder is written
     write_run_config(run_dir, run.model_copy(update={"training": _hardware(run.training, 1, "auto", True)}))
-    splits = paired_splits(run.data)
     task, description = build_task(run, run_dir)
     trainer = Trainer(task, _hardware(run.training, devices, accelerator, progress), run_dir, fabric)
     result = trainer.fit(splits.train, splits.val)
@@ -290,8 +290,8 @@ def train_segmentation(run: SegmentationRun, run_dir: Path, devices: int = 1, ac
     """Train (or resume, or skip when finished) a segmentation run on the targets; the task with its best
     weights, in evaluation mode."""
     task = _segmentation_task(run)
-    write_run_config(run_dir, run)
     splits = paired_splits(run.data)
+    write_run_config(run_dir, run)
     trainer = Trainer(task, _hardware(run.training, devices, accelerator, True), run_dir)
     trainer.fit(splits.train, splits.val)
     trainer.load_weights("best")
@@ -566,14 +566,14 @@ def run_file_study(spec: StudySpec, out_dir: Path, devices: int = 1, accelerator
 
     if jobs < 1:
         raise ConfigError(f"--jobs must be >= 1, got {jobs}")
-    started = time.perf_counter()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / STUDY_FILE).write_text(yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False))
-    runs = build_runs(spec)
-    paired_splits(spec.data)  # read the data once here: a data error stops the study before training
-    train_task_network(spec, out_dir, devices, accelerator)
     if launcher not in LAUNCHERS:
         raise ConfigError(f"--launcher {launcher!r} is unknown; use one of {', '.join(LAUNCHERS)}")
+    started = time.perf_counter()
+    runs = build_runs(spec)
+    paired_splits(spec.data)  # read and check the data first: a data error stops the study before it writes
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / STUDY_FILE).write_text(yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False))
+    train_task_network(spec, out_dir, devices, accelerator)
     cluster = LAUNCHERS[launcher]
     if cluster is None:
         step_times = train_local(runs, out_dir, jobs, devices, accelerator)

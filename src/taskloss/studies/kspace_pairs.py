@@ -41,7 +41,7 @@ from taskloss.data.csmri import MASK_STREAM, fastmri_slices
 from taskloss.data.fields import generator_for
 from taskloss.data.kspace import undersample
 from taskloss.errors import DataError
-from taskloss.studies.paired import PairedData, split_groups
+from taskloss.studies.paired import PairedData, check_varies, split_groups, warn_identical
 from taskloss.studies.spec import KspaceDataSpec
 
 SUFFIX = ".h5"
@@ -87,13 +87,16 @@ def read_kspace_pairs(spec: KspaceDataSpec) -> PairedData:
 
     Raises:
         DataError: a missing or empty folder, an unreadable or malformed file (naming it), slices
-            smaller than ``size``, a ``slices`` range that keeps nothing, fewer than 3 files.
+            smaller than ``size``, a kept slice that is blank (constant, e.g. all-zero k-space;
+            file and slice named), a ``slices`` range that keeps nothing, fewer than 3 files.
     """
     inputs, targets, ids, subjects = [], [], [], []
     for path in find_files(spec.path):
         volume = io.read_fastmri(path, reconstruction_optional=True)
         kept = kept_slices(spec, volume.kspace.shape[0], path)
         reference = fastmri_slices(volume, spec.size, kept)
+        for k, image in zip(kept, reference, strict=True):
+            check_varies(image.abs(), f"{path}: slice {k} (at data.size {spec.size})", "a target")
         names = [slice_id(path, k) for k in kept]
         masks = torch.stack([slice_mask(spec, name) for name in names])
         zero_filled, _ = undersample(reference, masks)
@@ -103,5 +106,8 @@ def read_kspace_pairs(spec: KspaceDataSpec) -> PairedData:
         subjects += [path.stem] * len(kept)
     splits = split_groups(subjects, spec.split, f"{spec.path}: {len(ids)} slices", "file",
                           "add fastMRI files (each file is one volume)")
-    return PairedData(inputs=torch.cat(inputs).float(), targets=torch.cat(targets).float(), labels=None, ids=ids,
+    data = PairedData(inputs=torch.cat(inputs).float(), targets=torch.cat(targets).float(), labels=None, ids=ids,
                       subjects=subjects, splits=splits, by="file")
+    warn_identical(ids, data.inputs, data.targets, str(spec.path), "slice {id}, at data.acceleration "
+                   f"{spec.acceleration:g}: its mask keeps the whole k-space")
+    return data

@@ -9,7 +9,11 @@ Folder layout::
                                 are mapped to classes 0 .. K-1 in sorted order (0/255 -> 0/1)
 
 Any format :func:`taskloss.data.io.read_image` reads (NPY, PNG, TIFF, DICOM, NIfTI); RGB images
-become gray. Each image is resized to ``size`` x ``size`` (bilinear, antialiased; labels nearest)
+become gray. Before any training the folder is refused, file named, when two files of one
+sub-folder share a name in two formats (``s0_0.npy`` beside ``s0_0.png``), when a target is a
+link to (the same file as) its input, or when an input or target image is constant (all zero
+included: :func:`check_varies`), or every label map holds one value; a warning says, once, how
+many targets equal their inputs. Each image is resized to ``size`` x ``size`` (bilinear, antialiased; labels nearest)
 and scaled as ``data.normalize`` says ("target": input and target by the target's minimum and
 maximum, so the target spans [0, 1]; "each": each image by its own; "none": as stored).
 
@@ -25,6 +29,8 @@ str, "subject": str}`` and ``"label": (1, S, S) int64`` when the folder has ``la
 """
 
 import functools
+import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,6 +47,11 @@ from taskloss.studies.spec import AnyDataSpec, DataSpec, FileSplitSpec, KspaceDa
 
 FOLDERS = ("input", "target")
 LABELS = "labels"
+MIN_RELATIVE_SPREAD = 1e-6
+"""An image whose values span less than this share of their magnitude (``max - min <= 1e-6 *
+max |value|``) is refused as constant: float32 resolves about 8 steps in such a span (its machine
+epsilon is 1.19e-7), so what is left after scaling to [0, 1] is rounding noise, not an image. An
+all-zero image is the case ``max |value| = 0``."""
 
 
 @dataclass(frozen=True)
@@ -112,7 +123,15 @@ def _entries(folder: Path, name: str) -> dict[str, Path]:
     if not sub.is_dir():
         raise DataError(f"{sub}: no such folder; a paired study folder holds input/ and target/ (and "
                         "optionally labels/) with one image per file, matched by file name")
-    entries = {io.stem(p): p for p in sorted(sub.iterdir()) if io.is_image_entry(p) and p.is_file()}
+    entries: dict[str, Path] = {}
+    for path in sorted(sub.iterdir()):
+        if not (io.is_image_entry(path) and path.is_file()):
+            continue
+        name = io.stem(path)
+        if name in entries:
+            raise DataError(f"{sub}: {entries[name].name} and {path.name} are both the image {name!r}, and a pair "
+                            "is matched by name; keep one of them (move the other out of the folder)")
+        entries[name] = path
     if not entries:
         raise DataError(f"{sub} holds no image; supported: {', '.join(io.IMAGE_SUFFIXES)}")
     return entries
@@ -168,20 +187,108 @@ def _prepare(input_: torch.Tensor, target: torch.Tensor, normalize: str) -> tupl
     return input_, target
 
 
+def check_varies(image: torch.Tensor, where: str, what: str) -> None:
+    """Refuse a constant image (all zero included; :data:`MIN_RELATIVE_SPREAD`).
+
+    Args:
+        image: the image's values, any shape.
+        where: the file (and slice) named in the error.
+        what: what it is, e.g. "a target".
+
+    Raises:
+        DataError: naming ``where``, its value and the fix.
+
+    Examples:
+        >>> check_varies(torch.tensor([0.0, 0.5]), "target/a.npy", "a target")
+        >>> check_varies(torch.zeros(4, 4), "target/b.npy", "a target")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        taskloss.errors.DataError: target/b.npy is all zero (every pixel 0); a target must vary ...
+    """
+    low, high = float(image.min()), float(image.max())
+    magnitude = max(abs(low), abs(high))
+    if high - low <= MIN_RELATIVE_SPREAD * magnitude:
+        value = "all zero (every pixel 0)" if magnitude == 0 else f"constant (every pixel {low:.6g})"
+        raise DataError(f"{where} is {value}; {what} must vary (the scaling to [0, 1], PSNR and SSIM divide by "
+                        "its range), replace the file or move it out of the folder")
+
+
+def same_file(first: Path, second: Path) -> bool:
+    """Whether two paths name one file (a symbolic or hard link of the other).
+
+    Examples:
+        >>> same_file(Path(__file__), Path(__file__)), same_file(Path(__file__), Path(io.__file__))
+        (True, False)
+    """
+    try:
+        return os.path.samefile(first, second)
+    except OSError:
+        return False
+
+
+WARNED: set[str] = set()
+"""Data folders already warned about in this process (each warning is printed once)."""
+
+
+def warn_once(key: str, message: str) -> None:
+    """Print ``taskloss: warning: <message>`` on stderr, once per ``key`` and process."""
+    if key not in WARNED:
+        WARNED.add(key)
+        print(f"taskloss: warning: {message}", file=sys.stderr)
+
+
+def warn_identical(ids: list[str], inputs: torch.Tensor, targets: torch.Tensor, where: str, first: str) -> None:
+    """Warn once when targets equal their inputs: the network is then asked to learn the identity.
+
+    Args:
+        ids: the pairs' ids.
+        inputs, targets: (N, 1, S, S) as prepared.
+        where: the data folder (the warning's key).
+        first: how to name the first such pair's files, ``{id}`` standing for its id.
+    """
+    same = [name for name, a, b in zip(ids, inputs, targets, strict=True) if torch.equal(a, b)]
+    if same:
+        warn_once(where, f"{where}: {len(same)} of {len(ids)} targets equal their inputs (first "
+                  f"{first.format(id=same[0])}); the network learns nothing for them, check that the targets are the "
+                  "images you meant")
+
+
+def _read_pair(files: dict[str, dict[str, Path]], name: str, spec: DataSpec) -> tuple[torch.Tensor, torch.Tensor]:
+    """One pair, checked (not a link of one file, same size, neither constant) and prepared."""
+    input_path, target_path = files["input"][name], files["target"][name]
+    if same_file(input_path, target_path):
+        raise DataError(f"{target_path} is a link to its input {input_path}; a target must be its own image (the "
+                        "clean or reference version of the input), replace the link with that file")
+    input_, target = _read_2d(input_path), _read_2d(target_path)
+    if input_.shape != target.shape:
+        raise DataError(f"{input_path} is {tuple(input_.shape[-2:])} px but {target_path} is "
+                        f"{tuple(target.shape[-2:])}; a pair needs one size")
+    check_varies(target, str(target_path), "a target")
+    check_varies(input_, str(input_path), "a network's input")
+    return _prepare(_resize(input_, spec.size), _resize(target, spec.size), spec.normalize)
+
+
 def read_paired(spec: DataSpec) -> PairedData:
-    """Read, prepare and split the pairs of ``spec.path`` (see the module docstring)."""
+    """Read, check, prepare and split the pairs of ``spec.path`` (see the module docstring).
+
+    Raises:
+        DataError: naming the file or folder, for a folder that is missing or holds no pair, a
+            name in two formats, an image that is unreadable, not 2-D, not finite or constant,
+            a target that links to its input, pairs of two sizes, label maps that hold one value,
+            or too few subjects for the split.
+    """
     ids, files = find_pairs(spec.path)
     inputs, targets, labels = [], [], []
     for name in ids:
-        input_, target = _read_2d(files["input"][name]), _read_2d(files["target"][name])
-        if input_.shape != target.shape:
-            raise DataError(f"{files['input'][name]} is {tuple(input_.shape[-2:])} px but "
-                            f"{files['target'][name]} is {tuple(target.shape[-2:])}; a pair needs one size")
-        input_, target = _prepare(_resize(input_, spec.size), _resize(target, spec.size), spec.normalize)
+        input_, target = _read_pair(files, name, spec)
         inputs.append(input_[0])
         targets.append(target[0])
         if LABELS in files:
             labels.append(_resize(_read_2d(files[LABELS][name]), spec.size, labels=True)[0].round().long())
+    if labels and all(bool((label == labels[0].flatten()[0]).all()) for label in labels):
+        raise DataError(f"{spec.path / LABELS}: every label map holds only the value {int(labels[0].flatten()[0])}; "
+                        "the task metric needs a foreground class, fix the labels or remove the folder")
+    warn_identical(ids, torch.stack(inputs), torch.stack(targets), str(spec.path), "{id} in input/ and target/")
     subjects, by = assign_subjects(ids, spec.split.by)
     splits = split_groups(subjects, spec.split, f"{spec.path}: {len(ids)} pairs", "subject",
                           "add pairs (or use split.by: file)")

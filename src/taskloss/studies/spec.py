@@ -43,8 +43,9 @@ from pydantic_core import PydanticCustomError
 
 from taskloss.config import StrictModel
 from taskloss.data.masks import make_mask
-from taskloss.errors import InputError
-from taskloss.networks.factory import NETWORKS, list_networks
+from taskloss.errors import InputError, TasklossError
+from taskloss.networks.base import Network
+from taskloss.networks.factory import NETWORKS, create_network, list_networks
 from taskloss.studies.common import validate_config
 from taskloss.studies.perception import PerceptionChoice
 from taskloss.training.config import OptimizerConfig, TrainingConfig, load_yaml
@@ -86,6 +87,14 @@ class FileSplitSpec(SpecModel):
     val: float = Field(0.2, gt=0, lt=1)
     test: float = Field(0.2, gt=0, lt=1)
     seed: int = 0
+
+    @model_validator(mode="after")
+    def _leaves_training_data(self) -> "FileSplitSpec":
+        if self.val + self.test >= 1:
+            raise PydanticCustomError("split", "val {val} + test {test} leaves no training data; make their sum "
+                                      "below 1 (e.g. val: 0.2, test: 0.2)", {"val": f"{self.val:g}",
+                                                                              "test": f"{self.test:g}"})
+        return self
 
 
 class SplitSpec(FileSplitSpec):
@@ -359,9 +368,13 @@ class LossSpec(SpecModel):
 
     @field_validator("*", mode="before")
     @classmethod
-    def _weight_alone(cls, value: Any) -> Any:
+    def _weight_alone(cls, value: Any, info: ValidationInfo) -> Any:
         if isinstance(value, int | float) and not isinstance(value, bool):
             return {"weight": value}
+        if value is not None and not isinstance(value, dict | TermSpec):
+            raise PydanticCustomError("term", "{value} is not a weight; give a number ({name}: 1.0) or the term's "
+                                      "settings ({name}: {settings})",
+                                      {"value": repr(value), "name": str(info.field_name), "settings": "{weight: 1.0}"})
         return value
 
     @model_validator(mode="after")
@@ -489,6 +502,19 @@ class StudySpec(SpecModel):
                                       {"name": repr(baseline), "choices": ", ".join(losses)})
         return baseline
 
+    @model_validator(mode="after")
+    def _networks_fit_the_data(self) -> "StudySpec":
+        checks = [(f"networks.{key}", network.name, network.options) for key, network in self.networks.items()]
+        checks += [(f"losses.{key}.adversarial.discriminator", loss.adversarial.discriminator.name,
+                    loss.adversarial.discriminator.options)
+                   for key, loss in self.losses.items() if loss.adversarial is not None]
+        checks.append(("segmentation", self.segmentation.network, {"num_classes": 2, **self.segmentation.options}))
+        for key, name, options in checks:
+            problem = network_problem(name, options, self.data.size)
+            if problem is not None:  # a ValueError: its message names the key (the check spans data and networks)
+                raise ValueError(f"{key}{problem[0]}: {problem[1]}")
+        return self
+
     @property
     def baseline_loss(self) -> str:
         """The loss every other loss is tested against: ``baseline``, else the first loss."""
@@ -498,6 +524,33 @@ class StudySpec(SpecModel):
     def monitor(self) -> str:
         """The metric that selects best checkpoints."""
         return self.training.monitor or self.metrics[0]
+
+
+def network_problem(name: str, options: dict[str, Any], size: int) -> tuple[str, str] | None:
+    """What keeps network ``name`` with ``options`` from training on ``size`` x ``size`` images, in
+    the study file's words: the key below the network's (``".options"`` or ``""``) and the problem;
+    None when nothing does. The network is built on the meta device (no memory, no values).
+
+    Examples:
+        >>> network_problem("unet", {"widths": [4, 8]}, 64) is None
+        True
+        >>> network_problem("unet", {"widths": [4, 8, 16, 32, 64, 128]}, 16)  # doctest: +ELLIPSIS
+        ('', 'unet with these options takes image sides that are multiples of 32 ... set data.size to 32, ...')
+    """
+    try:
+        with torch.device("meta"):
+            network = create_network(name, **options)
+    except (TasklossError, TypeError, ValueError) as error:
+        return ".options", str(error)
+    if not isinstance(network, Network) or network.is_valid_size(size):
+        return None
+    multiple, smallest = network.size_multiple, network.min_size
+    fit = max(smallest, -(-size // multiple) * multiple)
+    below = size // multiple * multiple
+    sizes = f"{fit}" if below < smallest or below == fit else f"{below} or {fit}"
+    return "", (f"{name} with these options takes image sides that are multiples of {multiple} (its total stride), "
+                f"at least {smallest} px, but data.size is {size}; set data.size to {sizes}, or make the network "
+                "shallower (fewer levels in its options, e.g. fewer widths)")
 
 
 def parse_study(data: dict[str, Any], source: str, base: Path | None = None) -> StudySpec:
