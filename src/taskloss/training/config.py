@@ -191,7 +191,7 @@ def load_yaml(path: Path) -> dict[str, Any]:
         >>> import tempfile
         >>> with tempfile.TemporaryDirectory() as folder:
         ...     path = Path(folder) / "run.yaml"
-        ...     _ = path.write_text("base: &b {epochs: 2, seed: 1}\ntraining: {<<: *b, seed: 3}\n")
+        ...     _ = path.write_text("base: &b {epochs: 2, seed: 1}\\ntraining: {<<: *b, seed: 3}\\n")
         ...     load_yaml(path)["training"]
         {'epochs': 2, 'seed': 3}
     """
