@@ -2,7 +2,9 @@
 
 import csv
 import json
+import re
 import sys
+from pathlib import Path
 
 import imageio.v3 as iio
 import numpy as np
@@ -253,3 +255,42 @@ def test_label_values_become_classes_in_sorted_order(tmp_path):
     data = paired_data(DataSpec(path=tmp_path, size=SIZE))
     expected = torch.stack([torch.from_numpy(iio.imread(tmp_path / "labels" / f"{i}.png") // 255) for i in data.ids])
     assert torch.equal(data.labels[:, 0], expected.long())
+
+
+def _documented_outputs() -> list[str]:
+    """What docs/studies.md's "Output folder" block says a study file's run writes, as paths under
+    OUT/<name>/: each row's path and the files it lists (``as above`` takes the built-in studies'
+    run row; what a row says after ``;`` or in parentheses, which is conditional or explains, and
+    the slurm launcher's folder are left out)."""
+    text = (Path(__file__).resolve().parents[2] / "docs" / "studies.md").read_text()
+    block = text.split("## Output folder", 1)[1].split("```")[1]
+    rows: dict[str, str] = {}
+    key = ""
+    for line in block.strip().splitlines():
+        if line.startswith("OUT/"):
+            key, _, rest = line.partition(" ")
+            rows[key] = rest.strip()
+        else:
+            rows[key] += " " + line.strip()
+    names = {"runs/<run>/": rows["OUT/<study>/runs/<run>/"].split(";")[0] + ", "
+                            + rows["OUT/<name>/runs/<network>-<loss>/"].replace("as above,", "")}
+    names.update({key.removeprefix("OUT/<name>/"): value for key, value in rows.items()
+                  if key.startswith("OUT/<name>/") and "runs/" not in key and "submitit" not in key})
+    found = [key for key in names if key != "runs/<run>/"]
+    for folder, listing in names.items():
+        listing = re.sub(r"\([^)]*\)", "", listing.split(";")[0])
+        for item in re.split(r"[,\s]+(?:and\s+)?", listing):
+            if re.fullmatch(r"[\w*/-]+(\.[\w*]+|/)", item):
+                found.append(folder + item if folder.endswith("/") else item)
+    return found
+
+
+def test_every_file_the_docs_say_a_study_run_writes_is_written(study):
+    _, folder = study
+    documented = _documented_outputs()
+    assert {"runs/<run>/config.yaml", "runs/<run>/val_log.csv", "runs/<run>/test_predictions.npz", "segmentation/",
+            "study.yaml", "results/figure.png", "results/methods.json"} <= set(documented), documented
+    for item in documented:
+        pattern = item.replace("<run>", "*").replace("runs/*/test", "runs/*/evaluation/test")
+        hits = list(folder.glob(pattern.rstrip("/")))
+        assert hits, f"docs/studies.md says a study run writes {item}; {folder} has no {pattern}"
