@@ -69,19 +69,21 @@ class TrainingConfig(StrictModel):
 
 
 MAX_CONFIG_BYTES = 1 << 20
-"""Largest config or study file read, 1 MiB. The shipped study files are under 2 KB and a study
-of a hundred networks and losses stays under 50 KB; anything larger is not a hand-written file."""
+"""Largest config or study file read, 1 MiB. The shipped study files are at most 5 KB (csmri-small)
+and a study of a hundred networks and losses stays under 50 KB; anything larger is not a
+hand-written file."""
 MAX_YAML_ALIASES = 1000
 """Most aliases (``*name``) one YAML text may use. A study file shares a few sections by anchor
 (a network's options, a discriminator); an alias bomb ("billion laughs") needs many more."""
 MAX_YAML_NODES = 100_000
-"""Most values one YAML text may hold once its aliases are expanded. The shipped study files hold
-under 200; the 1 KB alias bomb of 9 levels x 9 aliases holds 9**9 (387 million) and would take
-minutes and gigabytes to walk."""
+"""Most values (keys, scalars, lists and mappings) one YAML text may hold once its aliases are
+expanded. The shipped study files hold at most 356 (csmri-small); the 1 KB alias bomb of 9 levels
+x 9 aliases holds more than 9**9 (387 million) and would take minutes and gigabytes to walk."""
 MAX_YAML_DEPTH = 64
-"""Deepest nesting of sections and lists. Study files nest 6 levels (``losses.<name>.adversarial.
-discriminator.optimizer.betas``); PyYAML builds nested values recursively, so thousands of levels
-would exhaust Python's stack."""
+"""Deepest nesting, counting the top-level mapping and the values at the bottom. The shipped study
+files reach 7 (csmri's ``runs.refinement.training.optimizer.betas[0]``); a study file of networks
+and losses reaches 8 (``losses.<name>.adversarial.discriminator.optimizer.betas[0]``). PyYAML
+builds nested values recursively, so thousands of levels would exhaust Python's stack."""
 MERGE_TAG = "tag:yaml.org,2002:merge"
 """The tag of YAML's merge key ``<<`` (https://yaml.org/type/merge.html), which the loader supports."""
 
@@ -116,7 +118,7 @@ class _BoundedLoader(yaml.SafeLoader):
         try:
             if self._depth > MAX_YAML_DEPTH:
                 raise _YAMLLimit(f"it nests sections or lists more than {MAX_YAML_DEPTH} levels deep; a study file "
-                                 "needs 6, flatten it")
+                                 "needs at most 8, flatten it")
             return super().compose_node(parent, index)  # type: ignore[no-untyped-call]
         finally:
             self._depth -= 1
