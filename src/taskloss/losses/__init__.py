@@ -1,7 +1,7 @@
 """Losses of the source document as composable modules (and functions where natural).
 
 - pixel: :class:`L1Loss`, :class:`MSELoss`, :class:`NMSELoss`, :class:`FrequencyMSELoss`,
-  :class:`SSIMLoss`, :class:`CrossEntropyLoss`;
+  :class:`SSIMLoss`, :class:`MSSSIMLoss`, :class:`CrossEntropyLoss`;
 - perceptual: :class:`PerceptualLoss` (Chen & Koltun; VGG-19 offline, 2.5-D volumes, layer balancing);
 - adversarial: :class:`AdversarialLoss` (bce, lsgan, hinge, wgan-gp) and :func:`gradient_penalty`;
 - :class:`FeatureMatchingLoss` and :class:`OutputPenalty` (Seitzer et al.);
@@ -39,11 +39,13 @@ from taskloss.losses.pixel import (
     FrequencyMSELoss,
     L1Loss,
     MSELoss,
+    MSSSIMLoss,
     NMSELoss,
     SSIMLoss,
     cross_entropy_loss,
     frequency_mse_loss,
     l1_loss,
+    ms_ssim_loss,
     mse_loss,
     nmse_loss,
     ssim_loss,
@@ -65,6 +67,7 @@ __all__ = [
     "FrequencyMSELoss",
     "L1Loss",
     "MSELoss",
+    "MSSSIMLoss",
     "NMSELoss",
     "OutputPenalty",
     "PerceptualLoss",
@@ -80,6 +83,7 @@ __all__ = [
     "gradient_penalty",
     "l1_loss",
     "load_task_network",
+    "ms_ssim_loss",
     "mse_loss",
     "nmse_loss",
     "output_penalty",

@@ -1,12 +1,13 @@
-"""Pixel losses: L1, MSE, NMSE, frequency-domain MSE, SSIM loss and cross-entropy.
+"""Pixel losses: L1, MSE, NMSE, frequency-domain MSE, SSIM and MS-SSIM losses and cross-entropy.
 
 Each is a function and an ``nn.Module`` wrapping it. Inputs are images (B, C, H, W) or volumes
 (B, C, D, H, W); ``reduction="mean"`` returns a scalar, the mean of the per-image values (equal to
 the mean over all elements for L1 and MSE, as ``torch.nn.functional.l1_loss``), and
-``reduction="none"`` the per-image values, shape (B,). L1, MSE, NMSE and SSIM reuse
+``reduction="none"`` the per-image values, shape (B,). L1, MSE, NMSE, SSIM and MS-SSIM reuse
 :mod:`taskloss.metrics`, so a loss and the metric of the same name always agree.
 """
 
+from collections.abc import Sequence
 from typing import Literal
 
 import torch
@@ -16,7 +17,8 @@ from torch import nn
 from taskloss.data.kspace import fft2c
 from taskloss.errors import ConfigError, InputError
 from taskloss.metrics import mae, mse, nmse, ssim
-from taskloss.metrics.data_range import DataRange
+from taskloss.metrics.data_range import DataRange, check_data_range
+from taskloss.metrics.ms_ssim import MS_SSIM_WEIGHTS, Style, check_ms_ssim_options, ms_ssim
 from taskloss.metrics.ssim import Convention
 from taskloss.validation import check_class_indices, check_float_tensor, check_image_pair
 
@@ -60,9 +62,33 @@ def nmse_loss(
         squared: False gives ``||pred - target|| / ||target||``, the square root, which is what
             DAGAN's code calls NMSE and trains on (weight 15).
         reduction: "mean" or "none".
+
+    Returns:
+        Scalar or (B,). With ``squared=False`` the gradient at zero error is 0 (the subgradient
+        ``torch.linalg.vector_norm`` takes there) instead of the NaN of ``sqrt`` at 0.
+
+    Examples:
+        >>> target = torch.tensor([3.0, 4.0]).reshape(1, 1, 1, 2)
+        >>> pred = torch.zeros(1, 1, 1, 2, requires_grad=True)
+        >>> nmse_loss(pred, target, squared=False)
+        tensor(1., grad_fn=<MeanBackward0>)
+        >>> exact = target.clone().requires_grad_()
+        >>> nmse_loss(exact, target, squared=False).backward()
+        >>> exact.grad.flatten().tolist()
+        [0.0, 0.0]
     """
     values = nmse(pred, _detached(target))
-    return _reduce(values if squared else values.sqrt(), reduction)
+    return _reduce(values if squared else _sqrt_zero_safe(values), reduction)
+
+
+def _sqrt_zero_safe(values: torch.Tensor) -> torch.Tensor:
+    """``sqrt`` whose gradient at 0 is 0, not NaN (d sqrt(v) = dv / (2 sqrt(v)) is 0 / 0 there).
+
+    The inner ``where`` keeps 0 out of ``sqrt`` so its backward never meets 1 / 0 (the class of
+    MONAI#8412); elsewhere the value and gradient are those of ``sqrt``.
+    """
+    positive = values > 0
+    return torch.where(positive, torch.where(positive, values, 1.0).sqrt(), 0.0)
 
 
 def frequency_mse_loss(
@@ -111,6 +137,28 @@ def ssim_loss(
 ) -> torch.Tensor:
     """``1 - SSIM`` per image (:func:`taskloss.metrics.ssim`; same arguments, data_range required)."""
     return _reduce(1.0 - ssim(pred, _detached(target), data_range=data_range, convention=convention), reduction)
+
+
+def ms_ssim_loss(
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    data_range: DataRange | None = None,
+    weights: Sequence[float] = MS_SSIM_WEIGHTS,
+    convention: Convention = "gaussian",
+    style: Style = "pytorch_msssim",
+    reduction: Reduction = "mean",
+) -> torch.Tensor:
+    """``1 - MS-SSIM`` per image (:func:`taskloss.metrics.ms_ssim`; same arguments, data_range required).
+
+    Examples:
+        >>> target = torch.rand(2, 1, 161, 161)
+        >>> ms_ssim_loss(target, target, data_range=1.0)
+        tensor(0.)
+    """
+    values = ms_ssim(pred, _detached(target), data_range=data_range, weights=weights, convention=convention,
+                     style=style)
+    return _reduce(1.0 - values, reduction)
 
 
 def cross_entropy_loss(
@@ -238,6 +286,56 @@ class SSIMLoss(nn.Module):
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return ssim_loss(pred, target, data_range=self.data_range, convention=self.convention,
                          reduction=self.reduction)
+
+
+class MSSSIMLoss(nn.Module):
+    """Module form of :func:`ms_ssim_loss`: ``1 - MS-SSIM``; ``data_range`` is required.
+
+    Every option is checked here, so a wrong one fails when the loss is built, not at the first
+    batch. A common reconstruction baseline combines it with L1 (Zhao et al. 2017:
+    ``0.84 * MSSSIMLoss + 0.16 * L1Loss``, e.g. in :class:`taskloss.losses.CompositeLoss`).
+
+    Args:
+        data_range: as :func:`taskloss.metrics.ms_ssim` (a number, a tensor (B,) or a policy).
+        weights: one exponent per scale, finest first (default Wang et al.'s five).
+        convention: the SSIM window, "gaussian" or "fastmri".
+        style: "pytorch_msssim" or "torchmetrics" (see :mod:`taskloss.metrics.ms_ssim`).
+        reduction: "mean" or "none".
+
+    Raises:
+        InputError: for an invalid data_range, weights, convention or style.
+        ConfigError: for an unknown reduction.
+
+    Examples:
+        >>> loss = MSSSIMLoss(data_range=1.0)
+        >>> pred = torch.rand(1, 1, 161, 170, requires_grad=True)
+        >>> value = loss(pred, torch.rand(1, 1, 161, 170))
+        >>> value.backward()
+        >>> pred.grad.shape
+        torch.Size([1, 1, 161, 170])
+        >>> MSSSIMLoss(data_range=1.0, style="skimage")
+        Traceback (most recent call last):
+        ...
+        taskloss.errors.InputError: style='skimage' is unknown; use 'pytorch_msssim' ...
+    """
+
+    def __init__(self, data_range: DataRange, weights: Sequence[float] = MS_SSIM_WEIGHTS,
+                 convention: Convention = "gaussian", style: Style = "pytorch_msssim",
+                 reduction: Reduction = "mean") -> None:
+        super().__init__()
+        check_data_range(data_range)
+        check_ms_ssim_options(weights, convention, style)
+        if reduction not in ("mean", "none"):
+            raise ConfigError(f"reduction={reduction!r} is unknown; use 'mean' or 'none' (per image)")
+        self.data_range = data_range
+        self.weights = tuple(weights)
+        self.convention = convention
+        self.style = style
+        self.reduction = reduction
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return ms_ssim_loss(pred, target, data_range=self.data_range, weights=self.weights,
+                            convention=self.convention, style=self.style, reduction=self.reduction)
 
 
 class CrossEntropyLoss(nn.Module):

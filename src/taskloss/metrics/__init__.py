@@ -5,15 +5,17 @@ tensor of shape (B,). PSNR and SSIM need an explicit ``data_range``
 (see :mod:`taskloss.metrics.data_range`).
 """
 
-from taskloss.metrics.data_range import POLICIES, DataRange, resolve_data_range
+from taskloss.metrics.data_range import POLICIES, DataRange, per_volume_max, resolve_data_range
 from taskloss.metrics.distribution import KIDResult, frechet_distance, kernel_inception_distance
 from taskloss.metrics.hfen import hfen, laplacian_of_gaussian
+from taskloss.metrics.ms_ssim import MS_SSIM_WEIGHTS, ms_ssim
 from taskloss.metrics.pixel import mae, mse, nmse, psnr
 from taskloss.metrics.sis import dice, semantic_interpretability
 from taskloss.metrics.ssim import ssim, ssim_map
 from taskloss.metrics.stats import PairedTest, Summary, paired_wilcoxon, summarize
 
 __all__ = [
+    "MS_SSIM_WEIGHTS",
     "POLICIES",
     "DataRange",
     "KIDResult",
@@ -25,9 +27,11 @@ __all__ = [
     "kernel_inception_distance",
     "laplacian_of_gaussian",
     "mae",
+    "ms_ssim",
     "mse",
     "nmse",
     "paired_wilcoxon",
+    "per_volume_max",
     "psnr",
     "resolve_data_range",
     "semantic_interpretability",

@@ -89,7 +89,7 @@ def _ssim(pred: torch.Tensor, target: torch.Tensor, data_range: DataRange | None
     """Validate, then compute the maps chunk by chunk (each reduced to its mean when ``mean``)."""
     pred, target = check_image_pair(pred, target, finite=False)
     peak = resolve_data_range(data_range, target)
-    kernels, cov_norm = _window(convention, pred)
+    kernels, cov_norm = window(convention, pred)
     _check_size(pred, kernels[0].numel(), convention)
     chunk = _chunk_size(pred)
     parts = []
@@ -101,7 +101,25 @@ def _ssim(pred: torch.Tensor, target: torch.Tensor, data_range: DataRange | None
     return result
 
 
-def _window(convention: str, like: torch.Tensor) -> tuple[list[torch.Tensor], float]:
+def window(convention: str, like: torch.Tensor) -> tuple[list[torch.Tensor], float]:
+    """The 1-D window of each spatial axis and the covariance factor of ``convention``.
+
+    Args:
+        convention: "gaussian" or "fastmri" (see the module docstring).
+        like: a tensor (B, C, *spatial) whose dtype, device and rank the window takes.
+
+    Returns:
+        ``(kernels, cov_norm)``: one kernel per spatial axis; 1.0 (population covariance) or
+        N / (N - 1) for a window of N samples (sample covariance).
+
+    Raises:
+        InputError: for an unknown convention.
+
+    Examples:
+        >>> kernels, cov_norm = window("fastmri", torch.zeros(1, 1, 8, 8))
+        >>> len(kernels), kernels[0].numel(), round(cov_norm, 4)  # 7 x 7 window, 49 / 48
+        (2, 7, 1.0208)
+    """
     n_spatial = like.ndim - 2
     if convention == "gaussian":
         radius = int(GAUSSIAN_TRUNCATE * GAUSSIAN_SIGMA + 0.5)
@@ -142,6 +160,37 @@ def _ssim_maps(
     k2: float,
 ) -> torch.Tensor:
     """SSIM maps (B, C, *valid) of a batch; ``peak`` has shape (B,)."""
+    luminance_num, luminance_den, cs_num, cs_den = ssim_terms(x, y, peak, kernels, cov_norm, k1, k2)
+    return (luminance_num * cs_num) / (luminance_den * cs_den)
+
+
+def ssim_terms(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    peak: torch.Tensor,
+    kernels: list[torch.Tensor],
+    cov_norm: float,
+    k1: float,
+    k2: float,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Numerators and denominators of SSIM's luminance and contrast-structure terms, valid region.
+
+    SSIM = (luminance_num / luminance_den) * (cs_num / cs_den); MS-SSIM
+    (:mod:`taskloss.metrics.ms_ssim`) uses the contrast-structure ratio alone at its coarser
+    scales. Unvalidated building block: ``x`` and ``y`` are checked batches (B, C, *spatial) at
+    least as large as the window, ``peak`` has shape (B,), ``kernels`` and ``cov_norm`` come from
+    :func:`window`.
+
+    Returns:
+        ``(luminance_num, luminance_den, cs_num, cs_den)``, each (B, C, *valid).
+
+    Examples:
+        >>> x = torch.rand(2, 1, 16, 16, dtype=torch.float64)
+        >>> kernels, cov_norm = window("gaussian", x)
+        >>> terms = ssim_terms(x, x, torch.ones(2, dtype=torch.float64), kernels, cov_norm, 0.01, 0.03)
+        >>> tuple(terms[0].shape), bool(torch.allclose(terms[2], terms[3]))  # cs = 1 for identical images
+        ((2, 1, 6, 6), True)
+    """
     batch, channels = x.shape[:2]
     # Four local means suffice: SSIM needs var_x + var_y only as a sum, so x^2 + y^2 is filtered
     # as one map instead of two.
@@ -153,6 +202,5 @@ def _ssim_maps(
     shape = (batch,) + (1,) * (x.ndim - 1)
     c1 = (k1 * peak).square().reshape(shape)
     c2 = (k2 * peak).square().reshape(shape)
-    numerator = (2.0 * mu_xy + c1) * (2.0 * cov_norm * (mean_xy - mu_xy) + c2)
-    denominator = (mu_sq + c1) * (cov_norm * (mean_sq - mu_sq) + c2)
-    return numerator / denominator
+    return (2.0 * mu_xy + c1, mu_sq + c1, 2.0 * cov_norm * (mean_xy - mu_xy) + c2,
+            cov_norm * (mean_sq - mu_sq) + c2)
