@@ -1,0 +1,76 @@
+"""``taskloss compare``: the written table equals the library's comparisons; bad input is one line, nothing written."""
+
+import csv
+import sys
+
+import numpy as np
+import pytest
+
+from taskloss.cli import main
+from taskloss.metrics.comparisons import COMPARISON_COLUMNS, compare, families_for, read_long_table
+
+
+def _run(monkeypatch, capsys, *args: str) -> tuple[int, str]:
+    monkeypatch.setattr(sys, "argv", ["taskloss", "compare", *args])
+    try:
+        main()
+        status = 0
+    except SystemExit as exit_info:
+        status = exit_info.code or 0
+    return status, capsys.readouterr().err
+
+
+@pytest.fixture
+def results(tmp_path):
+    rng = np.random.default_rng(3)
+    path = tmp_path / "results.csv"
+    subjects = rng.normal(0, 1, 6)  # shared by every method: it cancels in the paired differences
+    with open(path, "w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(["method", "subject", "case", "psnr", "mae"])
+        for method, shift in [("l1", 0.0), ("perceptual", 1.0), ("mse", 0.0)]:
+            for s in range(6):
+                for c in range(5):
+                    writer.writerow([method, f"s{s}", f"c{c}", 30 + subjects[s] + shift + rng.normal(0, 0.3),
+                                     0.05 + rng.normal(0, 0.01)])
+    return path
+
+
+def test_writes_the_librarys_comparisons_and_rank_stability(tmp_path, results, monkeypatch, capsys):
+    out = tmp_path / "out"
+    status, error = _run(monkeypatch, capsys, str(results), "--baseline", "l1", "--primary", "psnr",
+                         "--lower-is-better", "mae", "--out", str(out))
+    assert status == 0, error
+    with open(out / "comparisons.csv", newline="") as file:
+        written = list(csv.DictReader(file))
+    assert list(written[0]) == list(COMPARISON_COLUMNS)
+    expected = compare(read_long_table(results), "l1", families_for(["psnr", "mae"], ["psnr"]))
+    assert [(r["family"], r["metric"], r["method"], r["verdict"]) for r in written] == [
+        (e.family, e.metric, e.method, e.verdict) for e in expected]
+    assert [float(r["p_adjusted"]) for r in written] == pytest.approx([e.p_adjusted for e in expected], rel=1e-8)
+    perceptual = next(r for r in written if r["metric"] == "psnr" and r["method"] == "perceptual")
+    assert perceptual["verdict"] == "higher" and perceptual["n_subjects"] == "6"
+    with open(out / "rank_stability.csv", newline="") as file:
+        shares = [r for r in csv.DictReader(file) if r["metric"] == "psnr"]
+    assert sum(float(r["share_first"]) for r in shares) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--baseline", "zz"], "baseline 'zz' is not a method of"),
+    (["--baseline", "l1", "--metric", "ssim"], "metric ssim is not a column of"),
+    (["--baseline", "l1", "--smallest-effect", "psnr"], "--smallest-effect 'psnr': not NAME=VALUE with a number"),
+])
+def test_bad_options_exit_2_and_write_nothing(tmp_path, results, monkeypatch, capsys, args, message):
+    out = tmp_path / "out"
+    status, error = _run(monkeypatch, capsys, str(results), *args, "--out", str(out))
+    assert status == 2
+    assert error.startswith("taskloss: error: ") and message in error and error.count("\n") == 1
+    assert not out.exists()
+
+
+def test_a_non_numeric_cell_names_the_file_line_and_column(tmp_path, results, monkeypatch, capsys):
+    lines = results.read_text().splitlines()
+    lines[4] = lines[4].rsplit(",", 1)[0] + ",bad"
+    results.write_text("\n".join(lines) + "\n")
+    status, error = _run(monkeypatch, capsys, str(results), "--baseline", "l1", "--out", str(tmp_path / "out"))
+    assert status == 2 and str(results) in error and "line 5" in error and "mae" in error
