@@ -53,6 +53,7 @@ def test_writes_the_librarys_comparisons_and_rank_stability(tmp_path, results, m
     with open(out / "rank_stability.csv", newline="") as file:
         shares = [r for r in csv.DictReader(file) if r["metric"] == "psnr"]
     assert sum(float(r["share_first"]) for r in shares) == pytest.approx(1.0)
+    assert (out / "rank_stability.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.mark.parametrize(("args", "message"), [

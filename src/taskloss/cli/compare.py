@@ -1,7 +1,8 @@
 """``taskloss compare``: subject- and seed-level comparisons of any long per-case results CSV.
 
 The analysis is :mod:`taskloss.metrics.comparisons` (docs/statistics.md); this module reads the
-options, computes everything, and only then writes ``comparisons.csv`` and ``rank_stability.csv``.
+options, computes everything, and only then writes ``comparisons.csv``, ``rank_stability.csv`` and
+``rank_stability.png``.
 Ratio metrics (SIS: mean Dice on the outputs over mean Dice on the ground truth) are declared as
 ``--ratio sis=dice/dice_truth``: any tool's long CSV can hold the two columns, with empty cells
 where a case has no region of interest.
@@ -28,9 +29,11 @@ from taskloss.metrics.comparisons import (
     write_comparisons,
     write_rank_stability,
 )
+from taskloss.report.ranks import rank_stability_figure
 
 COMPARISONS_FILE = "comparisons.csv"
 RANK_FILE = "rank_stability.csv"
+RANK_FIGURE = "rank_stability.png"
 
 
 def _smallest_effects(pairs: list[str]) -> dict[str, float]:
@@ -107,7 +110,7 @@ def compare_command(
                                             help="Long CSV: method, subject, case, optional seed, one column per "
                                                  "metric.")],
     baseline: Annotated[str, typer.Option(help="The method every other method is compared with.")],
-    out: Annotated[Path, typer.Option(help="Folder for comparisons.csv and rank_stability.csv.")],
+    out: Annotated[Path, typer.Option(help="Folder for comparisons.csv, rank_stability.csv and rank_stability.png.")],
     metric: Annotated[list[str] | None, typer.Option(
         help="A metric column or --ratio name to compare (repeat; default: every column but the ratios' "
              "denominators, and every ratio).")] = None,
@@ -135,8 +138,9 @@ def compare_command(
     with output_folder(out):
         write_comparisons(out / COMPARISONS_FILE, rows)
         write_rank_stability(out / RANK_FILE, shares)
+        rank_stability_figure(out / RANK_FIGURE, shares)
     console = Console()
     if not console.is_terminal:  # a file or a pipe: no 80-column wrap of the numbers
         console = Console(width=160)
     console.print(_table(rows))
-    print(f"written: {out / COMPARISONS_FILE}, {out / RANK_FILE}")
+    print(f"written: {out / COMPARISONS_FILE}, {out / RANK_FILE}, {out / RANK_FIGURE}")
