@@ -29,11 +29,13 @@ from taskloss.metrics.comparisons import (
     write_comparisons,
     write_rank_stability,
 )
+from taskloss.metrics.power import POWER, DesignMde, design_mdes, write_mdes
 from taskloss.report.ranks import rank_stability_figure
 
 COMPARISONS_FILE = "comparisons.csv"
 RANK_FILE = "rank_stability.csv"
 RANK_FIGURE = "rank_stability.png"
+MDE_FILE = "mde.csv"
 
 
 def _smallest_effects(pairs: list[str]) -> dict[str, float]:
@@ -104,6 +106,17 @@ def _table(rows: list[Comparison]) -> Table:
     return table
 
 
+def _mde_table(rows: list[DesignMde]) -> Table:
+    table = Table(title=f"minimal detectable effect at power {POWER}, this data's design")
+    for column in ("family", "metric", "method", "subjects", "seeds", "sd subject", "sd seed", "sd run", "alpha",
+                   "MDE"):
+        table.add_column(column)
+    for r in rows:
+        table.add_row(r.family, r.metric, r.method, str(r.n_subjects), str(r.n_seeds), f"{r.sd_subject:.4g}",
+                      f"{r.sd_seed:.4g}", f"{r.sd_run:.4g}", f"{r.alpha:.3g}", f"{r.mde:.4g}")
+    return table
+
+
 @app.command("compare")
 def compare_command(
     results: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True,
@@ -127,6 +140,9 @@ def compare_command(
              "method's sum of NUMERATOR over its sum of DENOMINATOR on the paired cases; compared like any metric.")
     ] = None,
     alpha: Annotated[float, typer.Option(min=0.0, max=1.0, callback=finite, help="Level of the tests.")] = 0.05,
+    mde: Annotated[bool, typer.Option(
+        "--mde", help="Also write mde.csv: each comparison's minimal detectable effect (power 0.8) for this data's "
+                      "subjects x seeds, at alpha over its family's size, from this data's variance.")] = False,
 ) -> None:
     """Compare methods with a baseline, with subjects (and seeds) as the units, Holm per family."""
     table = read_long_table(results)
@@ -135,12 +151,19 @@ def compare_command(
     rows = compare(table, baseline, families_for(metrics, primary or []), alpha=alpha,
                    smallest_effects=_smallest_effects(smallest_effect or []), ratios=ratios)
     shares = rank_stability(table, metrics, lower_is_better=lower_is_better or [], ratios=ratios)
+    families = families_for(metrics, primary or [])
+    mdes = design_mdes(table, baseline, families, alpha=alpha, ratios=ratios) if mde else []
+    written = [out / COMPARISONS_FILE, out / RANK_FILE, out / RANK_FIGURE] + ([out / MDE_FILE] if mde else [])
     with output_folder(out):
         write_comparisons(out / COMPARISONS_FILE, rows)
         write_rank_stability(out / RANK_FILE, shares)
         rank_stability_figure(out / RANK_FIGURE, shares)
+        if mde:
+            write_mdes(out / MDE_FILE, mdes)
     console = Console()
     if not console.is_terminal:  # a file or a pipe: no 80-column wrap of the numbers
         console = Console(width=160)
     console.print(_table(rows))
-    print(f"written: {out / COMPARISONS_FILE}, {out / RANK_FILE}, {out / RANK_FIGURE}")
+    if mde:
+        console.print(_mde_table(mdes))
+    print(f"written: {', '.join(str(path) for path in written)}")
