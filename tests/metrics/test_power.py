@@ -125,7 +125,8 @@ def test_pilot_components_pair_the_table_as_compare_does():
     (lambda: minimal_detectable_effect(6, 1, VarianceComponents(1.0), power=0.01),
      "power 0.01: not in (alpha, 1); give a target such as 0.8"),
     (lambda: variance_components(np.array([[1.0, np.nan], [2.0, 3.0]])),
-     "variance components: 1 subject(s) have a value in every seed; a pilot needs at least 2"),
+     "variance components: 1 subject(s) have a value in every seed; estimating the variance of a pilot needs at "
+     "least 2, so fill the empty cells or leave the metric out"),
 ])
 def test_bad_inputs_have_exact_messages(call, message):
     with pytest.raises(InputError) as error:

@@ -23,8 +23,8 @@ which the power is the target (0.8 by convention, Cohen 1988).
   ``P(|T'| > t_crit)`` with ``T'`` noncentral t with ``S - 1`` degrees of freedom and noncentrality
   ``effect sqrt(S) / sigma``, ``t_crit`` the ``1 - alpha / 2`` quantile of t (Cohen 1988, ch. 2).
 - Several seeds: the statistic's estimated degrees of freedom and the seed-agreement rule have no
-  closed form (a noncentral t at Satterthwaite's expected degrees of freedom gave 0.77 where
-  simulation gave 0.80 at 6 subjects x 3 seeds), so the power is simulated: :data:`DRAWS` data sets
+  closed form (the MDE of a noncentral t at Satterthwaite's expected degrees of freedom had a
+  simulated power of 0.77, not 0.80, at 6 subjects x 3 seeds), so the power is simulated: :data:`DRAWS` data sets
   of the model, analysed by :func:`taskloss.metrics.comparisons.subject_analysis` and
   :func:`~taskloss.metrics.comparisons.verdicts` (compare()'s own code), with common random numbers
   across effects so that the MDE search is deterministic (Monte-Carlo sd of a power near 0.8:
@@ -85,7 +85,7 @@ class VarianceComponents:
                 raise InputError(f"{name} {value}: not a standard deviation; give a finite number >= 0")
 
 
-def variance_components(per_subject_seed: np.ndarray) -> VarianceComponents:
+def variance_components(per_subject_seed: np.ndarray, source: str = "variance components") -> VarianceComponents:
     """Estimate the components from a pilot's (subject, seed) mean differences.
 
     The moment (ANOVA) estimators of the two-way random-effects model without replication
@@ -99,6 +99,7 @@ def variance_components(per_subject_seed: np.ndarray) -> VarianceComponents:
     Args:
         per_subject_seed: mean paired difference per subject and seed (subjects, seeds), e.g.
             :func:`taskloss.metrics.comparisons.paired_units`; subjects with an empty (NaN) seed are left out.
+        source: what the values are, for the error message.
 
     Returns:
         The :class:`VarianceComponents`, with the pilot's subjects and seeds.
@@ -114,8 +115,8 @@ def variance_components(per_subject_seed: np.ndarray) -> VarianceComponents:
     x = x[np.isfinite(x).all(axis=1)]
     n_subjects, n_seeds = x.shape
     if n_subjects < 2:
-        raise InputError(f"variance components: {n_subjects} subject(s) have a value in every seed; a pilot "
-                         "needs at least 2")
+        raise InputError(f"{source}: {n_subjects} subject(s) have a value in every seed; estimating the "
+                         "variance of a pilot needs at least 2, so fill the empty cells or leave the metric out")
     if n_seeds == 1:
         return VarianceComponents(float(x[:, 0].std(ddof=1)), 0.0, 0.0, n_subjects, 1)
     grand = x.mean()
@@ -150,7 +151,8 @@ def pilot_components(table: LongTable, metric: str, method: str, baseline: str,
         0.1291
     """
     ratio = {r.name: r for r in ratios}.get(metric)
-    return variance_components(paired_units(table, metric, method, baseline, ratio))
+    return variance_components(paired_units(table, metric, method, baseline, ratio),
+                               f"metric {metric}, {method} - {baseline} in {table.source}")
 
 
 def _spread(n_seeds: int, components: VarianceComponents) -> bool:
@@ -332,7 +334,7 @@ def design_mdes(table: LongTable, baseline: str, families: Sequence[Family], *, 
         for metric in family.metrics:
             for method in methods:
                 units = paired_units(table, metric, method, baseline, ratio_by_name.get(metric))
-                components = variance_components(units)
+                components = variance_components(units, f"metric {metric}, {method} - {baseline} in {table.source}")
                 subjects = n_subjects if n_subjects is not None else units.shape[0]
                 seeds = n_seeds if n_seeds is not None else units.shape[1]
                 mde = (minimal_detectable_effect(subjects, seeds, components, level, power)
