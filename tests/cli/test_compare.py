@@ -60,6 +60,8 @@ def test_writes_the_librarys_comparisons_and_rank_stability(tmp_path, results, m
     (["--baseline", "zz"], "baseline 'zz' is not a method of"),
     (["--baseline", "l1", "--metric", "ssim"], "metric ssim is not a column of"),
     (["--baseline", "l1", "--smallest-effect", "psnr"], "--smallest-effect 'psnr': not NAME=VALUE with a number"),
+    (["--baseline", "l1", "--metric", "psnr", "--lower-is-better", "mae"],
+     "lower-is-better metric mae is not among the metrics ranked (psnr); name a ranked metric"),
 ])
 def test_bad_options_exit_2_and_write_nothing(tmp_path, results, monkeypatch, capsys, args, message):
     out = tmp_path / "out"

@@ -99,14 +99,21 @@ def test_pilot_components_pair_the_table_as_compare_does():
     assert sis == variance_components(paired_units(table, "sis", "b", "a", ratio))
     assert (sis.n_subjects, sis.n_seeds) == (5, 3)
 
-    rows = design_mdes(table, "a", [Family("primary", ("psnr", "sis"))], ratios=[ratio], alpha=0.1)
-    assert [(r.metric, r.n_subjects, r.n_seeds, r.alpha) for r in rows] == [("psnr", 5, 3, 0.05), ("sis", 5, 3, 0.05)]
-    assert rows[1].mde == minimal_detectable_effect(5, 3, sis, alpha=0.05)
+    mdes = design_mdes(table, "a", [Family("primary", ("psnr", "sis"))], ratios=[ratio], alpha=0.1)
+    assert [(r.metric, r.n_subjects, r.n_seeds, r.alpha) for r in mdes] == [("psnr", 5, 3, 0.05), ("sis", 5, 3, 0.05)]
+    assert mdes[1].mde == minimal_detectable_effect(5, 3, sis, alpha=0.05)
     planned, = design_mdes(table, "a", families_for(["psnr"]), n_subjects=20, n_seeds=2)
     assert planned.mde == minimal_detectable_effect(20, 2, pilot_components(table, "psnr", "b", "a"))
-    assert planned.mde < rows[0].mde
+    assert planned.mde < mdes[0].mde
     same = design_mdes(table, "a", families_for(["truth"]))[0]  # no spread at all: any effect is detected
     assert (same.sd_subject, same.sd_seed, same.sd_run, same.mde) == (0.0, 0.0, 0.0, 0.0)
+    with pytest.raises(InputError) as error:
+        design_mdes(table, "a", [Family("primary", ("psnr",), ("zz",))])
+    assert str(error.value) == "method 'zz' is not a method of the table (methods: a, b); give one of them"
+    with pytest.raises(InputError) as error:
+        design_mdes(LongTable([r for r in rows if r["method"] == "a"]), "a", families_for(["psnr"]))
+    assert str(error.value) == ("family exploratory:psnr has no comparison (no metric, or no method but the "
+                                "baseline a); give it metrics and methods")
 
 
 @pytest.mark.parametrize(("call", "message"), [

@@ -131,7 +131,7 @@ def variance_components(per_subject_seed: np.ndarray, source: str = "variance co
 
 
 def pilot_components(table: LongTable, metric: str, method: str, baseline: str,
-                     ratios: tuple[Ratio, ...] | list[Ratio] = ()) -> VarianceComponents:
+                     ratios: Sequence[Ratio] = ()) -> VarianceComponents:
     """The components of one comparison of a pilot long table, paired exactly as compare() pairs it.
 
     Args:
@@ -239,7 +239,8 @@ def minimal_detectable_effect(n_subjects: int, n_seeds: int, components: Varianc
         The MDE (> 0, the metric's units): :func:`detection_power` reaches ``power`` there.
 
     Raises:
-        InputError: a design with fewer than 2 subjects or no seed, ``alpha`` or ``power`` out of range.
+        InputError: a design with fewer than 2 subjects or no seed, no spread, ``alpha`` or ``power`` out of
+            range.
 
     Examples:
         >>> round(minimal_detectable_effect(8, 1, VarianceComponents(sd_subject=1.0)), 3)  # in units of sd_subject
@@ -318,6 +319,11 @@ def design_mdes(table: LongTable, baseline: str, families: Sequence[Family], *, 
     Returns:
         One :class:`DesignMde` per family, metric and method, in compare()'s order.
 
+    Raises:
+        InputError: an unknown baseline or method, a family without comparisons, a design or level out of
+            range, a comparison without 2 subjects that have a value in every seed.
+        DataError: as compare() (a method without the baseline's cases, a cell that is not a number).
+
     Examples:
         >>> rows = [{"method": m, "subject": f"s{s}", "case": "c0", "psnr": 20 + s + (m == "b") * (0.5 + 0.1 * s)}
         ...         for m in "ab" for s in range(4)]
@@ -330,6 +336,11 @@ def design_mdes(table: LongTable, baseline: str, families: Sequence[Family], *, 
     rows = []
     for family in families:
         methods = family.methods if family.methods is not None else tuple(m for m in table.methods if m != baseline)
+        if not methods or not family.metrics:
+            raise InputError(f"family {family.name} has no comparison (no metric, or no method but the baseline "
+                             f"{baseline}); give it metrics and methods")
+        for method in methods:
+            table.check_method(method)
         level = alpha / (len(family.metrics) * len(methods))
         for metric in family.metrics:
             for method in methods:
