@@ -53,12 +53,15 @@ def test_writes_the_librarys_comparisons_and_rank_stability(tmp_path, results, m
     with open(out / "rank_stability.csv", newline="") as file:
         shares = [r for r in csv.DictReader(file) if r["metric"] == "psnr"]
     assert sum(float(r["share_first"]) for r in shares) == pytest.approx(1.0)
+    assert (out / "rank_stability.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.mark.parametrize(("args", "message"), [
     (["--baseline", "zz"], "baseline 'zz' is not a method of"),
     (["--baseline", "l1", "--metric", "ssim"], "metric ssim is not a column of"),
     (["--baseline", "l1", "--smallest-effect", "psnr"], "--smallest-effect 'psnr': not NAME=VALUE with a number"),
+    (["--baseline", "l1", "--metric", "psnr", "--lower-is-better", "mae"],
+     "lower-is-better metric mae is not among the metrics ranked (psnr); name a ranked metric"),
 ])
 def test_bad_options_exit_2_and_write_nothing(tmp_path, results, monkeypatch, capsys, args, message):
     out = tmp_path / "out"

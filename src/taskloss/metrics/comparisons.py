@@ -483,9 +483,44 @@ def _subject_seed_sums(values: np.ndarray, subjects: np.ndarray, n_subjects: int
     return sums
 
 
-def _compare_one(table: LongTable, metric: str, method: str, baseline: str, ratio: Ratio | None,
-                 alpha: float) -> tuple[int, float, float, float, float, tuple[float, ...]]:
-    """(n_subjects, difference, ci_low, ci_high, p, per-seed differences) of one method on one metric."""
+def paired_units(table: LongTable, metric: str, method: str, baseline: str,
+                 ratio: Ratio | None = None) -> np.ndarray:
+    """The (subjects, seeds) values that compare()'s interval and test run on, for one comparison.
+
+    For a metric column: the mean paired difference ``method - baseline`` over each subject's cases,
+    per seed (steps 1-2 of the module docstring). For a ratio: the difference of the two ratios plus
+    each subject and seed's delta-method contribution (:func:`ratio_units`). Subjects without any
+    paired value are left out; NaN where a subject has no pair in a seed.
+
+    Args:
+        table: the long table.
+        metric: the metric column (or the ratio's name, with ``ratio``).
+        method: the method.
+        baseline: the method compared against.
+        ratio: the ratio metric, or None for a metric column.
+
+    Returns:
+        Array (subjects with values, paired seeds).
+
+    Raises:
+        InputError: fewer than 2 subjects with paired values; a ratio's denominator summing to 0 or less.
+        DataError: a method without the baseline's cases or seeds, a cell that is not a finite number.
+
+    Examples:
+        >>> rows = [{"method": m, "subject": f"s{s}", "case": c, "psnr": s + (m == "b") * (c == "c1")}
+        ...         for m in "ab" for s in range(2) for c in ("c0", "c1")]
+        >>> paired_units(LongTable(rows), "psnr", "b", "a").tolist()
+        [[0.5], [0.5]]
+    """
+    if ratio is None:
+        return _paired(table, metric, method, baseline, None)[0]
+    return ratio_units(*_paired(table, metric, method, baseline, ratio)[1])
+
+
+def _paired(table: LongTable, metric: str, method: str, baseline: str,
+            ratio: Ratio | None) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
+    """(mean differences per subject and seed, ()) for a metric column; (empty, the four sums per
+    subject and seed of :func:`ratio_analysis`) for a ratio."""
     subjects, rows, base_rows = _pairing(table, method, baseline)
     n = int(subjects.max()) + 1
     if ratio is None:
@@ -495,10 +530,7 @@ def _compare_one(table: LongTable, metric: str, method: str, baseline: str, rati
             per_subject_seed = _subject_seed_sums(differences, subjects, n) / counts  # NaN where no pairs
         kept = np.isfinite(per_subject_seed).any(axis=1)
         _check_subjects(table, metric, method, baseline, int(kept.sum()))
-        per_subject_seed = per_subject_seed[kept]
-        result = subject_analysis(per_subject_seed, alpha)
-        return (int(kept.sum()), float(result.difference), float(result.ci_low), float(result.ci_high),
-                float(result.p), tuple(float(d) for d in result.seed_differences))
+        return per_subject_seed[kept], ()
     parts = [table.numbers(ratio.numerator)[r] for r in (rows, base_rows)] + \
             [table.numbers(ratio.denominator)[r] for r in (rows, base_rows)]
     paired = np.logical_and.reduce([np.isfinite(p) for p in parts])
@@ -513,9 +545,17 @@ def _compare_one(table: LongTable, metric: str, method: str, baseline: str, rati
             raise InputError(f"ratio {ratio.name}: column {ratio.denominator} of method {name} sums to 0 or less "
                              f"over the paired cases of some seed in {table.source}; a ratio needs a positive "
                              "denominator")
-    result = ratio_analysis(*(np.where(count > 0, x, np.nan) for x in (numerator, denominator, base_numerator,
-                                                                          base_denominator)), alpha)
-    return (int(kept.sum()), float(result.difference), float(result.ci_low), float(result.ci_high),
+    return np.empty((0, 0)), tuple(np.where(count > 0, x, np.nan) for x in (numerator, denominator, base_numerator,
+                                                                               base_denominator))
+
+
+def _compare_one(table: LongTable, metric: str, method: str, baseline: str, ratio: Ratio | None,
+                 alpha: float) -> tuple[int, float, float, float, float, tuple[float, ...]]:
+    """(n_subjects, difference, ci_low, ci_high, p, per-seed differences) of one method on one metric."""
+    per_subject_seed, sums = _paired(table, metric, method, baseline, ratio)
+    result = subject_analysis(per_subject_seed, alpha) if ratio is None else ratio_analysis(*sums, alpha)
+    n_subjects = len(per_subject_seed) if ratio is None else len(sums[0])
+    return (n_subjects, float(result.difference), float(result.ci_low), float(result.ci_high),
             float(result.p), tuple(float(d) for d in result.seed_differences))
 
 
@@ -652,19 +692,45 @@ def ratio_analysis(numerator: np.ndarray, denominator: np.ndarray, base_numerato
         >>> round(float(result.difference), 4), round(float(result.ci_high), 4)
         (-0.1125, -0.0121)
     """
-    def ratio(top: np.ndarray, bottom: np.ndarray, axis: int | None = None) -> np.ndarray:
-        return np.nansum(top, axis=axis) / np.nansum(bottom, axis=axis)
-
-    difference = ratio(numerator, denominator) - ratio(base_numerator, base_denominator)
-    contributions = ((numerator - ratio(numerator, denominator) * denominator) / np.nanmean(denominator)
-                     - (base_numerator - ratio(base_numerator, base_denominator) * base_denominator)
-                     / np.nanmean(base_denominator))
-    # The contributions sum to 0; centre their subject-level mean exactly on the difference.
-    centred = difference + contributions - np.nanmean(contributions, axis=-1).mean()
-    result = subject_analysis(centred, alpha)
-    seed_differences = ratio(numerator, denominator, 0) - ratio(base_numerator, base_denominator, 0)
+    difference = _ratio(numerator, denominator) - _ratio(base_numerator, base_denominator)
+    result = subject_analysis(ratio_units(numerator, denominator, base_numerator, base_denominator), alpha)
+    seed_differences = _ratio(numerator, denominator, 0) - _ratio(base_numerator, base_denominator, 0)
     return SubjectAnalysis(result.difference, result.ci_low, result.ci_high, result.p, seed_differences,
                            (np.sign(seed_differences) == np.sign(difference)).all(axis=-1))
+
+
+def _ratio(top: np.ndarray, bottom: np.ndarray, axis: int | None = None) -> np.ndarray:
+    return np.nansum(top, axis=axis) / np.nansum(bottom, axis=axis)
+
+
+def ratio_units(numerator: np.ndarray, denominator: np.ndarray, base_numerator: np.ndarray,
+                base_denominator: np.ndarray) -> np.ndarray:
+    """The difference of two ratios of sums plus each subject and seed's delta-method contribution.
+
+    ``R - R_base + (numerator - R denominator) / mean(denominator) - (the baseline's)``, with the
+    contributions centred so that the mean of the subject means is exactly ``R - R_base``
+    (:func:`ratio_analysis` runs :func:`subject_analysis` on these).
+
+    Args:
+        numerator: the method's numerator summed per subject and seed (subjects, seeds); NaN where none.
+        denominator: its denominator (subjects, seeds).
+        base_numerator: the baseline's numerator (subjects, seeds).
+        base_denominator: the baseline's denominator (subjects, seeds).
+
+    Returns:
+        Array (subjects, seeds), NaN where the inputs are.
+
+    Examples:
+        >>> ratio_units(np.array([[1.0], [3.0]]), np.array([[2.0], [2.0]]), np.array([[1.0], [1.0]]),
+        ...             np.array([[2.0], [2.0]])).ravel().tolist()
+        [0.0, 1.0]
+    """
+    difference = _ratio(numerator, denominator) - _ratio(base_numerator, base_denominator)
+    contributions = ((numerator - _ratio(numerator, denominator) * denominator) / np.nanmean(denominator)
+                     - (base_numerator - _ratio(base_numerator, base_denominator) * base_denominator)
+                     / np.nanmean(base_denominator))
+    # The contributions sum to 0; centre their subject-level mean exactly on the difference.
+    return difference + contributions - np.nanmean(contributions, axis=-1).mean()
 
 
 def rank_stability(table: LongTable, metrics: Sequence[str], *, lower_is_better: Iterable[str] = (),
