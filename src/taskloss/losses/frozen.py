@@ -254,7 +254,13 @@ class FrozenNetworkLoss(nn.Module):
 
 
 def as_slices(volume: torch.Tensor, axis: int) -> torch.Tensor:
-    """The 2-D slices of a (B, C, D, H, W) volume along ``axis`` as a batch (B * k, C, a, b)."""
+    """The 2-D slices of a (B, C, D, H, W) volume along ``axis`` as a batch (B * k, C, a, b).
+
+    Examples:
+        >>> volume = torch.zeros(2, 1, 4, 5, 6)
+        >>> as_slices(volume, 2).shape, as_slices(volume, 4).shape  # 2 * 4 slices of 5 x 6, 2 * 6 of 4 x 5
+        (torch.Size([8, 1, 5, 6]), torch.Size([12, 1, 4, 5]))
+    """
     plane = [volume.shape[d] for d in (2, 3, 4) if d != axis]
     return volume.movedim(axis, 1).reshape(-1, volume.shape[1], *plane)
 
@@ -265,6 +271,13 @@ def check_frozen_options(input_range: tuple[float, float], slice_axes: Sequence[
 
     Raises:
         ConfigError: naming the option and a valid value.
+
+    Examples:
+        >>> check_frozen_options((0.0, 1.0), (2, 3, 4), 0.5, "mean")
+        >>> check_frozen_options((0.0, 1.0), (2, 3, 4), 0.0, "mean")
+        Traceback (most recent call last):
+        ...
+        taskloss.errors.ConfigError: slice_fraction=0.0 must be in (0, 1]
     """
     if len(input_range) != 2 or not float(input_range[0]) < float(input_range[1]):
         raise ConfigError(f"input_range={input_range!r} must be (low, high) with low < high, e.g. "
@@ -290,6 +303,13 @@ def check_network_dims(spatial_dims: object, dims: int, description: str, networ
 
     Raises:
         ConfigError: naming the network and the setting that fits it.
+
+    Examples:
+        >>> check_network_dims(3, 3, "my 3-D network")
+        >>> check_network_dims(2, 3, "my 3-D network")
+        Traceback (most recent call last):
+        ...
+        taskloss.errors.ConfigError: my 3-D network is a 3-D network, which takes volumes whole; pass spatial_dims=3
     """
     if spatial_dims not in (2, 3):
         raise ConfigError(f"spatial_dims={spatial_dims!r} must be 2 (images; volumes slice by slice) or 3 "
@@ -306,6 +326,13 @@ def check_volume_input(pred: torch.Tensor, loss: str, description: str) -> None:
 
     Raises:
         InputError: for 2-D images (or any other rank), naming the fix.
+
+    Examples:
+        >>> check_volume_input(torch.zeros(1, 1, 8, 8, 8), "TaskLoss", "my 3-D network")
+        >>> check_volume_input(torch.zeros(1, 1, 8, 8), "TaskLoss", "my 3-D network")
+        Traceback (most recent call last):
+        ...
+        taskloss.errors.InputError: TaskLoss(spatial_dims=3) passes volumes (B, C, D, H, W) whole to the 3-D network ...
     """
     if pred.ndim != 5:
         raise InputError(f"{loss}(spatial_dims=3) passes volumes (B, C, D, H, W) whole to the 3-D network "
@@ -318,6 +345,12 @@ def fixed_weights(terms: tuple[str, ...], layer_weights: LayerWeights, aliases: 
 
     Raises:
         ConfigError: for an unknown string, a mapping naming no term, or a sequence of the wrong length.
+
+    Examples:
+        >>> fixed_weights(("pixel", "conv1_2", "conv2_2"), {"conv2_2": 0.5}, {})  # terms left out weigh 1
+        tensor([1.0000, 1.0000, 0.5000])
+        >>> fixed_weights(("pixel", "conv1_2"), {"relu1_2": 2.0}, {"relu1_2": "conv1_2"})  # another name of a term
+        tensor([1., 2.])
     """
     if layer_weights is None:
         return torch.ones(len(terms))

@@ -308,7 +308,12 @@ def _feature_network(
 
 
 def network_dims(network: object, module: object) -> int:
-    """2 or 3: the registry's ``spatial_dims`` for a name, else the module's ``spatial_dims`` (default 2)."""
+    """2 or 3: the registry's ``spatial_dims`` for a name, else the module's ``spatial_dims`` (default 2).
+
+    Examples:
+        >>> network_dims("medicalnet_resnet10", None), network_dims("domain", None), network_dims(None, nn.Identity())
+        (3, 2, 2)
+    """
     if isinstance(network, str):
         return feature_network_entry(network).spatial_dims
     return int(getattr(module, "spatial_dims", 2))

@@ -45,6 +45,13 @@ def check_reduction(reduction: object) -> None:
 
     Raises:
         ConfigError: naming the two.
+
+    Examples:
+        >>> check_reduction("none")
+        >>> check_reduction("sum")
+        Traceback (most recent call last):
+        ...
+        taskloss.errors.ConfigError: reduction='sum' is unknown; use 'mean' or 'none' (per image)
     """
     if reduction not in REDUCTIONS:
         raise ConfigError(f"reduction={reduction!r} is unknown; use 'mean' or 'none' (per image)")
@@ -73,12 +80,26 @@ def _check_frequency_options(input_range: object, norm: object) -> None:
 
 
 def l1_loss(pred: torch.Tensor, target: torch.Tensor, *, reduction: Reduction = "mean") -> torch.Tensor:
-    """Mean absolute error (:func:`taskloss.metrics.mae` per image)."""
+    """Mean absolute error (:func:`taskloss.metrics.mae` per image).
+
+    Examples:
+        >>> pred = torch.tensor([0.0, 1.0, 2.0, 3.0]).reshape(1, 1, 2, 2)
+        >>> l1_loss(pred, torch.zeros_like(pred))  # (0 + 1 + 2 + 3) / 4
+        tensor(1.5000)
+        >>> l1_loss(torch.ones(2, 1, 3, 3), torch.zeros(2, 1, 3, 3), reduction="none")
+        tensor([1., 1.])
+    """
     return _reduce(mae(pred, _detached(target)), reduction)
 
 
 def mse_loss(pred: torch.Tensor, target: torch.Tensor, *, reduction: Reduction = "mean") -> torch.Tensor:
-    """Mean squared error (:func:`taskloss.metrics.mse` per image)."""
+    """Mean squared error (:func:`taskloss.metrics.mse` per image).
+
+    Examples:
+        >>> pred = torch.tensor([0.0, 1.0, 2.0, 3.0]).reshape(1, 1, 2, 2)
+        >>> mse_loss(pred, torch.zeros_like(pred))  # (0 + 1 + 4 + 9) / 4
+        tensor(3.5000)
+    """
     return _reduce(mse(pred, _detached(target)), reduction)
 
 
@@ -145,6 +166,15 @@ def frequency_mse_loss(
             image size) or "backward" (unnormalised, as DAGAN's TensorFlow code: H * W times the
             "ortho" value). ``input_range=(-1, 1), norm="backward"`` reproduces DAGAN's ``g_fft``.
         reduction: "mean" or "none".
+
+    Examples:
+        A constant offset c changes only the zero frequency, by c * sqrt(H W) (orthonormal FFT): on 4 x 4
+        images the mean over the 16 frequencies of (4 c)^2 is c^2, and H W = 16 times that unnormalised.
+
+        >>> offset = torch.full((1, 1, 4, 4), 0.5)
+        >>> zero = torch.zeros_like(offset)
+        >>> frequency_mse_loss(offset, zero), frequency_mse_loss(offset, zero, norm="backward")
+        (tensor(0.2500), tensor(4.))
     """
     _check_frequency_options(input_range, norm)
     pred, target = check_image_pair(pred, _detached(target), ndims=(4,), finite=False)
@@ -164,7 +194,15 @@ def ssim_loss(
     convention: Convention = "gaussian",
     reduction: Reduction = "mean",
 ) -> torch.Tensor:
-    """``1 - SSIM`` per image (:func:`taskloss.metrics.ssim`; same arguments, data_range required)."""
+    """``1 - SSIM`` per image (:func:`taskloss.metrics.ssim`; same arguments, data_range required).
+
+    Examples:
+        >>> target = torch.rand(2, 1, 32, 32, generator=torch.Generator().manual_seed(0))
+        >>> ssim_loss(target, target, data_range=1.0)
+        tensor(0.)
+        >>> ssim_loss(0.5 * target, target, data_range=1.0, reduction="none").round(decimals=4)  # 1 - SSIM
+        tensor([0.3586, 0.3585])
+    """
     return _reduce(1.0 - ssim(pred, _detached(target), data_range=data_range, convention=convention), reduction)
 
 
@@ -209,6 +247,14 @@ def cross_entropy_loss(
 
     Returns:
         Scalar or (B,); ``log K`` for all-zero logits without class weights.
+
+    Examples:
+        >>> labels = torch.tensor([[[0, 1], [2, 1]]])  # (1, 2, 2), 3 classes
+        >>> round(cross_entropy_loss(torch.zeros(1, 3, 2, 2), labels).item(), 4)  # log 3 for uniform logits
+        1.0986
+        >>> logits = 10 * torch.nn.functional.one_hot(labels, 3).movedim(-1, 1).float()
+        >>> round(cross_entropy_loss(logits, labels).item(), 4)  # confident and right: log(1 + 2 e^-10)
+        0.0001
     """
     check_reduction(reduction)
     logits = check_float_tensor(logits, "logits")
@@ -272,7 +318,16 @@ def _check_class_weights_option(weights: object) -> None:
 
 
 class L1Loss(nn.Module):
-    """Module form of :func:`l1_loss`."""
+    """Module form of :func:`l1_loss`.
+
+    Examples:
+        >>> L1Loss(reduction="none")(torch.ones(2, 1, 3, 3), torch.zeros(2, 1, 3, 3))
+        tensor([1., 1.])
+        >>> L1Loss(reduction="sum")  # options are checked when the loss is built
+        Traceback (most recent call last):
+        ...
+        taskloss.errors.ConfigError: reduction='sum' is unknown; use 'mean' or 'none' (per image)
+    """
 
     def __init__(self, reduction: Reduction = "mean") -> None:
         super().__init__()
@@ -284,7 +339,12 @@ class L1Loss(nn.Module):
 
 
 class MSELoss(nn.Module):
-    """Module form of :func:`mse_loss`."""
+    """Module form of :func:`mse_loss`.
+
+    Examples:
+        >>> MSELoss()(torch.full((2, 1, 3, 3), 2.0), torch.zeros(2, 1, 3, 3))
+        tensor(4.)
+    """
 
     def __init__(self, reduction: Reduction = "mean") -> None:
         super().__init__()
@@ -296,7 +356,17 @@ class MSELoss(nn.Module):
 
 
 class NMSELoss(nn.Module):
-    """Module form of :func:`nmse_loss`."""
+    """Module form of :func:`nmse_loss`.
+
+    Examples:
+        >>> target = torch.tensor([3.0, 4.0]).reshape(1, 1, 1, 2)
+        >>> NMSELoss()(0.5 * target, target), NMSELoss(squared=False)(0.5 * target, target)  # 0.25 and its root
+        (tensor(0.2500), tensor(0.5000))
+        >>> NMSELoss(squared="no")
+        Traceback (most recent call last):
+        ...
+        taskloss.errors.ConfigError: squared='no' must be True (||pred - target||^2 / ||target||^2, ...
+    """
 
     def __init__(self, squared: bool = True, reduction: Reduction = "mean") -> None:
         super().__init__()
@@ -310,7 +380,17 @@ class NMSELoss(nn.Module):
 
 
 class FrequencyMSELoss(nn.Module):
-    """Module form of :func:`frequency_mse_loss`."""
+    """Module form of :func:`frequency_mse_loss`.
+
+    Examples:
+        >>> loss = FrequencyMSELoss(input_range=(-1.0, 1.0), norm="backward")  # DAGAN's g_fft
+        >>> loss(torch.zeros(1, 1, 4, 4), torch.full((1, 1, 4, 4), -1.0))  # 0.5 after the scaling to [0, 1]: 16 * 0.25
+        tensor(4.)
+        >>> FrequencyMSELoss(norm="forward")
+        Traceback (most recent call last):
+        ...
+        taskloss.errors.ConfigError: norm='forward' is unknown; use 'ortho' or 'backward' (unnormalised)
+    """
 
     def __init__(self, input_range: tuple[float, float] = (0.0, 1.0), norm: FFTNorm = "ortho",
                  reduction: Reduction = "mean") -> None:
@@ -327,7 +407,18 @@ class FrequencyMSELoss(nn.Module):
 
 
 class SSIMLoss(nn.Module):
-    """Module form of :func:`ssim_loss`; ``data_range`` is required (no default range)."""
+    """Module form of :func:`ssim_loss`; ``data_range`` is required (no default range).
+
+    Examples:
+        >>> loss = SSIMLoss(data_range=1.0)
+        >>> target = torch.rand(1, 1, 32, 32, generator=torch.Generator().manual_seed(0))
+        >>> loss(target, target)
+        tensor(0.)
+        >>> SSIMLoss(data_range=0.0)
+        Traceback (most recent call last):
+        ...
+        taskloss.errors.InputError: data_range must be finite and > 0 for every image, got 0.0; pass data_range=1.0 ...
+    """
 
     def __init__(self, data_range: DataRange, convention: Convention = "gaussian",
                  reduction: Reduction = "mean") -> None:
@@ -394,7 +485,18 @@ class MSSSIMLoss(nn.Module):
 
 
 class CrossEntropyLoss(nn.Module):
-    """Module form of :func:`cross_entropy_loss`; ``class_weights`` is a buffer."""
+    """Module form of :func:`cross_entropy_loss`; ``class_weights`` is a buffer.
+
+    Examples:
+        >>> loss = CrossEntropyLoss(class_weights=torch.tensor([1.0, 3.0]))
+        >>> logits, labels = torch.zeros(1, 2, 2, 2), torch.tensor([[[0, 1], [1, 1]]])
+        >>> round(loss(logits, labels).item(), 4)  # the weighted mean of log 2
+        0.6931
+        >>> CrossEntropyLoss(class_weights=torch.tensor([0.0, 0.0]))
+        Traceback (most recent call last):
+        ...
+        taskloss.errors.ConfigError: class_weights must be >= 0, finite and not all 0, got [0.0, 0.0]
+    """
 
     def __init__(self, class_weights: torch.Tensor | None = None, reduction: Reduction = "mean") -> None:
         super().__init__()

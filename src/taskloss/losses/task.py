@@ -283,6 +283,17 @@ def load_task_network(path: str | os.PathLike[str], factory: Callable[[], nn.Mod
     Raises:
         ConfigError: when the file is missing, is a state dict but no ``factory`` is given, or
             does not fit the factory's network (the message lists the first mismatching keys).
+
+    Examples:
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> factory = lambda: nn.Sequential(nn.Conv2d(1, 2, 3, padding=1))
+        >>> network = factory()
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     torch.save(network.state_dict(), Path(folder) / "segmenter.pt")
+        ...     loaded = load_task_network(Path(folder) / "segmenter.pt", factory=factory)
+        >>> torch.equal(loaded[0].weight, network[0].weight)
+        True
     """
     return _load_network(path, factory)[0]
 
