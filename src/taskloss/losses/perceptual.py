@@ -20,7 +20,9 @@ them) or ``state_dict()`` (checkpoints stay small; :attr:`PerceptualLoss.descrip
 they came from); ``.to()``, ``.cuda()`` and ``.half()`` move it along. A network given as a module
 may be shared by several losses: ``.double()`` on one of them converts it for all. Inputs of any
 floating dtype are cast to the network's dtype (and the loss back to the input's), so no caller
-needs to convert a shared network to score float64 images.
+needs to convert a shared network to score float64 images. The freezing, the moves, the 2.5-D and
+3-D handling of volumes and the term weights are those of the base it shares with
+:class:`~taskloss.losses.TaskLoss`, :class:`~taskloss.losses.FrozenNetworkLoss`.
 
 Networks by name come from :func:`taskloss.features.load_feature_network`. Offline:
 ``network="vgg19"`` needs the ImageNet VGG-19 weights file (``weights_path`` or the

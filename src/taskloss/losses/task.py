@@ -20,13 +20,13 @@ on the reconstruction. Value per image, a weighted sum of terms ``sum_t lambda_t
   - ``None``: feature terms only.
 
 Feature activations are captured with forward hooks that live only for the duration of one
-network call (removed even when the call fails). The network is frozen (``requires_grad_(False)``)
-and in eval mode, and it is not a submodule: its weights are not in ``parameters()`` or
-``state_dict()``; ``.to()``, ``.cuda()`` and ``.half()`` move it along, as
-:class:`~taskloss.losses.PerceptualLoss` does. The target branch runs under ``torch.no_grad()``.
-Volumes (B, C, D, H, W) are scored 2.5-D, slice by slice along ``slice_axes``, as
-:class:`~taskloss.losses.PerceptualLoss` does (``spatial_dims=2``, the default, for a 2-D task
-network); with ``spatial_dims=3`` they pass whole to a 3-D task network (e.g.
+network call (removed even when the call fails). The target branch runs under ``torch.no_grad()``.
+What the loss shares with :class:`~taskloss.losses.PerceptualLoss` is their base's,
+:class:`~taskloss.losses.FrozenNetworkLoss`: the network is frozen (parameters without grad) and in
+eval mode, which ``train()`` keeps; it is not a submodule (its weights are not in ``parameters()``
+or ``state_dict()``) but ``.to()``, ``.cuda()`` and ``.half()`` move it along; volumes
+(B, C, D, H, W) are scored 2.5-D, slice by slice along ``slice_axes`` (``spatial_dims=2``, the
+default, for a 2-D task network), or with ``spatial_dims=3`` pass whole to a 3-D task network (e.g.
 ``create_network("segmentation_unet", spatial_dims=3)``), which returns logits (B, K, D, H, W) or
 (B, K), and 2-D images are refused.
 
