@@ -214,20 +214,21 @@ class FrozenNetworkLoss(nn.Module):
         for axis in self.slice_axes:
             self._check_slices(pred, axis)
             index = self._slice_index(pred.shape[axis], pred.device)
-            sliced_labels = None
-            if labels is not None:
-                sliced_labels = as_slices(labels[:, None].index_select(axis, index), axis)[:, 0]
-            terms = self._image_terms(as_slices(pred.index_select(axis, index), axis),
-                                      as_slices(target.index_select(axis, index), axis), sliced_labels)
-            per_axis.append(terms.reshape(pred.shape[0], len(index), -1).mean(dim=1))
+            pred_part, target_part, labels_part = pred, target, None if labels is None else labels[:, None]
+            if index is not None:  # a drawn subset; all slices need no copy
+                pred_part, target_part = pred.index_select(axis, index), target.index_select(axis, index)
+                labels_part = None if labels_part is None else labels_part.index_select(axis, index)
+            sliced_labels = None if labels_part is None else as_slices(labels_part, axis)[:, 0]
+            terms = self._image_terms(as_slices(pred_part, axis), as_slices(target_part, axis), sliced_labels)
+            per_axis.append(terms.reshape(pred.shape[0], pred_part.shape[axis], -1).mean(dim=1))
         return torch.stack(per_axis).mean(dim=0)
 
-    def _slice_index(self, count: int, device: torch.device) -> torch.Tensor:
-        """The slices scored along an axis of ``count``: a random ``slice_fraction`` in training, else all."""
+    def _slice_index(self, count: int, device: torch.device) -> torch.Tensor | None:
+        """The slices drawn along an axis of ``count``: a random ``slice_fraction`` in training, else None (all)."""
         if self.training and self.slice_fraction < 1.0:
             kept = max(1, round(self.slice_fraction * count))
             return torch.randperm(count, device=device)[:kept]
-        return torch.arange(count, device=device)
+        return None
 
     def _weights(self, raw: torch.Tensor) -> torch.Tensor:
         """The multiplier of each term (T,): the fixed weights, or 1 / the balancing divisors."""
