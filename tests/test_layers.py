@@ -18,9 +18,9 @@ import pytest
 
 import taskloss
 
-RANK = {"errors": 0, "config": 0, "validation": 0, "filters": 0, "locks": 0, "metrics": 1, "data": 1, "features": 2,
-        "observers": 1, "losses": 3, "networks": 3, "baselines": 4, "training": 5, "report": 6, "studies": 7,
-        "readers": 8, "cli": 9}
+RANK = {"errors": 0, "config": 0, "validation": 0, "filters": 0, "locks": 0, "provenance": 0, "metrics": 1, "data": 1,
+        "features": 2, "observers": 1, "losses": 3, "networks": 3, "baselines": 4, "training": 5, "report": 6,
+        "studies": 7, "readers": 8, "cli": 9}
 PACKAGE = Path(taskloss.__file__).parent
 Graph = dict[str, set[str]]
 
