@@ -58,3 +58,9 @@ def test_output_penalty_is_the_mean_absolute_residual() -> None:
     torch.testing.assert_close(residual.grad, residual.detach().sign() / residual.numel())
     with pytest.raises(InputError, match=r"residual has dtype torch\.int64"):
         output_penalty(torch.zeros(1, 1, 2, 2, dtype=torch.int64))
+
+
+def test_the_module_checks_its_distance_when_built() -> None:
+    with pytest.raises(ConfigError) as error:
+        FeatureMatchingLoss(distance="cosine")  # type: ignore[arg-type]
+    assert str(error.value) == "distance='cosine' is unknown; use 'l1' or 'l2'"

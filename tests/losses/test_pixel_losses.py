@@ -13,6 +13,7 @@ from taskloss.losses import (
     FrequencyMSELoss,
     L1Loss,
     MSELoss,
+    MSSSIMLoss,
     NMSELoss,
     SSIMLoss,
     cross_entropy_loss,
@@ -22,6 +23,7 @@ from taskloss.losses import (
     nmse_loss,
     ssim_loss,
 )
+from taskloss.metrics.data_range import _HOW_TO_CHOOSE as HOW_TO_CHOOSE
 
 
 @pytest.fixture()
@@ -159,3 +161,73 @@ def test_volumes_and_bad_reduction() -> None:
         frequency_mse_loss(pred, target)
     with pytest.raises(ConfigError, match="norm='forward' is unknown"):
         frequency_mse_loss(pred[:, :, 0], target[:, :, 0], norm="forward")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("build", "error", "message"),
+    [
+        (lambda: L1Loss(reduction="sum"), ConfigError, "reduction='sum' is unknown; use 'mean' or 'none' (per image)"),
+        (lambda: MSELoss(reduction=None), ConfigError, "reduction=None is unknown; use 'mean' or 'none' (per image)"),
+        (lambda: NMSELoss(squared="yes"), ConfigError,
+         "squared='yes' must be True (||pred - target||^2 / ||target||^2, fastMRI's NMSE) or False (its square root, "
+         "DAGAN's)"),
+        (lambda: NMSELoss(reduction="batchmean"), ConfigError,
+         "reduction='batchmean' is unknown; use 'mean' or 'none' (per image)"),
+        (lambda: FrequencyMSELoss(input_range=(1.0, -1.0)), ConfigError,
+         "input_range=(1.0, -1.0) must be (low, high) with low < high, two finite numbers, e.g. (0.0, 1.0), or "
+         "DAGAN's (-1.0, 1.0)"),
+        (lambda: FrequencyMSELoss(input_range=(0.0, float("inf"))), ConfigError,
+         "input_range=(0.0, inf) must be (low, high) with low < high, two finite numbers, e.g. (0.0, 1.0), or "
+         "DAGAN's (-1.0, 1.0)"),
+        (lambda: FrequencyMSELoss(input_range=(0.0,)), ConfigError,
+         "input_range=(0.0,) must be (low, high) with low < high, two finite numbers, e.g. (0.0, 1.0), or "
+         "DAGAN's (-1.0, 1.0)"),
+        (lambda: FrequencyMSELoss(norm="forward"), ConfigError,
+         "norm='forward' is unknown; use 'ortho' or 'backward' (unnormalised)"),
+        (lambda: SSIMLoss(data_range=0.0), InputError,
+         "data_range must be finite and > 0 for every image, got 0.0; " + HOW_TO_CHOOSE),
+        (lambda: SSIMLoss(data_range="max"), InputError, "data_range='max' is not a known policy; " + HOW_TO_CHOOSE),
+        (lambda: SSIMLoss(data_range=None), InputError, "data_range is required: " + HOW_TO_CHOOSE),
+        (lambda: SSIMLoss(data_range=1.0, convention="uniform"), InputError,
+         "convention='uniform' is unknown; use 'gaussian' (11-tap Gaussian, population covariance) or 'fastmri' "
+         "(7-tap uniform, sample covariance)"),
+        (lambda: SSIMLoss(data_range=1.0, reduction="sum"), ConfigError,
+         "reduction='sum' is unknown; use 'mean' or 'none' (per image)"),
+        (lambda: MSSSIMLoss(data_range=-1.0), InputError,
+         "data_range must be finite and > 0 for every image, got -1.0; " + HOW_TO_CHOOSE),
+        (lambda: MSSSIMLoss(data_range=1.0, reduction="sum"), ConfigError,
+         "reduction='sum' is unknown; use 'mean' or 'none' (per image)"),
+        (lambda: CrossEntropyLoss(class_weights=[1.0, 2.0]), ConfigError,
+         "class_weights must be a 1-D float tensor (K,), one weight per class, got list; "
+         "e.g. torch.tensor([1.0, 5.0])"),
+        (lambda: CrossEntropyLoss(class_weights=torch.ones(2, 2)), ConfigError,
+         "class_weights must be a 1-D float tensor (K,), one weight per class, got shape (2, 2), torch.float32; "
+         "e.g. torch.tensor([1.0, 5.0])"),
+        (lambda: CrossEntropyLoss(class_weights=torch.tensor([1, 2])), ConfigError,
+         "class_weights must be a 1-D float tensor (K,), one weight per class, got shape (2,), torch.int64; "
+         "e.g. torch.tensor([1.0, 5.0])"),
+        (lambda: CrossEntropyLoss(class_weights=torch.tensor([0.0, 0.0])), ConfigError,
+         "class_weights must be >= 0, finite and not all 0, got [0.0, 0.0]"),
+        (lambda: CrossEntropyLoss(class_weights=torch.tensor([1.0, float("nan")])), ConfigError,
+         "class_weights must be >= 0, finite and not all 0, got [1.0, nan]"),
+        (lambda: CrossEntropyLoss(reduction="sum"), ConfigError,
+         "reduction='sum' is unknown; use 'mean' or 'none' (per image)"),
+    ],
+)
+def test_each_bad_option_fails_when_the_module_is_built(build, error, message) -> None:
+    with pytest.raises(error) as raised:
+        build()
+    assert str(raised.value) == message
+
+
+def test_functions_check_the_same_options() -> None:
+    pred, target = torch.rand(1, 1, 8, 8), torch.rand(1, 1, 8, 8)
+    with pytest.raises(ConfigError, match=r"^squared=1 must be True"):
+        nmse_loss(pred, target, squared=1)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match=r"^input_range=\(0.0, 0.0\) must be \(low, high\) with low < high"):
+        frequency_mse_loss(pred, target, input_range=(0.0, 0.0))
+    with pytest.raises(ConfigError, match=r"^reduction='sum' is unknown"):  # before the logits are looked at
+        cross_entropy_loss(torch.rand(1, 1, 4, 4), torch.zeros(1, 4, 4, dtype=torch.int64), reduction="sum")
+    with pytest.raises(InputError, match=r"^class_weights must be >= 0, finite and not all 0, got \[1.0, inf\]$"):
+        cross_entropy_loss(torch.rand(1, 2, 4, 4), torch.zeros(1, 4, 4, dtype=torch.int64),
+                           class_weights=torch.tensor([1.0, float("inf")]))

@@ -96,5 +96,9 @@ def test_two_d_inputs_and_mismatched_dims_name_the_fix(segmenter) -> None:
         TaskLoss(segmenter, output="kl")
     assert str(error.value) == ("SegmentationUNet is a 3-D network, which takes volumes whole; pass "
                                 "spatial_dims=3")
-    with pytest.raises(ConfigError, match="spatial_dims=3 passes volumes whole, but SegmentationUNet is a 2-D network"):
+    with pytest.raises(ConfigError) as error:
         TaskLoss(create_network("segmentation_unet", widths=(2, 4)), output="kl", spatial_dims=3)
+    assert str(error.value) == (  # a task network to build, not the perception networks
+        "spatial_dims=3 passes volumes whole, but SegmentationUNet is a 2-D network; use a 3-D network (e.g. "
+        "create_network('segmentation_unet', spatial_dims=3), or a module with spatial_dims = 3), or spatial_dims=2 "
+        "to score volumes slice by slice")

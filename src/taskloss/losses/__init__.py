@@ -6,7 +6,8 @@
 - adversarial: :class:`AdversarialLoss` (bce, lsgan, hinge, wgan-gp) and :func:`gradient_penalty`;
 - :class:`FeatureMatchingLoss` and :class:`OutputPenalty` (Seitzer et al.);
 - :class:`CompositeLoss`: named terms, fixed or first-batch normalisation;
-- task: :class:`TaskLoss`, the downstream task network (segmentation, classification) as the loss.
+- task: :class:`TaskLoss`, the downstream task network (segmentation, classification) as the loss;
+- frozen: :class:`FrozenNetworkLoss`, the base of both (frozen network, 2-D/2.5-D/3-D inputs, term weights).
 
 Conventions and examples: ``docs/losses.md``.
 """
@@ -27,6 +28,7 @@ from taskloss.losses.composite import (
     CompositeOutput,
 )
 from taskloss.losses.feature_matching import FeatureMatchingLoss, feature_matching_loss
+from taskloss.losses.frozen import FrozenNetworkLoss
 from taskloss.losses.penalty import OutputPenalty, output_penalty
 from taskloss.losses.perceptual import (
     CRN_256_LAYER_WEIGHTS,
@@ -65,6 +67,7 @@ __all__ = [
     "CrossEntropyLoss",
     "FeatureMatchingLoss",
     "FrequencyMSELoss",
+    "FrozenNetworkLoss",
     "L1Loss",
     "MSELoss",
     "MSSSIMLoss",

@@ -51,6 +51,13 @@ def discriminator_scales(output: DiscriminatorOutput, name: str = "output") -> l
 
     Returns:
         A list (scales) of non-empty lists of tensors, logits last in each.
+
+    Examples:
+        >>> logits, features = torch.zeros(2, 1, 4, 4), torch.zeros(2, 8, 8, 8)
+        >>> discriminator_scales(logits) == [[logits]], len(discriminator_scales([features, logits])[0])
+        (True, 2)
+        >>> len(discriminator_scales([[features, logits], [logits]]))  # two scales
+        2
     """
     if isinstance(output, torch.Tensor):
         return [[output]]
@@ -65,7 +72,13 @@ def discriminator_scales(output: DiscriminatorOutput, name: str = "output") -> l
 
 
 def discriminator_logits(output: DiscriminatorOutput, name: str = "output") -> list[torch.Tensor]:
-    """The logits of each scale of a discriminator output (the last tensor of each list)."""
+    """The logits of each scale of a discriminator output (the last tensor of each list).
+
+    Examples:
+        >>> logits, features = torch.zeros(2, 1, 4, 4), torch.zeros(2, 8, 8, 8)
+        >>> [x.shape for x in discriminator_logits([features, logits])]
+        [torch.Size([2, 1, 4, 4])]
+    """
     return [scale[-1] for scale in discriminator_scales(output, name)]
 
 
@@ -78,6 +91,13 @@ def generator_loss(fake_output: DiscriminatorOutput, criterion: Criterion = "bce
 
     Returns:
         Scalar, the mean over scales.
+
+    Examples:
+        At logits 0 the bce loss is log 2; lsgan's (0 - 1)^2 = 1; hinge and wgan-gp's -mean D = 0.
+
+        >>> fake = torch.zeros(2, 1, 4, 4)
+        >>> [round(generator_loss(fake, criterion).item(), 4) for criterion in CRITERIA]
+        [0.6931, 1.0, 0.0, 0.0]
     """
     _check_criterion(criterion, real_label=1.0)
     logits = discriminator_logits(fake_output, "fake_output")
@@ -102,6 +122,15 @@ def discriminator_loss(
 
     Returns:
         Scalar, the mean over scales.
+
+    Examples:
+        >>> real, fake = torch.full((2, 1), 2.0), torch.full((2, 1), -2.0)
+        >>> round(discriminator_loss(real, fake, "hinge").item(), 4)  # relu(1 - 2) + relu(1 - 2)
+        0.0
+        >>> round(discriminator_loss(real, fake, "lsgan", real_label=0.9).item(), 4)  # (2 - 0.9)^2 + (-2)^2
+        5.21
+        >>> round(discriminator_loss(real, fake, "wgan-gp").item(), 4)  # mean D(fake) - mean D(real)
+        -4.0
     """
     _check_criterion(criterion, real_label)
     real = discriminator_logits(real_output, "real_output")
@@ -136,6 +165,15 @@ def gradient_penalty(
 
     Returns:
         Scalar penalty.
+
+    Examples:
+        A linear critic D(x) = sum(w x) has gradient w everywhere: the penalty is (||w|| - 1)^2.
+
+        >>> weight = torch.full((1, 1, 2, 2), 1.0)  # ||w|| = 2
+        >>> critic = lambda x: (weight * x).flatten(1).sum(dim=1, keepdim=True)
+        >>> real, fake = torch.rand(3, 1, 2, 2), torch.rand(3, 1, 2, 2)
+        >>> gradient_penalty(critic, real, fake)
+        tensor(1.)
     """
     if real.shape != fake.shape:
         raise InputError(f"real has shape {tuple(real.shape)} but fake has {tuple(fake.shape)}; "
@@ -154,6 +192,16 @@ class AdversarialLoss(nn.Module):
     Args:
         criterion: "bce", "lsgan", "hinge" or "wgan-gp" (see the module docstring).
         real_label: the discriminator's target for real images (one-sided label smoothing < 1).
+
+    Examples:
+        >>> loss = AdversarialLoss("lsgan", real_label=0.9)
+        >>> fake, real = torch.zeros(2, 1, 4, 4), torch.full((2, 1, 4, 4), 0.9)
+        >>> loss(fake), loss.discriminator(real, fake)  # generator: (0 - 1)^2; discriminator: 0 + 0
+        (tensor(1.), tensor(0.))
+        >>> AdversarialLoss("hinge", real_label=0.9)
+        Traceback (most recent call last):
+        ...
+        taskloss.errors.ConfigError: real_label=0.9 (label smoothing) applies to 'bce' and 'lsgan' only; ...
     """
 
     def __init__(self, criterion: Criterion = "bce", real_label: float = 1.0) -> None:

@@ -28,6 +28,15 @@ class TermNormalizer(nn.Module):
     Args:
         names: the terms, in the order of the value vectors passed to :meth:`divisors`.
         batches: K, the number of training batches averaged before the divisors freeze (>= 1).
+
+    Examples:
+        >>> normalizer = TermNormalizer(("pixel", "conv1_2"), batches=2)
+        >>> normalizer.divisors(torch.tensor([1.0, 10.0]), record=True)
+        tensor([ 1., 10.])
+        >>> normalizer.divisors(torch.tensor([3.0, 30.0]), record=True)  # the mean of the two batches
+        tensor([ 2., 20.])
+        >>> normalizer.frozen, normalizer.divisors(torch.tensor([9.0, 9.0]), record=True)  # frozen from now on
+        (True, tensor([ 2., 20.]))
     """
 
     def __init__(self, names: Sequence[str], batches: int) -> None:

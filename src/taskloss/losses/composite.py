@@ -59,6 +59,11 @@ class CompositeOutput:
         total: the loss to backpropagate, a scalar.
         raw: each term's value as passed in, detached.
         weighted: each term's contribution to ``total`` (after weight and normaliser), detached.
+
+    Examples:
+        >>> out = CompositeLoss({"l1": 2.0, "ssim": 1.0})({"l1": torch.tensor(0.25), "ssim": torch.tensor(0.5)})
+        >>> out.scalars()
+        {'total': 1.0, 'l1': 0.5, 'l1_raw': 0.25, 'ssim': 0.5, 'ssim_raw': 0.5}
     """
 
     total: torch.Tensor
@@ -83,6 +88,22 @@ class CompositeLoss(nn.Module):
         normalize_batches: with "first", the number of training batches averaged for R_t.
         losses: optional term name -> module called as ``module(pred, target)`` by
             :meth:`pair_terms`; held as submodules (their buffers join the state dict).
+
+    Examples:
+        Fixed weights: total = 2 * 0.25 + 1 * 0.5.
+
+        >>> loss = CompositeLoss({"l1": 2.0, "ssim": 1.0})
+        >>> loss({"l1": torch.tensor(0.25), "ssim": torch.tensor(0.5)}).total
+        tensor(1.)
+
+        Seitzer et al.'s rule: each term is divided by its value on the first training batch, so every
+        term starts at its weight, and later batches are measured against that first one.
+
+        >>> loss = CompositeLoss({"a": 0.5, "b": 1.0}, normalize="first").train()
+        >>> loss({"a": torch.tensor(4.0), "b": torch.tensor(0.1)}).weighted
+        {'a': tensor(0.5000), 'b': tensor(1.)}
+        >>> loss({"a": torch.tensor(2.0), "b": torch.tensor(0.1)}).total  # 0.5 * 2 / 4 + 1 * 0.1 / 0.1
+        tensor(1.2500)
     """
 
     def __init__(

@@ -36,9 +36,16 @@ def feature_matching_loss(
 
     Returns:
         Scalar: the mean over scales of the mean over layers of each layer's mean distance.
+
+    Examples:
+        Two layers, |1 - 0| and |3 - 1| on average, then the mean over the layers:
+
+        >>> fake = [torch.ones(1, 4, 8, 8), torch.full((1, 1, 2, 2), 3.0)]
+        >>> real = [torch.zeros(1, 4, 8, 8), torch.ones(1, 1, 2, 2)]
+        >>> feature_matching_loss(fake, real), feature_matching_loss(fake, real, include_logits=False)
+        (tensor(1.5000), tensor(1.))
     """
-    if distance not in ("l1", "l2"):
-        raise ConfigError(f"distance={distance!r} is unknown; use 'l1' or 'l2'")
+    _check_distance(distance)
     fake_scales = discriminator_scales(fake_output, "fake_output")
     real_scales = discriminator_scales(real_output, "real_output")
     _check_same_structure(fake_scales, real_scales)
@@ -59,6 +66,11 @@ def feature_matching_loss(
     return torch.stack(per_scale).mean()
 
 
+def _check_distance(distance: object) -> None:
+    if distance not in ("l1", "l2"):
+        raise ConfigError(f"distance={distance!r} is unknown; use 'l1' or 'l2'")
+
+
 def _check_same_structure(fake: list[list[torch.Tensor]], real: list[list[torch.Tensor]]) -> None:
     fake_shapes = [[tuple(x.shape) for x in scale] for scale in fake]
     real_shapes = [[tuple(x.shape) for x in scale] for scale in real]
@@ -69,10 +81,18 @@ def _check_same_structure(fake: list[list[torch.Tensor]], real: list[list[torch.
 
 
 class FeatureMatchingLoss(nn.Module):
-    """Module form of :func:`feature_matching_loss`."""
+    """Module form of :func:`feature_matching_loss`.
+
+    Examples:
+        >>> fake = [torch.ones(1, 4, 8, 8), torch.full((1, 1, 2, 2), 3.0)]
+        >>> real = [torch.zeros(1, 4, 8, 8), torch.ones(1, 1, 2, 2)]
+        >>> FeatureMatchingLoss(distance="l2")(fake, real)  # (1 + 4) / 2
+        tensor(2.5000)
+    """
 
     def __init__(self, distance: Distance = "l1", include_logits: bool = True) -> None:
         super().__init__()
+        _check_distance(distance)  # when built, not at the first batch
         self.distance: Distance = distance
         self.include_logits = include_logits
 

@@ -20,7 +20,9 @@ them) or ``state_dict()`` (checkpoints stay small; :attr:`PerceptualLoss.descrip
 they came from); ``.to()``, ``.cuda()`` and ``.half()`` move it along. A network given as a module
 may be shared by several losses: ``.double()`` on one of them converts it for all. Inputs of any
 floating dtype are cast to the network's dtype (and the loss back to the input's), so no caller
-needs to convert a shared network to score float64 images.
+needs to convert a shared network to score float64 images. The freezing, the moves, the 2.5-D and
+3-D handling of volumes and the term weights are those of the base it shares with
+:class:`~taskloss.losses.TaskLoss`, :class:`~taskloss.losses.FrozenNetworkLoss`.
 
 Networks by name come from :func:`taskloss.features.load_feature_network`. Offline:
 ``network="vgg19"`` needs the ImageNet VGG-19 weights file (``weights_path`` or the
@@ -34,8 +36,8 @@ slice by slice along ``slice_axes``; with ``spatial_dims=3`` a 3-D network (e.g.
 """
 
 import os
-from collections.abc import Callable, Mapping, Sequence
-from typing import Literal, TypeAlias, cast
+from collections.abc import Sequence
+from typing import Literal, cast
 
 import torch
 from torch import nn
@@ -44,14 +46,18 @@ from taskloss.errors import ConfigError, InputError, MissingWeightsError
 from taskloss.features import feature_network_entry, list_feature_networks, load_feature_network, prepare_input
 from taskloss.features.base import FeatureNetwork, resolve_layers
 from taskloss.features.vgg import CRN_LAYERS, Pooling, Weights
-from taskloss.losses.balance import TermNormalizer
+from taskloss.losses.frozen import (
+    ANY_3D_NETWORK,
+    FrozenNetworkLoss,
+    LayerWeights,
+    Reduction,
+    SpatialDims,
+    check_frozen_options,
+)
 from taskloss.losses.precision import full_precision
-from taskloss.validation import check_declared_range, check_image_pair, explain_nonfinite
+from taskloss.validation import check_image_pair
 
 Distance = Literal["l1", "l2"]
-Reduction = Literal["mean", "none"]
-SpatialDims = Literal[2, 3]
-LayerWeights: TypeAlias = Sequence[float] | Mapping[str, float] | Literal["balance"] | None
 
 
 PIXEL_TERM = "pixel"
@@ -88,7 +94,7 @@ RANGE_ADVICE = ("pass the range your images are scaled to, e.g. "
 """The fix an out-of-range target is told (see :func:`taskloss.validation.check_declared_range`)."""
 
 
-class PerceptualLoss(nn.Module):
+class PerceptualLoss(FrozenNetworkLoss):
     """Feature-space distance between predictions and targets on a frozen perception network.
 
     Args:
@@ -138,6 +144,8 @@ class PerceptualLoss(nn.Module):
         (('block0', 'block2'), 0, torch.Size([2, 1, 32, 32]))
     """
 
+    range_advice = RANGE_ADVICE
+
     def __init__(
         self,
         layers: Sequence[str] | None = None,
@@ -157,36 +165,26 @@ class PerceptualLoss(nn.Module):
         slice_fraction: float = 1.0,
         reduction: Reduction = "mean",
     ) -> None:
-        super().__init__()
-        _check_options(distance, input_range, slice_axes, slice_fraction, reduction)
+        check_frozen_options(input_range, slice_axes, slice_fraction, reduction)  # before any weights load
+        _check_distance(distance)
         feature_network = _feature_network(network, weights, weights_path, pooling, seed)
-        check_network_dims(spatial_dims, network_dims(network, feature_network), feature_network.description)
-        feature_network.requires_grad_(False).eval()
-        # Not a submodule (see the module docstring); _apply below moves it with the loss.
-        object.__setattr__(self, "_network", feature_network)
+        super().__init__(feature_network, network_dims=network_dims(network, feature_network),
+                         description=feature_network.description, input_range=input_range,
+                         spatial_dims=spatial_dims, slice_axes=slice_axes, slice_fraction=slice_fraction,
+                         reduction=reduction, networks_3d=f"{', '.join(list_feature_networks(spatial_dims=3))}, "
+                                                          f"or {ANY_3D_NETWORK}")
         if layers is None:
             layers = feature_network_entry(network).default_layers if isinstance(network, str) else CRN_LAYERS
-        self.spatial_dims = spatial_dims
         self.layers = resolve_layers(feature_network, layers)
-        self.terms = ((PIXEL_TERM,) if include_pixel else ()) + self.layers
         self.distance = distance
         self.include_pixel = include_pixel
-        self.input_range = (float(input_range[0]), float(input_range[1]))
-        self.slice_axes = tuple(slice_axes)
-        self.slice_fraction = float(slice_fraction)
-        self.reduction = reduction
-        self.normalizer: TermNormalizer | None = None
-        if isinstance(layer_weights, str) and layer_weights == "balance":
-            self.normalizer = TermNormalizer(self.terms, balance_batches)
-            fixed = torch.ones(len(self.terms))
-        else:
-            fixed = _fixed_weights(self.terms, layer_weights, feature_network.layer_aliases)
-        self.register_buffer("term_weights", fixed, persistent=False)
+        self._set_terms(((PIXEL_TERM,) if include_pixel else ()) + self.layers, layer_weights, balance_batches,
+                        feature_network.layer_aliases)
 
     @property
     def network(self) -> FeatureNetwork:
         """The frozen perception network."""
-        return self._network
+        return cast(FeatureNetwork, self._network)
 
     @property
     def description(self) -> str:
@@ -194,14 +192,7 @@ class PerceptualLoss(nn.Module):
         weighting = (f"balanced over the first {self.normalizer.batches} batches"
                      if self.normalizer is not None else "fixed weights")
         return (f"perceptual loss ({self.distance}, {', '.join(self.terms)}; {weighting}) on "
-                f"{self._network.description}")
-
-    def extra_repr(self) -> str:
-        return self.description
-
-    def _apply(self, fn: Callable[[torch.Tensor], torch.Tensor], recurse: bool = True) -> "PerceptualLoss":
-        self._network._apply(fn, recurse)
-        return super()._apply(fn, recurse)
+                f"{self.network_description}")
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """The loss of ``pred`` against ``target``.
@@ -216,58 +207,29 @@ class PerceptualLoss(nn.Module):
         """
         pred, target = check_image_pair(pred, target, finite=False)
         target = target.detach()
-        check_declared_range(target, "target", self.input_range, RANGE_ADVICE)
+        self._check_target_range(target)
         raw = self._all_terms(pred, target)
-        value = (raw @ self._weights(raw)).to(pred.dtype)
-        explain_nonfinite(value, pred=pred, target=target)
-        return value.mean() if self.reduction == "mean" else value
+        return self._finish(self._weighted_sum(raw).to(pred.dtype), pred, target)
 
     def term_values(self, pred: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
         """Each term's unweighted distance, averaged over the batch, detached (for logging)."""
         pred, target = check_image_pair(pred, target, finite=False)
         with torch.no_grad():
             raw = self._all_terms(pred, target)
-        return dict(zip(self.terms, raw.mean(dim=0), strict=True))
+        return self._named(raw)
 
-    def _all_terms(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """Per-item terms (B, T): volumes whole (``spatial_dims=3``), 2.5-D, or images."""
-        if self.spatial_dims == 3:
-            check_volume_input(pred, "PerceptualLoss", self._network.description)
-            self._check_volume_size(pred)
-            return self._image_terms(pred, target)
-        return self._volume_terms(pred, target) if pred.ndim == 5 else self._image_terms(pred, target)
-
-    def _check_volume_size(self, volume: torch.Tensor) -> None:
-        needed = self._network.min_input_size(self.layers)
+    def _check_volume(self, volume: torch.Tensor) -> None:
+        """Refuse volumes smaller than the deepest layer needs (``spatial_dims=3``)."""
+        needed = self.network.min_input_size(self.layers)
         if min(volume.shape[2:]) < needed:
             raise InputError(f"volumes of size {tuple(volume.shape[2:])} are smaller than the {needed} voxels per "
-                             f"axis that layer {self.layers[-1]!r} of {self._network.description} needs; use "
+                             f"axis that layer {self.layers[-1]!r} of {self.network_description} needs; use "
                              "larger volumes or shallower layers")
 
-    def _weights(self, raw: torch.Tensor) -> torch.Tensor:
-        if self.normalizer is None:
-            return self.term_weights.to(raw.dtype)
-        return 1.0 / self.normalizer.divisors(raw.mean(dim=0), record=self.training)
-
-    def _volume_terms(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """Per-volume terms (B, T): mean over ``slice_axes`` of the mean over their slices."""
-        per_axis = []
-        for axis in self.slice_axes:
-            self._check_slice_size(pred, axis)
-            if self.training and self.slice_fraction < 1.0:
-                count = pred.shape[axis]
-                kept = max(1, round(self.slice_fraction * count))
-                index = torch.randperm(count, device=pred.device)[:kept]
-                pred_part, target_part = pred.index_select(axis, index), target.index_select(axis, index)
-            else:
-                pred_part, target_part = pred, target
-            terms = self._image_terms(_as_slices(pred_part, axis), _as_slices(target_part, axis))
-            per_axis.append(terms.reshape(pred.shape[0], pred_part.shape[axis], -1).mean(dim=1))
-        return torch.stack(per_axis).mean(dim=0)
-
-    def _check_slice_size(self, volume: torch.Tensor, axis: int) -> None:
+    def _check_slices(self, volume: torch.Tensor, axis: int) -> None:
+        """Refuse slices along ``axis`` smaller than the deepest layer needs."""
         plane = [volume.shape[d] for d in (2, 3, 4) if d != axis]
-        needed = self._network.min_input_size(self.layers)
+        needed = self.network.min_input_size(self.layers)
         if min(plane) < needed:
             others = tuple(a for a in (2, 3, 4) if a != axis)
             raise InputError(f"slices along axis {axis} of the volume are {plane[0]} x {plane[1]} "
@@ -275,10 +237,11 @@ class PerceptualLoss(nn.Module):
                              f"{self.layers[-1]!r} needs; leave axis {axis} out of slice_axes (e.g. "
                              f"slice_axes={others}) or use shallower layers")
 
-    def _image_terms(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    def _image_terms(self, pred: torch.Tensor, target: torch.Tensor, labels: torch.Tensor | None = None
+                     ) -> torch.Tensor:
         """Per-item terms (B, T) of inputs the network takes whole, channel by channel where it needs it."""
         batch, channels = pred.shape[:2]
-        if channels in (1, self._network.input_spec.channels):
+        if channels in (1, self.network.input_spec.channels):
             return self._terms(pred, target)
         grayscale = (batch * channels, 1, *pred.shape[2:])
         terms = self._terms(pred.reshape(grayscale), target.reshape(grayscale))
@@ -286,12 +249,12 @@ class PerceptualLoss(nn.Module):
 
     def _terms(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Per-image terms (N, T) of images the network takes as they are (cast to its dtype)."""
-        spec = self._network.input_spec
+        spec = self.network.input_spec
         dtype = self._network_dtype()
         pred, target = pred.to(dtype), target.to(dtype)
-        pred_features = self._network(prepare_input(pred, self.input_range, spec), self.layers)
+        pred_features = self.network(prepare_input(pred, self.input_range, spec), self.layers)
         with torch.no_grad():
-            target_features = self._network(prepare_input(target, self.input_range, spec),
+            target_features = self.network(prepare_input(target, self.input_range, spec),
                                             self.layers)
         terms = [self._distance(pred_features[name], target_features[name]) for name in self.layers]
         if self.include_pixel:
@@ -311,32 +274,10 @@ class PerceptualLoss(nn.Module):
         return difference.flatten(1).mean(dim=1)
 
 
-def _as_slices(volume: torch.Tensor, axis: int) -> torch.Tensor:
-    """The 2-D slices of a (B, C, D, H, W) volume along ``axis`` as a batch (B * k, C, a, b)."""
-    plane = [volume.shape[d] for d in (2, 3, 4) if d != axis]
-    return volume.movedim(axis, 1).reshape(-1, volume.shape[1], *plane)
-
-
-def _check_options(
-    distance: str,
-    input_range: tuple[float, float],
-    slice_axes: Sequence[int],
-    slice_fraction: float,
-    reduction: str,
-) -> None:
+def _check_distance(distance: str) -> None:
     if distance not in ("l1", "l2"):
         raise ConfigError(f"distance={distance!r} is unknown; use 'l1' (mean absolute difference) or "
                           "'l2' (mean squared difference)")
-    if len(input_range) != 2 or not float(input_range[0]) < float(input_range[1]):
-        raise ConfigError(f"input_range={input_range!r} must be (low, high) with low < high, e.g. "
-                          "(0.0, 1.0) or (-1.0, 1.0)")
-    if not slice_axes or len(set(slice_axes)) != len(slice_axes) or not set(slice_axes) <= {2, 3, 4}:
-        raise ConfigError(f"slice_axes={tuple(slice_axes)!r} must be distinct axes among 2 (D), 3 (H) "
-                          "and 4 (W) of a (B, C, D, H, W) volume, e.g. (2, 3, 4)")
-    if not 0.0 < slice_fraction <= 1.0:
-        raise ConfigError(f"slice_fraction={slice_fraction} must be in (0, 1]")
-    if reduction not in ("mean", "none"):
-        raise ConfigError(f"reduction={reduction!r} is unknown; use 'mean' or 'none' (per image)")
 
 
 def _feature_network(
@@ -369,39 +310,15 @@ def _feature_network(
 
 
 def network_dims(network: object, module: object) -> int:
-    """2 or 3: the registry's ``spatial_dims`` for a name, else the module's ``spatial_dims`` (default 2)."""
+    """2 or 3: the registry's ``spatial_dims`` for a name, else the module's ``spatial_dims`` (default 2).
+
+    Examples:
+        >>> network_dims("medicalnet_resnet10", None), network_dims("domain", None), network_dims(None, nn.Identity())
+        (3, 2, 2)
+    """
     if isinstance(network, str):
         return feature_network_entry(network).spatial_dims
     return int(getattr(module, "spatial_dims", 2))
-
-
-def check_network_dims(spatial_dims: object, dims: int, description: str) -> None:
-    """Refuse ``spatial_dims`` other than 2 or 3, or one that does not match the network's.
-
-    Raises:
-        ConfigError: naming the network and the setting that fits it.
-    """
-    if spatial_dims not in (2, 3):
-        raise ConfigError(f"spatial_dims={spatial_dims!r} must be 2 (images; volumes slice by slice) or 3 "
-                          "(volumes whole, on a 3-D network)")
-    if spatial_dims == 3 and dims != 3:
-        raise ConfigError(f"spatial_dims=3 passes volumes whole, but {description} is a 2-D network; use a 3-D "
-                          f"network ({', '.join(list_feature_networks(spatial_dims=3))}, or a module with "
-                          "spatial_dims = 3), or spatial_dims=2 to score volumes slice by slice")
-    if spatial_dims == 2 and dims == 3:
-        raise ConfigError(f"{description} is a 3-D network, which takes volumes whole; pass spatial_dims=3")
-
-
-def check_volume_input(pred: torch.Tensor, loss: str, description: str) -> None:
-    """Refuse anything but volumes (B, C, D, H, W) for a loss on a 3-D network.
-
-    Raises:
-        InputError: for 2-D images (or any other rank), naming the fix.
-    """
-    if pred.ndim != 5:
-        raise InputError(f"{loss}(spatial_dims=3) passes volumes (B, C, D, H, W) whole to the 3-D network "
-                         f"{description}, got shape {tuple(pred.shape)}; pass volumes, or for 2-D images use "
-                         f"spatial_dims=2 with a 2-D network")
 
 
 def _check_no_vgg_options(weights: Weights, weights_path: str | os.PathLike[str] | None, pooling: Pooling,
@@ -412,27 +329,3 @@ def _check_no_vgg_options(weights: Weights, weights_path: str | os.PathLike[str]
     if given:
         raise ConfigError(f"{', '.join(given)} apply to network='vgg19' only; configure the network "
                           "you pass (its weights, pooling) when you build it")
-
-
-def _fixed_weights(terms: tuple[str, ...], layer_weights: LayerWeights,
-                   aliases: Mapping[str, str]) -> torch.Tensor:
-    if layer_weights is None:
-        return torch.ones(len(terms))
-    if isinstance(layer_weights, str):
-        raise ConfigError(f"layer_weights={layer_weights!r} is unknown; use None, 'balance', a list "
-                          "of numbers or a mapping layer -> weight")
-    if isinstance(layer_weights, Mapping):
-        values = {}
-        for name, weight in layer_weights.items():
-            canonical = aliases.get(name, name)
-            if canonical not in terms:
-                raise ConfigError(f"layer_weights names {name!r}, which is not a term of this loss; "
-                                  f"its terms are {', '.join(terms)}")
-            values[canonical] = float(weight)
-        weights = [values.get(name, 1.0) for name in terms]
-    else:
-        weights = [float(w) for w in layer_weights]
-        if len(weights) != len(terms):
-            raise ConfigError(f"layer_weights has {len(weights)} values but the loss has "
-                              f"{len(terms)} terms ({', '.join(terms)}); give one weight per term")
-    return torch.tensor(weights)

@@ -5,8 +5,14 @@ Each is a function and an ``nn.Module`` wrapping it. Inputs are images (B, C, H,
 the mean over all elements for L1 and MSE, as ``torch.nn.functional.l1_loss``), and
 ``reduction="none"`` the per-image values, shape (B,). L1, MSE, NMSE, SSIM and MS-SSIM reuse
 :mod:`taskloss.metrics`, so a loss and the metric of the same name always agree.
+
+Each module checks its options when it is built (a wrong one fails there, not at the first batch):
+an unknown ``reduction``, ``norm`` or ``squared`` raises :class:`~taskloss.errors.ConfigError`, as do
+class weights that are not a 1-D tensor of finite numbers >= 0, not all 0; ``data_range`` and
+``convention`` are checked by the metric's own checks (:class:`~taskloss.errors.InputError`).
 """
 
+import math
 from collections.abc import Sequence
 from typing import Literal
 
@@ -19,11 +25,13 @@ from taskloss.errors import ConfigError, InputError
 from taskloss.metrics import mae, mse, nmse, ssim
 from taskloss.metrics.data_range import DataRange, check_data_range
 from taskloss.metrics.ms_ssim import MS_SSIM_WEIGHTS, Style, check_ms_ssim_options, ms_ssim
-from taskloss.metrics.ssim import Convention
+from taskloss.metrics.ssim import Convention, window
 from taskloss.validation import check_class_indices, check_float_tensor, check_image_pair
 
 Reduction = Literal["mean", "none"]
 FFTNorm = Literal["ortho", "backward"]
+REDUCTIONS = ("mean", "none")
+FFT_NORMS = ("ortho", "backward")
 
 
 def _detached(target: object) -> object:
@@ -32,22 +40,66 @@ def _detached(target: object) -> object:
     return target.detach() if isinstance(target, torch.Tensor) else target
 
 
+def check_reduction(reduction: object) -> None:
+    """Refuse a ``reduction`` other than "mean" and "none".
+
+    Raises:
+        ConfigError: naming the two.
+
+    Examples:
+        >>> check_reduction("none")
+        >>> check_reduction("sum")
+        Traceback (most recent call last):
+        ...
+        taskloss.errors.ConfigError: reduction='sum' is unknown; use 'mean' or 'none' (per image)
+    """
+    if reduction not in REDUCTIONS:
+        raise ConfigError(f"reduction={reduction!r} is unknown; use 'mean' or 'none' (per image)")
+
+
 def _reduce(values: torch.Tensor, reduction: Reduction) -> torch.Tensor:
     """Per-image values (B,) -> their mean (a scalar) or themselves."""
-    if reduction == "mean":
-        return values.mean()
-    if reduction == "none":
-        return values
-    raise ConfigError(f"reduction={reduction!r} is unknown; use 'mean' or 'none' (per image)")
+    check_reduction(reduction)
+    return values.mean() if reduction == "mean" else values
+
+
+def _check_squared(squared: object) -> None:
+    if not isinstance(squared, bool):
+        raise ConfigError(f"squared={squared!r} must be True (||pred - target||^2 / ||target||^2, fastMRI's "
+                          "NMSE) or False (its square root, DAGAN's)")
+
+
+def _check_frequency_options(input_range: object, norm: object) -> None:
+    pair = isinstance(input_range, Sequence) and not isinstance(input_range, str) and len(input_range) == 2
+    numbers = pair and all(isinstance(v, int | float) and not isinstance(v, bool) for v in input_range)
+    if not numbers or not all(math.isfinite(v) for v in input_range) or not input_range[0] < input_range[1]:
+        raise ConfigError(f"input_range={input_range!r} must be (low, high) with low < high, two finite numbers, "
+                          "e.g. (0.0, 1.0), or DAGAN's (-1.0, 1.0)")
+    if norm not in FFT_NORMS:
+        raise ConfigError(f"norm={norm!r} is unknown; use 'ortho' or 'backward' (unnormalised)")
 
 
 def l1_loss(pred: torch.Tensor, target: torch.Tensor, *, reduction: Reduction = "mean") -> torch.Tensor:
-    """Mean absolute error (:func:`taskloss.metrics.mae` per image)."""
+    """Mean absolute error (:func:`taskloss.metrics.mae` per image).
+
+    Examples:
+        >>> pred = torch.tensor([0.0, 1.0, 2.0, 3.0]).reshape(1, 1, 2, 2)
+        >>> l1_loss(pred, torch.zeros_like(pred))  # (0 + 1 + 2 + 3) / 4
+        tensor(1.5000)
+        >>> l1_loss(torch.ones(2, 1, 3, 3), torch.zeros(2, 1, 3, 3), reduction="none")
+        tensor([1., 1.])
+    """
     return _reduce(mae(pred, _detached(target)), reduction)
 
 
 def mse_loss(pred: torch.Tensor, target: torch.Tensor, *, reduction: Reduction = "mean") -> torch.Tensor:
-    """Mean squared error (:func:`taskloss.metrics.mse` per image)."""
+    """Mean squared error (:func:`taskloss.metrics.mse` per image).
+
+    Examples:
+        >>> pred = torch.tensor([0.0, 1.0, 2.0, 3.0]).reshape(1, 1, 2, 2)
+        >>> mse_loss(pred, torch.zeros_like(pred))  # (0 + 1 + 4 + 9) / 4
+        tensor(3.5000)
+    """
     return _reduce(mse(pred, _detached(target)), reduction)
 
 
@@ -77,6 +129,7 @@ def nmse_loss(
         >>> exact.grad.flatten().tolist()
         [0.0, 0.0]
     """
+    _check_squared(squared)
     values = nmse(pred, _detached(target))
     return _reduce(values if squared else _sqrt_zero_safe(values), reduction)
 
@@ -113,13 +166,19 @@ def frequency_mse_loss(
             image size) or "backward" (unnormalised, as DAGAN's TensorFlow code: H * W times the
             "ortho" value). ``input_range=(-1, 1), norm="backward"`` reproduces DAGAN's ``g_fft``.
         reduction: "mean" or "none".
+
+    Examples:
+        A constant offset c changes only the zero frequency, by c * sqrt(H W) (orthonormal FFT): on 4 x 4
+        images the mean over the 16 frequencies of (4 c)^2 is c^2, and H W = 16 times that unnormalised.
+
+        >>> offset = torch.full((1, 1, 4, 4), 0.5)
+        >>> zero = torch.zeros_like(offset)
+        >>> frequency_mse_loss(offset, zero), frequency_mse_loss(offset, zero, norm="backward")
+        (tensor(0.2500), tensor(4.))
     """
+    _check_frequency_options(input_range, norm)
     pred, target = check_image_pair(pred, _detached(target), ndims=(4,), finite=False)
     low, high = input_range
-    if not low < high:
-        raise ConfigError(f"input_range={input_range!r} must be (low, high) with low < high")
-    if norm not in ("ortho", "backward"):
-        raise ConfigError(f"norm={norm!r} is unknown; use 'ortho' or 'backward' (unnormalised)")
     dtype = torch.float64 if pred.dtype == torch.float64 else torch.float32  # no half-precision FFT
     magnitudes = [fft2c((x.to(dtype) - low) / (high - low)).abs() for x in (pred, target)]
     scale = float(pred.shape[-2] * pred.shape[-1]) if norm == "backward" else 1.0
@@ -135,7 +194,15 @@ def ssim_loss(
     convention: Convention = "gaussian",
     reduction: Reduction = "mean",
 ) -> torch.Tensor:
-    """``1 - SSIM`` per image (:func:`taskloss.metrics.ssim`; same arguments, data_range required)."""
+    """``1 - SSIM`` per image (:func:`taskloss.metrics.ssim`; same arguments, data_range required).
+
+    Examples:
+        >>> target = torch.rand(2, 1, 32, 32, generator=torch.Generator().manual_seed(0))
+        >>> ssim_loss(target, target, data_range=1.0)
+        tensor(0.)
+        >>> ssim_loss(0.5 * target, target, data_range=1.0, reduction="none").round(decimals=4)  # 1 - SSIM
+        tensor([0.3586, 0.3585])
+    """
     return _reduce(1.0 - ssim(pred, _detached(target), data_range=data_range, convention=convention), reduction)
 
 
@@ -180,7 +247,16 @@ def cross_entropy_loss(
 
     Returns:
         Scalar or (B,); ``log K`` for all-zero logits without class weights.
+
+    Examples:
+        >>> labels = torch.tensor([[[0, 1], [2, 1]]])  # (1, 2, 2), 3 classes
+        >>> round(cross_entropy_loss(torch.zeros(1, 3, 2, 2), labels).item(), 4)  # log 3 for uniform logits
+        1.0986
+        >>> logits = 10 * torch.nn.functional.one_hot(labels, 3).movedim(-1, 1).float()
+        >>> round(cross_entropy_loss(logits, labels).item(), 4)  # confident and right: log(1 + 2 e^-10)
+        0.0001
     """
+    check_reduction(reduction)
     logits = check_float_tensor(logits, "logits")
     classes = logits.shape[1]
     labels = _check_labels(labels, logits)
@@ -219,16 +295,43 @@ def _check_class_weights(weights: object, classes: int, logits: torch.Tensor) ->
         shape = tuple(weights.shape) if isinstance(weights, torch.Tensor) else type(weights).__name__
         raise InputError(f"class_weights must be a tensor of shape ({classes},), one weight per "
                          f"class, got {shape}")
-    if bool((weights < 0).any()) or not bool(weights.sum() > 0):
-        raise InputError(f"class_weights must be >= 0 and not all 0, got {weights.tolist()}")
+    if not _valid_weight_values(weights):
+        raise InputError(f"class_weights must be >= 0, finite and not all 0, got {weights.tolist()}")
     return weights.to(dtype=logits.dtype, device=logits.device)
 
 
+def _valid_weight_values(weights: torch.Tensor) -> bool:
+    return bool(torch.isfinite(weights).all() and (weights >= 0).all() and weights.sum() > 0)
+
+
+def _check_class_weights_option(weights: object) -> None:
+    """The checks of class weights that need no logits (a module's constructor)."""
+    if weights is None:
+        return
+    if not isinstance(weights, torch.Tensor) or weights.ndim != 1 or not weights.is_floating_point():
+        found = f"shape {tuple(weights.shape)}, {weights.dtype}" if isinstance(weights, torch.Tensor) else \
+            type(weights).__name__
+        raise ConfigError(f"class_weights must be a 1-D float tensor (K,), one weight per class, got {found}; "
+                          "e.g. torch.tensor([1.0, 5.0])")
+    if not _valid_weight_values(weights):
+        raise ConfigError(f"class_weights must be >= 0, finite and not all 0, got {weights.tolist()}")
+
+
 class L1Loss(nn.Module):
-    """Module form of :func:`l1_loss`."""
+    """Module form of :func:`l1_loss`.
+
+    Examples:
+        >>> L1Loss(reduction="none")(torch.ones(2, 1, 3, 3), torch.zeros(2, 1, 3, 3))
+        tensor([1., 1.])
+        >>> L1Loss(reduction="sum")  # options are checked when the loss is built
+        Traceback (most recent call last):
+        ...
+        taskloss.errors.ConfigError: reduction='sum' is unknown; use 'mean' or 'none' (per image)
+    """
 
     def __init__(self, reduction: Reduction = "mean") -> None:
         super().__init__()
+        check_reduction(reduction)
         self.reduction = reduction
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -236,10 +339,16 @@ class L1Loss(nn.Module):
 
 
 class MSELoss(nn.Module):
-    """Module form of :func:`mse_loss`."""
+    """Module form of :func:`mse_loss`.
+
+    Examples:
+        >>> MSELoss()(torch.full((2, 1, 3, 3), 2.0), torch.zeros(2, 1, 3, 3))
+        tensor(4.)
+    """
 
     def __init__(self, reduction: Reduction = "mean") -> None:
         super().__init__()
+        check_reduction(reduction)
         self.reduction = reduction
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -247,10 +356,22 @@ class MSELoss(nn.Module):
 
 
 class NMSELoss(nn.Module):
-    """Module form of :func:`nmse_loss`."""
+    """Module form of :func:`nmse_loss`.
+
+    Examples:
+        >>> target = torch.tensor([3.0, 4.0]).reshape(1, 1, 1, 2)
+        >>> NMSELoss()(0.5 * target, target), NMSELoss(squared=False)(0.5 * target, target)  # 0.25 and its root
+        (tensor(0.2500), tensor(0.5000))
+        >>> NMSELoss(squared="no")
+        Traceback (most recent call last):
+        ...
+        taskloss.errors.ConfigError: squared='no' must be True (||pred - target||^2 / ||target||^2, ...
+    """
 
     def __init__(self, squared: bool = True, reduction: Reduction = "mean") -> None:
         super().__init__()
+        _check_squared(squared)
+        check_reduction(reduction)
         self.squared = squared
         self.reduction = reduction
 
@@ -259,11 +380,23 @@ class NMSELoss(nn.Module):
 
 
 class FrequencyMSELoss(nn.Module):
-    """Module form of :func:`frequency_mse_loss`."""
+    """Module form of :func:`frequency_mse_loss`.
+
+    Examples:
+        >>> loss = FrequencyMSELoss(input_range=(-1.0, 1.0), norm="backward")  # DAGAN's g_fft
+        >>> loss(torch.zeros(1, 1, 4, 4), torch.full((1, 1, 4, 4), -1.0))  # 0.5 after the scaling to [0, 1]: 16 * 0.25
+        tensor(4.)
+        >>> FrequencyMSELoss(norm="forward")
+        Traceback (most recent call last):
+        ...
+        taskloss.errors.ConfigError: norm='forward' is unknown; use 'ortho' or 'backward' (unnormalised)
+    """
 
     def __init__(self, input_range: tuple[float, float] = (0.0, 1.0), norm: FFTNorm = "ortho",
                  reduction: Reduction = "mean") -> None:
         super().__init__()
+        _check_frequency_options(input_range, norm)
+        check_reduction(reduction)
         self.input_range = input_range
         self.norm = norm
         self.reduction = reduction
@@ -274,11 +407,25 @@ class FrequencyMSELoss(nn.Module):
 
 
 class SSIMLoss(nn.Module):
-    """Module form of :func:`ssim_loss`; ``data_range`` is required (no default range)."""
+    """Module form of :func:`ssim_loss`; ``data_range`` is required (no default range).
+
+    Examples:
+        >>> loss = SSIMLoss(data_range=1.0)
+        >>> target = torch.rand(1, 1, 32, 32, generator=torch.Generator().manual_seed(0))
+        >>> loss(target, target)
+        tensor(0.)
+        >>> SSIMLoss(data_range=0.0)
+        Traceback (most recent call last):
+        ...
+        taskloss.errors.InputError: data_range must be finite and > 0 for every image, got 0.0; pass data_range=1.0 ...
+    """
 
     def __init__(self, data_range: DataRange, convention: Convention = "gaussian",
                  reduction: Reduction = "mean") -> None:
         super().__init__()
+        check_data_range(data_range)
+        window(convention, torch.zeros(1, 1, 1, 1))  # the metric's own check of the convention
+        check_reduction(reduction)
         self.data_range = data_range
         self.convention = convention
         self.reduction = reduction
@@ -325,8 +472,7 @@ class MSSSIMLoss(nn.Module):
         super().__init__()
         check_data_range(data_range)
         check_ms_ssim_options(weights, convention, style)
-        if reduction not in ("mean", "none"):
-            raise ConfigError(f"reduction={reduction!r} is unknown; use 'mean' or 'none' (per image)")
+        check_reduction(reduction)
         self.data_range = data_range
         self.weights = tuple(weights)
         self.convention = convention
@@ -339,10 +485,23 @@ class MSSSIMLoss(nn.Module):
 
 
 class CrossEntropyLoss(nn.Module):
-    """Module form of :func:`cross_entropy_loss`; ``class_weights`` is a buffer."""
+    """Module form of :func:`cross_entropy_loss`; ``class_weights`` is a buffer.
+
+    Examples:
+        >>> loss = CrossEntropyLoss(class_weights=torch.tensor([1.0, 3.0]))
+        >>> logits, labels = torch.zeros(1, 2, 2, 2), torch.tensor([[[0, 1], [1, 1]]])
+        >>> round(loss(logits, labels).item(), 4)  # the weighted mean of log 2
+        0.6931
+        >>> CrossEntropyLoss(class_weights=torch.tensor([0.0, 0.0]))
+        Traceback (most recent call last):
+        ...
+        taskloss.errors.ConfigError: class_weights must be >= 0, finite and not all 0, got [0.0, 0.0]
+    """
 
     def __init__(self, class_weights: torch.Tensor | None = None, reduction: Reduction = "mean") -> None:
         super().__init__()
+        _check_class_weights_option(class_weights)
+        check_reduction(reduction)
         self.register_buffer("class_weights", class_weights, persistent=False)
         self.reduction = reduction
 

@@ -20,13 +20,13 @@ on the reconstruction. Value per image, a weighted sum of terms ``sum_t lambda_t
   - ``None``: feature terms only.
 
 Feature activations are captured with forward hooks that live only for the duration of one
-network call (removed even when the call fails). The network is frozen (``requires_grad_(False)``)
-and in eval mode, and it is not a submodule: its weights are not in ``parameters()`` or
-``state_dict()``; ``.to()``, ``.cuda()`` and ``.half()`` move it along, as
-:class:`~taskloss.losses.PerceptualLoss` does. The target branch runs under ``torch.no_grad()``.
-Volumes (B, C, D, H, W) are scored 2.5-D, slice by slice along ``slice_axes``, as
-:class:`~taskloss.losses.PerceptualLoss` does (``spatial_dims=2``, the default, for a 2-D task
-network); with ``spatial_dims=3`` they pass whole to a 3-D task network (e.g.
+network call (removed even when the call fails). The target branch runs under ``torch.no_grad()``.
+What the loss shares with :class:`~taskloss.losses.PerceptualLoss` is their base's,
+:class:`~taskloss.losses.FrozenNetworkLoss`: the network is frozen (parameters without grad) and in
+eval mode, which ``train()`` keeps; it is not a submodule (its weights are not in ``parameters()``
+or ``state_dict()``) but ``.to()``, ``.cuda()`` and ``.half()`` move it along; volumes
+(B, C, D, H, W) are scored 2.5-D, slice by slice along ``slice_axes`` (``spatial_dims=2``, the
+default, for a 2-D task network), or with ``spatial_dims=3`` pass whole to a 3-D task network (e.g.
 ``create_network("segmentation_unet", spatial_dims=3)``), which returns logits (B, K, D, H, W) or
 (B, K), and 2-D images are refused.
 
@@ -48,33 +48,26 @@ from torch import nn
 from torch.utils.hooks import RemovableHandle
 
 from taskloss.errors import ConfigError, InputError
-from taskloss.losses.balance import TermNormalizer
-from taskloss.losses.perceptual import (
-    LayerWeights,
-    SpatialDims,
-    _as_slices,
-    _check_options,
-    _fixed_weights,
-    check_network_dims,
-    check_volume_input,
-)
+from taskloss.losses.frozen import FrozenNetworkLoss, LayerWeights, Reduction, SpatialDims, check_frozen_options
 from taskloss.losses.pixel import cross_entropy_loss
 from taskloss.losses.precision import full_precision
-from taskloss.validation import check_class_indices, check_declared_range, check_image_pair, explain_nonfinite
+from taskloss.validation import check_class_indices, check_image_pair
 
 Output: TypeAlias = Literal["kl", "ce", "dice"] | None
-Reduction = Literal["mean", "none"]
 OUTPUTS = ("kl", "ce", "dice", None)
 DICE_EPS = 1e-5
 """Smoothing of the soft Dice ratio (numerator and denominator), so absent classes give Dice 1."""
 
+
+NETWORKS_3D = "e.g. create_network('segmentation_unet', spatial_dims=3), or a module with spatial_dims = 3"
+"""The 3-D task networks a refused ``spatial_dims=3`` suggests."""
 
 RANGE_ADVICE = ("pass the range the task network was trained on, e.g. "
                 "input_range=({low:.4g}, {high:.4g}), or scale the images to it")
 """The fix an out-of-range target is told (see :func:`taskloss.validation.check_declared_range`)."""
 
 
-class TaskLoss(nn.Module):
+class TaskLoss(FrozenNetworkLoss):
     """The loss a frozen task network sees between predictions and targets (see the module docstring).
 
     Args:
@@ -120,6 +113,8 @@ class TaskLoss(nn.Module):
         (('1', 'kl'), 0, True, 0)
     """
 
+    range_advice = RANGE_ADVICE
+
     def __init__(
         self,
         network: nn.Module | str | os.PathLike[str],
@@ -139,44 +134,22 @@ class TaskLoss(nn.Module):
         slice_fraction: float = 1.0,
         reduction: Reduction = "mean",
     ) -> None:
-        super().__init__()
-        _check_options("l1", input_range, slice_axes, slice_fraction, reduction)
+        check_frozen_options(input_range, slice_axes, slice_fraction, reduction)  # before any file is read
         _check_task_options(layers, output, class_weights, dice_classes)
         module, source = _load_network(network, factory)
         declared = getattr(module, "spatial_dims", None)
-        check_network_dims(spatial_dims, spatial_dims if declared is None else int(declared),
-                           description or f"{type(module).__name__}{source}")
-        self.spatial_dims = spatial_dims
-        for parameter in module.parameters():  # not module.requires_grad_: ScriptModules lack it
-            parameter.requires_grad_(False)
-        module.eval()
-        # Not a submodule (see the module docstring); _apply below moves it with the loss.
-        object.__setattr__(self, "_network", module)
+        super().__init__(module, network_dims=None if declared is None else int(declared),
+                         description=description or f"{type(module).__name__}{source}", input_range=input_range,
+                         spatial_dims=spatial_dims, slice_axes=slice_axes, slice_fraction=slice_fraction,
+                         reduction=reduction, networks_3d=NETWORKS_3D)
         self.layers = _unique(layers)
         self._hooked = _find_modules(module, self.layers)
         self.output = output
-        self.terms = self.layers + ((output,) if output is not None else ())
-        self.input_range = (float(input_range[0]), float(input_range[1]))
         self.preprocess = preprocess
         self.dice_classes = None if dice_classes is None else tuple(int(k) for k in dice_classes)
-        self.network_description = description or f"{type(module).__name__}{source}"
-        self.slice_axes = tuple(slice_axes)
-        self.slice_fraction = float(slice_fraction)
-        self.reduction = reduction
         weights = None if class_weights is None else torch.tensor([float(w) for w in class_weights])
         self.register_buffer("class_weights", weights, persistent=False)
-        self.normalizer: TermNormalizer | None = None
-        if isinstance(layer_weights, str) and layer_weights == "balance":
-            self.normalizer = TermNormalizer(self.terms, balance_batches)
-            fixed = torch.ones(len(self.terms))
-        else:
-            fixed = _fixed_weights(self.terms, layer_weights, {})
-        self.register_buffer("term_weights", fixed, persistent=False)
-
-    @property
-    def network(self) -> nn.Module:
-        """The frozen task network."""
-        return self._network
+        self._set_terms(self.layers + ((output,) if output is not None else ()), layer_weights, balance_batches)
 
     @property
     def description(self) -> str:
@@ -187,13 +160,6 @@ class TaskLoss(nn.Module):
             weights = ", ".join(f"{name}={float(w):g}" for name, w in zip(self.terms, self.term_weights, strict=True))
             weighting = f"weights {weights}"
         return f"task loss ({', '.join(self.terms)}; {weighting}) on {self.network_description}"
-
-    def extra_repr(self) -> str:
-        return self.description
-
-    def _apply(self, fn: Callable[[torch.Tensor], torch.Tensor], recurse: bool = True) -> "TaskLoss":
-        self._network._apply(fn, recurse)
-        return super()._apply(fn, recurse)
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor, labels: torch.Tensor | None = None
                 ) -> torch.Tensor:
@@ -208,33 +174,22 @@ class TaskLoss(nn.Module):
         Returns:
             Scalar (reduction "mean") or shape (B,) (reduction "none").
         """
-        raw = self._raw_terms(pred, target, labels)
-        value = raw @ self._weights(raw)
-        explain_nonfinite(value, pred=pred, target=target)
-        return value.mean() if self.reduction == "mean" else value
+        return self._finish(self._weighted_sum(self._raw_terms(pred, target, labels)), pred, target)
 
     def term_values(self, pred: torch.Tensor, target: torch.Tensor, labels: torch.Tensor | None = None
                     ) -> dict[str, torch.Tensor]:
         """Each term's unweighted value, averaged over the batch, detached (for logging)."""
         with torch.no_grad():
             raw = self._raw_terms(pred, target, labels)
-        return dict(zip(self.terms, raw.mean(dim=0), strict=True))
+        return self._named(raw)
 
     def _raw_terms(self, pred: torch.Tensor, target: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         pred, target = check_image_pair(pred, target, finite=False)
         labels = self._check_labels(labels, pred)
-        target = target.detach()
-        if self.spatial_dims == 3:
-            check_volume_input(pred, "TaskLoss", self.network_description)
-            return self._image_terms(pred, target, labels)
-        if pred.ndim == 5:
-            return self._volume_terms(pred, target, labels)
-        return self._image_terms(pred, target, labels)
-
-    def _weights(self, raw: torch.Tensor) -> torch.Tensor:
-        if self.normalizer is None:
-            return self.term_weights.to(raw.dtype)
-        return 1.0 / self.normalizer.divisors(raw.mean(dim=0), record=self.training)
+        if labels is not None and labels.ndim == 1 and pred.ndim == 5 and self.spatial_dims == 2:
+            raise InputError("volumes need one label map per volume (B, D, H, W), got one label per "
+                             "volume; classification networks take 2-D images")
+        return self._all_terms(pred, target.detach(), labels)
 
     def _check_labels(self, labels: object, pred: torch.Tensor) -> torch.Tensor | None:
         if self.output not in ("ce", "dice"):
@@ -254,34 +209,12 @@ class TaskLoss(nn.Module):
                              "for classification")
         return labels.to(pred.device)
 
-    def _volume_terms(self, pred: torch.Tensor, target: torch.Tensor, labels: torch.Tensor | None
-                      ) -> torch.Tensor:
-        """Per-volume terms (B, T): mean over ``slice_axes`` of the mean over their slices."""
-        if labels is not None and labels.ndim == 1:
-            raise InputError("volumes need one label map per volume (B, D, H, W), got one label per "
-                             "volume; classification networks take 2-D images")
-        per_axis = []
-        for axis in self.slice_axes:
-            count = pred.shape[axis]
-            if self.training and self.slice_fraction < 1.0:
-                kept = max(1, round(self.slice_fraction * count))
-                index = torch.randperm(count, device=pred.device)[:kept]
-            else:
-                index = torch.arange(count, device=pred.device)
-            sliced_labels = None
-            if labels is not None:
-                sliced_labels = _as_slices(labels[:, None].index_select(axis, index), axis)[:, 0]
-            terms = self._image_terms(_as_slices(pred.index_select(axis, index), axis),
-                                      _as_slices(target.index_select(axis, index), axis), sliced_labels)
-            per_axis.append(terms.reshape(pred.shape[0], len(index), -1).mean(dim=1))
-        return torch.stack(per_axis).mean(dim=0)
-
-    def _image_terms(self, pred: torch.Tensor, target: torch.Tensor, labels: torch.Tensor | None
+    def _image_terms(self, pred: torch.Tensor, target: torch.Tensor, labels: torch.Tensor | None = None
                      ) -> torch.Tensor:
         """Per-item terms (N, T) of inputs the network takes whole (2-D images, or volumes in 3-D)."""
         if self.preprocess is not None:
             pred, target = self.preprocess(pred), self.preprocess(target)
-        check_declared_range(target, "target", self.input_range, RANGE_ADVICE)
+        self._check_target_range(target)
         pred_logits, pred_features = self._run(pred)
         with torch.no_grad():
             target_logits, target_features = self._run(target)
@@ -297,7 +230,7 @@ class TaskLoss(nn.Module):
         try:
             for name, module in self._hooked.items():
                 handles.append(module.register_forward_hook(_capture(captured, name)))
-            logits = self._network(images)
+            logits = self.network(images)
         finally:
             for handle in handles:
                 handle.remove()
@@ -350,6 +283,17 @@ def load_task_network(path: str | os.PathLike[str], factory: Callable[[], nn.Mod
     Raises:
         ConfigError: when the file is missing, is a state dict but no ``factory`` is given, or
             does not fit the factory's network (the message lists the first mismatching keys).
+
+    Examples:
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> factory = lambda: nn.Sequential(nn.Conv2d(1, 2, 3, padding=1))
+        >>> network = factory()
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     torch.save(network.state_dict(), Path(folder) / "segmenter.pt")
+        ...     loaded = load_task_network(Path(folder) / "segmenter.pt", factory=factory)
+        >>> torch.equal(loaded[0].weight, network[0].weight)
+        True
     """
     return _load_network(path, factory)[0]
 

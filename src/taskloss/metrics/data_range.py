@@ -50,6 +50,13 @@ def resolve_data_range(data_range: DataRange | None, target: torch.Tensor) -> to
 
     Raises:
         InputError: when ``data_range`` is missing, unknown, of the wrong shape, or not positive.
+
+    Examples:
+        >>> target = torch.tensor([[0.5, 2.0], [1.0, 4.0]]).reshape(2, 1, 1, 2)
+        >>> resolve_data_range("target_max", target), resolve_data_range("target_range", target)
+        (tensor([2., 4.]), tensor([1.5000, 3.0000]))
+        >>> resolve_data_range(1.0, target / 4)  # a number: the same range for every image
+        tensor([1., 1.])
     """
     batch = target.shape[0]
     check_data_range(data_range)

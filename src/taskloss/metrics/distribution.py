@@ -40,7 +40,15 @@ IMAGINARY_TOLERANCE = 1e-3
 
 
 class KIDResult(NamedTuple):
-    """KID over subsets: the mean and the (population) standard deviation, as torchmetrics reports them."""
+    """KID over subsets: the mean and the (population) standard deviation, as torchmetrics reports them.
+
+    Examples:
+        >>> kid = kernel_inception_distance(torch.tensor([[1.0], [3.0]]), torch.tensor([[0.0], [2.0]]), subsets=1,
+        ...                                 subset_size=2, degree=1, gamma=1.0, coef0=0.0)
+        >>> mean, std = kid  # a named tuple: unpacks as (mean, std)
+        >>> isinstance(kid, KIDResult), float(mean), float(std)
+        (True, -1.0, 0.0)
+    """
 
     mean: torch.Tensor
     std: torch.Tensor

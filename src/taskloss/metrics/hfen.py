@@ -26,6 +26,13 @@ def laplacian_of_gaussian(x: torch.Tensor, sigma: float = HFEN_SIGMA) -> torch.T
 
     Returns:
         Filtered tensor of the same shape (symmetric borders, as scipy's ``mode="reflect"``).
+
+    Examples:
+        >>> from scipy.ndimage import gaussian_laplace
+        >>> x = torch.rand(1, 1, 12, 13, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+        >>> reference = torch.from_numpy(gaussian_laplace(x[0, 0].numpy(), sigma=1.5))
+        >>> bool(torch.allclose(laplacian_of_gaussian(x)[0, 0], reference))
+        True
     """
     radius = int(HFEN_TRUNCATE * sigma + 0.5)
     smooth = gaussian_kernel1d(sigma, radius, 0, dtype=x.dtype, device=x.device)
@@ -44,6 +51,11 @@ def hfen(pred: torch.Tensor, target: torch.Tensor, *, sigma: float = HFEN_SIGMA)
 
     The LoG is linear, so LoG(pred) - LoG(target) is computed as LoG(pred - target). A target
     without any structure (constant image) gives +inf or NaN.
+
+    Examples:
+        >>> target = torch.rand(1, 1, 16, 16, generator=torch.Generator().manual_seed(0))
+        >>> hfen(target, target), hfen(torch.zeros_like(target), target)  # 0; ||LoG(-t)|| / ||LoG(t)|| = 1
+        (tensor([0.]), tensor([1.]))
     """
     pred, target = check_image_pair(pred, target, finite=False)
     channels = pred.shape[1]

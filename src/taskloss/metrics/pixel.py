@@ -27,13 +27,25 @@ def _checked(result: torch.Tensor, pred: torch.Tensor, target: torch.Tensor) -> 
 
 
 def mae(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Mean absolute error per image: mean |pred - target|. Shape (B,)."""
+    """Mean absolute error per image: mean |pred - target|. Shape (B,).
+
+    Examples:
+        >>> pred = torch.tensor([0.0, 1.0, 2.0, 3.0]).reshape(1, 1, 2, 2)
+        >>> mae(pred, torch.zeros_like(pred))  # (0 + 1 + 2 + 3) / 4
+        tensor([1.5000])
+    """
     pred, target = check_image_pair(pred, target, finite=False)
     return _checked(_per_image(pred - target).abs_().mean(dim=1), pred, target)
 
 
 def mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Mean squared error per image: mean (pred - target)^2. Shape (B,)."""
+    """Mean squared error per image: mean (pred - target)^2. Shape (B,).
+
+    Examples:
+        >>> pred = torch.tensor([0.0, 1.0, 2.0, 3.0]).reshape(1, 1, 2, 2)
+        >>> mse(pred, torch.zeros_like(pred))  # (0 + 1 + 4 + 9) / 4
+        tensor([3.5000])
+    """
     pred, target = check_image_pair(pred, target, finite=False)
     return _checked(_squared_error(pred, target).mean(dim=1), pred, target)
 
@@ -44,6 +56,11 @@ def nmse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     Zero for a perfect prediction, 1 for an all-zero prediction. fastMRI computes it per volume;
     here each batch item is one "volume" (pass volumes as (B, C, D, H, W) to match). Shape (B,).
     A target that is zero everywhere gives +inf (or NaN if pred is zero too).
+
+    Examples:
+        >>> target = torch.tensor([3.0, 4.0]).reshape(1, 1, 1, 2)
+        >>> nmse(0.5 * target, target), nmse(torch.zeros_like(target), target)  # (6.25 / 25), 1
+        (tensor([0.2500]), tensor([1.]))
     """
     pred, target = check_image_pair(pred, target, finite=False)
     error = _squared_error(pred, target).sum(dim=1)
@@ -66,6 +83,12 @@ def psnr(pred: torch.Tensor, target: torch.Tensor, *, data_range: DataRange | No
 
     Returns:
         PSNR in dB, shape (B,).
+
+    Examples:
+        >>> target = torch.zeros(2, 1, 4, 4)
+        >>> pred = target + torch.tensor([0.1, 0.01]).reshape(2, 1, 1, 1)  # MSE 1e-2 and 1e-4
+        >>> psnr(pred, target, data_range=1.0).round(decimals=2)  # 10 log10(1 / MSE)
+        tensor([20., 40.])
     """
     pred, target = check_image_pair(pred, target, finite=False)
     peak = resolve_data_range(data_range, target)

@@ -25,6 +25,12 @@ def dice(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
     Returns:
         Shape (B,), float32 in [0, 1]; NaN where both masks are empty (no ROI to score).
+
+    Examples:
+        >>> pred = torch.tensor([[1, 1, 0, 0], [0, 0, 0, 0]])
+        >>> target = torch.tensor([[1, 0, 0, 0], [0, 0, 0, 0]])
+        >>> dice(pred, target)  # 2 * 1 / (2 + 1); both masks empty: NaN
+        tensor([0.6667,    nan])
     """
     if pred.shape != target.shape or pred.ndim < 2:
         raise InputError(f"pred has shape {tuple(pred.shape)} and target {tuple(target.shape)}; pass "
@@ -46,6 +52,10 @@ def semantic_interpretability(method_dice: object, ground_truth_dice: object, ha
 
     Returns:
         The SIS; NaN when no slice has the ROI or the ground-truth Dice is 0.
+
+    Examples:
+        >>> round(semantic_interpretability([0.6, 0.9, 0.0], [0.8, 1.0, 0.0], [True, True, False]), 4)  # 0.75 / 0.9
+        0.8333
     """
     method = np.asarray(method_dice, dtype=np.float64)
     truth = np.asarray(ground_truth_dice, dtype=np.float64)

@@ -63,6 +63,13 @@ def ssim(
     Raises:
         InputError: for invalid tensors, a missing or non-positive data_range, an unknown
             convention, or a spatial size smaller than the window.
+
+    Examples:
+        >>> target = torch.rand(2, 1, 32, 32, generator=torch.Generator().manual_seed(0))
+        >>> ssim(target, target, data_range=1.0)
+        tensor([1., 1.])
+        >>> ssim(0.5 * target, target, data_range=1.0).round(decimals=4)  # skimage's value (module docstring)
+        tensor([0.6414, 0.6415])
     """
     return _ssim(pred, target, data_range, convention, k1, k2, mean=True)
 
@@ -80,6 +87,12 @@ def ssim_map(
 
     For 3-D input, (B, C, D - w + 1, H - w + 1, W - w + 1); w is the window size (11 for
     "gaussian", 7 for "fastmri"). Arguments as in :func:`ssim`, whose value is this map's mean.
+
+    Examples:
+        >>> target = torch.rand(2, 1, 32, 32, generator=torch.Generator().manual_seed(0))
+        >>> local = ssim_map(0.5 * target, target, data_range=1.0)  # the valid positions of the 11-tap window
+        >>> local.shape, bool(torch.allclose(local.flatten(1).mean(1), ssim(0.5 * target, target, data_range=1.0)))
+        (torch.Size([2, 1, 22, 22]), True)
     """
     return _ssim(pred, target, data_range, convention, k1, k2, mean=False)
 

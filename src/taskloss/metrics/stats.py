@@ -34,6 +34,13 @@ class Summary:
         median: median.
         ci_low: lower end of the 95 % bootstrap confidence interval of the mean.
         ci_high: upper end of that interval.
+
+    Examples:
+        >>> Summary(n=3, mean=0.5, sd=0.25, median=0.5, ci_low=0.2, ci_high=0.8).format(2)
+        '0.50 ± 0.25'
+        >>> inf = float("inf")
+        >>> Summary(n=2, mean=inf, sd=0.0, median=inf, ci_low=inf, ci_high=inf).format()
+        '∞'
     """
 
     n: int
@@ -59,6 +66,10 @@ class PairedTest:
         statistic: scipy's Wilcoxon statistic.
         p_value: two-sided p-value; 1.0 when every difference is zero.
         median_difference: median of ``a - b``.
+
+    Examples:
+        >>> paired_wilcoxon([1.0, 2.0], [1.0, 2.0])  # no difference at all
+        PairedTest(n=2, statistic=0.0, p_value=1.0, median_difference=0.0)
     """
 
     n: int
@@ -89,6 +100,13 @@ def summarize(values: object, *, seed: int = 0, resamples: int = BOOTSTRAP_RESAM
 
     Returns:
         A :class:`Summary`.
+
+    Examples:
+        >>> summary = summarize([1.0, 2.0, 3.0, 4.0])
+        >>> summary.n, summary.mean, round(summary.sd, 4), summary.median  # sd: sqrt(5 / 3)
+        (4, 2.5, 1.291, 2.5)
+        >>> summary.ci_low, summary.ci_high
+        (1.5, 3.5)
     """
     array = _as_values(values, "values")
     n = array.size
@@ -118,6 +136,13 @@ def paired_wilcoxon(a: object, b: object) -> PairedTest:
 
     Returns:
         A :class:`PairedTest`; ``median_difference`` > 0 means A tends to be larger.
+
+    Examples:
+        >>> test = paired_wilcoxon([1.1, 2.2, 3.3, 4.4, 5.5], [1.0, 2.0, 3.0, 4.0, 5.0])
+        >>> test.statistic, test.p_value  # every difference > 0: exact two-sided p = 2 / 2^5
+        (0.0, 0.0625)
+        >>> round(test.median_difference, 4)
+        0.3
     """
     first = _as_values(a, "a")
     second = _as_values(b, "b")
