@@ -102,21 +102,36 @@ def _average_halves(x: torch.Tensor) -> torch.Tensor:
 def _haar_magnitudes(luminance: torch.Tensor) -> torch.Tensor:
     """|Haar detail coefficients| (N, 2 * scales, H, W): per scale, across rows then across columns.
 
-    The k-tap Haar filter (k = 2^j) is (1 / k) times +1 on its first k/2 rows (columns) and -1 on
-    the others; aligned as piq's, an output pixel sees k/2 - 1 pixels before it and k/2 after it,
-    zero beyond the border. Its value is k/2 times the difference of two (k/2 x k) box
-    means, computed with ``avg_pool2d`` (fewer operations than the k x k convolution piq runs).
+    The k-tap Haar filter (k = 2h = 2^j) is (1 / k) times +1 on its first h rows (columns) and -1 on
+    the other h; aligned as piq's, an output pixel sees h - 1 pixels before it and h after it, zero
+    beyond the border. Its value is (1 / k) times the difference of two h x k box sums, and box sums
+    of 2, 4 and 8 pixels come from doubling (a sum of 2m is two sums of m), so every scale costs a
+    few additions instead of piq's k x k convolution (``avg_pool2d`` with these windows is slower
+    still on CPU: benchmarks/measures.py).
     """
     height, width = luminance.shape[2:]
+    reach = 2 ** (HAARPSI_SCALES - 1)  # h of the coarsest filter: pad h - 1 before and h after, once
+    padded = F.pad(luminance, [reach - 1, reach, reach - 1, reach])
+    along_columns, along_rows = _box_sums(padded, dim=3), _box_sums(padded, dim=2)
     magnitudes = []
     for level in range(1, HAARPSI_SCALES + 1):
         half = 2 ** (level - 1)
-        padded = F.pad(luminance, [half - 1, half, half - 1, half])
-        rows = F.avg_pool2d(padded, kernel_size=(half, 2 * half), stride=1)  # (N, 1, H + half, W)
-        columns = F.avg_pool2d(padded, kernel_size=(2 * half, half), stride=1)  # (N, 1, H, W + half)
-        magnitudes.append(half * (rows[:, :, :height] - rows[:, :, half:]))
-        magnitudes.append(half * (columns[..., :width] - columns[..., half:]))
+        start = reach - half  # the window of output pixel i starts at padded index i + start
+        rows = _box_sums(along_columns[2 * half][..., start:start + width], dim=2)[half]  # h x k box sums
+        columns = _box_sums(along_rows[2 * half][:, :, start:start + height], dim=3)[half]
+        magnitudes.append((rows[:, :, start:start + height] - rows[:, :, reach:reach + height]) / (2 * half))
+        magnitudes.append((columns[..., start:start + width] - columns[..., reach:reach + width]) / (2 * half))
     return torch.cat(magnitudes, dim=1).abs()
+
+
+def _box_sums(x: torch.Tensor, dim: int) -> dict[int, torch.Tensor]:
+    """Sums of m = 1, 2, 4, ..., 2^scales consecutive values along ``dim``: entry t of m sums x[t .. t + m - 1]."""
+    sums = {1: x}
+    for m in (2**j for j in range(1, HAARPSI_SCALES + 1)):
+        previous = sums[m // 2]
+        length = previous.shape[dim] - m // 2
+        sums[m] = previous.narrow(dim, 0, length) + previous.narrow(dim, m // 2, length)
+    return sums
 
 
 def _similarity(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

@@ -65,8 +65,9 @@ VSI_MIN_SIZE = 3
 PIXEL_SCALE = 255.0
 """The scale the constants are defined on: images are mapped from [0, data_range] to [0, 255]."""
 
-SCHARR = ((-3.0, 0.0, 3.0), (-10.0, 0.0, 10.0), (-3.0, 0.0, 3.0))
-"""Scharr's derivative filter across columns, divided by 16 where used (VSI's gradient operator)."""
+SCHARR_SMOOTHING = (3.0 / 16.0, 10.0 / 16.0, 3.0 / 16.0)
+"""VSI's gradient operator, Scharr's 3 x 3 filter ((-3, 0, 3), (-10, 0, 10), (-3, 0, 3)) / 16 (piq's
+``scharr_filter``), is this smoothing across the central difference (-1, 0, 1)."""
 
 
 def vsi(pred: torch.Tensor, target: torch.Tensor, *, data_range: DataRange | None = None) -> torch.Tensor:
@@ -170,11 +171,18 @@ def _block_means(x: torch.Tensor, block: int) -> torch.Tensor:
 
 
 def _gradient_magnitude(luminance: torch.Tensor) -> torch.Tensor:
-    """sqrt(G_x^2 + G_y^2) of (N, 1, H, W) with the Scharr filters, zero-padded to the same size."""
-    across_columns = torch.tensor(SCHARR, dtype=luminance.dtype, device=luminance.device) / 16.0
-    kernels = torch.stack([across_columns, across_columns.T])[:, None]
-    gradients = F.conv2d(luminance, kernels, padding=1)
-    return _sqrt_zero_safe(gradients.square().sum(dim=1, keepdim=True))
+    """sqrt(G_x^2 + G_y^2) of (N, 1, H, W) with the Scharr filters, zero-padded to the same size.
+
+    Scharr's filter is separable, (3, 10, 3) / 16 across the difference (-1, 0, 1): computed by
+    slicing, which on CPU is several times faster than the 3 x 3 convolution and its backward.
+    """
+    height, width = luminance.shape[2:]
+    padded = F.pad(luminance, [1, 1, 1, 1])
+    across_columns = padded[..., 2:] - padded[..., :-2]  # (N, 1, H + 2, W)
+    across_rows = padded[:, :, 2:] - padded[:, :, :-2]  # (N, 1, H, W + 2)
+    g_x = sum(w * across_columns[:, :, i:i + height] for i, w in enumerate(SCHARR_SMOOTHING))
+    g_y = sum(w * across_rows[..., i:i + width] for i, w in enumerate(SCHARR_SMOOTHING))
+    return _sqrt_zero_safe(g_x.square() + g_y.square())
 
 
 def _sqrt_zero_safe(values: torch.Tensor) -> torch.Tensor:
