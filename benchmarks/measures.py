@@ -3,7 +3,9 @@
 Rows: SSIM and MS-SSIM against pytorch-msssim and torchmetrics; HaarPSI and VSI against piq 0.8.0's
 own code, imported from the unpacked wheel (``--piq DIR``, see tests/metrics/reference/piq_wheel.py;
 rows are skipped with the reason when it is absent); FID and KID against torchmetrics on the same
-feature vectors. Per row: the median time of the value and of value + backward (the loss's cost),
+feature vectors. Per row: the median CPU time (``time.process_time``, one torch thread by default:
+stable on a shared machine, where wall times of other processes' load swing by several times) of the
+value and of value + backward (the loss's cost),
 the reference's time divided by taskloss's (> 1: taskloss is faster), and the largest absolute
 difference of the per-image values in float32 (the timed dtype) and float64.
 
@@ -16,7 +18,9 @@ RGB images (crops of skimage's astronaut, chelsea, coffee), the predictions with
 
 import argparse
 import importlib.util
+import statistics
 import sys
+import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -29,9 +33,20 @@ from skimage.transform import resize
 from taskloss.data.samples import mni_slice, shepp_logan
 from taskloss.metrics import frechet_distance, haarpsi, kernel_inception_distance, ms_ssim, ssim, vsi
 
-from common import machine, median_time
+from common import machine
 
 Measure = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def median_time(function: Callable[[], object], repeat: int) -> float:
+    """Median CPU seconds of ``function()`` over ``repeat`` runs after one warm-up run."""
+    function()
+    times = []
+    for _ in range(repeat):
+        start = time.process_time()
+        function()
+        times.append(time.process_time() - start)
+    return statistics.median(times)
 
 
 def _images(batch: int, size: int, colour: bool, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
@@ -170,16 +185,18 @@ def main() -> None:
     parser.add_argument("--piq", type=Path, default=None, help="folder holding the unpacked piq 0.8.0 wheel's piq/")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--size", type=int, default=256)
-    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (CPU time is summed over them)")
     parser.add_argument("--rows", type=int, default=500, help="feature vectors per set for FID and KID")
     parser.add_argument("--features", type=int, default=256)
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     print(f"machine: {machine()}")
     print(f"{args.batch} images of {args.size} x {args.size} per row (gray: 1 channel, RGB: 3), float32 timed, "
-          f"data_range 1.0, median of {args.repeat}\n")
+          f"data_range 1.0, median CPU time of {args.repeat}\n")
     rows = _pixel_rows(args) + _piq_rows(args) + _distribution_rows(args)
-    print("| measure | input | reference | taskloss ms | reference ms | reference / taskloss | taskloss value + "
-          "backward ms | reference value + backward ms | reference / taskloss | max \\|Δ\\| float32 | "
+    print("| measure | input | reference | taskloss CPU ms | reference CPU ms | reference / taskloss | "
+          "taskloss value + backward ms | reference value + backward ms | reference / taskloss | max \\|Δ\\| float32 | "
           "max \\|Δ\\| float64 |")
     print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     print("\n".join(rows))
