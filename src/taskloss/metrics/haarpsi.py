@@ -112,22 +112,24 @@ def _haar_magnitudes(luminance: torch.Tensor) -> torch.Tensor:
     height, width = luminance.shape[2:]
     reach = 2 ** (HAARPSI_SCALES - 1)  # h of the coarsest filter: pad h - 1 before and h after, once
     padded = F.pad(luminance, [reach - 1, reach, reach - 1, reach])
-    along_columns, along_rows = _box_sums(padded, dim=3), _box_sums(padded, dim=2)
+    along_columns, along_rows = _box_sums(padded, dim=3, largest=2 * reach), _box_sums(padded, dim=2, largest=2 * reach)
     magnitudes = []
     for level in range(1, HAARPSI_SCALES + 1):
         half = 2 ** (level - 1)
         start = reach - half  # the window of output pixel i starts at padded index i + start
-        rows = _box_sums(along_columns[2 * half][..., start:start + width], dim=2)[half]  # h x k box sums
-        columns = _box_sums(along_rows[2 * half][:, :, start:start + height], dim=3)[half]
+        rows = _box_sums(along_columns[2 * half][..., start:start + width], dim=2, largest=half)[half]  # h x k
+        columns = _box_sums(along_rows[2 * half][:, :, start:start + height], dim=3, largest=half)[half]
         magnitudes.append((rows[:, :, start:start + height] - rows[:, :, reach:reach + height]) / (2 * half))
         magnitudes.append((columns[..., start:start + width] - columns[..., reach:reach + width]) / (2 * half))
     return torch.cat(magnitudes, dim=1).abs()
 
 
-def _box_sums(x: torch.Tensor, dim: int) -> dict[int, torch.Tensor]:
-    """Sums of m = 1, 2, 4, ..., 2^scales consecutive values along ``dim``: entry t of m sums x[t .. t + m - 1]."""
+def _box_sums(x: torch.Tensor, dim: int, largest: int) -> dict[int, torch.Tensor]:
+    """Sums of m = 1, 2, 4, ..., largest consecutive values along ``dim``: entry t of m sums x[t .. t + m - 1]."""
     sums = {1: x}
-    for m in (2**j for j in range(1, HAARPSI_SCALES + 1)):
+    m = 1
+    while m < largest:
+        m *= 2
         previous = sums[m // 2]
         length = previous.shape[dim] - m // 2
         sums[m] = previous.narrow(dim, 0, length) + previous.narrow(dim, m // 2, length)
