@@ -145,6 +145,7 @@ class _Identity(torch.nn.Module):
 def _distribution_rows(args: argparse.Namespace) -> list[str]:
     if not importlib.util.find_spec("torchmetrics"):
         return []
+    import torchmetrics
     from torchmetrics.image.fid import FrechetInceptionDistance
     from torchmetrics.image.kid import KernelInceptionDistance
 
@@ -174,7 +175,8 @@ def _distribution_rows(args: argparse.Namespace) -> list[str]:
                                ("KID", ours_kid, torchmetrics_value(kid))):
         times = [median_time(f, repeat=args.repeat) for f in (ours, theirs)]
         diff = abs(ours() - theirs())
-        rows.append(f"| {name} | {args.rows} + {args.rows} x {args.features} features | torchmetrics 1.9 | "
+        rows.append(f"| {name} | {args.rows} + {args.rows} x {args.features} features | "
+                    f"torchmetrics {torchmetrics.__version__} | "
                     f"{times[0] * 1e3:.1f} | {times[1] * 1e3:.1f} | {times[1] / times[0]:.2f} | — | — | — | — | "
                     f"{diff:.1e} |")
     return rows
