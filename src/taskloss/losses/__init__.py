@@ -2,6 +2,7 @@
 
 - pixel: :class:`L1Loss`, :class:`MSELoss`, :class:`NMSELoss`, :class:`FrequencyMSELoss`,
   :class:`SSIMLoss`, :class:`MSSSIMLoss`, :class:`CrossEntropyLoss`;
+- similarity: :class:`HaarPSILoss`, :class:`VSILoss` (``1 -`` the measure; no learned weights);
 - perceptual: :class:`PerceptualLoss` (Chen & Koltun; VGG-19 offline, 2.5-D volumes, layer balancing);
 - adversarial: :class:`AdversarialLoss` (bce, lsgan, hinge, wgan-gp) and :func:`gradient_penalty`;
 - :class:`FeatureMatchingLoss` and :class:`OutputPenalty` (Seitzer et al.);
@@ -52,6 +53,7 @@ from taskloss.losses.pixel import (
     nmse_loss,
     ssim_loss,
 )
+from taskloss.losses.similarity import HaarPSILoss, VSILoss, haarpsi_loss, vsi_loss
 from taskloss.losses.task import TaskLoss, load_task_network
 
 __all__ = [
@@ -68,6 +70,7 @@ __all__ = [
     "FeatureMatchingLoss",
     "FrequencyMSELoss",
     "FrozenNetworkLoss",
+    "HaarPSILoss",
     "L1Loss",
     "MSELoss",
     "MSSSIMLoss",
@@ -76,6 +79,7 @@ __all__ = [
     "PerceptualLoss",
     "SSIMLoss",
     "TaskLoss",
+    "VSILoss",
     "cross_entropy_loss",
     "discriminator_logits",
     "discriminator_loss",
@@ -84,6 +88,7 @@ __all__ = [
     "frequency_mse_loss",
     "generator_loss",
     "gradient_penalty",
+    "haarpsi_loss",
     "l1_loss",
     "load_task_network",
     "ms_ssim_loss",
@@ -91,4 +96,5 @@ __all__ = [
     "nmse_loss",
     "output_penalty",
     "ssim_loss",
+    "vsi_loss",
 ]

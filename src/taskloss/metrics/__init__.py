@@ -1,18 +1,20 @@
 """Image-quality metrics, one value per image, and statistics for reports.
 
 Every function takes ``pred`` and ``target`` of shape (B, C, H, W) or (B, C, D, H, W) and returns a
-tensor of shape (B,). PSNR and SSIM need an explicit ``data_range``
+tensor of shape (B,). PSNR, SSIM, MS-SSIM, HaarPSI and VSI need an explicit ``data_range``
 (see :mod:`taskloss.metrics.data_range`).
 """
 
 from taskloss.metrics.data_range import POLICIES, DataRange, per_volume_max, resolve_data_range
 from taskloss.metrics.distribution import KIDResult, frechet_distance, kernel_inception_distance
+from taskloss.metrics.haarpsi import haarpsi
 from taskloss.metrics.hfen import hfen, laplacian_of_gaussian
 from taskloss.metrics.ms_ssim import MS_SSIM_WEIGHTS, ms_ssim
 from taskloss.metrics.pixel import mae, mse, nmse, psnr
 from taskloss.metrics.sis import dice, semantic_interpretability
 from taskloss.metrics.ssim import ssim, ssim_map
 from taskloss.metrics.stats import PairedTest, Summary, paired_wilcoxon, summarize
+from taskloss.metrics.vsi import vsi
 
 __all__ = [
     "MS_SSIM_WEIGHTS",
@@ -23,6 +25,7 @@ __all__ = [
     "Summary",
     "dice",
     "frechet_distance",
+    "haarpsi",
     "hfen",
     "kernel_inception_distance",
     "laplacian_of_gaussian",
@@ -38,4 +41,5 @@ __all__ = [
     "ssim",
     "ssim_map",
     "summarize",
+    "vsi",
 ]
