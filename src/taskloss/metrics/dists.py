@@ -12,7 +12,7 @@ with the learned non-negative ``alpha`` and ``beta`` and c1 = c2 = 1e-6 (:data:`
 in Ding et al.'s ``DISTS_pytorch`` and torchmetrics. Variances and the covariance are population moments (divisor
 H_k W_k). The sum is taken as ``sum_kj (alpha_kj (1 - l_kj) + beta_kj (1 - s_kj)) / (sum alpha + sum beta)``, equal
 to the line above; for identical images each ``1 - l`` and ``1 - s`` is exactly 0, so DISTS is exactly 0 rather
-than the float32 rounding of ``1 - 1`` (about 6e-8). The covariance is the mean of the product of the centred
+than the float32 rounding residue of ``1 - sum``. The covariance is the mean of the product of the centred
 maps, which equals DISTS_pytorch's ``mean(x y) - mu_x mu_y`` in exact arithmetic with less cancellation in
 float32. The distance is computed in at least float32 (half-precision activations of CUDA autocast are
 promoted; c1 and c2 are below float16's smallest normal number) with elementwise operations only, which autocast
