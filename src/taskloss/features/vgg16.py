@@ -6,9 +6,9 @@ checkpoint ``vgg16-397923af.pth`` loads unchanged (its ``classifier.*`` keys are
 
 Layer names as for VGG-19 (:mod:`taskloss.features.vgg`): ``convB_N`` after the N-th convolution of block
 B and its ReLU (alias ``reluB_N``), ``poolB`` after block B's pooling layer. Pooling: "max" (torchvision),
-"avg", or "l2", the Hanning-window L2 pooling that DISTS (Ding et al. 2020) puts in place of every max
-pool (:class:`L2Pooling`; the ImageNet weights are used unchanged, as DISTS does). Input: RGB in [0, 1]
-normalised by the ImageNet mean and std.
+"avg", or "l2", the Hanning-window L2 pooling that DISTS (Ding et al. 2020) puts in place of the max pools
+pool1-pool4 (:class:`L2Pooling`; DISTS stops at conv5_3, pool5 is L2 pooling here too; the ImageNet weights
+are used unchanged, as DISTS does). Input: RGB in [0, 1] normalised by the ImageNet mean and std.
 """
 
 import os
