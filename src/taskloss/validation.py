@@ -114,7 +114,8 @@ RANGE_TOLERANCE = 0.1
 """Fraction of a declared intensity range that values may exceed it by before it is called wrong."""
 
 
-def check_declared_range(x: torch.Tensor, name: str, value_range: tuple[float, float], advice: str) -> None:
+def check_declared_range(x: torch.Tensor, name: str, value_range: tuple[float, float], advice: str, *,
+                         argument: str = "input_range") -> None:
     """Raise :class:`InputError` when ``x`` leaves ``value_range`` by more than :data:`RANGE_TOLERANCE`
     of its width (a wrong intensity scale, e.g. HU given where [0, 1] was declared).
 
@@ -123,12 +124,14 @@ def check_declared_range(x: torch.Tensor, name: str, value_range: tuple[float, f
         name: the argument's name, used in the error message.
         value_range: the declared (low, high).
         advice: what to do, the end of the message.
+        argument: the name under which the caller declared the range (``input_range`` for losses,
+            ``data_range`` for metrics), used in the error message.
     """
     low, high = value_range
     margin = RANGE_TOLERANCE * (high - low)
     x_min, x_max = (float(v) for v in torch.aminmax(x))
     if x_min < low - margin or x_max > high + margin:
-        raise InputError(f"{name} has values in [{x_min:.4g}, {x_max:.4g}] but input_range={value_range}; "
+        raise InputError(f"{name} has values in [{x_min:.4g}, {x_max:.4g}] but {argument}={value_range}; "
                          f"{advice.format(low=x_min, high=x_max)}")
 
 

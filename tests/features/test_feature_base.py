@@ -65,8 +65,13 @@ def test_sequential_extractor_satisfies_the_protocol() -> None:
     network = _tiny_network()
     assert isinstance(network, FeatureNetwork)
     assert network.layer_names == ("a", "b", "c")
-    # A strided convolution counts like a pooling layer.
-    assert [network.min_input_size([name]) for name in ("first", "b", "c")] == [1, 2, 4]
+    # Exact sizes, not products of strides: a 3x3 stride-2 convolution with padding 1 maps 1 pixel to
+    # 1 (floor((1 + 2 - 3) / 2) + 1), and the 2x2 pool after it needs 2 of its pixels, i.e. 3 input pixels.
+    assert [network.min_input_size([name]) for name in ("first", "b", "c")] == [1, 1, 3]
+    assert network(torch.rand(1, 1, 3, 3), ["c"])["c"].shape == (1, 4, 1, 1)
+    with pytest.raises(InputError, match=r"input of size \(2, 2\) is too small for layer 'c' of tiny net, "
+                                         r"which needs at least 3 x 3 pixels"):
+        network(torch.rand(1, 1, 2, 2), ["c"])
     out = network(torch.rand(2, 1, 9, 8), ["c", "first"])
     assert list(out) == ["a", "c"] and out["c"].shape == (2, 4, 2, 2)
 

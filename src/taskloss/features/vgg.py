@@ -32,8 +32,9 @@ Pooling = Literal["max", "avg"]
 _BLOCKS = ((64, 64), (128, 128), (256, 256, 256, 256), (512, 512, 512, 512), (512, 512, 512, 512))
 
 
-def _build(pooling: Pooling) -> tuple[nn.Sequential, dict[str, int], dict[str, str]]:
-    """Layers in torchvision's order, taps name -> index, and the ``relu`` aliases."""
+def _build(pooling: Pooling, blocks: tuple[tuple[int, ...], ...] = _BLOCKS,
+           ) -> tuple[nn.Sequential, dict[str, int], dict[str, str]]:
+    """Layers in torchvision's order, taps name -> index, and the ``relu`` aliases (VGG-19, or ``blocks``)."""
     if pooling not in ("max", "avg"):
         raise InputError(f"pooling={pooling!r} is unknown; use 'max' (torchvision's VGG-19) or "
                          "'avg' (Chen & Koltun's choice)")
@@ -41,7 +42,7 @@ def _build(pooling: Pooling) -> tuple[nn.Sequential, dict[str, int], dict[str, s
     taps: dict[str, int] = {}
     aliases: dict[str, str] = {}
     in_channels = 3
-    for block, widths in enumerate(_BLOCKS, start=1):
+    for block, widths in enumerate(blocks, start=1):
         for number, width in enumerate(widths, start=1):
             # Left uninitialised: the weights are loaded or drawn below (the global RNG stays untouched).
             conv = nn.utils.skip_init(nn.Conv2d, in_channels, width, kernel_size=3, padding=1)

@@ -84,6 +84,24 @@ ALEXNET_WEIGHTS = torchvision_source("AlexNet", "alexnet-owt-7be5be79.pth", "TAS
 """torchvision's ImageNet AlexNet (``torchvision.models.alexnet``, 233 MB), the backbone of LPIPS-Alex."""
 
 
+LPIPS_HEADS_WEIGHTS = {
+    backbone: WeightsSource(
+        network=f"LPIPS-{name}", what="linear heads (LPIPS v0.1)", file_name=f"{backbone}.pth",
+        env=f"TASKLOSS_LPIPS_{backbone.upper()}_HEADS",
+        obtain="pip install lpips or torchmetrics, whose wheels ship it",
+        packaged=(("lpips", f"weights/v0.1/{backbone}.pth"),
+                  ("torchmetrics", f"functional/image/lpips_models/{backbone}.pth")))
+    for backbone, name in (("alex", "Alex"), ("vgg", "VGG"))}
+"""The learned 1x1 heads of LPIPS v0.1 (Zhang et al. 2018), keys ``lin{k}.model.1.weight`` of shape (1, C_k, 1, 1),
+by backbone ("alex", "vgg"): shipped in the ``lpips`` wheel (``lpips/weights/v0.1/``) and in torchmetrics'."""
+DISTS_WEIGHTS = WeightsSource(
+    network="DISTS", what="alpha and beta", file_name="weights.pt", env="TASKLOSS_DISTS_WEIGHTS",
+    obtain="pip install torchmetrics or DISTS_pytorch, whose wheels ship it",
+    packaged=(("torchmetrics", "functional/image/dists_models/weights.pt"), ("DISTS_pytorch", "weights.pt")))
+"""The learned weights of DISTS (Ding et al. 2020), keys ``alpha`` and ``beta`` of shape (1, 1475, 1, 1): shipped in
+the DISTS_pytorch wheel and in torchmetrics' (``functional/image/dists_models/weights.pt``)."""
+
+
 def hub_cache_path(file_name: str = VGG19_FILE_NAME) -> Path:
     """Where torch hub (and torchvision) keep a file: ``<hub dir>/checkpoints/<file name>``."""
     return Path(torch.hub.get_dir()) / "checkpoints" / file_name
@@ -198,6 +216,28 @@ def load_features_state_dict(path: Path, expected: dict[str, torch.Size],
     Raises:
         DataError: when the file cannot be read or lacks a key or has a wrong shape.
     """
+    return load_tensors(path, expected, source, provide=f"torchvision's {source.file_name}",
+                        keys="features.N.weight and features.N.bias")
+
+
+def load_tensors(path: Path, expected: dict[str, torch.Size], source: WeightsSource, *, provide: str,
+                 keys: str) -> dict[str, torch.Tensor]:
+    """Load the tensors ``expected`` names from a state-dict file; other keys are ignored.
+
+    Args:
+        path: a file written by ``torch.save`` holding a state dict (or ``{"state_dict": ...}``); tensors saved
+            on CUDA are mapped to the CPU.
+        expected: key -> shape of every tensor needed.
+        source: the file's :class:`WeightsSource`, named in messages.
+        provide: what to pass instead, for messages, e.g. "torchvision's vgg16-397923af.pth".
+        keys: the keys the right file holds, for messages, e.g. "features.N.weight and features.N.bias".
+
+    Returns:
+        Dict key -> tensor (on CPU) for exactly the keys of ``expected``.
+
+    Raises:
+        DataError: when the file cannot be read or lacks a key or has a wrong shape.
+    """
     network, file_name = source.network, source.file_name
     try:
         loaded = torch.load(path, map_location="cpu", weights_only=True)
@@ -209,14 +249,36 @@ def load_features_state_dict(path: Path, expected: dict[str, torch.Size],
         loaded = loaded["state_dict"]
     if not isinstance(loaded, dict):
         raise DataError(f"weights file {path} holds a {type(loaded).__name__}, not a state dict; "
-                        f"pass torchvision's {file_name}")
+                        f"pass {provide}")
     missing = [key for key in expected if key not in loaded]
     if missing:
         raise DataError(f"weights file {path} lacks {len(missing)} of the {len(expected)} {network} "
-                        f"tensors (first: {missing[0]!r}); pass torchvision's {file_name}, "
-                        "whose keys are features.N.weight and features.N.bias")
+                        f"tensors (first: {missing[0]!r}); pass {provide}, whose keys are {keys}")
     for key, shape in expected.items():
-        if loaded[key].shape != shape:
-            raise DataError(f"weights file {path}: {key} has shape {tuple(loaded[key].shape)}, "
-                            f"{network} needs {tuple(shape)}; pass torchvision's {file_name}")
+        if not isinstance(loaded[key], torch.Tensor) or loaded[key].shape != shape:
+            found = tuple(loaded[key].shape) if isinstance(loaded[key], torch.Tensor) else type(loaded[key]).__name__
+            raise DataError(f"weights file {path}: {key} has shape {found}, "
+                            f"{network} needs {tuple(shape)}; pass {provide}")
     return {key: loaded[key] for key in expected}
+
+
+def load_torchvision_features(features: torch.nn.Sequential, source: WeightsSource,
+                              weights_path: str | os.PathLike[str] | None = None) -> Path:
+    """Fill ``features`` (numbered as torchvision's ``model.features``) from the checkpoint of ``source``.
+
+    The file is found by :func:`resolve_weights`; its ``features.N.*`` tensors must match the
+    parameters of ``features`` (buffers outside the state dict, e.g. fixed pooling filters, are not
+    read); ``classifier.*`` keys are ignored.
+
+    Returns:
+        The path of the file loaded.
+
+    Raises:
+        MissingWeightsError: when the file is not found (see :func:`resolve_weights`).
+        DataError: when it is corrupt or is not the network's (a missing key or a wrong shape).
+    """
+    path = resolve_weights(source, weights_path)
+    expected = {f"features.{key}": value.shape for key, value in features.state_dict().items()}
+    state = load_features_state_dict(path, expected, source)
+    features.load_state_dict({key.removeprefix("features."): value for key, value in state.items()})
+    return path

@@ -6,6 +6,7 @@
 - perceptual: :class:`PerceptualLoss` (Chen & Koltun; VGG-19 offline, 2.5-D volumes, layer balancing);
 - adversarial: :class:`AdversarialLoss` (bce, lsgan, hinge, wgan-gp) and :func:`gradient_penalty`;
 - :class:`FeatureMatchingLoss` and :class:`OutputPenalty` (Seitzer et al.);
+- learned: :class:`LPIPSLoss` (Zhang et al.) and :class:`DISTSLoss` (Ding et al.), the learned perceptual distances;
 - :class:`CompositeLoss`: named terms, fixed or first-batch normalisation;
 - task: :class:`TaskLoss`, the downstream task network (segmentation, classification) as the loss;
 - frozen: :class:`FrozenNetworkLoss`, the base of both (frozen network, 2-D/2.5-D/3-D inputs, term weights).
@@ -30,6 +31,7 @@ from taskloss.losses.composite import (
 )
 from taskloss.losses.feature_matching import FeatureMatchingLoss, feature_matching_loss
 from taskloss.losses.frozen import FrozenNetworkLoss
+from taskloss.losses.learned import DISTSLoss, LPIPSLoss
 from taskloss.losses.penalty import OutputPenalty, output_penalty
 from taskloss.losses.perceptual import (
     CRN_256_LAYER_WEIGHTS,
@@ -67,11 +69,13 @@ __all__ = [
     "CompositeLoss",
     "CompositeOutput",
     "CrossEntropyLoss",
+    "DISTSLoss",
     "FeatureMatchingLoss",
     "FrequencyMSELoss",
     "FrozenNetworkLoss",
     "HaarPSILoss",
     "L1Loss",
+    "LPIPSLoss",
     "MSELoss",
     "MSSSIMLoss",
     "NMSELoss",
