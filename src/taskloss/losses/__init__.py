@@ -6,7 +6,8 @@
 - adversarial: :class:`AdversarialLoss` (bce, lsgan, hinge, wgan-gp) and :func:`gradient_penalty`;
 - :class:`FeatureMatchingLoss` and :class:`OutputPenalty` (Seitzer et al.);
 - :class:`CompositeLoss`: named terms, fixed or first-batch normalisation;
-- task: :class:`TaskLoss`, the downstream task network (segmentation, classification) as the loss.
+- task: :class:`TaskLoss`, the downstream task network (segmentation, classification) as the loss;
+- observer: :class:`ObserverLoss`, a model observer's d' of a signal in the outputs against the targets'.
 
 Conventions and examples: ``docs/losses.md``.
 """
@@ -27,6 +28,7 @@ from taskloss.losses.composite import (
     CompositeOutput,
 )
 from taskloss.losses.feature_matching import FeatureMatchingLoss, feature_matching_loss
+from taskloss.losses.observer import ObserverLoss
 from taskloss.losses.penalty import OutputPenalty, output_penalty
 from taskloss.losses.perceptual import (
     CRN_256_LAYER_WEIGHTS,
@@ -69,6 +71,7 @@ __all__ = [
     "MSELoss",
     "MSSSIMLoss",
     "NMSELoss",
+    "ObserverLoss",
     "OutputPenalty",
     "PerceptualLoss",
     "SSIMLoss",
