@@ -10,6 +10,7 @@
 - :class:`CompositeLoss`: named terms, fixed or first-batch normalisation;
 - task: :class:`TaskLoss`, the downstream task network (segmentation, classification) as the loss;
 - frozen: :class:`FrozenNetworkLoss`, the base of both (frozen network, 2-D/2.5-D/3-D inputs, term weights).
+- observer: :class:`ObserverLoss`, a model observer's d' of a signal in the outputs against the targets'.
 
 Conventions and examples: ``docs/losses.md``.
 """
@@ -32,6 +33,7 @@ from taskloss.losses.composite import (
 from taskloss.losses.feature_matching import FeatureMatchingLoss, feature_matching_loss
 from taskloss.losses.frozen import FrozenNetworkLoss
 from taskloss.losses.learned import DISTSLoss, LPIPSLoss
+from taskloss.losses.observer import ObserverLoss
 from taskloss.losses.penalty import OutputPenalty, output_penalty
 from taskloss.losses.perceptual import (
     CRN_256_LAYER_WEIGHTS,
@@ -79,6 +81,7 @@ __all__ = [
     "MSELoss",
     "MSSSIMLoss",
     "NMSELoss",
+    "ObserverLoss",
     "OutputPenalty",
     "PerceptualLoss",
     "SSIMLoss",
