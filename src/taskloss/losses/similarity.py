@@ -22,8 +22,8 @@ def haarpsi_loss(pred: torch.Tensor, target: torch.Tensor, *, data_range: DataRa
     """``1 - HaarPSI`` per image (:func:`taskloss.metrics.haarpsi`; same arguments, data_range required).
 
     Examples:
-        >>> target = torch.rand(2, 1, 32, 32)
-        >>> haarpsi_loss(target, target, data_range=1.0).abs() < 1e-6
+        >>> target = torch.rand(2, 1, 32, 32, generator=torch.Generator().manual_seed(0))
+        >>> haarpsi_loss(target, target, data_range=1.0).abs() < 1e-5  # 0 up to float32 rounding
         tensor(True)
     """
     values = haarpsi(pred, _detached(target), data_range=data_range, subsample=subsample)
