@@ -9,8 +9,8 @@ import yaml
 
 from taskloss.errors import ConfigError
 from taskloss.studies import STUDIES, Study, StudyRequest, get_study, study_of_run
-from taskloss.studies.engine import FileStudy, build_runs
-from taskloss.studies.spec import StudySpec, parse_study
+from taskloss.studies.engine import FileStudy
+from taskloss.studies.spec import StudySpec, build_runs, parse_study
 from taskloss.studies.terms import Term, build_loss, term_values
 
 ISSUE_EXAMPLE = """\

@@ -21,6 +21,8 @@ from taskloss import __version__
 from taskloss.errors import ConfigError, DataError
 from taskloss.studies.base import Study, StudyRequest
 from taskloss.studies.builtin import CsmriStudy, Mr2XrayStudy
+from taskloss.studies.engine import find_file_studies, run_study_of
+from taskloss.studies.spec import FILE_STUDY
 from taskloss.training.checkpoint import atomic_write
 
 STUDIES: Mapping[str, Study] = MappingProxyType({"mr2xray": Mr2XrayStudy(), "csmri": CsmriStudy()})
@@ -42,8 +44,6 @@ def get_study(name: str) -> Study:
 
 def study_of_run(config: Mapping[str, Any], source: str) -> Study:
     """The study that trains and scores a run configuration, from its ``study`` key."""
-    from taskloss.studies.engine import FILE_STUDY, run_study_of
-
     name = config.get("study")
     if name == FILE_STUDY:
         return run_study_of(config, source)
@@ -55,8 +55,6 @@ def study_of_run(config: Mapping[str, Any], source: str) -> Study:
 
 def _found(out: Path) -> list[tuple[Study, Path]]:
     """Every study with results in ``out``: the built-in ones, then those of study files."""
-    from taskloss.studies.engine import find_file_studies
-
     found = [(study, out / name) for name, study in STUDIES.items() if study.has_results(out / name)]
     return found + find_file_studies(out)
 

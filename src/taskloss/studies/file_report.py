@@ -36,9 +36,9 @@ from taskloss.studies.common import (
     write_table,
     write_text,
 )
-from taskloss.studies.engine import PREDICTIONS, SEGMENTATION, STUDY_FILE, ZERO_FILLED, build_runs
+from taskloss.studies.layout import PREDICTIONS_FILE, SCORER_DIR, STUDY_FILE, ZERO_FILLED_DIR
 from taskloss.studies.paired import paired_data, paired_splits
-from taskloss.studies.spec import HIGHER_IS_BETTER, KspaceDataSpec, StudySpec, load_study
+from taskloss.studies.spec import HIGHER_IS_BETTER, KspaceDataSpec, StudySpec, build_runs, load_study
 from taskloss.studies.terms import describe_loss
 
 Results = dict[str, tuple[list[str], dict[str, np.ndarray]]]
@@ -68,7 +68,7 @@ def _read(out_dir: Path, spec: StudySpec) -> Results:
 
 
 def _truth_dice(out_dir: Path) -> dict[str, np.ndarray] | None:
-    path = out_dir / SEGMENTATION / EVALUATION_DIR / TEST_CSV
+    path = out_dir / SCORER_DIR / EVALUATION_DIR / TEST_CSV
     return read_per_image(path)[1] if path.is_file() else None
 
 
@@ -85,7 +85,7 @@ def _sis(values: dict[str, np.ndarray], truth: dict[str, np.ndarray] | None) -> 
 
 def _zero_filled(out_dir: Path) -> tuple[list[str], dict[str, np.ndarray]] | None:
     """The scores of the zero-filled inputs (``task: csmri``), when the engine saved them."""
-    path = out_dir / ZERO_FILLED / EVALUATION_DIR / TEST_CSV
+    path = out_dir / ZERO_FILLED_DIR / EVALUATION_DIR / TEST_CSV
     return read_per_image(path) if path.is_file() else None
 
 
@@ -162,7 +162,7 @@ def _display(image: np.ndarray, target: np.ndarray, spec: StudySpec) -> np.ndarr
 def _predictions(out_dir: Path, names: list[str]) -> dict[str, dict[str, np.ndarray]]:
     found = {}
     for name in names:
-        path = out_dir / "runs" / name / EVALUATION_DIR / PREDICTIONS
+        path = out_dir / "runs" / name / EVALUATION_DIR / PREDICTIONS_FILE
         if path.is_file():
             with np.load(path) as arrays:
                 found[name] = dict(zip((str(i) for i in arrays["ids"]), arrays["pred"], strict=True))
@@ -214,7 +214,7 @@ def render_file_study(out_dir: Path) -> str:
     write_table(results_dir, table)
     write_text(results_dir / "pvalues.md", pvalue_markdown(spec, tests))
     _write_per_image(results_dir / "per_image.csv", results if zero_filled is None else
-                     {ZERO_FILLED: zero_filled, **results})
+                     {ZERO_FILLED_DIR: zero_filled, **results})
     predictions = _predictions(out_dir, list(results))
     test = paired_splits(spec.data).test
     targets = {test[i]["id"]: test[i]["target"][0].numpy() for i in range(len(test))}

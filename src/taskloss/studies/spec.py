@@ -526,6 +526,43 @@ class StudySpec(SpecModel):
         return self.training.monitor or self.metrics[0]
 
 
+FILE_STUDY = "file"
+"""``study:`` of the run configurations a study file's runs are written with."""
+
+
+class FileRun(StrictModel):
+    """One run of a study file: what its training depends on (``runs/<run>/config.yaml``).
+
+    Hardware (devices, accelerator) and progress bars are not part of it: a run may resume on
+    other hardware.
+    """
+
+    study: Literal["file"] = FILE_STUDY
+    task: Literal["paired", "csmri"] = "paired"
+    data: AnyDataSpec
+    network: NetworkSpec
+    loss: LossSpec
+    training: TrainingConfig
+
+    @field_validator("data", mode="wrap")
+    @classmethod
+    def _data_of_task(cls, value: Any, handler: ValidatorFunctionWrapHandler, info: ValidationInfo) -> AnyDataSpec:
+        return data_spec(info.data.get("task"), value)
+
+
+def run_name(network: str, loss: str) -> str:
+    """Folder name of a run: ``<network>-<loss>``."""
+    return f"{network}-{loss}"
+
+
+def build_runs(spec: StudySpec) -> dict[str, FileRun]:
+    """Every network x loss of a study by run name, networks outer, losses inner (table order)."""
+    return {run_name(network, loss): FileRun(task=spec.task, data=spec.data, network=spec.networks[network],
+                                             loss=spec.losses[loss], training=spec.training.config(
+                                                 None if spec.losses[loss].adversarial else spec.monitor))
+            for network in spec.networks for loss in spec.losses}
+
+
 def network_problem(name: str, options: dict[str, Any], size: int) -> tuple[str, str] | None:
     """What keeps network ``name`` with ``options`` from training on ``size`` x ``size`` images, in
     the study file's words: the key below the network's (``".options"`` or ``""``) and the problem;
