@@ -45,11 +45,11 @@ def _head_shape(preset: Mr2XrayPreset | CsmriPreset) -> dict[str, Any]:
 def _resolved_runs(study: str, scale: str) -> dict[str, Any]:
     """Every run configuration a preset trains, as ``config.yaml`` records it."""
     if study == "mr2xray":
-        preset = mr2xray.PRESETS[scale]
-        runs = {**mr2xray.preset_runs(preset),
+        preset = mr2xray.MR2XRAY_PRESETS[scale]
+        runs = {**mr2xray.mr2xray_preset_runs(preset),
                 **{f"task_networks/{k}": r for k, r in mr2xray.bone_runs(preset).items()}}
     else:
-        runs = csmri.preset_runs(csmri.PRESETS[scale], {}, {})
+        runs = csmri.csmri_preset_runs(csmri.CSMRI_PRESETS[scale], {}, {})
     return {name: run.model_dump(mode="json") for name, run in runs.items()}
 
 

@@ -22,6 +22,7 @@ from taskloss.errors import ConfigError, DataError
 from taskloss.studies.base import Study, StudyRequest
 from taskloss.studies.builtin import CsmriStudy, Mr2XrayStudy
 from taskloss.studies.engine import find_file_studies, run_study_of
+from taskloss.studies.layout import REPORT_FILE
 from taskloss.studies.spec import FILE_STUDY
 from taskloss.training.checkpoint import atomic_write
 
@@ -29,9 +30,7 @@ STUDIES: Mapping[str, Study] = MappingProxyType({"mr2xray": Mr2XrayStudy(), "csm
 """The built-in studies by name (the folder name under the output folder, and ``study:`` in run
 configs), read-only."""
 
-REPORT = "report.md"
-
-__all__ = ["REPORT", "STUDIES", "Study", "StudyRequest", "get_study", "render_report", "study_of_run"]
+__all__ = ["STUDIES", "Study", "StudyRequest", "get_study", "render_report", "study_of_run"]
 
 
 def get_study(name: str) -> Study:
@@ -76,6 +75,6 @@ def render_report(out: Path) -> Path:
         "Every number is recomputable from the per-image CSV files under each study's `runs/*/evaluation/`.",
         "",
     ]
-    path = out / REPORT
+    path = out / REPORT_FILE
     atomic_write(path, lambda tmp: tmp.write_text("\n".join(header + sections) + "\n"))
     return path

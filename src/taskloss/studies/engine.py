@@ -55,9 +55,6 @@ from taskloss.metrics import DataRange, dice, hfen, mae, nmse, psnr, ssim
 from taskloss.networks import create_network
 from taskloss.studies.base import Study, StudyRequest
 from taskloss.studies.common import (
-    EVALUATION_DIR,
-    RUN_CONFIG_FILE,
-    TEST_CSV,
     save_npz,
     validate_config,
     write_json,
@@ -66,7 +63,20 @@ from taskloss.studies.common import (
     write_run_info,
 )
 from taskloss.studies.file_report import render_file_study
-from taskloss.studies.layout import PREDICTIONS_FILE, SCORER_DIR, STUDY_FILE, TASK_NETWORK_DIR, ZERO_FILLED_DIR
+from taskloss.studies.layout import (
+    CHECKPOINT_DIR,
+    EVALUATION_DIR,
+    PREDICTIONS_FILE,
+    RESULTS_DIR,
+    RUN_CONFIG_FILE,
+    RUNS_DIR,
+    SCORER_DIR,
+    STUDY_FILE,
+    STUDY_RECORD,
+    TASK_NETWORK_DIR,
+    TEST_CSV,
+    ZERO_FILLED_DIR,
+)
 from taskloss.studies.paired import paired_splits
 from taskloss.studies.spec import (
     FILE_STUDY,
@@ -86,7 +96,6 @@ from taskloss.training.checkpoint import atomic_write, read_checkpoint
 from taskloss.training.config import OptimizerConfig, load_yaml
 from taskloss.training.task import Batch, TrainingTask
 
-ALL_METRICS = ("mae", "psnr", "ssim", "hfen", "nmse")
 LAUNCHERS: dict[str, str | None] = {"local": None, "slurm": "slurm", "submitit-local": "local",
                                     "submitit-debug": "debug"}
 """``--launcher`` -> submitit cluster: "local" trains on this machine without submitit; "slurm" submits
@@ -281,7 +290,7 @@ def task_network_of(run: FileRun, run_dir: Path) -> nn.Module:
     folder = run_dir.parent.parent / TASK_NETWORK_DIR
     config = validate_config(SegmentationRun, load_yaml(folder / RUN_CONFIG_FILE), str(folder / RUN_CONFIG_FILE))
     network = _segmentation_network(config)
-    _load_state(network, folder / "checkpoints" / "best.ckpt")
+    _load_state(network, folder / CHECKPOINT_DIR / "best.ckpt")
     return network.eval()
 
 
@@ -327,7 +336,7 @@ def evaluate_file_run(run_dir: Path, split: str = "test",
                       segment: Callable[[torch.Tensor], torch.Tensor] | None = None) -> Path:
     """Score a run's best checkpoint on ``split`` image by image.
 
-    Writes ``evaluation/<split>.csv`` (id and every metric of :data:`ALL_METRICS`, plus ``dice``
+    Writes ``evaluation/<split>.csv`` (id and every metric of ``spec.IMAGE_METRICS``, plus ``dice``
     and ``roi`` (1 where the label has foreground) with a task network) and, for the test split,
     ``evaluation/test_predictions.npz`` (``ids``, ``pred`` (N, H, W) float32 as scored).
 
@@ -381,7 +390,7 @@ def evaluate_targets(spec: StudySpec, out_dir: Path, segment: Callable[[torch.Te
 
 def evaluate_inputs(spec: StudySpec, out_dir: Path) -> Path:
     """Score the test inputs as if they were outputs (``task: csmri``: the zero-filled reference, the
-    field's baseline): ``zero_filled/evaluation/test.csv`` with every metric of :data:`ALL_METRICS`,
+    field's baseline): ``zero_filled/evaluation/test.csv`` with every metric of ``spec.IMAGE_METRICS``,
     clipped and scaled as the runs' outputs are."""
     metrics = image_metrics(spec.data)
     ids: list[str] = []
@@ -421,7 +430,7 @@ def train_job(job: RunJob) -> float:
 
 def _jobs(runs: Mapping[str, FileRun], out_dir: Path, devices: int, accelerator: str, threads: int | None,
           progress: bool) -> list[RunJob]:
-    return [RunJob(name, run.model_dump(mode="json"), str(out_dir / "runs" / name), devices, accelerator, threads,
+    return [RunJob(name, run.model_dump(mode="json"), str(out_dir / RUNS_DIR / name), devices, accelerator, threads,
                    progress) for name, run in runs.items()]
 
 
@@ -542,15 +551,15 @@ def run_file_study(spec: StudySpec, out_dir: Path, devices: int = 1, accelerator
     if segment is not None:
         evaluate_targets(spec, out_dir, segment)
     for name in runs:
-        evaluate_file_run(out_dir / "runs" / name, "test", segment)
+        evaluate_file_run(out_dir / RUNS_DIR / name, "test", segment)
     if spec.task == "csmri":
         evaluate_inputs(spec, out_dir)
-    write_json(out_dir / "study.json", {
+    write_json(out_dir / STUDY_RECORD, {
         "study": spec.name, "jobs": jobs, "launcher": launcher, "devices": devices,
         "seconds": time.perf_counter() - started, "seconds_training": trained - started,
         "seconds_per_step": {k: (v if math.isfinite(v) else None) for k, v in step_times.items()}})
     render_file_study(out_dir)
-    return out_dir / "results"
+    return out_dir / RESULTS_DIR
 
 
 # -- plan ------------------------------------------------------------------------------------------
@@ -733,12 +742,12 @@ def plan_study(spec: StudySpec, out_dir: Path, steps: int = 3, accelerator: str 
     for name, run in build_runs(spec).items():
         times = measure(run, steps, accelerator, _untrained_task_network(spec, run))
         planned.append(plan_run(name, run, len(splits.train), len(splits.val), times, _parameters(run),
-                                _finished(out_dir / "runs" / name, run.training.epochs)))
+                                _finished(out_dir / RUNS_DIR / name, run.training.epochs)))
     return planned
 
 
 def _finished(run_dir: Path, epochs: int) -> bool:
-    path = run_dir / "checkpoints" / "last.ckpt"
+    path = run_dir / CHECKPOINT_DIR / "last.ckpt"
     return path.is_file() and read_checkpoint(path)["loop"]["epoch"] >= epochs
 
 
@@ -810,7 +819,7 @@ class FileStudy(Study):
 
     def has_results(self, out_dir: Path) -> bool:
         """Whether ``out_dir`` holds a study file and evaluated runs."""
-        return (out_dir / STUDY_FILE).is_file() and any((out_dir / "runs").glob(f"*/{EVALUATION_DIR}/{TEST_CSV}"))
+        return (out_dir / STUDY_FILE).is_file() and any((out_dir / RUNS_DIR).glob(f"*/{EVALUATION_DIR}/{TEST_CSV}"))
 
 
 def run_study_of(config: Mapping[str, Any], source: str) -> Study:

@@ -56,7 +56,7 @@ NAME_PATTERN = r"^[A-Za-z0-9_.]+$"
 STUDY_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 """Names of studies (a folder name): letters, digits, ``_``, ``.`` and ``-``."""
 
-METRICS = ("mae", "psnr", "ssim", "hfen", "nmse")
+IMAGE_METRICS = ("mae", "psnr", "ssim", "hfen", "nmse")
 """Image metrics a study file may ask for (per test image, see :mod:`taskloss.studies.engine`)."""
 HIGHER_IS_BETTER = {"mae": False, "psnr": True, "ssim": True, "hfen": False, "nmse": False}
 
