@@ -264,6 +264,7 @@ class Mr2XrayPreset(StrictModel):
         bone_epochs: epochs of the two bone-segmentation networks.
         balance_batches: K of the perceptual loss's layer balancing.
         figure_cases: test images shown in the figure.
+        perception: the perceptual loss's network ("auto", "vgg19", "domain"; :mod:`taskloss.studies.perception`).
     """
 
     study: Literal["mr2xray"]
@@ -277,6 +278,7 @@ class Mr2XrayPreset(StrictModel):
     bone_epochs: int = Field(20, ge=1)
     balance_batches: int = Field(10, ge=1)
     figure_cases: int = Field(3, ge=1)
+    perception: PerceptionChoice = "auto"
 
     @field_validator("data")
     @classmethod
@@ -319,7 +321,7 @@ def mr2xray_preset_runs(preset: Mr2XrayPreset, data: dict[str, Any] | None = Non
                 continue
             runs[run_name(label.lower(), loss)] = Mr2XrayRun(
                 network=network.name, network_options=network.options, loss=loss,
-                perceptual=PerceptualSettings(balance_batches=preset.balance_batches),
+                perceptual=PerceptualSettings(network=preset.perception, balance_batches=preset.balance_batches),
                 task=TaskSettings(weight=preset.task_weight),
                 data={**preset.data, **(data or {})}, training=TrainingConfig(**training_settings))
     return runs
