@@ -44,14 +44,14 @@ from taskloss.data.samples import real_mr_images
 from taskloss.losses import AdversarialLoss
 from taskloss.metrics import psnr, ssim
 from taskloss.networks import create_network
-from taskloss.studies.csmri import PRESETS, load_run, preset_runs, study_splits, train_run
+from taskloss.studies.csmri import CSMRI_PRESETS, csmri_preset_runs, load_run, study_splits, train_run
 from taskloss.training.adversarial import discriminator_accuracy
 
 from common import machine
 
 
 def _demo_data(overrides: dict[str, Any]) -> CsmriConfig:
-    return CsmriConfig(**{**PRESETS["demo"].data, **overrides})
+    return CsmriConfig(**{**CSMRI_PRESETS["demo"].data, **overrides})
 
 
 def _dlmri(args: argparse.Namespace) -> None:
@@ -61,7 +61,7 @@ def _dlmri(args: argparse.Namespace) -> None:
     items = [test[i] for i in range(0, len(test), step)][:args.images]
     batch = {k: torch.stack([item[k] for item in items]) for k in ("input", "kspace", "mask", "magnitude")}
     reference, zero = batch["magnitude"], magnitude(batch["input"])
-    options = {**PRESETS["demo"].dlmri.model_dump(exclude_unset=True), "initial_error_threshold": None,
+    options = {**CSMRI_PRESETS["demo"].dlmri.model_dump(exclude_unset=True), "initial_error_threshold": None,
                "error_threshold": 0.023, **json.loads(args.options)}
     print(f"{len(items)} test slices, {int(batch['mask'][0, 0, 0].sum())} of {config.size} lines, DLMRI {options}")
     started = time.perf_counter()
@@ -81,7 +81,7 @@ def _trained_recnet(folder: Path, data: dict[str, Any], epochs: int | None) -> A
         training: dict[str, Any] = {"progress": False, "accelerator": "cpu"}
         if epochs is not None:
             training["epochs"] = epochs
-        train_run(preset_runs(PRESETS["demo"], data, training)["recnet"], folder)
+        train_run(csmri_preset_runs(CSMRI_PRESETS["demo"], data, training)["recnet"], folder)
     return load_run(folder)[1]
 
 

@@ -179,19 +179,19 @@ def _with_epochs(run: Any, epochs: int) -> Any:
 
 def trained_runs(study: str, preset: str, data: dict[str, Any], epochs: int, out: Path
                  ) -> list[tuple[str, Any, Path, Callable[[Any, Path], Any]]]:
-    """Every trained run of a study's preset in the order its ``run_study`` trains them:
+    """Every trained run of a study's preset in the order its ``run_mr2xray`` / ``run_csmri`` trains them:
     (name, run configuration, run folder, the study's function that trains it).
 
     mr2xray trains its two bone-segmentation networks (the task loss's and the scorer) first.
     """
     settings = {"epochs": epochs, "progress": False}
     if study == "csmri":
-        runs = csmri.preset_runs(csmri.PRESETS[preset], data, settings)
+        runs = csmri.csmri_preset_runs(csmri.CSMRI_PRESETS[preset], data, settings)
         return [(name, run, out / "runs" / name, csmri.train_run) for name, run in runs.items()]
-    full = mr2xray.PRESETS[preset]
-    bone = [(name, _with_epochs(run, epochs), out / mr2xray.TASK_DIR / name, mr2xray.train_bone_network)
+    full = mr2xray.MR2XRAY_PRESETS[preset]
+    bone = [(name, _with_epochs(run, epochs), out / mr2xray.TASK_NETWORKS_DIR / name, mr2xray.train_run)
             for name, run in mr2xray.bone_runs(full, data, settings).items()]
-    runs = mr2xray.preset_runs(full, data, settings)
+    runs = mr2xray.mr2xray_preset_runs(full, data, settings)
     return bone + [(name, run, out / "runs" / name, mr2xray.train_run) for name, run in runs.items()]
 
 
@@ -199,8 +199,9 @@ def measure_epochs(preset: str, out: Path, subjects: int, views: int, size: int 
     """Train every run of both studies' ``preset`` for ``epochs`` epochs on ``subjects`` simulated
     subjects of ``views`` views (slices) each; the seconds per step are the mean over all steps."""
     rows = []
-    for study, module in (("mr2xray", mr2xray), ("csmri", csmri)):
-        full_data = module.PRESETS[preset].data
+    studies = (("mr2xray", mr2xray, mr2xray.MR2XRAY_PRESETS), ("csmri", csmri, csmri.CSMRI_PRESETS))
+    for study, module, presets in studies:
+        full_data = presets[preset].data
         runs = trained_runs(study, preset, shrink(full_data, subjects, views, size), epochs, out / study)
         started = time.perf_counter()
         data = module.study_splits(runs[0][1].data_config())
@@ -229,8 +230,8 @@ def ddp_child(devices: int, out: Path, preset: str, subjects: int, views: int, s
               accelerator: str) -> None:
     """Entered in the DDP launch (Fabric re-runs this command in every process): one epoch, then
     rank 0 writes its seconds per step to ``out/ddp-<devices>.json``."""
-    mr_preset = mr2xray.PRESETS[preset]
-    runs = mr2xray.preset_runs(mr_preset, shrink(mr_preset.data, subjects, views, size),
+    mr_preset = mr2xray.MR2XRAY_PRESETS[preset]
+    runs = mr2xray.mr2xray_preset_runs(mr_preset, shrink(mr_preset.data, subjects, views, size),
                                {"epochs": 1, "progress": False, "devices": devices, "accelerator": accelerator})
     name, run = next(iter(runs.items()))
     fabric = make_fabric(run.training)

@@ -26,7 +26,7 @@ from taskloss.features.domain import DOMAIN_LAYERS, DomainFeatures
 from taskloss.losses import PerceptualLoss
 from taskloss.metrics import hfen, mae, paired_wilcoxon, psnr, ssim
 from taskloss.networks.factory import create_network
-from taskloss.studies.mr2xray import PRESETS
+from taskloss.studies.mr2xray import MR2XRAY_PRESETS
 
 from common import machine
 
@@ -40,7 +40,7 @@ def train(name: str, loss: torch.nn.Module, data: dict[str, tuple[torch.Tensor, 
           network: str, epochs: int, seed: int) -> torch.nn.Module:
     """Adam 1e-3, batch 8; returns the model of the best validation loss."""
     torch.manual_seed(seed)
-    preset_network = PRESETS["demo"].networks[network]
+    preset_network = MR2XRAY_PRESETS["demo"].networks[network]
     model = create_network(preset_network.name, **preset_network.options)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     inputs, targets = data["train"]
@@ -64,13 +64,13 @@ def train(name: str, loss: torch.nn.Module, data: dict[str, tuple[torch.Tensor, 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("weights", type=Path, nargs="*", help="domain-network weights files")
-    parser.add_argument("--network", default="UNet", choices=sorted(PRESETS["demo"].networks))
+    parser.add_argument("--network", default="UNet", choices=sorted(MR2XRAY_PRESETS["demo"].networks))
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cache", type=Path, default=None, help="folder of per-run score files")
     args = parser.parse_args()
     print(f"machine: {machine()}")
-    splits = mr2xray_splits(Mr2XrayConfig(**PRESETS["demo"].data))
+    splits = mr2xray_splits(Mr2XrayConfig(**MR2XRAY_PRESETS["demo"].data))
     data = {"train": stack(splits.train), "val": stack(splits.val), "test": stack(splits.test)}
     losses: dict[str, object] = {"l1": torch.nn.L1Loss}
     for path in args.weights:

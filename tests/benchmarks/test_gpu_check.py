@@ -20,8 +20,8 @@ import gpu_check  # noqa: E402  (a script folder, not a package)
 
 
 def test_items_per_subject_reads_views_or_slices() -> None:
-    assert gpu_check.items_per_subject(mr2xray.PRESETS["full"].data) == 36
-    assert gpu_check.items_per_subject(csmri.PRESETS["full"].data) == 40
+    assert gpu_check.items_per_subject(mr2xray.MR2XRAY_PRESETS["full"].data) == 36
+    assert gpu_check.items_per_subject(csmri.CSMRI_PRESETS["full"].data) == 40
 
 
 @pytest.mark.parametrize("subjects", [3, 5, 6, 40, 100])
@@ -33,17 +33,17 @@ def test_train_subjects_follow_the_split(subjects: int) -> None:
 
 
 def test_shrink_keeps_the_image_size_unless_asked() -> None:
-    full = mr2xray.PRESETS["full"].data
+    full = mr2xray.MR2XRAY_PRESETS["full"].data
     assert gpu_check.shrink(full, 6, 12, None) == {**full, "subjects": 6, "angles": 12}
-    assert gpu_check.shrink(csmri.PRESETS["full"].data, 3, 2, 64)["slices"] == 2
+    assert gpu_check.shrink(csmri.CSMRI_PRESETS["full"].data, 3, 2, 64)["slices"] == 2
     assert gpu_check.shrink(full, 3, 2, 64)["size"] == 64
 
 
 def test_trained_runs_train_the_task_networks_first(tmp_path: Path) -> None:
     names = [name for name, *_ in gpu_check.trained_runs("mr2xray", "full", {}, 2, tmp_path)]
-    bone = list(mr2xray.bone_runs(mr2xray.PRESETS["full"]))
+    bone = list(mr2xray.bone_runs(mr2xray.MR2XRAY_PRESETS["full"]))
     assert names[:len(bone)] == bone
-    assert names[len(bone):] == list(mr2xray.preset_runs(mr2xray.PRESETS["full"]))
+    assert names[len(bone):] == list(mr2xray.mr2xray_preset_runs(mr2xray.MR2XRAY_PRESETS["full"]))
     for _, run, _, _ in gpu_check.trained_runs("csmri", "full", {}, 2, tmp_path):
         assert run.training.epochs == 2
 

@@ -45,11 +45,11 @@ def _head_shape(preset: Mr2XrayPreset | CsmriPreset) -> dict[str, Any]:
 def _resolved_runs(study: str, scale: str) -> dict[str, Any]:
     """Every run configuration a preset trains, as ``config.yaml`` records it."""
     if study == "mr2xray":
-        preset = mr2xray.PRESETS[scale]
-        runs = {**mr2xray.preset_runs(preset),
+        preset = mr2xray.MR2XRAY_PRESETS[scale]
+        runs = {**mr2xray.mr2xray_preset_runs(preset),
                 **{f"task_networks/{k}": r for k, r in mr2xray.bone_runs(preset).items()}}
     else:
-        runs = csmri.preset_runs(csmri.PRESETS[scale], {}, {})
+        runs = csmri.csmri_preset_runs(csmri.CSMRI_PRESETS[scale], {}, {})
     return {name: run.model_dump(mode="json") for name, run in runs.items()}
 
 
@@ -184,3 +184,12 @@ def test_study_list_names_the_shipped_files(run_cli):
     assert status == 0
     for study, scale in FILES:
         assert f"  --preset {scale:<6} {PRESET_DIR / f'{study}-{scale}.yaml'}\n" in out
+
+
+def test_the_tiny_golden_studies_never_depend_on_a_downloadable_vgg19():
+    tiny = Path(__file__).with_name("tiny")
+    mr = load_preset(Mr2XrayPreset, "mr2xray", tiny / "mr2xray-tiny.yaml")
+    assert {run.perceptual.network for run in mr2xray.mr2xray_preset_runs(mr).values()} == {"domain"}
+    cs = load_preset(CsmriPreset, "csmri", tiny / "csmri-tiny.yaml")
+    perceptual = {name: run.perception for name, run in cs.runs.items() if run.stage in ("refinement", "dagan")}
+    assert perceptual == {"refinement": "domain", "dagan": "domain", "refinement_task": "domain"}

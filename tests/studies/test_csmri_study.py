@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from taskloss.studies import render_report
-from taskloss.studies.csmri import METHODS, run_study
+from taskloss.studies.csmri import METHODS, run_csmri
 
 TASK_METHODS = ("recnet_finetuned", "recnet_task_0.5", "refinement_task")
 TINY_FILE = Path(__file__).with_name("tiny") / "csmri-tiny.yaml"
@@ -17,7 +17,7 @@ TINY_FILE = Path(__file__).with_name("tiny") / "csmri-tiny.yaml"
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
     out = tmp_path_factory.mktemp("out")
-    run_study(TINY_FILE, out / "csmri", accelerator="cpu")  # a study file, as `taskloss study run` reads it
+    run_csmri(TINY_FILE, out / "csmri", accelerator="cpu")  # a study file, as `taskloss study run` reads it
     return out
 
 

@@ -15,10 +15,11 @@ import yaml
 
 from taskloss.cli import main
 from taskloss.errors import DataError
-from taskloss.studies.engine import FileRun, train_file_run
+from taskloss.studies.engine import train_file_run
 from taskloss.studies.kspace_pairs import read_kspace_pairs
-from taskloss.studies.paired import WARNED, read_paired
-from taskloss.studies.spec import DataSpec, KspaceDataSpec
+from taskloss.studies.paired import read_paired
+from taskloss.studies.pairs import WARNED
+from taskloss.studies.spec import DataSpec, FileRun, KspaceDataSpec
 from taskloss.training import TrainingConfig
 
 SIZE = 16

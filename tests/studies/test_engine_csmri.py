@@ -14,10 +14,10 @@ from scipy import ndimage
 
 from taskloss.data.splits import split_subjects
 from taskloss.errors import ConfigError, DataError
-from taskloss.studies.engine import build_runs, load_file_run, run_file_study, run_study_of
+from taskloss.studies.engine import load_file_run, run_file_study, run_study_of
 from taskloss.studies.kspace_pairs import read_kspace_pairs, slice_mask
 from taskloss.studies.paired import paired_data, paired_splits
-from taskloss.studies.spec import KspaceDataSpec, load_study, parse_study
+from taskloss.studies.spec import KspaceDataSpec, build_runs, load_study, parse_study
 
 SHAPE = (24, 20)  # acquisition grid (H, W) of the k-space
 CROP = (16, 16)  # reconstruction_esc

@@ -9,14 +9,13 @@ import pytest
 from taskloss.studies.engine import (
     CHECKPOINTS_PER_EPOCH,
     RunTimes,
-    build_runs,
     duration,
     measure_run,
     plan_run,
     plan_study,
     plan_table,
 )
-from taskloss.studies.spec import parse_study
+from taskloss.studies.spec import build_runs, parse_study
 
 TIMES = RunTimes(step=0.5, val_batch=0.25, checkpoint=2.0)
 

@@ -9,8 +9,8 @@ import yaml
 
 from taskloss.errors import ConfigError
 from taskloss.studies import STUDIES, Study, StudyRequest, get_study, study_of_run
-from taskloss.studies.engine import FileStudy, build_runs
-from taskloss.studies.spec import StudySpec, parse_study
+from taskloss.studies.engine import FileStudy
+from taskloss.studies.spec import StudySpec, build_runs, parse_study
 from taskloss.studies.terms import Term, build_loss, term_values
 
 ISSUE_EXAMPLE = """\
@@ -139,8 +139,8 @@ def test_built_in_studies_pass_the_request_to_their_study_unchanged(monkeypatch,
     from taskloss.studies import csmri, mr2xray
 
     calls = []
-    monkeypatch.setattr(mr2xray, "run_study", lambda *args, **kwargs: calls.append((args, kwargs)) or tmp_path)
-    monkeypatch.setattr(csmri, "run_study", lambda *args, **kwargs: calls.append((args, kwargs)) or tmp_path)
+    monkeypatch.setattr(mr2xray, "run_mr2xray", lambda *args, **kwargs: calls.append((args, kwargs)) or tmp_path)
+    monkeypatch.setattr(csmri, "run_csmri", lambda *args, **kwargs: calls.append((args, kwargs)) or tmp_path)
     request = StudyRequest(preset="small", data=tmp_path / "data", devices=2, accelerator="cpu")
     assert STUDIES["mr2xray"].run(tmp_path / "mr2xray", request) == tmp_path
     STUDIES["csmri"].run(tmp_path / "csmri", StudyRequest(options={"acceleration": 4.0}))

@@ -10,16 +10,23 @@ import yaml
 from taskloss.errors import ConfigError
 from taskloss.studies import render_report
 from taskloss.studies.common import load_preset
-from taskloss.studies.mr2xray import PRESETS, STUDY, Mr2XrayPreset, Mr2XrayRun, preset_runs, run_study
+from taskloss.studies.mr2xray import (
+    MR2XRAY_PRESETS,
+    MR2XRAY_STUDY,
+    Mr2XrayPreset,
+    Mr2XrayRun,
+    mr2xray_preset_runs,
+    run_mr2xray,
+)
 
 TINY_FILE = Path(__file__).with_name("tiny") / "mr2xray-tiny.yaml"
-TINY = load_preset(Mr2XrayPreset, STUDY, TINY_FILE)
+TINY = load_preset(Mr2XrayPreset, MR2XRAY_STUDY, TINY_FILE)
 
 
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
     out = tmp_path_factory.mktemp("out")
-    run_study(TINY, out / "mr2xray", accelerator="cpu")
+    run_mr2xray(TINY, out / "mr2xray", accelerator="cpu")
     return out
 
 
@@ -68,7 +75,7 @@ def test_task_loss_uses_the_bone_network_and_the_scorer_is_another(study):
 
 def test_finished_runs_are_skipped(study):
     before = {p: p.stat().st_mtime_ns for p in (study / "mr2xray" / "runs").glob("*/checkpoints/last.ckpt")}
-    run_study(TINY, study / "mr2xray", accelerator="cpu")
+    run_mr2xray(TINY, study / "mr2xray", accelerator="cpu")
     after = {p: p.stat().st_mtime_ns for p in (study / "mr2xray" / "runs").glob("*/checkpoints/last.ckpt")}
     assert before == after
 
@@ -77,16 +84,16 @@ def test_changed_settings_in_an_existing_run_folder_are_refused(study):
     changed = Mr2XrayPreset.model_validate({**TINY.model_dump(exclude_unset=True),
                                             "training": {**TINY.training_settings(), "epochs": 2}})
     with pytest.raises(ConfigError, match=r"holds a run with other settings \(changed: training.epochs\)"):
-        run_study(changed, study / "mr2xray", accelerator="cpu")
+        run_mr2xray(changed, study / "mr2xray", accelerator="cpu")
 
 
 def test_presets_build_valid_runs_and_unknown_keys_are_named():
-    for preset in PRESETS.values():
-        runs = preset_runs(preset)
+    for preset in MR2XRAY_PRESETS.values():
+        runs = mr2xray_preset_runs(preset)
         assert len(runs) == 6 + len(preset.task_networks) and all(isinstance(r, Mr2XrayRun) for r in runs.values())
         assert [n for n in runs if n.endswith("-task")] == [f"{label.lower()}-task" for label in preset.task_networks]
     with pytest.raises(ConfigError) as error:
-        next(iter(preset_runs(TINY, {"subject": 3}).values())).data_config()
+        next(iter(mr2xray_preset_runs(TINY, {"subject": 3}).values())).data_config()
     assert str(error.value).startswith("mr2xray data settings: (root): unknown key 'subject'; choose one of "
                                        "subjects, angles, size, ")
 

@@ -9,7 +9,7 @@ from taskloss.cli.app import app, check_output_folder, finite, one_of, removed_o
 from taskloss.errors import ConfigError, DataError
 from taskloss.locks import locked_folder
 from taskloss.studies import StudyRequest, get_study, render_report, study_of_run
-from taskloss.studies.common import RUN_CONFIG_FILE
+from taskloss.studies.layout import RUN_CONFIG_FILE
 from taskloss.training.config import apply_overrides, load_yaml
 
 study_app = typer.Typer(help="Run a loss-comparison study end to end: train every run, score it on the "

@@ -21,15 +21,16 @@ from taskloss import __version__
 from taskloss.errors import ConfigError, DataError
 from taskloss.studies.base import Study, StudyRequest
 from taskloss.studies.builtin import CsmriStudy, Mr2XrayStudy
+from taskloss.studies.engine import find_file_studies, run_study_of
+from taskloss.studies.layout import REPORT_FILE
+from taskloss.studies.spec import FILE_STUDY
 from taskloss.training.checkpoint import atomic_write
 
 STUDIES: Mapping[str, Study] = MappingProxyType({"mr2xray": Mr2XrayStudy(), "csmri": CsmriStudy()})
 """The built-in studies by name (the folder name under the output folder, and ``study:`` in run
 configs), read-only."""
 
-REPORT = "report.md"
-
-__all__ = ["REPORT", "STUDIES", "Study", "StudyRequest", "get_study", "render_report", "study_of_run"]
+__all__ = ["STUDIES", "Study", "StudyRequest", "get_study", "render_report", "study_of_run"]
 
 
 def get_study(name: str) -> Study:
@@ -42,8 +43,6 @@ def get_study(name: str) -> Study:
 
 def study_of_run(config: Mapping[str, Any], source: str) -> Study:
     """The study that trains and scores a run configuration, from its ``study`` key."""
-    from taskloss.studies.engine import FILE_STUDY, run_study_of
-
     name = config.get("study")
     if name == FILE_STUDY:
         return run_study_of(config, source)
@@ -55,8 +54,6 @@ def study_of_run(config: Mapping[str, Any], source: str) -> Study:
 
 def _found(out: Path) -> list[tuple[Study, Path]]:
     """Every study with results in ``out``: the built-in ones, then those of study files."""
-    from taskloss.studies.engine import find_file_studies
-
     found = [(study, out / name) for name, study in STUDIES.items() if study.has_results(out / name)]
     return found + find_file_studies(out)
 
@@ -78,6 +75,6 @@ def render_report(out: Path) -> Path:
         "Every number is recomputable from the per-image CSV files under each study's `runs/*/evaluation/`.",
         "",
     ]
-    path = out / REPORT
+    path = out / REPORT_FILE
     atomic_write(path, lambda tmp: tmp.write_text("\n".join(header + sections) + "\n"))
     return path

@@ -1,41 +1,35 @@
-"""Pieces shared by the studies: run folders, per-image result files, evaluation, presets.
+"""Pieces shared by the studies: run folders, per-image result files, training and evaluation, presets.
 
-Layout of a study folder (``OUT/<study>/``)::
-
-    runs/<run name>/config.yaml          the resolved run configuration
-    runs/<run name>/checkpoints/         best.ckpt, last.ckpt (see taskloss.training.engine)
-    runs/<run name>/train_log.csv, val_log.csv, tensorboard/
-    runs/<run name>/evaluation/test.csv  per-image metrics of the best checkpoint on the test split
-    runs/<run name>/evaluation/cases.npz predictions of the figure's cases
-    results/                             tables (md, csv, tex), p-values, per-image results, figures
+The folder layout of a study is named in :mod:`taskloss.studies.layout`.
 """
 
 import csv
+import functools
 import json
 import math
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import torch
 import yaml
+from lightning.fabric import Fabric
 from pydantic import BaseModel
 
+from taskloss.config import StrictModel
 from taskloss.config import validate_config as validate_config  # the studies' one validation path
+from taskloss.data.csmri import CsmriConfig, csmri_splits
+from taskloss.data.mr2xray import Mr2XrayConfig, mr2xray_splits
+from taskloss.data.splits import Splits
 from taskloss.errors import ConfigError, DataError
 from taskloss.metrics import PairedTest
 from taskloss.report import ResultTable
-from taskloss.training import FitResult
+from taskloss.studies.layout import CHECKPOINT_DIR, EVALUATION_DIR, RUN_CONFIG_FILE, RUN_INFO_FILE, STUDY_RECORD
+from taskloss.training import FitResult, Trainer, TrainingConfig
 from taskloss.training.checkpoint import atomic_write
 from taskloss.training.config import load_yaml
-
-EVALUATION_DIR = "evaluation"
-TEST_CSV = "test.csv"
-CASES_FILE = "cases.npz"
-RUN_CONFIG_FILE = "config.yaml"
-"""A run's resolved configuration, in its run folder."""
-CHECKPOINT_DIR = "checkpoints"
+from taskloss.training.task import TrainingTask
 
 
 def write_run_config(run_dir: Path, config: BaseModel) -> None:
@@ -111,9 +105,6 @@ def _column(path: Path, rows: list[dict[str, str]], name: str) -> np.ndarray:
     return np.array(values)
 
 
-STUDY_FILE = "study.json"
-
-
 def read_study_json(out_dir: Path) -> dict[str, Any]:
     """The ``study.json`` a finished study wrote into ``out_dir`` (preset, notes, timings).
 
@@ -121,7 +112,7 @@ def read_study_json(out_dir: Path) -> dict[str, Any]:
         DataError: when it is missing (the study did not finish: its report would lack lines) or
             is not a JSON object.
     """
-    path = out_dir / STUDY_FILE
+    path = out_dir / STUDY_RECORD
     if not path.is_file():
         raise DataError(f"{path} is missing: the study in {out_dir} did not finish; run the same "
                         "`taskloss study` command again (finished runs are kept) before `taskloss report`")
@@ -223,15 +214,12 @@ def write_json(path: Path, data: Any) -> None:
     atomic_write(path, lambda tmp: tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n"))
 
 
-RUN_INFO = "run.json"
-
-
 def write_run_info(run_dir: Path, result: FitResult, loss_description: str) -> None:
     """Record ``evaluation/run.json``: loss description, steps, best epoch, seconds per step.
 
     A run skipped because it had finished keeps the step time measured when it trained.
     """
-    path = run_dir / EVALUATION_DIR / RUN_INFO
+    path = run_dir / EVALUATION_DIR / RUN_INFO_FILE
     seconds = result.seconds_per_step
     if not math.isfinite(seconds) and path.is_file():
         seconds = json.loads(path.read_text())["seconds_per_step"]
@@ -242,8 +230,44 @@ def write_run_info(run_dir: Path, result: FitResult, loss_description: str) -> N
 
 def read_run_info(run_dir: Path) -> dict[str, Any]:
     """What :func:`write_run_info` wrote, or an empty dict when the run has none."""
-    path = run_dir / EVALUATION_DIR / RUN_INFO
+    path = run_dir / EVALUATION_DIR / RUN_INFO_FILE
     return json.loads(path.read_text()) if path.is_file() else {}
+
+
+@functools.lru_cache(maxsize=4)
+def study_splits(config: Mr2XrayConfig | CsmriConfig) -> Splits:
+    """The data of a built-in study's configuration, simulated (or read) once per process: the runs
+    of a study, their evaluation and the figure share it."""
+    return mr2xray_splits(config) if isinstance(config, Mr2XrayConfig) else csmri_splits(config)
+
+
+class BuiltinRun(StrictModel):
+    """A run of a built-in study (mr2xray, csmri): a subclass names its data and its training task,
+    which is all :func:`train_run` needs."""
+
+    if TYPE_CHECKING:
+        training: TrainingConfig
+
+    def data_config(self) -> Mr2XrayConfig | CsmriConfig:
+        """The data settings, validated (a bad setting is a ConfigError naming it)."""
+        raise NotImplementedError
+
+    def training_task(self, run_dir: Path) -> tuple[TrainingTask, str]:
+        """The training task of the run in ``run_dir`` and its loss description."""
+        raise NotImplementedError
+
+
+def train_run(run: BuiltinRun, run_dir: Path, fabric: Fabric | None = None) -> FitResult:
+    """Train a built-in study's run in ``run_dir`` (resuming, or returning at once when it has
+    finished): ``config.yaml``, the checkpoints, the logs and ``evaluation/run.json``."""
+    write_run_config(run_dir, run)
+    splits = study_splits(run.data_config())
+    task, description = run.training_task(run_dir)
+    trainer = Trainer(task, run.training, run_dir, fabric)
+    result = trainer.fit(splits.train, splits.val)
+    if trainer.fabric.is_global_zero:
+        write_run_info(run_dir, result, description)
+    return result
 
 
 ALPHA = 0.05

@@ -37,11 +37,10 @@ from torch.utils.data import DataLoader
 
 from taskloss.baselines import DlmriConfig, dlmri
 from taskloss.config import StrictModel, check_section
-from taskloss.data.csmri import CsmriConfig, csmri_splits
+from taskloss.data.csmri import CsmriConfig
 from taskloss.data.fields import generator_for
 from taskloss.data.kspace import complex_to_channels, magnitude, undersample
 from taskloss.data.samples import real_mr_images
-from taskloss.data.splits import Splits
 from taskloss.errors import DataError
 from taskloss.metrics import (
     PairedTest,
@@ -66,7 +65,6 @@ from taskloss.report import (
 )
 from taskloss.studies.common import (
     ALPHA,
-    RUN_CONFIG_FILE,
     SCALES,
     change_verdict,
     format_p,
@@ -75,42 +73,47 @@ from taskloss.studies.common import (
     read_per_image,
     read_run_info,
     read_study_json,
+    study_splits,
+    train_run,
     validate_config,
     write_json,
     write_per_image,
-    write_run_config,
-    write_run_info,
     write_table,
     write_text,
 )
 from taskloss.studies.csmri_runs import (
     CsmriRun,
-    build_task,
+    csmri_task,
     dagan_output_magnitude,
     lesion_masks,
 )
+from taskloss.studies.layout import (
+    CSMRI_SCORER_RUN,
+    CSMRI_TASK_NETWORK_RUN,
+    EVALUATION_DIR,
+    RESULTS_DIR,
+    RUN_CONFIG_FILE,
+    RUNS_DIR,
+    STUDY_RECORD,
+)
 from taskloss.studies.task_loss import dice_ratio
-from taskloss.training import FitResult, Trainer, TrainingConfig, make_fabric
+from taskloss.training import Trainer, TrainingConfig, make_fabric
 from taskloss.training.config import load_yaml
 
-STUDY = "csmri"
+CSMRI_STUDY = "csmri"
 METHODS = ("ground_truth", "zero_filled", "dlmri", "dagan", "recnet", "refinement")
-LABELS = {"ground_truth": "Ground truth", "zero_filled": "Zero-filled", "dlmri": "DLMRI", "dagan": "DAGAN",
+METHOD_LABELS = {"ground_truth": "Ground truth", "zero_filled": "Zero-filled", "dlmri": "DLMRI", "dagan": "DAGAN",
           "recnet": "RecNet", "refinement": "RecNet + refinement",
           "refinement_task": "RecNet + refinement + task loss",
           "recnet_finetuned": "RecNet, fine-tuned with MSE (λ = 0)"}
 TASK_METHOD = "recnet_task_"
 """Prefix of the RecNet + task loss runs (and methods) of the weight sweep: ``recnet_task_<weight>``."""
 REFINEMENT_TASK = "refinement_task"
-SCORER = "sis_segmentation"
-"""The run of the independent segmentation network that scores SIS."""
-TASK_NETWORK = "segmentation"
-"""The run of the segmentation network inside the task loss."""
-METRICS = ("psnr", "ssim", "nmse", "dice", "dice_loss_net")
+CSMRI_METRICS = ("psnr", "ssim", "nmse", "dice", "dice_loss_net")
 CONTROL = "recnet_finetuned"
 """The same-budget control of the sweep: RecNet fine-tuned as long with MSE alone (λ = 0)."""
 
-SOURCE_TABLE = """| Method | PSNR | MOS | SIS |
+CSMRI_SOURCE_TABLE = """| Method | PSNR | MOS | SIS |
 |---|---|---|---|
 | Ground Truth | ∞ | 3.78 ± 0.45 | 1 |
 | RecNet | **32.46 ± 2.26** | 2.75 ± 0.78 | 0.801 |
@@ -164,7 +167,7 @@ class CsmriPreset(StrictModel):
         return runs
 
 
-REQUIRED_RUNS = ("segmentation", SCORER, "recnet", "refinement", "dagan")
+REQUIRED_RUNS = (CSMRI_TASK_NETWORK_RUN, CSMRI_SCORER_RUN, "recnet", "refinement", "dagan")
 """The runs every csmri study file holds: the study's methods and its two segmentation networks."""
 
 
@@ -172,15 +175,15 @@ def method_label(method: str) -> str:
     """The row label of a method key (sweep runs: "RecNet + task loss (λ = w)")."""
     if method.startswith(TASK_METHOD):
         return f"RecNet + task loss (λ = {method.removeprefix(TASK_METHOD)})"
-    return LABELS[method]
+    return METHOD_LABELS[method]
 
 
-PRESETS: Mapping[str, CsmriPreset] = MappingProxyType(
-    {scale: load_preset(CsmriPreset, STUDY, scale) for scale in SCALES})
+CSMRI_PRESETS: Mapping[str, CsmriPreset] = MappingProxyType(
+    {scale: load_preset(CsmriPreset, CSMRI_STUDY, scale) for scale in SCALES})
 """The shipped scales, read from their study files."""
 
 
-def preset_runs(preset: CsmriPreset, data: dict[str, Any], training: dict[str, Any]) -> dict[str, CsmriRun]:
+def csmri_preset_runs(preset: CsmriPreset, data: dict[str, Any], training: dict[str, Any]) -> dict[str, CsmriRun]:
     """The trained runs of a preset by folder name, with data and training overrides applied."""
     runs = {}
     for name, run in preset.runs.items():
@@ -191,40 +194,17 @@ def preset_runs(preset: CsmriPreset, data: dict[str, Any], training: dict[str, A
     return runs
 
 
-@functools.lru_cache(maxsize=2)
-def study_splits(config: CsmriConfig) -> Splits:
-    """The data of a configuration, simulated (or read) once per process."""
-    return csmri_splits(config)
-
-
-def train_run(run: CsmriRun, run_dir: Path, fabric: Fabric | None = None) -> FitResult:
-    """Train one run (resuming, or returning at once when finished); record ``evaluation/run.json``."""
-    write_run_config(run_dir, run)
-    splits = study_splits(run.data_config())
-    task, description = build_task(run, run_dir)
-    trainer = Trainer(task, run.training, run_dir, fabric)
-    result = trainer.fit(splits.train, splits.val)
-    if trainer.fabric.is_global_zero:
-        write_run_info(run_dir, result, description)
-    return result
-
-
-def train_config(data: dict[str, Any], run_dir: Path, source: str) -> FitResult:
-    """Train one run from a configuration mapping (``taskloss train``)."""
-    return train_run(validate_config(CsmriRun, data, source), run_dir)
-
-
 def load_run(run_dir: Path, fabric: Fabric | None = None) -> tuple[CsmriRun, Trainer]:
     """A trained run with its best weights loaded, ready to predict (evaluation mode)."""
     run = validate_config(CsmriRun, load_yaml(run_dir / RUN_CONFIG_FILE), str(run_dir / RUN_CONFIG_FILE))
-    task, _ = build_task(run, run_dir)
+    task, _ = csmri_task(run, run_dir)
     trainer = Trainer(task, run.training, run_dir, fabric)
     trainer.load_weights("best")
     task.set_training(False)
     return run, trainer
 
 
-def evaluate_run(run_dir: Path, split: str = "test", fabric: Fabric | None = None) -> Path:
+def evaluate_csmri_run(run_dir: Path, split: str = "test", fabric: Fabric | None = None) -> Path:
     """Score one run's best checkpoint on a split with its validation metrics (``taskloss evaluate``).
 
     Writes and returns ``evaluation/<split>.csv``.
@@ -232,7 +212,7 @@ def evaluate_run(run_dir: Path, split: str = "test", fabric: Fabric | None = Non
     run, trainer = load_run(run_dir, fabric)
     dataset = getattr(study_splits(run.data_config()), split)
     values = trainer.per_image(trainer.eval_loader(dataset))
-    path = run_dir / "evaluation" / f"{split}.csv"
+    path = run_dir / EVALUATION_DIR / f"{split}.csv"
     if trainer.fabric.is_global_zero:
         ids = [dataset[int(i)]["id"] for i in values["index"]]
         write_per_image(path, ids, {k: v for k, v in values.items() if k != "index"})
@@ -246,7 +226,7 @@ Reconstructor = Callable[[dict[str, Any]], torch.Tensor]
 def trained_methods(out_dir: Path) -> list[str]:
     """The methods beyond the source whose runs exist in ``out_dir/runs``: the control, the sweep by
     weight, then refinement + task loss."""
-    runs = out_dir / "runs"
+    runs = out_dir / RUNS_DIR
     sweep = sorted((p.name for p in runs.glob(f"{TASK_METHOD}*") if p.is_dir()),
                    key=lambda name: float(name.removeprefix(TASK_METHOD)))
     return ([CONTROL] if (runs / CONTROL).is_dir() else []) + sweep + \
@@ -256,7 +236,7 @@ def trained_methods(out_dir: Path) -> list[str]:
 def _reconstructors(out_dir: Path, fabric: Fabric, dlmri_config: DlmriConfig, timings: dict[str, float]
                     ) -> dict[str, Reconstructor]:
     task_methods = trained_methods(out_dir)
-    trainers = {name: load_run(out_dir / "runs" / name, fabric)[1]
+    trainers = {name: load_run(out_dir / RUNS_DIR / name, fabric)[1]
                 for name in ("recnet", "refinement", "dagan", *task_methods)}
 
     def timed(name: str, function: Reconstructor) -> Reconstructor:
@@ -301,14 +281,14 @@ def evaluate_methods(out_dir: Path, preset: CsmriPreset, config: CsmriConfig, fa
 
     Runs on the process of rank 0. Returns the seconds each method spent per image.
     """
-    results = out_dir / "results"
+    results = out_dir / RESULTS_DIR
     splits = study_splits(config)
     dlmri_config = preset.dlmri
     timings: dict[str, float] = {}
     methods = _reconstructors(out_dir, fabric, dlmri_config, timings)
-    scorer = load_run(out_dir / "runs" / SCORER, fabric)[1].task.model
-    loss_net = load_run(out_dir / "runs" / TASK_NETWORK, fabric)[1].task.model
-    values: dict[str, dict[str, list[float]]] = {m: {k: [] for k in (*METRICS, "lesion")} for m in methods}
+    scorer = load_run(out_dir / RUNS_DIR / CSMRI_SCORER_RUN, fabric)[1].task.model
+    loss_net = load_run(out_dir / RUNS_DIR / CSMRI_TASK_NETWORK_RUN, fabric)[1].task.model
+    values: dict[str, dict[str, list[float]]] = {m: {k: [] for k in (*CSMRI_METRICS, "lesion")} for m in methods}
     ids: list[str] = []
     loader = DataLoader(splits.test, batch_size=8, shuffle=False)
     with torch.no_grad():
@@ -361,12 +341,12 @@ def evaluate_generalisation(out_dir: Path, preset: CsmriPreset, config: CsmriCon
                 continue
             estimate = reconstruct(batch).float()
             reference = batch["magnitude"]
-            write_per_image(out_dir / "results" / "generalisation" / f"{method}.csv", batch["id"], {
+            write_per_image(out_dir / RESULTS_DIR / "generalisation" / f"{method}.csv", batch["id"], {
                 "psnr": psnr(estimate, reference, data_range="target_max").cpu().numpy(),
                 "ssim": ssim(estimate, reference, data_range="target_max").cpu().numpy()})
 
 
-def run_study(preset: str | Path | CsmriPreset, out_dir: Path, data_dir: Path | None = None, devices: int = 1,
+def run_csmri(preset: str | Path | CsmriPreset, out_dir: Path, data_dir: Path | None = None, devices: int = 1,
               accelerator: str = "auto", acceleration: float | None = None) -> Path:
     """Train the runs of a preset in order (finished runs are skipped), evaluate every method on the test
     split and on real MR images, and render the results.
@@ -384,35 +364,35 @@ def run_study(preset: str | Path | CsmriPreset, out_dir: Path, data_dir: Path | 
     Returns:
         The results folder.
     """
-    preset = load_preset(CsmriPreset, STUDY, preset)
+    preset = load_preset(CsmriPreset, CSMRI_STUDY, preset)
     data: dict[str, Any] = {"data": str(data_dir)} if data_dir is not None else {}
     if acceleration is not None:
         data["acceleration"] = acceleration
-    runs = preset_runs(preset, data, {"devices": devices, "accelerator": accelerator})
+    runs = csmri_preset_runs(preset, data, {"devices": devices, "accelerator": accelerator})
     fabric = make_fabric(runs["recnet"].training)
     started = time.perf_counter()
-    step_times = {name: train_run(runs[name], out_dir / "runs" / name, fabric).seconds_per_step
+    step_times = {name: train_run(runs[name], out_dir / RUNS_DIR / name, fabric).seconds_per_step
                   for name in runs}
     if fabric.is_global_zero:
         config = runs["recnet"].data_config()
         per_image = evaluate_methods(out_dir, preset, config, fabric)
         evaluate_generalisation(out_dir, preset, config, fabric)
-        write_json(out_dir / "study.json", {
-            "study": STUDY, "preset": preset.name, "notes": preset.notes, "data": runs["recnet"].data,
+        write_json(out_dir / STUDY_RECORD, {
+            "study": CSMRI_STUDY, "preset": preset.name, "notes": preset.notes, "data": runs["recnet"].data,
             "dlmri": preset.dlmri.model_dump(exclude_unset=True), "seconds": time.perf_counter() - started,
             "seconds_per_step": step_times,
             "seconds_per_image": per_image})
-        render_results(out_dir)
+        render_csmri(out_dir)
     fabric.barrier()
-    return out_dir / "results"
+    return out_dir / RESULTS_DIR
 
 
-TABLE_COLUMNS = (Column("psnr", "PSNR", higher_is_better=True, digits=2),
+CSMRI_COLUMNS = (Column("psnr", "PSNR", higher_is_better=True, digits=2),
                  Column("ssim", "SSIM", higher_is_better=True),
                  Column("sis", "SIS", higher_is_better=True, show_sd=False),
                  Column("sis_loss_net", "SIS, loss's network", higher_is_better=True, show_sd=False),
                  Column("mos", "MOS", higher_is_better=True, digits=2))
-GENERALISATION_COLUMNS = TABLE_COLUMNS[:2]
+GENERALISATION_COLUMNS = CSMRI_COLUMNS[:2]
 SWEEP_CURVE = "RecNet + task loss, λ sweep"
 """Label of the λ sweep's curve in the trade-off figure."""
 
@@ -459,7 +439,7 @@ def _sis_cell(values: dict[str, np.ndarray], truth: dict[str, np.ndarray], key: 
     return dice_ratio(values[key][lesion], truth[key][lesion])
 
 
-def _paired_tests(per_method: dict[str, dict[str, np.ndarray]], reference_key: str = "recnet",
+def _tests_against(per_method: dict[str, dict[str, np.ndarray]], reference_key: str = "recnet",
                   methods: tuple[str, ...] | None = None) -> dict[str, dict[str, PairedTest]]:
     """Each method (default: every other) against ``reference_key``: Wilcoxon on PSNR and SSIM (all
     slices) and Dice (lesion slices)."""
@@ -477,9 +457,9 @@ def _paired_tests(per_method: dict[str, dict[str, np.ndarray]], reference_key: s
     return tests
 
 
-def render_results(out_dir: Path) -> str:
+def render_csmri(out_dir: Path) -> str:
     """Write the tables (md, csv, tex), p-values and figures; return the report's section."""
-    results = out_dir / "results"
+    results = out_dir / RESULTS_DIR
     study = read_study_json(out_dir)
     per_method = _read_methods(results / "per_image")
     mos = read_mos(results)
@@ -492,22 +472,23 @@ def render_results(out_dir: Path) -> str:
         cells["mos"] = mos.get(method)
         rows.append(Row(method_label(method), cells, group=None if method == "ground_truth" else "methods"))
     caption = ("PSNR, SSIM (mean ± sd over test slices), SIS (lesion Dice of the independent segmentation "
-               f"network `{SCORER}` relative to its Dice on the ground truth), the same ratio for the task "
-               f"loss's own network `{TASK_NETWORK}` (circular for the task-loss rows: it is what they "
+               f"network `{CSMRI_SCORER_RUN}` relative to its Dice on the ground truth), the same ratio for the task "
+               f"loss's own network `{CSMRI_TASK_NETWORK_RUN}` (circular for the task-loss rows: it is what they "
                "optimise), MOS (reader study; — until one exists); best in bold.")
-    table = ResultTable(TABLE_COLUMNS, rows, caption)
-    tests = _paired_tests(per_method)
+    table = ResultTable(CSMRI_COLUMNS, rows, caption)
+    tests = _tests_against(per_method)
     write_table(results, table)
-    write_text(results / "pvalues.md", _pvalue_markdown(tests))
+    write_text(results / "pvalues.md", _method_tests_markdown(tests))
     generalisation = _generalisation_table(results)
     if generalisation is not None:
         write_text(results / "generalisation.md", generalisation.markdown())
-    figure = _figure(results, per_method)
+    figure = _lesion_figure(results, per_method)
     tradeoff = _tradeoff_figure(results, per_method)
-    return _section(out_dir, study, table, tests, generalisation, figure, tradeoff, _task_verdict(per_method))
+    return _csmri_section(out_dir, study, table, tests, generalisation, figure, tradeoff,
+                          _method_task_verdicts(per_method))
 
 
-def _pvalue_markdown(tests: dict[str, dict[str, PairedTest]]) -> str:
+def _method_tests_markdown(tests: dict[str, dict[str, PairedTest]]) -> str:
     lines = ["| Method vs RecNet | PSNR | SSIM | lesion Dice |", "|---|---|---|---|"]
     for method, by_metric in tests.items():
         cells = [f"{by_metric[m].median_difference:+.3g} ({format_p(by_metric[m].p_value)})" if m in by_metric
@@ -531,7 +512,7 @@ def _generalisation_table(results: Path) -> ResultTable | None:
                        "heads.")
 
 
-def _figure(results: Path, per_method: dict[str, dict[str, np.ndarray]]) -> Path | None:
+def _lesion_figure(results: Path, per_method: dict[str, dict[str, np.ndarray]]) -> Path | None:
     truth = per_method["ground_truth"]
     lesion_sizes = [(int(np.load(results / "labels" / f"{i}.npy").sum()), str(i)) for i in truth["ids"]]
     chosen = [i for size, i in sorted(lesion_sizes, reverse=True)[:3] if size > 0] or [str(truth["ids"][0])]
@@ -569,10 +550,10 @@ def _tradeoff_figure(results: Path, per_method: dict[str, dict[str, np.ndarray]]
     if not points:
         return None
     return tradeoff_figure(results / "tradeoff.png", points, "PSNR (dB), mean over test slices",
-                           f"SIS (scored by {SCORER})", title="CS-MRI: image quality against the task")
+                           f"SIS (scored by {CSMRI_SCORER_RUN})", title="CS-MRI: image quality against the task")
 
 
-def _task_verdict(per_method: dict[str, dict[str, np.ndarray]]) -> list[str]:
+def _method_task_verdicts(per_method: dict[str, dict[str, np.ndarray]]) -> list[str]:
     """One plain sentence per task-loss method and reference (RecNet; the same-budget control, i.e. the
     MSE fine-tuning for the sweep and the refinement for refinement + task loss): did it raise the
     scorer's lesion Dice, at what PSNR."""
@@ -580,7 +561,7 @@ def _task_verdict(per_method: dict[str, dict[str, np.ndarray]]) -> list[str]:
     comparisons = [("recnet", (*sweep, REFINEMENT_TASK)), (CONTROL, sweep), ("refinement", (REFINEMENT_TASK,))]
     lines = []
     for reference, methods in comparisons:
-        for method, by_metric in _paired_tests(per_method, reference, methods).items():
+        for method, by_metric in _tests_against(per_method, reference, methods).items():
             if "dice" not in by_metric:
                 continue
             dice_test, psnr_test = by_metric["dice"], by_metric["psnr"]
@@ -592,7 +573,7 @@ def _task_verdict(per_method: dict[str, dict[str, np.ndarray]]) -> list[str]:
     return lines
 
 
-def _section(out_dir: Path, study: dict[str, Any], table: ResultTable, tests: dict[str, dict[str, PairedTest]],
+def _csmri_section(out_dir: Path, study: dict[str, Any], table: ResultTable, tests: dict[str, dict[str, PairedTest]],
              generalisation: ResultTable | None, figure: Path | None, tradeoff: Path | None,
              verdict: list[str]) -> str:
     lines = ["## Compressed-sensing MRI (csmri)", ""]
@@ -600,13 +581,14 @@ def _section(out_dir: Path, study: dict[str, Any], table: ResultTable, tests: di
         data = study["data"]
         lines.append(f"Preset `{study['preset']}` ({study['notes']}); acceleration "
                      f"{data.get('acceleration', 8)}; wall time of the study {study['seconds'] / 60:.1f} min.")
-    runs = sorted(p for p in (out_dir / "runs").iterdir() if p.is_dir()) if (out_dir / "runs").is_dir() else []
+    runs = sorted(p for p in (out_dir / RUNS_DIR).iterdir() if p.is_dir()) if (out_dir / RUNS_DIR).is_dir() else []
     info = {run.name: read_run_info(run) for run in runs}
     losses = [f"{name}: {i['loss']}" for name, i in info.items() if i]
     lines += ["", "Losses: " + "; ".join(losses) + ".", "", table.markdown(), "Paired tests against RecNet:", "",
-              _pvalue_markdown(tests), ""]
+              _method_tests_markdown(tests), ""]
     if verdict:
-        lines += [f"Task loss (two-sided paired Wilcoxon tests, α = {ALPHA}; SIS and Dice by `{SCORER}`, never "
+        lines += [f"Task loss (two-sided paired Wilcoxon tests, α = {ALPHA}; SIS and Dice by `{CSMRI_SCORER_RUN}`, "
+                  "never "
                   "by the network inside the loss):", "", *verdict, ""]
     if tradeoff is not None:
         lines += [f"![csmri PSNR against SIS](csmri/results/{tradeoff.name})", ""]
@@ -621,6 +603,6 @@ def _section(out_dir: Path, study: dict[str, Any], table: ResultTable, tests: di
         lines += ["", "Reconstruction time per test image: " + ", ".join(
             f"{method_label(m)} {s:.3g} s" for m, s in study["seconds_per_image"].items()) + "."]
     lines += ["", "For comparison, the source document's table (Seitzer et al. 2018, cardiac LGE MRI):", "",
-              SOURCE_TABLE]
+              CSMRI_SOURCE_TABLE]
     return "\n".join(lines)
 

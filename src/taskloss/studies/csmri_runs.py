@@ -36,7 +36,6 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from taskloss.config import StrictModel
 from taskloss.data.csmri import CsmriConfig
 from taskloss.data.kspace import magnitude
 from taskloss.errors import ConfigError
@@ -57,7 +56,8 @@ from taskloss.losses import (
 from taskloss.losses.pixel import nmse_loss
 from taskloss.metrics import dice, mse, nmse, psnr, ssim
 from taskloss.networks import VisualRefinement, create_network
-from taskloss.studies.common import RUN_CONFIG_FILE, validate_config
+from taskloss.studies.common import BuiltinRun, validate_config
+from taskloss.studies.layout import CHECKPOINT_DIR, RUN_CONFIG_FILE
 from taskloss.studies.perception import PerceptionChoice, perception_network
 from taskloss.studies.task_loss import WeightedSum
 from taskloss.training import SupervisedTask, TrainingConfig
@@ -72,7 +72,7 @@ DAGAN_WEIGHTS = {"adversarial": 1.0, "nmse": 15.0, "vgg": 0.0025, "frequency": 0
 """DAGAN's loss constants (Yang et al. 2018)."""
 
 
-class CsmriRun(StrictModel):
+class CsmriRun(BuiltinRun):
     """One trained run of the CS-MRI study."""
 
     study: Literal["csmri"] = "csmri"
@@ -95,6 +95,10 @@ class CsmriRun(StrictModel):
     def data_config(self) -> CsmriConfig:
         """The data settings as a :class:`CsmriConfig` (a bad setting is a ConfigError naming it)."""
         return validate_config(CsmriConfig, self.data, "csmri data settings")
+
+    def training_task(self, run_dir: Path) -> tuple[TrainingTask, str]:
+        """The run's training task and loss description (:func:`csmri_task`)."""
+        return csmri_task(self, run_dir)
 
 
 def magnitude_metrics(image: torch.Tensor, batch: Batch) -> dict[str, torch.Tensor]:
@@ -171,7 +175,7 @@ def load_trained(run_dir: Path, stage: Stage, key: str) -> nn.Module:
     if config.stage != stage:
         raise ConfigError(f"{run_dir} holds a {config.stage!r} run; {key} must name a {stage!r} run")
     model = create_network(config.network, **config.network_options)
-    model.load_state_dict(read_checkpoint(run_dir / "checkpoints" / "best.ckpt")["task"]["model"])
+    model.load_state_dict(read_checkpoint(run_dir / CHECKPOINT_DIR / "best.ckpt")["task"]["model"])
     return model.eval()
 
 
@@ -283,7 +287,7 @@ def _dagan_task(run: CsmriRun) -> tuple[TrainingTask, str]:
     return task, f"DAGAN: 1 adversarial + 15 NMSE + 0.0025 {vgg.description} + 0.1 frequency MSE"
 
 
-def build_task(run: CsmriRun, run_dir: Path) -> tuple[TrainingTask, str]:
+def csmri_task(run: CsmriRun, run_dir: Path) -> tuple[TrainingTask, str]:
     """The task of a run and a one-line description of its loss."""
     if run.task_run is not None and run.stage not in ("recnet", "refinement"):
         raise ConfigError(f"task_run applies to recnet and refinement runs, not to a {run.stage!r} run; remove it")

@@ -44,7 +44,7 @@ import numpy as np
 import torch
 import yaml
 from lightning.fabric import Fabric
-from pydantic import Field, ValidationInfo, ValidatorFunctionWrapHandler, field_validator
+from pydantic import Field
 from torch import nn
 from torch.utils.data import DataLoader
 
@@ -55,9 +55,6 @@ from taskloss.metrics import DataRange, dice, hfen, mae, nmse, psnr, ssim
 from taskloss.networks import create_network
 from taskloss.studies.base import Study, StudyRequest
 from taskloss.studies.common import (
-    EVALUATION_DIR,
-    RUN_CONFIG_FILE,
-    TEST_CSV,
     save_npz,
     validate_config,
     write_json,
@@ -65,16 +62,31 @@ from taskloss.studies.common import (
     write_run_config,
     write_run_info,
 )
+from taskloss.studies.file_report import render_file_study
+from taskloss.studies.layout import (
+    CHECKPOINT_DIR,
+    EVALUATION_DIR,
+    PREDICTIONS_FILE,
+    RESULTS_DIR,
+    RUN_CONFIG_FILE,
+    RUNS_DIR,
+    SCORER_DIR,
+    STUDY_FILE,
+    STUDY_RECORD,
+    TASK_NETWORK_DIR,
+    TEST_CSV,
+    ZERO_FILLED_DIR,
+)
 from taskloss.studies.paired import paired_splits
 from taskloss.studies.spec import (
+    FILE_STUDY,
     TASKS,
     AnyDataSpec,
     DataSpec,
-    LossSpec,
-    NetworkSpec,
+    FileRun,
     SegmentationSpec,
     StudySpec,
-    data_spec,
+    build_runs,
     load_study,
 )
 from taskloss.studies.terms import build_loss, describe_loss, term_values
@@ -84,41 +96,11 @@ from taskloss.training.checkpoint import atomic_write, read_checkpoint
 from taskloss.training.config import OptimizerConfig, load_yaml
 from taskloss.training.task import Batch, TrainingTask
 
-FILE_STUDY = "file"
-"""``study:`` of the run configurations the engine writes."""
-STUDY_FILE = "study.yaml"
-"""The study file as run, kept in ``OUT/<name>/`` (``taskloss report`` renders from it)."""
-PREDICTIONS = "test_predictions.npz"
-SEGMENTATION = "segmentation"
-TASK_NETWORK = "task_network"
-ZERO_FILLED = "zero_filled"
-"""``OUT/<name>/zero_filled/``: the scores of the zero-filled inputs (``task: csmri``)."""
-ALL_METRICS = ("mae", "psnr", "ssim", "hfen", "nmse")
 LAUNCHERS: dict[str, str | None] = {"local": None, "slurm": "slurm", "submitit-local": "local",
                                     "submitit-debug": "debug"}
 """``--launcher`` -> submitit cluster: "local" trains on this machine without submitit; "slurm" submits
 SLURM jobs; "submitit-local" and "submitit-debug" run the same submitit path without a cluster (in
 subprocesses, or in this process), to try it."""
-
-
-class FileRun(StrictModel):
-    """One run of a study file: what its training depends on (``runs/<run>/config.yaml``).
-
-    Hardware (devices, accelerator) and progress bars are not part of it: a run may resume on
-    other hardware.
-    """
-
-    study: Literal["file"] = FILE_STUDY
-    task: Literal["paired", "csmri"] = "paired"
-    data: AnyDataSpec
-    network: NetworkSpec
-    loss: LossSpec
-    training: TrainingConfig
-
-    @field_validator("data", mode="wrap")
-    @classmethod
-    def _data_of_task(cls, value: Any, handler: ValidatorFunctionWrapHandler, info: ValidationInfo) -> AnyDataSpec:
-        return data_spec(info.data.get("task"), value)
 
 
 class SegmentationRun(StrictModel):
@@ -131,19 +113,6 @@ class SegmentationRun(StrictModel):
     options: dict[str, Any] = Field(default_factory=dict)
     classes: int = Field(ge=2)
     training: TrainingConfig
-
-
-def run_name(network: str, loss: str) -> str:
-    """Folder name of a run: ``<network>-<loss>``."""
-    return f"{network}-{loss}"
-
-
-def build_runs(spec: StudySpec) -> dict[str, FileRun]:
-    """Every network x loss of a study by run name, networks outer, losses inner (table order)."""
-    return {run_name(network, loss): FileRun(task=spec.task, data=spec.data, network=spec.networks[network],
-                                             loss=spec.losses[loss], training=spec.training.config(
-                                                 None if spec.losses[loss].adversarial else spec.monitor))
-            for network in spec.networks for loss in spec.losses}
 
 
 def data_range(data: AnyDataSpec) -> DataRange:
@@ -308,7 +277,7 @@ def train_task_network(spec: StudySpec, out_dir: Path, devices: int = 1, acceler
     if run is None:
         raise DataError(f"a task term with network 'segmentation' trains its network on {spec.data.path / 'labels'}, "
                         "which does not exist; add labels/ or give the task term a TorchScript network file")
-    train_segmentation(run, out_dir / TASK_NETWORK, devices, accelerator)
+    train_segmentation(run, out_dir / TASK_NETWORK_DIR, devices, accelerator)
 
 
 def task_network_of(run: FileRun, run_dir: Path) -> nn.Module:
@@ -318,10 +287,10 @@ def task_network_of(run: FileRun, run_dir: Path) -> nn.Module:
     assert term is not None
     if term.network != "segmentation":
         return load_task_network(term.network)
-    folder = run_dir.parent.parent / TASK_NETWORK
+    folder = run_dir.parent.parent / TASK_NETWORK_DIR
     config = validate_config(SegmentationRun, load_yaml(folder / RUN_CONFIG_FILE), str(folder / RUN_CONFIG_FILE))
     network = _segmentation_network(config)
-    _load_state(network, folder / "checkpoints" / "best.ckpt")
+    _load_state(network, folder / CHECKPOINT_DIR / "best.ckpt")
     return network.eval()
 
 
@@ -334,7 +303,7 @@ def segmenter(spec: StudySpec, out_dir: Path, devices: int = 1, accelerator: str
     if run is None:
         return None
     if spec.segmentation.weights is None:
-        model = train_segmentation(run, out_dir / SEGMENTATION, devices, accelerator).model
+        model = train_segmentation(run, out_dir / SCORER_DIR, devices, accelerator).model
     else:
         model = _segmentation_network(run)
         _load_state(model, spec.segmentation.weights)
@@ -367,7 +336,7 @@ def evaluate_file_run(run_dir: Path, split: str = "test",
                       segment: Callable[[torch.Tensor], torch.Tensor] | None = None) -> Path:
     """Score a run's best checkpoint on ``split`` image by image.
 
-    Writes ``evaluation/<split>.csv`` (id and every metric of :data:`ALL_METRICS`, plus ``dice``
+    Writes ``evaluation/<split>.csv`` (id and every metric of ``spec.IMAGE_METRICS``, plus ``dice``
     and ``roi`` (1 where the label has foreground) with a task network) and, for the test split,
     ``evaluation/test_predictions.npz`` (``ids``, ``pred`` (N, H, W) float32 as scored).
 
@@ -399,7 +368,7 @@ def evaluate_file_run(run_dir: Path, split: str = "test",
     path = run_dir / EVALUATION_DIR / f"{split}.csv"
     write_per_image(path, ids, {k: np.asarray(v) for k, v in values.items()})
     if split == "test":
-        save_npz(run_dir / EVALUATION_DIR / PREDICTIONS, {"ids": np.array(ids),
+        save_npz(run_dir / EVALUATION_DIR / PREDICTIONS_FILE, {"ids": np.array(ids),
                                                            "pred": np.concatenate(predictions).astype(np.float32)})
     return path
 
@@ -414,14 +383,14 @@ def evaluate_targets(spec: StudySpec, out_dir: Path, segment: Callable[[torch.Te
         values["dice"] += _foreground_dice(segment(batch["target"]), batch["label"]).cpu().tolist()
         values["roi"] += (batch["label"] > 0).flatten(1).any(dim=1).float().tolist()
         ids.extend(batch["id"])
-    path = out_dir / SEGMENTATION / EVALUATION_DIR / TEST_CSV
+    path = out_dir / SCORER_DIR / EVALUATION_DIR / TEST_CSV
     write_per_image(path, ids, {k: np.asarray(v) for k, v in values.items()})
     return path
 
 
 def evaluate_inputs(spec: StudySpec, out_dir: Path) -> Path:
     """Score the test inputs as if they were outputs (``task: csmri``: the zero-filled reference, the
-    field's baseline): ``zero_filled/evaluation/test.csv`` with every metric of :data:`ALL_METRICS`,
+    field's baseline): ``zero_filled/evaluation/test.csv`` with every metric of ``spec.IMAGE_METRICS``,
     clipped and scaled as the runs' outputs are."""
     metrics = image_metrics(spec.data)
     ids: list[str] = []
@@ -430,7 +399,7 @@ def evaluate_inputs(spec: StudySpec, out_dir: Path) -> Path:
         for name, value in metrics(batch["input"], batch).items():
             values.setdefault(name, []).extend(value.tolist())
         ids.extend(batch["id"])
-    path = out_dir / ZERO_FILLED / EVALUATION_DIR / TEST_CSV
+    path = out_dir / ZERO_FILLED_DIR / EVALUATION_DIR / TEST_CSV
     write_per_image(path, ids, {k: np.asarray(v) for k, v in values.items()})
     return path
 
@@ -461,7 +430,7 @@ def train_job(job: RunJob) -> float:
 
 def _jobs(runs: Mapping[str, FileRun], out_dir: Path, devices: int, accelerator: str, threads: int | None,
           progress: bool) -> list[RunJob]:
-    return [RunJob(name, run.model_dump(mode="json"), str(out_dir / "runs" / name), devices, accelerator, threads,
+    return [RunJob(name, run.model_dump(mode="json"), str(out_dir / RUNS_DIR / name), devices, accelerator, threads,
                    progress) for name, run in runs.items()]
 
 
@@ -562,8 +531,6 @@ def run_file_study(spec: StudySpec, out_dir: Path, devices: int = 1, accelerator
     Returns:
         The results folder.
     """
-    from taskloss.studies.file_report import render_file_study
-
     if jobs < 1:
         raise ConfigError(f"--jobs must be >= 1, got {jobs}")
     if launcher not in LAUNCHERS:
@@ -584,15 +551,15 @@ def run_file_study(spec: StudySpec, out_dir: Path, devices: int = 1, accelerator
     if segment is not None:
         evaluate_targets(spec, out_dir, segment)
     for name in runs:
-        evaluate_file_run(out_dir / "runs" / name, "test", segment)
+        evaluate_file_run(out_dir / RUNS_DIR / name, "test", segment)
     if spec.task == "csmri":
         evaluate_inputs(spec, out_dir)
-    write_json(out_dir / "study.json", {
+    write_json(out_dir / STUDY_RECORD, {
         "study": spec.name, "jobs": jobs, "launcher": launcher, "devices": devices,
         "seconds": time.perf_counter() - started, "seconds_training": trained - started,
         "seconds_per_step": {k: (v if math.isfinite(v) else None) for k, v in step_times.items()}})
     render_file_study(out_dir)
-    return out_dir / "results"
+    return out_dir / RESULTS_DIR
 
 
 # -- plan ------------------------------------------------------------------------------------------
@@ -775,12 +742,12 @@ def plan_study(spec: StudySpec, out_dir: Path, steps: int = 3, accelerator: str 
     for name, run in build_runs(spec).items():
         times = measure(run, steps, accelerator, _untrained_task_network(spec, run))
         planned.append(plan_run(name, run, len(splits.train), len(splits.val), times, _parameters(run),
-                                _finished(out_dir / "runs" / name, run.training.epochs)))
+                                _finished(out_dir / RUNS_DIR / name, run.training.epochs)))
     return planned
 
 
 def _finished(run_dir: Path, epochs: int) -> bool:
-    path = run_dir / "checkpoints" / "last.ckpt"
+    path = run_dir / CHECKPOINT_DIR / "last.ckpt"
     return path.is_file() and read_checkpoint(path)["loop"]["epoch"] >= epochs
 
 
@@ -848,13 +815,11 @@ class FileStudy(Study):
 
     def render(self, out_dir: Path) -> str:
         """Results and report section of a study folder (:func:`render_file_study`)."""
-        from taskloss.studies.file_report import render_file_study
-
         return render_file_study(out_dir)
 
     def has_results(self, out_dir: Path) -> bool:
         """Whether ``out_dir`` holds a study file and evaluated runs."""
-        return (out_dir / STUDY_FILE).is_file() and any((out_dir / "runs").glob(f"*/{EVALUATION_DIR}/{TEST_CSV}"))
+        return (out_dir / STUDY_FILE).is_file() and any((out_dir / RUNS_DIR).glob(f"*/{EVALUATION_DIR}/{TEST_CSV}"))
 
 
 def run_study_of(config: Mapping[str, Any], source: str) -> Study:

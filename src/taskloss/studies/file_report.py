@@ -25,8 +25,6 @@ from taskloss.errors import DataError
 from taskloss.metrics import PairedTest, Summary, paired_wilcoxon, semantic_interpretability, summarize
 from taskloss.report import Case, Column, ResultTable, Row, comparison_figure, detail_crop
 from taskloss.studies.common import (
-    EVALUATION_DIR,
-    TEST_CSV,
     figure_case_indices,
     format_p,
     read_per_image,
@@ -36,9 +34,19 @@ from taskloss.studies.common import (
     write_table,
     write_text,
 )
-from taskloss.studies.engine import PREDICTIONS, SEGMENTATION, STUDY_FILE, ZERO_FILLED, build_runs
+from taskloss.studies.layout import (
+    EVALUATION_DIR,
+    PREDICTIONS_FILE,
+    RESULTS_DIR,
+    RUNS_DIR,
+    SCORER_DIR,
+    STUDY_FILE,
+    STUDY_RECORD,
+    TEST_CSV,
+    ZERO_FILLED_DIR,
+)
 from taskloss.studies.paired import paired_data, paired_splits
-from taskloss.studies.spec import HIGHER_IS_BETTER, KspaceDataSpec, StudySpec, load_study
+from taskloss.studies.spec import HIGHER_IS_BETTER, KspaceDataSpec, StudySpec, build_runs, load_study
 from taskloss.studies.terms import describe_loss
 
 Results = dict[str, tuple[list[str], dict[str, np.ndarray]]]
@@ -56,8 +64,8 @@ def _parts(spec: StudySpec, name: str) -> tuple[str, str]:
 
 
 def _read(out_dir: Path, spec: StudySpec) -> Results:
-    found = {name: read_per_image(out_dir / "runs" / name / EVALUATION_DIR / TEST_CSV) for name in build_runs(spec)
-             if (out_dir / "runs" / name / EVALUATION_DIR / TEST_CSV).is_file()}
+    found = {name: read_per_image(out_dir / RUNS_DIR / name / EVALUATION_DIR / TEST_CSV) for name in build_runs(spec)
+             if (out_dir / RUNS_DIR / name / EVALUATION_DIR / TEST_CSV).is_file()}
     if not found:
         raise DataError(f"{out_dir} holds no evaluated run; run `taskloss study run {out_dir / STUDY_FILE}` first")
     ids = {tuple(r[0]) for r in found.values()}
@@ -68,7 +76,7 @@ def _read(out_dir: Path, spec: StudySpec) -> Results:
 
 
 def _truth_dice(out_dir: Path) -> dict[str, np.ndarray] | None:
-    path = out_dir / SEGMENTATION / EVALUATION_DIR / TEST_CSV
+    path = out_dir / SCORER_DIR / EVALUATION_DIR / TEST_CSV
     return read_per_image(path)[1] if path.is_file() else None
 
 
@@ -85,7 +93,7 @@ def _sis(values: dict[str, np.ndarray], truth: dict[str, np.ndarray] | None) -> 
 
 def _zero_filled(out_dir: Path) -> tuple[list[str], dict[str, np.ndarray]] | None:
     """The scores of the zero-filled inputs (``task: csmri``), when the engine saved them."""
-    path = out_dir / ZERO_FILLED / EVALUATION_DIR / TEST_CSV
+    path = out_dir / ZERO_FILLED_DIR / EVALUATION_DIR / TEST_CSV
     return read_per_image(path) if path.is_file() else None
 
 
@@ -162,7 +170,7 @@ def _display(image: np.ndarray, target: np.ndarray, spec: StudySpec) -> np.ndarr
 def _predictions(out_dir: Path, names: list[str]) -> dict[str, dict[str, np.ndarray]]:
     found = {}
     for name in names:
-        path = out_dir / "runs" / name / EVALUATION_DIR / PREDICTIONS
+        path = out_dir / RUNS_DIR / name / EVALUATION_DIR / PREDICTIONS_FILE
         if path.is_file():
             with np.load(path) as arrays:
                 found[name] = dict(zip((str(i) for i in arrays["ids"]), arrays["pred"], strict=True))
@@ -185,7 +193,7 @@ def write_reader_images(results_dir: Path, spec: StudySpec, predictions: dict[st
     write_json(results_dir / "methods.json", {"methods": [*methods, {"key": GROUND_TRUTH, "label": "Ground truth"}]})
 
 
-def _figure(results_dir: Path, spec: StudySpec, predictions: dict[str, dict[str, np.ndarray]]) -> Path | None:
+def _test_figure(results_dir: Path, spec: StudySpec, predictions: dict[str, dict[str, np.ndarray]]) -> Path | None:
     if not predictions:
         return None
     test = paired_splits(spec.data).test
@@ -208,19 +216,19 @@ def render_file_study(out_dir: Path) -> str:
     results = _read(out_dir, spec)
     truth = _truth_dice(out_dir)
     zero_filled = _zero_filled(out_dir)
-    results_dir = out_dir / "results"
+    results_dir = out_dir / RESULTS_DIR
     table = results_table(spec, results, truth, zero_filled)
     tests = paired_tests(spec, results, truth)
     write_table(results_dir, table)
     write_text(results_dir / "pvalues.md", pvalue_markdown(spec, tests))
     _write_per_image(results_dir / "per_image.csv", results if zero_filled is None else
-                     {ZERO_FILLED: zero_filled, **results})
+                     {ZERO_FILLED_DIR: zero_filled, **results})
     predictions = _predictions(out_dir, list(results))
     test = paired_splits(spec.data).test
     targets = {test[i]["id"]: test[i]["target"][0].numpy() for i in range(len(test))}
     write_reader_images(results_dir, spec, predictions, targets)
-    figure = _figure(results_dir, spec, predictions)
-    return _section(out_dir, spec, table, tests, figure, list(results))
+    figure = _test_figure(results_dir, spec, predictions)
+    return _file_section(out_dir, spec, table, tests, figure, list(results))
 
 
 def _data_line(spec: StudySpec) -> str:
@@ -239,11 +247,11 @@ def _data_line(spec: StudySpec) -> str:
             f"{counts['val']} val, {counts['test']} test images.")
 
 
-def _section(out_dir: Path, spec: StudySpec, table: ResultTable, tests: dict[str, dict[str, PairedTest]],
+def _file_section(out_dir: Path, spec: StudySpec, table: ResultTable, tests: dict[str, dict[str, PairedTest]],
              figure: Path | None, names: list[str]) -> str:
     study: dict[str, Any] = {}
-    if (out_dir / "study.json").is_file():
-        study = json.loads((out_dir / "study.json").read_text())
+    if (out_dir / STUDY_RECORD).is_file():
+        study = json.loads((out_dir / STUDY_RECORD).read_text())
     lines = [f"## {spec.name} (study file)", "", _data_line(spec)]
     if study:
         lines.append(f"Wall time {study['seconds'] / 60:.1f} min (training {study['seconds_training'] / 60:.1f} min, "
@@ -253,7 +261,7 @@ def _section(out_dir: Path, spec: StudySpec, table: ResultTable, tests: dict[str
               f"Paired tests against `{spec.baseline_loss}`, per network:", "", pvalue_markdown(spec, tests), ""]
     if figure is not None:
         lines += [f"![{spec.name} test images]({out_dir.name}/results/{figure.name})", ""]
-    info = {name: read_run_info(out_dir / "runs" / name) for name in names}
+    info = {name: read_run_info(out_dir / RUNS_DIR / name) for name in names}
     lines += ["| Run | seconds per training step | steps | best epoch |", "|---|---|---|---|"]
     lines += [f"| {_label(spec, n)} | {i['seconds_per_step']:.3f} | {i['steps']} | {i['best_epoch']} |"
               for n, i in info.items() if i]

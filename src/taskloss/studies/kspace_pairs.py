@@ -4,7 +4,7 @@
 (slices, H, W) complex, fully sampled, DC at the centre; optionally ``reconstruction_esc`` or
 ``reconstruction_rss``, whose *shape* gives fastMRI's crop. Each file is one volume, so one
 subject: the files are split with ``data.split`` (seeded, by file;
-:func:`taskloss.studies.paired.split_groups`, the paired study's rule).
+:func:`taskloss.studies.pairs.split_groups`, the paired study's rule).
 
 Each kept slice ``k`` of ``F.h5`` (``data.slices``) is one pair with id ``F_z<k:03d>``, built with
 the conventions of the built-in csmri study (:mod:`taskloss.data.kspace`, orthonormal centred
@@ -41,7 +41,7 @@ from taskloss.data.csmri import MASK_STREAM, fastmri_slices
 from taskloss.data.fields import generator_for
 from taskloss.data.kspace import undersample
 from taskloss.errors import DataError
-from taskloss.studies.paired import PairedData, check_varies, split_groups, warn_identical
+from taskloss.studies.pairs import PairedData, check_varies, split_groups, warn_identical
 from taskloss.studies.spec import KspaceDataSpec
 
 SUFFIX = ".h5"

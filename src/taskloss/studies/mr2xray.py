@@ -18,7 +18,6 @@ the real X-ray (the SIS idea). Rows "<network> - task loss" train with l1 + the
 synthesised against the real X-ray), each term balanced over the first batches.
 """
 
-import functools
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -31,7 +30,7 @@ from lightning.fabric import Fabric
 from pydantic import Field, field_validator, model_validator
 
 from taskloss.config import StrictModel, check_section
-from taskloss.data.mr2xray import Mr2XrayConfig, Splits, mr2xray_splits
+from taskloss.data.mr2xray import Mr2XrayConfig
 from taskloss.errors import DataError
 from taskloss.losses import CrossEntropyLoss, L1Loss, PerceptualLoss, TaskLoss
 from taskloss.metrics import PairedTest, Summary, dice, hfen, mae, paired_wilcoxon, psnr, ssim, summarize
@@ -39,11 +38,8 @@ from taskloss.networks import create_network
 from taskloss.report import Case, Column, ResultTable, Row, comparison_figure, detail_crop
 from taskloss.studies.common import (
     ALPHA,
-    CASES_FILE,
-    EVALUATION_DIR,
-    RUN_CONFIG_FILE,
     SCALES,
-    TEST_CSV,
+    BuiltinRun,
     change_verdict,
     collect_predictions,
     figure_case_indices,
@@ -54,31 +50,39 @@ from taskloss.studies.common import (
     read_run_info,
     read_study_json,
     save_npz,
+    study_splits,
+    train_run,
     validate_config,
     write_json,
     write_per_image,
-    write_run_config,
-    write_run_info,
     write_table,
     write_text,
 )
+from taskloss.studies.layout import (
+    BONE_NETWORK,
+    BONE_SCORER,
+    CASES_FILE,
+    EVALUATION_DIR,
+    RESULTS_DIR,
+    RUN_CONFIG_FILE,
+    RUNS_DIR,
+    STUDY_RECORD,
+    TASK_NETWORKS_DIR,
+    TEST_CSV,
+)
 from taskloss.studies.perception import PerceptionChoice, perception_network
+from taskloss.studies.spec import run_name
 from taskloss.studies.task_loss import dice_ratio, load_segmenter, with_task_term
-from taskloss.training import FitResult, SupervisedTask, Trainer, TrainingConfig, make_fabric
+from taskloss.training import SupervisedTask, Trainer, TrainingConfig, make_fabric
 from taskloss.training.config import load_yaml
 from taskloss.training.task import Batch
 
-STUDY = "mr2xray"
+MR2XRAY_STUDY = "mr2xray"
 LOSSES = ("perceptual", "l1", "task")
 LOSS_LABELS = {"perceptual": "p loss", "l1": "ℓ1 loss", "task": "task loss"}
-METRICS = ("mae", "ssim", "psnr", "hfen")
+MR2XRAY_METRICS = ("mae", "ssim", "psnr", "hfen")
 TASK_METRICS = ("bone_dice", "bone_dice_real")
 """Per test image: the bone scorer's Dice on the synthesised X-ray and on the real X-ray."""
-TASK_DIR = "task_networks"
-BONE_NETWORK = "bone"
-"""The bone-segmentation run inside the task loss (``TASK_DIR/bone``)."""
-BONE_SCORER = "bone_scorer"
-"""The independent bone-segmentation run that scores the task column (``TASK_DIR/bone_scorer``)."""
 
 
 class PerceptualSettings(StrictModel):
@@ -95,13 +99,13 @@ class PerceptualSettings(StrictModel):
 class TaskSettings(StrictModel):
     """The task term of a "task" run: l1 + ``weight`` x TaskLoss, each term balanced over the first batches."""
 
-    network_dir: str = Field(f"{TASK_DIR}/{BONE_NETWORK}",
+    network_dir: str = Field(f"{TASK_NETWORKS_DIR}/{BONE_NETWORK}",
                              description="the bone-segmentation run folder, relative to the study folder")
     weight: float = Field(1.0, gt=0)
     balance_batches: int = Field(5, ge=1)
 
 
-class BoneSegmentationRun(StrictModel):
+class BoneSegmentationRun(BuiltinRun):
     """A bone-segmentation UNet trained on the real X-ray projections and their projected bone masks."""
 
     study: Literal["mr2xray"] = "mr2xray"
@@ -116,8 +120,16 @@ class BoneSegmentationRun(StrictModel):
         """The data settings as a :class:`Mr2XrayConfig` (a bad setting is a ConfigError naming it)."""
         return validate_config(Mr2XrayConfig, self.data, "mr2xray data settings")
 
+    def training_task(self, run_dir: Path) -> tuple[SupervisedTask, str]:
+        """Cross-entropy on the real X-ray projections, bone weighted up; scored by bone Dice."""
+        criterion = CrossEntropyLoss(class_weights=torch.tensor([1.0, self.bone_weight]))
+        task = SupervisedTask(lambda: create_network(self.network, **self.network_options), criterion,
+                              _bone_dice_metric, forward=lambda model, batch: model(batch["target"]),
+                              target_key="bone")
+        return task, f"cross-entropy on the real X-ray, bone class weight {self.bone_weight:g}"
 
-class Mr2XrayRun(StrictModel):
+
+class Mr2XrayRun(BuiltinRun):
     """One training run of the study: a network, a loss, the data and the training settings."""
 
     study: Literal["mr2xray"] = "mr2xray"
@@ -133,15 +145,12 @@ class Mr2XrayRun(StrictModel):
         """The data settings as a :class:`Mr2XrayConfig` (a bad setting is a ConfigError naming it)."""
         return validate_config(Mr2XrayConfig, self.data, "mr2xray data settings")
 
-
-@functools.lru_cache(maxsize=2)
-def study_splits(config: Mr2XrayConfig) -> Splits:
-    """The data of a configuration, simulated (or read) once per process: the six runs of a study,
-    their evaluation and the figure share it."""
-    return mr2xray_splits(config)
+    def training_task(self, run_dir: Path) -> tuple[SupervisedTask, str]:
+        """The run's supervised task and loss description (:func:`mr2xray_task`)."""
+        return mr2xray_task(self, run_dir)
 
 
-def build_loss(run: Mr2XrayRun, run_dir: Path | None = None) -> tuple[torch.nn.Module, str]:
+def mr2xray_loss(run: Mr2XrayRun, run_dir: Path | None = None) -> tuple[torch.nn.Module, str]:
     """The run's loss module (called as ``loss(pred, target)``) and its one-line description.
 
     ``run_dir`` (``<study>/runs/<name>``) locates the bone network of a "task" run.
@@ -187,11 +196,11 @@ def _bone_masks(logits: torch.Tensor) -> torch.Tensor:
     return logits.argmax(dim=1, keepdim=True) == 1
 
 
-def build_task(run: Mr2XrayRun, run_dir: Path | None = None, scorer: torch.nn.Module | None = None
-               ) -> tuple[SupervisedTask, str]:
+def mr2xray_task(run: Mr2XrayRun, run_dir: Path | None = None, scorer: torch.nn.Module | None = None
+                 ) -> tuple[SupervisedTask, str]:
     """The supervised task of a run and its loss description; with ``scorer``, its metrics add the
     bone Dice (:data:`TASK_METRICS`)."""
-    criterion, description = build_loss(run, run_dir)
+    criterion, description = mr2xray_loss(run, run_dir)
     metrics = _metrics if scorer is None else _with_bone_dice(scorer)
     task = SupervisedTask(lambda: create_network(run.network, **run.network_options), criterion, metrics)
     return task, description
@@ -202,42 +211,8 @@ def _bone_dice_metric(logits: torch.Tensor, batch: Batch) -> dict[str, torch.Ten
     return {"dice": torch.nan_to_num(dice(_bone_masks(logits), batch["bone"] == 1), nan=1.0)}
 
 
-def train_bone_network(run: BoneSegmentationRun, run_dir: Path, fabric: Fabric | None = None) -> FitResult:
-    """Train a bone-segmentation UNet on the real X-ray projections (cross-entropy, bone weighted up)."""
-    write_run_config(run_dir, run)
-    splits = study_splits(run.data_config())
-    criterion = CrossEntropyLoss(class_weights=torch.tensor([1.0, run.bone_weight]))
-    task = SupervisedTask(lambda: create_network(run.network, **run.network_options), criterion, _bone_dice_metric,
-                          forward=lambda model, batch: model(batch["target"]), target_key="bone")
-    trainer = Trainer(task, run.training, run_dir, fabric)
-    result = trainer.fit(splits.train, splits.val)
-    if trainer.fabric.is_global_zero:
-        write_run_info(run_dir, result, f"cross-entropy on the real X-ray, bone class weight {run.bone_weight:g}")
-    return result
-
-
-def run_name(network_label: str, loss: str) -> str:
-    """Folder name of a run, e.g. ``crn-perceptual``."""
-    return f"{network_label.lower()}-{loss}"
-
-
-def train_run(run: Mr2XrayRun, run_dir: Path, fabric: Fabric | None = None) -> FitResult:
-    """Train a run in ``run_dir`` (resuming, or returning at once when it has finished).
-
-    Writes ``config.yaml``, the checkpoints and the logs.
-    """
-    write_run_config(run_dir, run)
-    splits = study_splits(run.data_config())
-    task, description = build_task(run, run_dir)
-    trainer = Trainer(task, run.training, run_dir, fabric)
-    result = trainer.fit(splits.train, splits.val)
-    if trainer.fabric.is_global_zero:
-        write_run_info(run_dir, result, description)
-    return result
-
-
-def evaluate_run(run_dir: Path, split: str = "test", fabric: Fabric | None = None,
-                 figure_cases: int = 3) -> Path:
+def evaluate_mr2xray_run(run_dir: Path, split: str = "test", fabric: Fabric | None = None,
+                         figure_cases: int = 3) -> Path:
     """Score a trained run's best checkpoint on a split.
 
     Writes ``evaluation/<split>.csv`` (per image: id, mae, ssim, psnr, hfen, and where the data has
@@ -249,16 +224,16 @@ def evaluate_run(run_dir: Path, split: str = "test", fabric: Fabric | None = Non
     """
     run = validate_config(Mr2XrayRun, load_yaml(run_dir / RUN_CONFIG_FILE), str(run_dir / RUN_CONFIG_FILE))
     dataset = getattr(study_splits(run.data_config()), split)
-    scorer_dir = run_dir.parent.parent / TASK_DIR / BONE_SCORER
+    scorer_dir = run_dir.parent.parent / TASK_NETWORKS_DIR / BONE_SCORER
     scored = len(dataset) > 0 and "bone" in dataset[0] and (scorer_dir / RUN_CONFIG_FILE).is_file()
-    task, _ = build_task(run, run_dir, load_segmenter(scorer_dir) if scored else None)
+    task, _ = mr2xray_task(run, run_dir, load_segmenter(scorer_dir) if scored else None)
     trainer = Trainer(task, run.training, run_dir, fabric)
     trainer.load_weights("best")
     values = trainer.per_image(trainer.eval_loader(dataset))
     path = run_dir / EVALUATION_DIR / f"{split}.csv"
     if trainer.fabric.is_global_zero:
         ids = [dataset[int(i)]["id"] for i in values["index"]]
-        write_per_image(path, ids, {m: values[m] for m in (*METRICS, *(TASK_METRICS if scored else ()))})
+        write_per_image(path, ids, {m: values[m] for m in (*MR2XRAY_METRICS, *(TASK_METRICS if scored else ()))})
         if split == "test":
             task.set_training(False)
             cases = collect_predictions(lambda b: task.predict(trainer.fabric.to_device(b)).clamp(0, 1),
@@ -289,6 +264,7 @@ class Mr2XrayPreset(StrictModel):
         bone_epochs: epochs of the two bone-segmentation networks.
         balance_batches: K of the perceptual loss's layer balancing.
         figure_cases: test images shown in the figure.
+        perception: the perceptual loss's network ("auto", "vgg19", "domain"; :mod:`taskloss.studies.perception`).
     """
 
     study: Literal["mr2xray"]
@@ -302,6 +278,7 @@ class Mr2XrayPreset(StrictModel):
     bone_epochs: int = Field(20, ge=1)
     balance_batches: int = Field(10, ge=1)
     figure_cases: int = Field(3, ge=1)
+    perception: PerceptionChoice = "auto"
 
     @field_validator("data")
     @classmethod
@@ -322,12 +299,12 @@ class Mr2XrayPreset(StrictModel):
         return self.training.model_dump(exclude_unset=True)
 
 
-PRESETS: Mapping[str, Mr2XrayPreset] = MappingProxyType(
-    {scale: load_preset(Mr2XrayPreset, STUDY, scale) for scale in SCALES})
+MR2XRAY_PRESETS: Mapping[str, Mr2XrayPreset] = MappingProxyType(
+    {scale: load_preset(Mr2XrayPreset, MR2XRAY_STUDY, scale) for scale in SCALES})
 """The shipped scales, read from their study files."""
 
 
-def preset_runs(preset: Mr2XrayPreset, data: dict[str, Any] | None = None,
+def mr2xray_preset_runs(preset: Mr2XrayPreset, data: dict[str, Any] | None = None,
                 training: dict[str, Any] | None = None) -> dict[str, Mr2XrayRun]:
     """The runs of a preset by folder name, in table order (losses outer, networks inner).
 
@@ -342,9 +319,9 @@ def preset_runs(preset: Mr2XrayPreset, data: dict[str, Any] | None = None,
         for label, network in preset.networks.items():
             if loss == "task" and label not in preset.task_networks:
                 continue
-            runs[run_name(label, loss)] = Mr2XrayRun(
+            runs[run_name(label.lower(), loss)] = Mr2XrayRun(
                 network=network.name, network_options=network.options, loss=loss,
-                perceptual=PerceptualSettings(balance_batches=preset.balance_batches),
+                perceptual=PerceptualSettings(network=preset.perception, balance_batches=preset.balance_batches),
                 task=TaskSettings(weight=preset.task_weight),
                 data={**preset.data, **(data or {})}, training=TrainingConfig(**training_settings))
     return runs
@@ -362,7 +339,7 @@ def bone_runs(preset: Mr2XrayPreset, data: dict[str, Any] | None = None,
                                              training=TrainingConfig(**settings, seed=1))}
 
 
-SOURCE_TABLE = """| Network - loss | MAE | SSIM | PSNR |
+MR2XRAY_SOURCE_TABLE = """| Network - loss | MAE | SSIM | PSNR |
 |---|---|---|---|
 | UNet - p loss | 0.083 | 0.891 | 26.994 |
 | ResNet - p loss | 0.077 | 0.924 | 27.675 |
@@ -373,12 +350,12 @@ SOURCE_TABLE = """| Network - loss | MAE | SSIM | PSNR |
 """
 """The source document's table (Stimpel et al.'s data), for comparison in the report."""
 
-TABLE_COLUMNS = (Column("mae", "MAE", higher_is_better=False), Column("ssim", "SSIM", higher_is_better=True),
+MR2XRAY_COLUMNS = (Column("mae", "MAE", higher_is_better=False), Column("ssim", "SSIM", higher_is_better=True),
                  Column("psnr", "PSNR", higher_is_better=True, digits=2),
                  Column("task", "Task (bone Dice ratio)", higher_is_better=True, show_sd=False))
 
 
-def run_study(preset: str | Path | Mr2XrayPreset, out_dir: Path, data_dir: Path | None = None, devices: int = 1,
+def run_mr2xray(preset: str | Path | Mr2XrayPreset, out_dir: Path, data_dir: Path | None = None, devices: int = 1,
               accelerator: str = "auto") -> Path:
     """Train and score the runs of a preset (finished runs are skipped), then render results.
 
@@ -396,34 +373,34 @@ def run_study(preset: str | Path | Mr2XrayPreset, out_dir: Path, data_dir: Path 
     Returns:
         The results folder.
     """
-    preset = load_preset(Mr2XrayPreset, STUDY, preset)
+    preset = load_preset(Mr2XrayPreset, MR2XRAY_STUDY, preset)
     data = {"data": str(data_dir)} if data_dir is not None else {}
     hardware = {"devices": devices, "accelerator": accelerator}
-    runs = preset_runs(preset, data, hardware)
+    runs = mr2xray_preset_runs(preset, data, hardware)
     fabric = make_fabric(next(iter(runs.values())).training)
     started = time.perf_counter()
     timings: dict[str, float] = {}
     if data_dir is None:  # simulated data: bone masks, so the bone task and the task-loss runs
         for name, bone_run in bone_runs(preset, data, hardware).items():
-            timings[f"{TASK_DIR}/{name}"] = train_bone_network(bone_run, out_dir / TASK_DIR / name,
+            timings[f"{TASK_NETWORKS_DIR}/{name}"] = train_run(bone_run, out_dir / TASK_NETWORKS_DIR / name,
                                                               fabric).seconds_per_step
     else:
         runs = {name: run for name, run in runs.items() if run.loss != "task"}
     for name, run in runs.items():
-        timings[name] = train_run(run, out_dir / "runs" / name, fabric).seconds_per_step
-        evaluate_run(out_dir / "runs" / name, "test", fabric, preset.figure_cases)
+        timings[name] = train_run(run, out_dir / RUNS_DIR / name, fabric).seconds_per_step
+        evaluate_mr2xray_run(out_dir / RUNS_DIR / name, "test", fabric, preset.figure_cases)
     if fabric.is_global_zero:
-        write_json(out_dir / "study.json", {
-            "study": STUDY, "preset": preset.name, "notes": preset.notes, "data": runs[next(iter(runs))].data,
+        write_json(out_dir / STUDY_RECORD, {
+            "study": MR2XRAY_STUDY, "preset": preset.name, "notes": preset.notes, "data": runs[next(iter(runs))].data,
             "seconds": time.perf_counter() - started, "seconds_per_step": timings})
-        render_results(out_dir)
+        render_mr2xray(out_dir)
     fabric.barrier()
-    return out_dir / "results"
+    return out_dir / RESULTS_DIR
 
 
 def _load_runs(out_dir: Path) -> dict[str, tuple[Mr2XrayRun, list[str], dict[str, np.ndarray]]]:
     runs = {}
-    for run_dir in sorted((out_dir / "runs").iterdir()) if (out_dir / "runs").is_dir() else []:
+    for run_dir in sorted((out_dir / RUNS_DIR).iterdir()) if (out_dir / RUNS_DIR).is_dir() else []:
         config = validate_config(Mr2XrayRun, load_yaml(run_dir / RUN_CONFIG_FILE), str(run_dir / RUN_CONFIG_FILE))
         ids, values = read_per_image(run_dir / EVALUATION_DIR / TEST_CSV)
         runs[run_dir.name] = (config, ids, values)
@@ -432,32 +409,33 @@ def _load_runs(out_dir: Path) -> dict[str, tuple[Mr2XrayRun, list[str], dict[str
     return runs
 
 
-def render_results(out_dir: Path) -> str:
+def render_mr2xray(out_dir: Path) -> str:
     """Write the tables, p-values, per-image results and figure; return the report's section.
 
     Reads only what the runs saved (``config.yaml``, ``evaluation/``), so it can be re-run at any
     time (``taskloss report``).
     """
-    results = out_dir / "results"
+    results = out_dir / RESULTS_DIR
     study = read_study_json(out_dir)
     runs = _load_runs(out_dir)
     labels = {name: _row_label(name) for name in runs}
     ordered = sorted(runs, key=lambda n: (LOSSES.index(n.rsplit("-", 1)[1]), _network_order(n)))
     rows = [Row(labels[n], _cells(runs[n][2]), group=n.rsplit("-", 1)[1]) for n in ordered]
     caption = ("MAE, SSIM and PSNR (mean ± sd over test images); task: mean bone Dice of the independent "
-               f"segmenter `{TASK_DIR}/{BONE_SCORER}` on the synthesised X-ray over its mean Dice on the real X-ray "
+               f"segmenter `{TASK_NETWORKS_DIR}/{BONE_SCORER}` on the synthesised X-ray over its mean Dice on the real "
+               "X-ray "
                "(— without bone masks); best per loss in bold.")
-    table = ResultTable(TABLE_COLUMNS, rows, caption, first_header="Network - loss")
-    tests = {loss: _paired_tests(runs, loss) for loss in ("perceptual", "task")}
+    table = ResultTable(MR2XRAY_COLUMNS, rows, caption, first_header="Network - loss")
+    tests = {loss: _tests_against_l1(runs, loss) for loss in ("perceptual", "task")}
     write_table(results, table)
-    write_text(results / "pvalues.md", "\n".join(_pvalue_markdown(t, loss) for loss, t in tests.items() if t))
+    write_text(results / "pvalues.md", "\n".join(_network_tests_markdown(t, loss) for loss, t in tests.items() if t))
     _write_per_image_long(results / "per_image.csv", runs)
-    figure = _figure(out_dir, runs, ordered, labels)
-    return _section(study, table, tests, runs, figure, out_dir)
+    figure = _projection_figure(out_dir, runs, ordered, labels)
+    return _mr2xray_section(study, table, tests, runs, figure, out_dir)
 
 
 def _cells(values: dict[str, np.ndarray]) -> dict[str, Summary | None]:
-    cells: dict[str, Summary | None] = {m: summarize(values[m]) for m in METRICS}
+    cells: dict[str, Summary | None] = {m: summarize(values[m]) for m in MR2XRAY_METRICS}
     if all(m in values for m in TASK_METRICS):
         cells["task"] = dice_ratio(values["bone_dice"], values["bone_dice_real"])
     return cells
@@ -477,7 +455,7 @@ def _network_order(name: str) -> int:
     return NETWORK_ORDER.index(network) if network in NETWORK_ORDER else len(NETWORK_ORDER)
 
 
-def _paired_tests(runs: dict[str, Any], against: str = "perceptual") -> dict[str, dict[str, PairedTest]]:
+def _tests_against_l1(runs: dict[str, Any], against: str = "perceptual") -> dict[str, dict[str, PairedTest]]:
     """Per network: Wilcoxon of the ``against`` loss vs l1 for every metric (and the bone Dice where
     scored, on images whose mask has bone), on the same test images."""
     tests: dict[str, dict[str, PairedTest]] = {}
@@ -491,15 +469,15 @@ def _paired_tests(runs: dict[str, Any], against: str = "perceptual") -> dict[str
         if ids_p != ids_l:
             raise DataError(f"runs {name} and {other} were scored on different test images; re-run them "
                             "with the same data settings")
-        tests[network] = {m: paired_wilcoxon(values_p[m], values_l[m]) for m in METRICS}
+        tests[network] = {m: paired_wilcoxon(values_p[m], values_l[m]) for m in MR2XRAY_METRICS}
         if "bone_dice" in values_p and "bone_dice" in values_l:
             scored = np.isfinite(values_p["bone_dice"]) & np.isfinite(values_l["bone_dice"])
             tests[network]["bone_dice"] = paired_wilcoxon(values_p["bone_dice"][scored], values_l["bone_dice"][scored])
     return tests
 
 
-def _pvalue_markdown(tests: dict[str, dict[str, PairedTest]], loss: str = "perceptual") -> str:
-    metrics = list(next(iter(tests.values()))) if tests else list(METRICS)
+def _network_tests_markdown(tests: dict[str, dict[str, PairedTest]], loss: str = "perceptual") -> str:
+    metrics = list(next(iter(tests.values()))) if tests else list(MR2XRAY_METRICS)
     short = {"perceptual": "p loss", "task": "task loss"}[loss]
     header = "| Network | " + " | ".join(f"{m.upper().replace('_', ' ')} {short} - ℓ1 (p)" for m in metrics) + " |"
     lines = [header, "|" + "---|" * (len(metrics) + 1)]
@@ -513,7 +491,7 @@ def _pvalue_markdown(tests: dict[str, dict[str, PairedTest]], loss: str = "perce
     return "\n".join(lines) + "\n"
 
 
-def _task_verdict(tests: dict[str, dict[str, PairedTest]]) -> list[str]:
+def _network_task_verdicts(tests: dict[str, dict[str, PairedTest]]) -> list[str]:
     """One plain sentence per network: did l1 + task loss raise the scorer's bone Dice over l1, at what PSNR."""
     lines = []
     for network, by_metric in tests.items():
@@ -530,18 +508,18 @@ def _task_verdict(tests: dict[str, dict[str, PairedTest]]) -> list[str]:
 
 
 def _write_per_image_long(path: Path, runs: dict[str, Any]) -> None:
-    ids, values, names = [], {m: [] for m in METRICS}, []
+    ids, values, names = [], {m: [] for m in MR2XRAY_METRICS}, []
     for name, (_, run_ids, run_values) in runs.items():
         ids += [f"{name}/{i}" for i in run_ids]
         names += [name] * len(run_ids)
-        for metric in METRICS:
+        for metric in MR2XRAY_METRICS:
             values[metric].extend(run_values[metric])
     write_per_image(path, ids, {m: np.asarray(v) for m, v in values.items()})
 
 
-def _figure(out_dir: Path, runs: dict[str, Any], ordered: list[str], labels: dict[str, str]) -> Path | None:
-    cases_by_run = {n: np.load(out_dir / "runs" / n / EVALUATION_DIR / CASES_FILE) for n in ordered
-                    if (out_dir / "runs" / n / EVALUATION_DIR / CASES_FILE).is_file()}
+def _projection_figure(out_dir: Path, runs: dict[str, Any], ordered: list[str], labels: dict[str, str]) -> Path | None:
+    cases_by_run = {n: np.load(out_dir / RUNS_DIR / n / EVALUATION_DIR / CASES_FILE) for n in ordered
+                    if (out_dir / RUNS_DIR / n / EVALUATION_DIR / CASES_FILE).is_file()}
     if len(cases_by_run) != len(ordered):
         return None
     first = cases_by_run[ordered[0]]
@@ -555,14 +533,14 @@ def _figure(out_dir: Path, runs: dict[str, Any], ordered: list[str], labels: dic
         outputs = {labels[n]: cases_by_run[n]["pred"][k, 0] for n in ordered}
         cases.append(Case(str(case_id), item["input"][0].numpy(), outputs, target,
                           detail_crop(target, max(16, target.shape[0] // 4)), display_range=(0.0, 1.0)))
-    return comparison_figure(out_dir / "results" / "figure.png", cases, input_label="MR projection",
+    return comparison_figure(out_dir / RESULTS_DIR / "figure.png", cases, input_label="MR projection",
                              target_label="X-ray (target)",
                              title="MR -> X-ray projection synthesis, test images")
 
 
-def _section(study: dict[str, Any], table: ResultTable, tests: dict[str, dict[str, dict[str, PairedTest]]],
+def _mr2xray_section(study: dict[str, Any], table: ResultTable, tests: dict[str, dict[str, dict[str, PairedTest]]],
              runs: dict[str, Any], figure: Path | None, out_dir: Path) -> str:
-    info = {name: read_run_info(out_dir / "runs" / name) for name in runs}
+    info = {name: read_run_info(out_dir / RUNS_DIR / name) for name in runs}
     lines = ["## MR → X-ray projection synthesis (mr2xray)", ""]
     if study:
         lines.append(f"Preset `{study['preset']}` ({study['notes']}); wall time of the study "
@@ -570,27 +548,23 @@ def _section(study: dict[str, Any], table: ResultTable, tests: dict[str, dict[st
     losses = sorted({i["loss"] for i in info.values() if i})
     lines += [f"Losses: {'; '.join(losses)}." if losses else "", "", table.markdown(),
               "Paired tests, perceptual vs ℓ1 per network (HFEN: high-frequency error, lower is better):", "",
-              _pvalue_markdown(tests["perceptual"]), ""]
+              _network_tests_markdown(tests["perceptual"]), ""]
     if tests["task"]:
-        lines += ["Paired tests, task loss vs ℓ1 per network:", "", _pvalue_markdown(tests["task"], "task"), "",
-                  f"Task loss (two-sided paired Wilcoxon tests, α = {ALPHA}; bone Dice by `{TASK_DIR}/{BONE_SCORER}`, "
-                  f"never by the network inside the loss, `{TASK_DIR}/{BONE_NETWORK}`):", "",
-                  *_task_verdict(tests["task"]), ""]
+        lines += ["Paired tests, task loss vs ℓ1 per network:", "", _network_tests_markdown(tests["task"], "task"), "",
+                  f"Task loss (two-sided paired Wilcoxon tests, α = {ALPHA}; bone Dice by "
+                  f"`{TASK_NETWORKS_DIR}/{BONE_SCORER}`, "
+                  f"never by the network inside the loss, `{TASK_NETWORKS_DIR}/{BONE_NETWORK}`):", "",
+                  *_network_task_verdicts(tests["task"]), ""]
     if figure is not None:
         lines += [f"![mr2xray test images](mr2xray/results/{figure.name})", ""]
     lines += ["| Run | seconds per training step | steps | best epoch |", "|---|---|---|---|"]
     lines += [f"| {_row_label(n)} | {i['seconds_per_step']:.3f} | {i['steps']} | {i['best_epoch']} |"
               for n, i in info.items() if i]
-    bone = {name: read_run_info(out_dir / TASK_DIR / name) for name in (BONE_NETWORK, BONE_SCORER)
-            if (out_dir / TASK_DIR / name).is_dir()}
-    lines += [f"| bone segmentation `{TASK_DIR}/{n}` (best validation Dice {i['best_value']:.3f} on the real X-ray) | "
+    bone = {name: read_run_info(out_dir / TASK_NETWORKS_DIR / name) for name in (BONE_NETWORK, BONE_SCORER)
+            if (out_dir / TASK_NETWORKS_DIR / name).is_dir()}
+    lines += [f"| bone segmentation `{TASK_NETWORKS_DIR}/{n}` (best validation Dice {i['best_value']:.3f} on the "
+              "real X-ray) | "
               f"{i['seconds_per_step']:.3f} | {i['steps']} | {i['best_epoch']} |" for n, i in bone.items() if i]
     lines += ["", "For comparison, the source document's table (Stimpel et al. 2017, on their data):", "",
-              SOURCE_TABLE]
+              MR2XRAY_SOURCE_TABLE]
     return "\n".join(lines)
-
-
-
-def train_config(data: dict[str, Any], run_dir: Path, source: str) -> FitResult:
-    """Train one run from a configuration mapping (``taskloss train``)."""
-    return train_run(validate_config(Mr2XrayRun, data, source), run_dir)

@@ -56,7 +56,7 @@ NAME_PATTERN = r"^[A-Za-z0-9_.]+$"
 STUDY_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 """Names of studies (a folder name): letters, digits, ``_``, ``.`` and ``-``."""
 
-METRICS = ("mae", "psnr", "ssim", "hfen", "nmse")
+IMAGE_METRICS = ("mae", "psnr", "ssim", "hfen", "nmse")
 """Image metrics a study file may ask for (per test image, see :mod:`taskloss.studies.engine`)."""
 HIGHER_IS_BETTER = {"mae": False, "psnr": True, "ssim": True, "hfen": False, "nmse": False}
 
@@ -524,6 +524,43 @@ class StudySpec(SpecModel):
     def monitor(self) -> str:
         """The metric that selects best checkpoints."""
         return self.training.monitor or self.metrics[0]
+
+
+FILE_STUDY = "file"
+"""``study:`` of the run configurations a study file's runs are written with."""
+
+
+class FileRun(StrictModel):
+    """One run of a study file: what its training depends on (``runs/<run>/config.yaml``).
+
+    Hardware (devices, accelerator) and progress bars are not part of it: a run may resume on
+    other hardware.
+    """
+
+    study: Literal["file"] = FILE_STUDY
+    task: Literal["paired", "csmri"] = "paired"
+    data: AnyDataSpec
+    network: NetworkSpec
+    loss: LossSpec
+    training: TrainingConfig
+
+    @field_validator("data", mode="wrap")
+    @classmethod
+    def _data_of_task(cls, value: Any, handler: ValidatorFunctionWrapHandler, info: ValidationInfo) -> AnyDataSpec:
+        return data_spec(info.data.get("task"), value)
+
+
+def run_name(network: str, loss: str) -> str:
+    """Folder name of a run: ``<network>-<loss>``."""
+    return f"{network}-{loss}"
+
+
+def build_runs(spec: StudySpec) -> dict[str, FileRun]:
+    """Every network x loss of a study by run name, networks outer, losses inner (table order)."""
+    return {run_name(network, loss): FileRun(task=spec.task, data=spec.data, network=spec.networks[network],
+                                             loss=spec.losses[loss], training=spec.training.config(
+                                                 None if spec.losses[loss].adversarial else spec.monitor))
+            for network in spec.networks for loss in spec.losses}
 
 
 def network_problem(name: str, options: dict[str, Any], size: int) -> tuple[str, str] | None:

@@ -25,7 +25,7 @@ from taskloss.losses import CompositeLoss, TaskLoss
 from taskloss.metrics import Summary
 from taskloss.metrics.stats import BOOTSTRAP_RESAMPLES
 from taskloss.networks import create_network
-from taskloss.studies.common import RUN_CONFIG_FILE
+from taskloss.studies.layout import CHECKPOINT_DIR, RUN_CONFIG_FILE
 from taskloss.training.checkpoint import read_checkpoint
 from taskloss.training.config import load_yaml
 
@@ -129,7 +129,7 @@ def load_segmenter(run_dir: Path) -> nn.Module:
     Raises:
         ConfigError: when the folder holds no finished run.
     """
-    config_path, checkpoint = run_dir / RUN_CONFIG_FILE, run_dir / "checkpoints" / "best.ckpt"
+    config_path, checkpoint = run_dir / RUN_CONFIG_FILE, run_dir / CHECKPOINT_DIR / "best.ckpt"
     if not (config_path.is_file() and checkpoint.is_file()):
         raise ConfigError(f"{run_dir} holds no finished segmentation run (config.yaml and checkpoints/best.ckpt); "
                           "train it first, or point the task loss at another run folder")

@@ -1,0 +1,150 @@
+"""The image pairs a study file's data becomes, whichever reader made them, and what the readers share.
+
+:class:`PairedData` is filled by the folder reader of ``task: paired``
+(:func:`taskloss.studies.paired.read_paired`) and by the fastMRI k-space reader of ``task: csmri``
+(:func:`taskloss.studies.kspace_pairs.read_kspace_pairs`); both refuse constant images with
+:func:`check_varies`, warn once with :func:`warn_identical` and split by group (subject or file)
+with :func:`split_groups`. This module sits below both readers, so neither imports the other.
+
+Item of :class:`PairedDataset`: ``{"input": (1, S, S) float32, "target": (1, S, S) float32, "id":
+str, "subject": str}`` and ``"label": (1, S, S) int64`` when the data has labels.
+"""
+
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch.utils.data import Dataset
+
+from taskloss.data.splits import split_subjects
+from taskloss.errors import DataError
+from taskloss.studies.spec import FileSplitSpec
+
+MIN_RELATIVE_SPREAD = 1e-6
+"""An image whose values span less than this share of their magnitude (``max - min <= 1e-6 *
+max |value|``) is refused as constant: float32 resolves about 8 steps in such a span (its machine
+epsilon is 1.19e-7), so what is left after scaling to [0, 1] is rounding noise, not an image. An
+all-zero image is the case ``max |value| = 0``."""
+
+
+
+@dataclass(frozen=True)
+class PairedData:
+    """Every pair of a folder, prepared, with its split.
+
+    Attributes:
+        inputs: (N, 1, S, S) float32.
+        targets: (N, 1, S, S) float32.
+        labels: (N, 1, S, S) int64, or None without ``labels/``.
+        ids: file stems, N.
+        subjects: subject of each pair, N.
+        splits: "train", "val" or "test" for each pair.
+        by: "subject" or "file": how the split was made.
+    """
+
+    inputs: torch.Tensor
+    targets: torch.Tensor
+    labels: torch.Tensor | None
+    ids: list[str]
+    subjects: list[str]
+    splits: list[str]
+    by: str
+
+
+class PairedDataset(Dataset):
+    """One split of a :class:`PairedData` (see the module docstring for the item)."""
+
+    def __init__(self, data: PairedData, split: str) -> None:
+        self.data = data
+        self.indices = [i for i, s in enumerate(data.splits) if s == split]
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        i = self.indices[index]
+        item: dict[str, Any] = {"input": self.data.inputs[i], "target": self.data.targets[i],
+                                "id": self.data.ids[i], "subject": self.data.subjects[i]}
+        if self.data.labels is not None:
+            item["label"] = self.data.labels[i]
+        return item
+
+
+
+def check_varies(image: torch.Tensor, where: str, what: str) -> None:
+    """Refuse a constant image (all zero included; :data:`MIN_RELATIVE_SPREAD`).
+
+    Args:
+        image: the image's values, any shape.
+        where: the file (and slice) named in the error.
+        what: what it is, e.g. "a target".
+
+    Raises:
+        DataError: naming ``where``, its value and the fix.
+
+    Examples:
+        >>> check_varies(torch.tensor([0.0, 0.5]), "target/a.npy", "a target")
+        >>> check_varies(torch.zeros(4, 4), "target/b.npy", "a target")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        taskloss.errors.DataError: target/b.npy is all zero (every pixel 0); a target must vary ...
+    """
+    low, high = float(image.min()), float(image.max())
+    magnitude = max(abs(low), abs(high))
+    if high - low <= MIN_RELATIVE_SPREAD * magnitude:
+        value = "all zero (every pixel 0)" if magnitude == 0 else f"constant (every pixel {low:.6g})"
+        raise DataError(f"{where} is {value}; {what} must vary (the scaling to [0, 1], PSNR and SSIM divide by "
+                        "its range), replace the file or move it out of the folder")
+
+
+
+WARNED: set[str] = set()
+"""Data folders already warned about in this process (each warning is printed once)."""
+
+
+def warn_once(key: str, message: str) -> None:
+    """Print ``taskloss: warning: <message>`` on stderr, once per ``key`` and process."""
+    if key not in WARNED:
+        WARNED.add(key)
+        print(f"taskloss: warning: {message}", file=sys.stderr)
+
+
+def warn_identical(ids: list[str], inputs: torch.Tensor, targets: torch.Tensor, where: str, first: str) -> None:
+    """Warn once when targets equal their inputs: the network is then asked to learn the identity.
+
+    Args:
+        ids: the pairs' ids.
+        inputs, targets: (N, 1, S, S) as prepared.
+        where: the data folder (the warning's key).
+        first: how to name the first such pair's files, ``{id}`` standing for its id.
+    """
+    same = [name for name, a, b in zip(ids, inputs, targets, strict=True) if torch.equal(a, b)]
+    if same:
+        warn_once(where, f"{where}: {len(same)} of {len(ids)} targets equal their inputs (first "
+                  f"{first.format(id=same[0])}); the network learns nothing for them, check that the targets are the "
+                  "images you meant")
+
+
+
+def split_groups(groups: list[str], split: FileSplitSpec, what: str, unit: str, advice: str) -> list[str]:
+    """The split of every item: its group (subject or file) shuffled with ``split.seed``, validation
+    and test ``round(n * share)`` groups each (at least one), by
+    :func:`taskloss.data.splits.split_subjects`.
+
+    Args:
+        groups: the group of each item.
+        split: shares and seed.
+        what: where and how many items, for the error (``"pairs/: 12 pairs"``).
+        unit: what a group is, for the error ("subject", "file").
+        advice: what to do when there are fewer than 3 groups.
+
+    Raises:
+        DataError: fewer than 3 groups.
+    """
+    numbers = {group: n for n, group in enumerate(sorted(set(groups)))}
+    if len(numbers) < 3:
+        raise DataError(f"{what} of {len(numbers)} {unit}(s); train, val and test need one {unit} each at "
+                        f"least: {advice}")
+    split_of = split_subjects(numbers.values(), split.seed, split.val, split.test)
+    return [split_of[numbers[group]] for group in groups]
