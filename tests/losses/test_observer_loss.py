@@ -175,6 +175,13 @@ def test_bad_inputs_are_refused_with_their_message():
         assert str(error.value) == message
     with pytest.raises(InputError, match=r"^the targets' cho d' is 0: the observer does not see the signal in "):
         loss(target_a, target_a, target_a, target_a)
+    constant = torch.zeros_like(target_p)
+    with pytest.raises(InputError) as error:
+        loss(constant, constant + 1.0, target_p, target_a)
+    assert str(error.value) == (
+        "pred_present and pred_absent have no variance in the CHO's channels (every ROI of a class is the same "
+        "image), so the channel covariance cannot be inverted; pass ROIs of different images (a batch of noisy "
+        "inputs), or use ObserverLoss('npw')")
     with pytest.raises(InputError, match=r"^signal= is the NPW's template; the CHO estimates its template"):
         loss(target_p, target_a, target_p, target_a, signal=torch.zeros(SIDE, SIDE))
     with pytest.raises(InputError, match=r"^signal has shape \(9, 8\) but the ROIs are 9 x 9; pass the expected"):

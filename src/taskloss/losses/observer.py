@@ -62,7 +62,7 @@ class ObserverLoss(nn.Module):
     ``target_absent`` (N_a, 1, h, w), N_p, N_a >= 2: ROIs centred on the signal
     (:func:`taskloss.data.signals.cut_rois` cuts them, with gradients, from a batch of outputs).
     The channels are centred on the ROI's centre ``((h - 1) / 2, (w - 1) / 2)``. Outputs that are
-    identical across a class have no covariance (CHO: singular even with the ridge); real batches vary.
+    identical across a class have no covariance: the CHO refuses them (InputError); real batches vary.
 
     Examples:
         >>> from taskloss.data.signals import Signal
@@ -132,8 +132,8 @@ class ObserverLoss(nn.Module):
             d_pred = self._npw(pred_present, pred_absent, template)
         else:
             basis = self._channel_matrix(size, pred_present)
-            d_target = self._cho2(target_present, target_absent, basis).sqrt()  # no gradient: a plain sqrt
-            d_pred = _sqrt(self._cho2(pred_present, pred_absent, basis))
+            d_target = self._cho2(target_present, target_absent, basis, "target").sqrt()  # no gradient: plain sqrt
+            d_pred = _sqrt(self._cho2(pred_present, pred_absent, basis, "pred"))
         if not bool(d_target > 0):
             raise InputError(f"the targets' {self.observer} d' is {float(d_target):.4g}: the observer does not see "
                              "the signal in target_present against target_absent; insert a signal into the "
@@ -149,11 +149,18 @@ class ObserverLoss(nn.Module):
             self._basis[key] = torch.from_numpy(channels.reshape(channels.shape[0], -1).T.copy()).to(like)
         return self._basis[key]
 
-    def _cho2(self, present: torch.Tensor, absent: torch.Tensor, basis: torch.Tensor) -> torch.Tensor:
+    def _cho2(self, present: torch.Tensor, absent: torch.Tensor, basis: torch.Tensor, name: str) -> torch.Tensor:
         v_p, v_a = present.flatten(1) @ basis, absent.flatten(1) @ basis
         difference = v_p.mean(dim=0) - v_a.mean(dim=0)
         covariance = (torch.cov(v_p.T).reshape(basis.shape[1], -1) + torch.cov(v_a.T).reshape(basis.shape[1], -1)) / 2
         scale = torch.diagonal(covariance).mean()
+        # The ridge scales with the variance, so none (up to rounding of the channel outputs' magnitude)
+        # leaves K + lambda I singular.
+        magnitude = (v_p.detach().square().mean() + v_a.detach().square().mean()) / 2
+        if not bool(scale > torch.finfo(scale.dtype).eps * magnitude):
+            raise InputError(f"{name}_present and {name}_absent have no variance in the CHO's channels (every ROI "
+                             "of a class is the same image), so the channel covariance cannot be inverted; pass "
+                             "ROIs of different images (a batch of noisy inputs), or use ObserverLoss('npw')")
         regularised = covariance + self.ridge * scale * torch.eye(basis.shape[1], dtype=basis.dtype,
                                                                   device=basis.device)
         return difference @ torch.linalg.solve(regularised, difference)
