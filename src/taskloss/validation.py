@@ -129,7 +129,7 @@ def check_declared_range(x: torch.Tensor, name: str, value_range: tuple[float, f
     """
     low, high = value_range
     margin = RANGE_TOLERANCE * (high - low)
-    x_min, x_max = (float(v) for v in torch.aminmax(x))
+    x_min, x_max = (float(v) for v in torch.aminmax(x.detach()))
     if x_min < low - margin or x_max > high + margin:
         raise InputError(f"{name} has values in [{x_min:.4g}, {x_max:.4g}] but {argument}={value_range}; "
                          f"{advice.format(low=x_min, high=x_max)}")
