@@ -1,4 +1,4 @@
-"""Reports: result tables (Markdown, CSV, LaTeX) and comparison figures."""
+"""Reports: result tables (Markdown, CSV, LaTeX), comparison figures and the rank-stability figure."""
 
 from taskloss.report.figures import (
     Case,
@@ -8,6 +8,7 @@ from taskloss.report.figures import (
     detail_crop,
     tradeoff_figure,
 )
+from taskloss.report.ranks import rank_stability_figure
 from taskloss.report.tables import Column, ResultTable, Row
 
 __all__ = [
@@ -19,5 +20,6 @@ __all__ = [
     "box_crop",
     "comparison_figure",
     "detail_crop",
+    "rank_stability_figure",
     "tradeoff_figure",
 ]
