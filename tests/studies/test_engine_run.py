@@ -14,9 +14,11 @@ import yaml
 from scipy import ndimage
 from typer.testing import CliRunner
 
+import taskloss
 from taskloss.cli import app, main
 from taskloss.errors import ConfigError, DataError
 from taskloss.networks import create_network
+from taskloss.provenance import KEYS
 from taskloss.readers.study import read_results
 from taskloss.studies import render_report
 from taskloss.studies.engine import plan_study, plan_table, run_file_study
@@ -91,6 +93,9 @@ def test_the_task_loss_uses_its_own_task_network_not_the_scoring_one(study):
     assert (loss_network["training"]["seed"], scoring_network["training"]["seed"]) == (1, 0)
     info = json.loads((folder / "runs" / "unet-task_l1" / "evaluation" / "run.json").read_text())
     assert info["loss"] == "1 l1 + 0.1 task"
+    # Which code and machine trained it (taskloss.provenance), recorded with the run.
+    assert set(info["provenance"]) == set(KEYS)
+    assert (info["provenance"]["torch"], info["provenance"]["taskloss"]) == (torch.__version__, taskloss.__version__)
 
 
 def test_mae_in_the_csv_is_the_mean_absolute_error_of_the_saved_predictions(study):

@@ -24,6 +24,7 @@ from taskloss.data.mr2xray import Mr2XrayConfig, mr2xray_splits
 from taskloss.data.splits import Splits
 from taskloss.errors import ConfigError, DataError
 from taskloss.metrics import PairedTest
+from taskloss.provenance import provenance
 from taskloss.report import ResultTable
 from taskloss.studies.layout import CHECKPOINT_DIR, EVALUATION_DIR, RUN_CONFIG_FILE, RUN_INFO_FILE, STUDY_RECORD
 from taskloss.training import FitResult, Trainer, TrainingConfig
@@ -215,17 +216,20 @@ def write_json(path: Path, data: Any) -> None:
 
 
 def write_run_info(run_dir: Path, result: FitResult, loss_description: str) -> None:
-    """Record ``evaluation/run.json``: loss description, steps, best epoch, seconds per step.
+    """Record ``evaluation/run.json``: loss description, steps, best epoch, seconds per step, and the
+    provenance of the process that trained it (:func:`taskloss.provenance.provenance`: version, git
+    commit and dirty flag, library versions, machine).
 
-    A run skipped because it had finished keeps the step time measured when it trained.
+    A run skipped because it had finished keeps the step time and provenance of when it trained.
     """
     path = run_dir / EVALUATION_DIR / RUN_INFO_FILE
-    seconds = result.seconds_per_step
+    seconds, origin = result.seconds_per_step, provenance()
     if not math.isfinite(seconds) and path.is_file():
-        seconds = json.loads(path.read_text())["seconds_per_step"]
+        stored = json.loads(path.read_text())
+        seconds, origin = stored["seconds_per_step"], stored.get("provenance", origin)
     write_json(path, {"loss": loss_description, "steps": result.steps, "epochs": result.epochs,
                       "best_epoch": result.best_epoch, "best_value": result.best_value,
-                      "seconds_per_step": seconds})
+                      "seconds_per_step": seconds, "provenance": origin})
 
 
 def read_run_info(run_dir: Path) -> dict[str, Any]:

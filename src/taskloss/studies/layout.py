@@ -8,7 +8,7 @@ folder ``OUT/<study>/``::
     runs/<run>/config.yaml               RUNS_DIR, RUN_CONFIG_FILE: the resolved run configuration
     runs/<run>/checkpoints/              CHECKPOINT_DIR: best.ckpt, last.ckpt (taskloss.training.engine)
     runs/<run>/evaluation/test.csv       EVALUATION_DIR, TEST_CSV: per-image metrics of the best checkpoint
-    runs/<run>/evaluation/run.json       RUN_INFO_FILE: loss description, steps, best epoch, step time
+    runs/<run>/evaluation/run.json       RUN_INFO_FILE: loss, steps, best epoch, step time, provenance
     runs/<run>/evaluation/cases.npz      CASES_FILE: predictions of the figure's cases (mr2xray)
     runs/<run>/evaluation/test_predictions.npz   PREDICTIONS_FILE: every test prediction (study files)
     task_network/                        TASK_NETWORK_DIR: a study file's network inside the task loss
