@@ -172,7 +172,9 @@ class ObserverLoss(nn.Module):
 
 
 def _sqrt(x: torch.Tensor) -> torch.Tensor:
-    """``sqrt`` with a finite gradient at 0 (the clamp's gradient is 0 there; a loss must not turn NaN)."""
+    """``sqrt`` clamped to the dtype's smallest positive value: positive, so it can divide (the NPW's
+    pooled standard deviation), with gradient 0 below it (a loss must not turn NaN). Unlike
+    :func:`taskloss.metrics.pixel.sqrt_zero_safe`, which is exactly 0 at 0."""
     return x.clamp_min(torch.finfo(x.dtype).tiny).sqrt()
 
 

@@ -25,6 +25,7 @@ from taskloss.errors import ConfigError, InputError
 from taskloss.metrics import mae, mse, nmse, ssim
 from taskloss.metrics.data_range import DataRange, check_data_range
 from taskloss.metrics.ms_ssim import MS_SSIM_WEIGHTS, Style, check_ms_ssim_options, ms_ssim
+from taskloss.metrics.pixel import sqrt_zero_safe
 from taskloss.metrics.ssim import Convention, window
 from taskloss.validation import check_class_indices, check_float_tensor, check_image_pair
 
@@ -131,17 +132,8 @@ def nmse_loss(
     """
     _check_squared(squared)
     values = nmse(pred, _detached(target))
-    return _reduce(values if squared else _sqrt_zero_safe(values), reduction)
+    return _reduce(values if squared else sqrt_zero_safe(values), reduction)
 
-
-def _sqrt_zero_safe(values: torch.Tensor) -> torch.Tensor:
-    """``sqrt`` whose gradient at 0 is 0, not NaN (d sqrt(v) = dv / (2 sqrt(v)) is 0 / 0 there).
-
-    The inner ``where`` keeps 0 out of ``sqrt`` so its backward never meets 1 / 0 (the class of
-    MONAI#8412); elsewhere the value and gradient are those of ``sqrt``.
-    """
-    positive = values > 0
-    return torch.where(positive, torch.where(positive, values, 1.0).sqrt(), 0.0)
 
 
 def frequency_mse_loss(

@@ -26,6 +26,24 @@ def _checked(result: torch.Tensor, pred: torch.Tensor, target: torch.Tensor) -> 
     return result
 
 
+def sqrt_zero_safe(values: torch.Tensor) -> torch.Tensor:
+    """``sqrt`` of values >= 0 whose gradient at 0 is 0, not NaN (d sqrt(v) = dv / (2 sqrt(v)) is 0 / 0).
+
+    The inner ``where`` keeps 0 out of ``sqrt`` so its backward never meets 1 / 0 (the class of
+    MONAI#8412); elsewhere the value and gradient are those of ``sqrt``. Used wherever a loss takes a
+    square root of something that can be exactly 0 (NMSE unsquared, VSI's gradient magnitudes, an
+    observer's d').
+
+    Examples:
+        >>> v = torch.tensor([0.0, 4.0], requires_grad=True)
+        >>> sqrt_zero_safe(v).sum().backward()
+        >>> v.grad
+        tensor([0.0000, 0.2500])
+    """
+    positive = values > 0
+    return torch.where(positive, torch.where(positive, values, 1.0).sqrt(), 0.0)
+
+
 def mae(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Mean absolute error per image: mean |pred - target|. Shape (B,).
 

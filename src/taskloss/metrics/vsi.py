@@ -38,6 +38,7 @@ import torch.nn.functional as F
 
 from taskloss.metrics.colour import check_colour_pair, rgb_to_lab, rgb_to_lmn
 from taskloss.metrics.data_range import DataRange, resolve_data_range
+from taskloss.metrics.pixel import sqrt_zero_safe
 from taskloss.validation import explain_nonfinite
 
 VSI_C1 = 1.27
@@ -133,7 +134,7 @@ def sdsp(rgb: torch.Tensor) -> torch.Tensor:
     lab = rgb_to_lab(F.interpolate(rgb, size=size, mode="bilinear", align_corners=False))
     # The log-Gabor filter is real and even, so the filtered image is real: the half spectrum of rfft2 suffices.
     bands = torch.fft.irfft2(torch.fft.rfft2(lab) * _log_gabor(lab), s=size)
-    frequency = _sqrt_zero_safe(bands.square().sum(dim=1, keepdim=True))
+    frequency = sqrt_zero_safe(bands.square().sum(dim=1, keepdim=True))
     rows = torch.arange(SDSP_SIZE, dtype=lab.dtype, device=lab.device) - (SDSP_SIZE // 2 - 1)
     distance = rows.square()[:, None] + rows.square()[None, :]
     location = torch.exp(-distance / SDSP_SIGMA_D**2)
@@ -182,16 +183,8 @@ def _gradient_magnitude(luminance: torch.Tensor) -> torch.Tensor:
     across_rows = padded[:, :, 2:] - padded[:, :, :-2]  # (N, 1, H, W + 2)
     g_x = sum(w * across_columns[:, :, i:i + height] for i, w in enumerate(SCHARR_SMOOTHING))
     g_y = sum(w * across_rows[..., i:i + width] for i, w in enumerate(SCHARR_SMOOTHING))
-    return _sqrt_zero_safe(g_x.square() + g_y.square())
+    return sqrt_zero_safe(g_x.square() + g_y.square())
 
-
-def _sqrt_zero_safe(values: torch.Tensor) -> torch.Tensor:
-    """``sqrt`` with gradient 0 instead of NaN at 0 (flat regions, black backgrounds); else ``sqrt``.
-
-    The rule of ``taskloss.losses.pixel``'s NMSE loss, which this lower layer cannot import.
-    """
-    positive = values > 0
-    return torch.where(positive, torch.where(positive, values, 1.0).sqrt(), 0.0)
 
 
 def _similarity(a: torch.Tensor, b: torch.Tensor, constant: float) -> torch.Tensor:
