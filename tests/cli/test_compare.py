@@ -1,23 +1,11 @@
 """``taskloss compare``: the written table equals the library's comparisons; bad input is one line, nothing written."""
 
 import csv
-import sys
 
 import numpy as np
 import pytest
 
-from taskloss.cli import main
 from taskloss.metrics.comparisons import COMPARISON_COLUMNS, compare, families_for, read_long_table
-
-
-def _run(monkeypatch, capsys, *args: str) -> tuple[int, str]:
-    monkeypatch.setattr(sys, "argv", ["taskloss", "compare", *args])
-    try:
-        main()
-        status = 0
-    except SystemExit as exit_info:
-        status = exit_info.code or 0
-    return status, capsys.readouterr().err
 
 
 @pytest.fixture
@@ -36,9 +24,9 @@ def results(tmp_path):
     return path
 
 
-def test_writes_the_librarys_comparisons_and_rank_stability(tmp_path, results, monkeypatch, capsys):
+def test_writes_the_librarys_comparisons_and_rank_stability(tmp_path, results, taskloss_cli):
     out = tmp_path / "out"
-    status, error = _run(monkeypatch, capsys, str(results), "--baseline", "l1", "--primary", "psnr",
+    status, _, error = taskloss_cli("compare", str(results), "--baseline", "l1", "--primary", "psnr",
                          "--lower-is-better", "mae", "--out", str(out))
     assert status == 0, error
     with open(out / "comparisons.csv", newline="") as file:
@@ -63,17 +51,17 @@ def test_writes_the_librarys_comparisons_and_rank_stability(tmp_path, results, m
     (["--baseline", "l1", "--metric", "psnr", "--lower-is-better", "mae"],
      "lower-is-better metric mae is not among the metrics ranked (psnr); name a ranked metric"),
 ])
-def test_bad_options_exit_2_and_write_nothing(tmp_path, results, monkeypatch, capsys, args, message):
+def test_bad_options_exit_2_and_write_nothing(tmp_path, results, args, message, taskloss_cli):
     out = tmp_path / "out"
-    status, error = _run(monkeypatch, capsys, str(results), *args, "--out", str(out))
+    status, _, error = taskloss_cli("compare", str(results), *args, "--out", str(out))
     assert status == 2
     assert error.startswith("taskloss: error: ") and message in error and error.count("\n") == 1
     assert not out.exists()
 
 
-def test_a_non_numeric_cell_names_the_file_line_and_column(tmp_path, results, monkeypatch, capsys):
+def test_a_non_numeric_cell_names_the_file_line_and_column(tmp_path, results, taskloss_cli):
     lines = results.read_text().splitlines()
     lines[4] = lines[4].rsplit(",", 1)[0] + ",bad"
     results.write_text("\n".join(lines) + "\n")
-    status, error = _run(monkeypatch, capsys, str(results), "--baseline", "l1", "--out", str(tmp_path / "out"))
+    status, _, error = taskloss_cli("compare", str(results), "--baseline", "l1", "--out", str(tmp_path / "out"))
     assert status == 2 and str(results) in error and "line 5" in error and "mae" in error

@@ -1,25 +1,12 @@
 """``taskloss compare --mde``: mde.csv equals the library's design_mdes() for the data's design."""
 
 import csv
-import sys
 
 import numpy as np
 import pytest
 
-from taskloss.cli import main
 from taskloss.metrics.comparisons import families_for, read_long_table
 from taskloss.metrics.power import MDE_COLUMNS, design_mdes
-
-
-def _run(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["taskloss", "compare", *args])
-    try:
-        main()
-        status = 0
-    except SystemExit as exit_info:
-        status = exit_info.code or 0
-    captured = capsys.readouterr()
-    return status, captured.out, captured.err
 
 
 @pytest.fixture
@@ -38,9 +25,9 @@ def results(tmp_path):
     return path
 
 
-def test_mde_csv_is_the_librarys_for_the_datas_design(tmp_path, results, monkeypatch, capsys):
+def test_mde_csv_is_the_librarys_for_the_datas_design(tmp_path, results, taskloss_cli):
     out = tmp_path / "out"
-    status, printed, error = _run(monkeypatch, capsys, str(results), "--baseline", "l1", "--primary", "psnr",
+    status, printed, error = taskloss_cli("compare", str(results), "--baseline", "l1", "--primary", "psnr",
                                   "--mde", "--out", str(out))
     assert status == 0, error
     with open(out / "mde.csv", newline="") as file:
@@ -56,8 +43,8 @@ def test_mde_csv_is_the_librarys_for_the_datas_design(tmp_path, results, monkeyp
     assert "minimal detectable effect" in printed and str(out / "mde.csv") in printed
 
 
-def test_without_mde_no_mde_csv(tmp_path, results, monkeypatch, capsys):
+def test_without_mde_no_mde_csv(tmp_path, results, taskloss_cli):
     out = tmp_path / "out"
-    status, printed, error = _run(monkeypatch, capsys, str(results), "--baseline", "l1", "--out", str(out))
+    status, printed, error = taskloss_cli("compare", str(results), "--baseline", "l1", "--out", str(out))
     assert status == 0, error
     assert not (out / "mde.csv").exists() and "minimal detectable effect" not in printed

@@ -2,11 +2,8 @@
 
 import csv
 import math
-import sys
 
 import pytest
-
-from taskloss.cli import main
 
 # Per subject (sums over its cases): ground-truth Dice D = 1, 2, 3; net's Dice N = 0.6, 1.0, 2.0; ref's 0.8, 1.8, 2.8.
 # SIS(net) = 3.6 / 6 = 0.6, SIS(ref) = 5.4 / 6 = 0.9: difference -0.3. Delta-method contributions per subject,
@@ -25,14 +22,6 @@ ROWS = [  # method, subject, case, dice, dice_truth; case c9 of s1 has no region
 Q = 0.95 * math.sqrt(2 / (1 - 0.95**2))
 
 
-def _run(monkeypatch, capsys, *args: str) -> tuple[int, str]:
-    monkeypatch.setattr(sys, "argv", ["taskloss", "compare", *args])
-    try:
-        main()
-        status = 0
-    except SystemExit as exit_info:
-        status = exit_info.code or 0
-    return status, capsys.readouterr().err
 
 
 @pytest.fixture
@@ -50,9 +39,9 @@ def _read(path):
         return list(csv.DictReader(file))
 
 
-def test_a_ratio_is_compared_like_a_metric_with_the_hand_worked_interval(tmp_path, results, monkeypatch, capsys):
+def test_a_ratio_is_compared_like_a_metric_with_the_hand_worked_interval(tmp_path, results, taskloss_cli):
     out = tmp_path / "out"
-    status, error = _run(monkeypatch, capsys, str(results), "--baseline", "ref", "--ratio", "sis=dice/dice_truth",
+    status, _, error = taskloss_cli("compare", str(results), "--baseline", "ref", "--ratio", "sis=dice/dice_truth",
                          "--primary", "sis", "--out", str(out))
     assert status == 0, error
     rows = _read(out / "comparisons.csv")
@@ -85,21 +74,20 @@ def test_a_ratio_is_compared_like_a_metric_with_the_hand_worked_interval(tmp_pat
                          "dice, dice_truth); name one of those"),
     (["sis=dice/dice"], "--ratio 'sis=dice/dice': numerator and denominator are the same column; name two columns"),
 ])
-def test_bad_ratio_specs_are_one_exact_line_and_write_nothing(tmp_path, results, monkeypatch, capsys, specs,
-                                                              message):
+def test_bad_ratio_specs_are_one_exact_line_and_write_nothing(tmp_path, results, specs, message, taskloss_cli):
     out = tmp_path / "out"
     options = [part for spec in specs for part in ("--ratio", spec)]
-    status, error = _run(monkeypatch, capsys, str(results), "--baseline", "ref", *options, "--out", str(out))
+    status, _, error = taskloss_cli("compare", str(results), "--baseline", "ref", *options, "--out", str(out))
     assert (status, error) == (2, f"taskloss: error: {message.format(results=results)}\n")
     assert not out.exists()
 
 
-def test_a_denominator_summing_to_zero_is_one_line(tmp_path, results, monkeypatch, capsys):
+def test_a_denominator_summing_to_zero_is_one_line(tmp_path, results, taskloss_cli):
     zero = [(m, s, c, d, 0.0 if t != "" else t) for m, s, c, d, t in ROWS]
     with open(results, "w", newline="") as file:
         csv.writer(file).writerows([("method", "subject", "case", "dice", "dice_truth"), *zero])
     out = tmp_path / "out"
-    status, error = _run(monkeypatch, capsys, str(results), "--baseline", "ref", "--ratio", "sis=dice/dice_truth",
+    status, _, error = taskloss_cli("compare", str(results), "--baseline", "ref", "--ratio", "sis=dice/dice_truth",
                          "--out", str(out))
     assert (status, error) == (2, f"taskloss: error: ratio sis: column dice_truth of method net sums to 0 or less "
                                   f"over the paired cases of some seed in {results}; a ratio needs a positive "

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from taskloss.cli import app, main
+from taskloss.cli import app
 from taskloss.cli.observe import COLUMNS
 from taskloss.data.signals import Signal
 from taskloss.locks import LOCK_FILE
@@ -38,14 +38,6 @@ def folders(tmp_path):
     return present, absent, present_images.astype(np.float64), absent_images.astype(np.float64)
 
 
-def _run(monkeypatch, capsys, *args: str) -> tuple[int, str]:
-    monkeypatch.setattr(sys, "argv", ["taskloss", "observe", *args])
-    try:
-        main()
-        status = 0
-    except SystemExit as exit_info:
-        status = exit_info.code or 0
-    return status, capsys.readouterr().err
 
 
 def test_writes_the_librarys_detectability_and_an_roc_figure(tmp_path, folders):
@@ -74,13 +66,13 @@ def test_writes_the_librarys_detectability_and_an_roc_figure(tmp_path, folders):
     assert sorted(os.listdir(out)) == ["detectability.csv", "roc.png"]
 
 
-def test_png_rois_are_read_too(tmp_path, monkeypatch, capsys):
+def test_png_rois_are_read_too(tmp_path, taskloss_cli):
     rng = np.random.default_rng(1)
     for name, shift in (("present", 40), ("absent", 0)):
         (tmp_path / name).mkdir()
         for i in range(8):
             iio.imwrite(tmp_path / name / f"{i}.png", rng.integers(0, 200, (SIDE, SIDE)).astype(np.uint8) + shift)
-    status, error = _run(monkeypatch, capsys, str(tmp_path / "present"), str(tmp_path / "absent"), "--out",
+    status, _, error = taskloss_cli("observe", str(tmp_path / "present"), str(tmp_path / "absent"), "--out",
                          str(tmp_path / "out"), "--observer", "npw")
     assert status == 0, error
     with open(tmp_path / "out" / "detectability.csv", newline="") as file:
@@ -110,22 +102,22 @@ def _bad_cases(present, absent):
 
 
 @pytest.mark.parametrize("case", range(8))
-def test_each_bad_input_is_one_line_exit_2_and_nothing_written(tmp_path, folders, monkeypatch, capsys, case):
+def test_each_bad_input_is_one_line_exit_2_and_nothing_written(tmp_path, folders, case, taskloss_cli):
     present, absent, _, _ = folders
     setup, options, message = _bad_cases(present, absent)[case]
     setup()
     out = tmp_path / "out"
     width = [] if "--channels" in options or "--observer" in options else ["--channel-width", str(WIDTH)]
-    status, error = _run(monkeypatch, capsys, str(present), str(absent), "--out", str(out), *width, *options)
+    status, _, error = taskloss_cli("observe", str(present), str(absent), "--out", str(out), *width, *options)
     assert status == 2
     assert error.startswith(f"taskloss: error: {message}"), error
     assert error.count("\n") == 1
     assert not out.exists()
 
 
-def test_laguerre_gauss_without_a_width_is_refused_before_reading(tmp_path, folders, monkeypatch, capsys):
+def test_laguerre_gauss_without_a_width_is_refused_before_reading(tmp_path, folders, taskloss_cli):
     present, absent, _, _ = folders
-    status, error = _run(monkeypatch, capsys, str(present), str(absent), "--out", str(tmp_path / "out"))
+    status, _, error = taskloss_cli("observe", str(present), str(absent), "--out", str(tmp_path / "out"))
     assert status == 2 and error == ("taskloss: error: --observer cho with --channels laguerre-gauss needs "
                                      "--channel-width (pixels): about 2/3 of a disc signal's radius, or 2.5 x a "
                                      "Gaussian signal's standard deviation\n")
@@ -135,14 +127,14 @@ HOLDER = ("import sys, time; from pathlib import Path; from taskloss.locks impor
           "with locked_folder(Path(sys.argv[1])):\n    print('locked', flush=True); time.sleep(60)\n")
 
 
-def test_a_folder_that_another_process_writes_is_refused_and_left_alone(tmp_path, folders, monkeypatch, capsys):
+def test_a_folder_that_another_process_writes_is_refused_and_left_alone(tmp_path, folders, taskloss_cli):
     present, absent, _, _ = folders
     out = tmp_path / "out"
     holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(out)], stdout=subprocess.PIPE, text=True,
                               env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
     try:
         assert holder.stdout.readline().strip() == "locked"
-        status, error = _run(monkeypatch, capsys, str(present), str(absent), "--out", str(out), "--channel-width",
+        status, _, error = taskloss_cli("observe", str(present), str(absent), "--out", str(out), "--channel-width",
                              str(WIDTH))
         assert status == 2
         assert error == (f"taskloss: error: --out {out} is in use by taskloss process {holder.pid} (lock file "
