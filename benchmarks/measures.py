@@ -1,7 +1,7 @@
 """Every image measure of taskloss against its reference implementation, in the same run: agreement and time.
 
 Rows: SSIM and MS-SSIM against pytorch-msssim and torchmetrics; HaarPSI and VSI against piq 0.8.0's
-own code, imported from the unpacked wheel (``--piq DIR``, see tests/metrics/reference/piq_wheel.py;
+own code, imported from the unpacked wheel (``--piq DIR``, see benchmarks/piq_wheel.py;
 rows are skipped with the reason when it is absent); FID and KID against torchmetrics on the same
 feature vectors. Per row: the median CPU time (``time.process_time``, one torch thread by default:
 stable on a shared machine, where wall times of other processes' load swing by several times) of the
@@ -116,7 +116,7 @@ def _piq_rows(args: argparse.Namespace) -> list[str]:
     if args.piq is None:
         print("no --piq folder: the HaarPSI and VSI rows are skipped")
         return []
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "metrics" / "reference"))
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
     from piq_wheel import load_piq
 
     piq = load_piq(args.piq)

@@ -1,6 +1,6 @@
 """The image pairs of the piq reference values (piq_reference.json): real images that packages ship.
 
-Shared by the script that runs piq (make_piq_reference.py) and the tests that read its values
+Shared by the script that runs piq (benchmarks/make_piq_reference.py) and the tests that read its values
 (tests/metrics/test_haarpsi.py, test_vsi.py), so both build the same pairs. Every image is float64
 in [0, 1] before its intensity ``scale``; odd and even sizes, grayscale and RGB, from 64 to 653 px.
 """

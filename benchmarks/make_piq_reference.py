@@ -1,8 +1,10 @@
-"""Write piq_reference.json: piq 0.8.0's own HaarPSI and VSI on the pairs of piq_cases.py, float64.
+"""Write tests/metrics/reference/piq_reference.json: piq 0.8.0's own HaarPSI and VSI on the pairs of
+tests/metrics/reference/piq_cases.py, float64.
 
-Run (from the repository root, with the wheel unpacked as piq_wheel.py describes):
+A developer's tool, not a test: it needs piq's wheel, fetched once by hand (benchmarks/piq_wheel.py
+says how); the tests read only the JSON it writes. Run from the repository root:
 
-    PYTHONPATH=src python tests/metrics/reference/make_piq_reference.py /path/to/unpacked-piq
+    PYTHONPATH=src python benchmarks/make_piq_reference.py /path/to/unpacked-piq
 
 piq's code runs unchanged (``piq.haarpsi`` / ``piq.vsi`` with ``reduction="none"`` and
 ``data_range`` = the case's scale); taskloss is used only for the sample images.
@@ -17,11 +19,13 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).parent))
-from piq_cases import CASES, pair
-from piq_wheel import PIQ_VERSION, load_piq
+REFERENCE = Path(__file__).resolve().parents[1] / "tests" / "metrics" / "reference"
+sys.path[:0] = [str(REFERENCE), str(Path(__file__).resolve().parent)]
+from piq_cases import CASES, pair  # noqa: E402
 
-OUTPUT = Path(__file__).with_name("piq_reference.json")
+from piq_wheel import PIQ_VERSION, load_piq  # noqa: E402
+
+OUTPUT = REFERENCE / "piq_reference.json"
 
 
 def main() -> None:
