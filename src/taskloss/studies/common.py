@@ -23,7 +23,6 @@ from taskloss.data.csmri import CsmriConfig, csmri_splits
 from taskloss.data.mr2xray import Mr2XrayConfig, mr2xray_splits
 from taskloss.data.splits import Splits
 from taskloss.errors import ConfigError, DataError
-from taskloss.metrics import PairedTest
 from taskloss.provenance import provenance
 from taskloss.report import ResultTable
 from taskloss.studies.layout import CHECKPOINT_DIR, EVALUATION_DIR, RUN_CONFIG_FILE, RUN_INFO_FILE, STUDY_RECORD
@@ -272,27 +271,3 @@ def train_run(run: BuiltinRun, run_dir: Path, fabric: Fabric | None = None) -> F
     if trainer.fabric.is_global_zero:
         write_run_info(run_dir, result, description)
     return result
-
-
-ALPHA = 0.05
-"""Significance level of the reports' plain-language verdicts."""
-
-
-def change_verdict(test: PairedTest) -> str:
-    """"raised", "lowered" or "did not significantly change" (two-sided, at :data:`ALPHA`)."""
-    if test.p_value < ALPHA and test.median_difference != 0:
-        return "raised" if test.median_difference > 0 else "lowered"
-    return "did not significantly change"
-
-
-def p_text(test: PairedTest) -> str:
-    """A test's p-value after "p": "= 0.012" or "< 0.001"."""
-    text = format_p(test.p_value)
-    return text if text.startswith("<") else f"= {text}"
-
-
-def format_p(p: float) -> str:
-    """A p-value for tables: 3 significant digits, "< 0.001" below that."""
-    if not math.isfinite(p):
-        return "—"
-    return "< 0.001" if p < 1e-3 else f"{p:.3f}"

@@ -43,16 +43,15 @@ from taskloss.data.kspace import complex_to_channels, magnitude, undersample
 from taskloss.data.samples import real_mr_images
 from taskloss.errors import DataError
 from taskloss.metrics import (
-    PairedTest,
     Summary,
     dice,
     nmse,
-    paired_wilcoxon,
     psnr,
     semantic_interpretability,
     ssim,
     summarize,
 )
+from taskloss.metrics.comparisons import EXPLORATORY, Comparison, Family, families_for, write_comparisons
 from taskloss.report import (
     Case,
     Column,
@@ -64,12 +63,8 @@ from taskloss.report import (
     tradeoff_figure,
 )
 from taskloss.studies.common import (
-    ALPHA,
     SCALES,
-    change_verdict,
-    format_p,
     load_preset,
-    p_text,
     read_per_image,
     read_run_info,
     read_study_json,
@@ -88,13 +83,27 @@ from taskloss.studies.csmri_runs import (
     lesion_masks,
 )
 from taskloss.studies.layout import (
+    COMPARISONS_CSV,
+    COMPARISONS_MD,
     CSMRI_SCORER_RUN,
     CSMRI_TASK_NETWORK_RUN,
     EVALUATION_DIR,
+    PER_IMAGE_CSV,
     RESULTS_DIR,
     RUN_CONFIG_FILE,
     RUNS_DIR,
     STUDY_RECORD,
+)
+from taskloss.studies.report_kit import (
+    SIS_RATIO,
+    LongRow,
+    Plan,
+    comparisons_markdown,
+    long_rows,
+    study_comparisons,
+    subject_count,
+    verdict_lines,
+    write_long_table,
 )
 from taskloss.studies.task_loss import dice_ratio
 from taskloss.training import Trainer, TrainingConfig, make_fabric
@@ -439,24 +448,6 @@ def _sis_cell(values: dict[str, np.ndarray], truth: dict[str, np.ndarray], key: 
     return dice_ratio(values[key][lesion], truth[key][lesion])
 
 
-def _tests_against(per_method: dict[str, dict[str, np.ndarray]], reference_key: str = "recnet",
-                  methods: tuple[str, ...] | None = None) -> dict[str, dict[str, PairedTest]]:
-    """Each method (default: every other) against ``reference_key``: Wilcoxon on PSNR and SSIM (all
-    slices) and Dice (lesion slices)."""
-    reference = per_method.get(reference_key)
-    tests: dict[str, dict[str, PairedTest]] = {}
-    if reference is None:
-        return tests
-    lesion = per_method["ground_truth"]["lesion"] > 0
-    for method, values in per_method.items():
-        if method in (reference_key, "ground_truth") or (methods is not None and method not in methods):
-            continue
-        tests[method] = {m: paired_wilcoxon(values[m], reference[m]) for m in ("psnr", "ssim")}
-        if lesion.sum() > 0:
-            tests[method]["dice"] = paired_wilcoxon(values["dice"][lesion], reference["dice"][lesion])
-    return tests
-
-
 def render_csmri(out_dir: Path) -> str:
     """Write the tables (md, csv, tex), p-values and figures; return the report's section."""
     results = out_dir / RESULTS_DIR
@@ -476,27 +467,55 @@ def render_csmri(out_dir: Path) -> str:
                f"loss's own network `{CSMRI_TASK_NETWORK_RUN}` (circular for the task-loss rows: it is what they "
                "optimise), MOS (reader study; — until one exists); best in bold.")
     table = ResultTable(CSMRI_COLUMNS, rows, caption)
-    tests = _tests_against(per_method)
     write_table(results, table)
-    write_text(results / "pvalues.md", _method_tests_markdown(tests))
+    per_image = write_long_table(results / PER_IMAGE_CSV, _csmri_long_rows(per_method))
+    comparisons = study_comparisons(per_image, _csmri_plans(per_method), ratios=(SIS_RATIO,))
+    write_comparisons(results / COMPARISONS_CSV, comparisons)
+    write_text(results / COMPARISONS_MD, comparisons_markdown(comparisons, method_label))
     generalisation = _generalisation_table(results)
     if generalisation is not None:
         write_text(results / "generalisation.md", generalisation.markdown())
     figure = _lesion_figure(results, per_method)
     tradeoff = _tradeoff_figure(results, per_method)
-    return _csmri_section(out_dir, study, table, tests, generalisation, figure, tradeoff,
-                          _method_task_verdicts(per_method))
+    verdicts = verdict_lines(comparisons, method_label, subject_count(per_image), keep=_task_comparison)
+    return _csmri_section(out_dir, study, table, comparisons, generalisation, figure, tradeoff, verdicts)
 
 
-def _method_tests_markdown(tests: dict[str, dict[str, PairedTest]]) -> str:
-    lines = ["| Method vs RecNet | PSNR | SSIM | lesion Dice |", "|---|---|---|---|"]
-    for method, by_metric in tests.items():
-        cells = [f"{by_metric[m].median_difference:+.3g} ({format_p(by_metric[m].p_value)})" if m in by_metric
-                 else "—" for m in ("psnr", "ssim", "dice")]
-        lines.append(f"| {method_label(method)} | " + " | ".join(cells) + " |")
-    lines += ["", "*Median per-slice difference to RecNet and the two-sided paired Wilcoxon p-value (Dice on "
-              "slices with a lesion).*"]
-    return "\n".join(lines) + "\n"
+def _csmri_long_rows(per_method: dict[str, dict[str, np.ndarray]]) -> list[LongRow]:
+    """Every method but the ground truth (its PSNR is infinite): PSNR, SSIM, NMSE, the scorer's Dice and
+    the ground truth's (``dice_truth``) on lesion slices, the task loss's network's Dice."""
+    truth = per_method["ground_truth"]
+    lesion = truth["lesion"] > 0
+    rows = []
+    for method, values in per_method.items():
+        if method != "ground_truth":
+            columns = {"psnr": values["psnr"], "ssim": values["ssim"], "nmse": values["nmse"],
+                       "dice": np.where(lesion, values["dice"], np.nan),
+                       "dice_truth": np.where(lesion, truth["dice"], np.nan),
+                       "dice_loss_net": np.where(lesion, values["dice_loss_net"], np.nan)}
+            rows += long_rows(method, [str(i) for i in values["ids"]], columns)
+    return rows
+
+
+def _csmri_plans(per_method: Mapping[str, Any]) -> list[Plan]:
+    """Every method against RecNet, primary on PSNR, SSIM and Dice (exploratory: NMSE, the loss's network's
+    Dice, SIS), as ``taskloss compare --baseline recnet --primary psnr --primary ssim --primary dice`` makes
+    them; and, exploratory, the λ sweep against its same-budget control and refinement + task loss against
+    the refinement, on Dice and PSNR."""
+    plans: list[Plan] = [("recnet", families_for(["psnr", "ssim", "dice", "nmse", "dice_loss_net", "sis"],
+                                                 primary=["psnr", "ssim", "dice"]))]
+    sweep = tuple(m for m in per_method if m.startswith(TASK_METHOD))
+    for reference, methods in ((CONTROL, sweep), ("refinement", (REFINEMENT_TASK,))):
+        methods = tuple(m for m in methods if m in per_method)
+        if reference in per_method and methods:
+            plans.append((reference, [Family(f"{EXPLORATORY}:vs {reference}", ("dice", "psnr"), methods)]))
+    return plans
+
+
+def _task_comparison(comparison: Comparison) -> bool:
+    """Whether a comparison is one of the task-loss verdicts: a task-loss method, on Dice or PSNR."""
+    method = comparison.method
+    return comparison.metric in ("dice", "psnr") and (method.startswith(TASK_METHOD) or method == REFINEMENT_TASK)
 
 
 def _generalisation_table(results: Path) -> ResultTable | None:
@@ -553,29 +572,9 @@ def _tradeoff_figure(results: Path, per_method: dict[str, dict[str, np.ndarray]]
                            f"SIS (scored by {CSMRI_SCORER_RUN})", title="CS-MRI: image quality against the task")
 
 
-def _method_task_verdicts(per_method: dict[str, dict[str, np.ndarray]]) -> list[str]:
-    """One plain sentence per task-loss method and reference (RecNet; the same-budget control, i.e. the
-    MSE fine-tuning for the sweep and the refinement for refinement + task loss): did it raise the
-    scorer's lesion Dice, at what PSNR."""
-    sweep = tuple(m for m in per_method if m.startswith(TASK_METHOD))
-    comparisons = [("recnet", (*sweep, REFINEMENT_TASK)), (CONTROL, sweep), ("refinement", (REFINEMENT_TASK,))]
-    lines = []
-    for reference, methods in comparisons:
-        for method, by_metric in _tests_against(per_method, reference, methods).items():
-            if "dice" not in by_metric:
-                continue
-            dice_test, psnr_test = by_metric["dice"], by_metric["psnr"]
-            verdict = change_verdict(dice_test)
-            lines.append(f"- {method_label(method)} {verdict} the independent scorer's lesion Dice against "
-                         f"{method_label(reference)} (median per-slice difference {dice_test.median_difference:+.3f}, "
-                         f"p {p_text(dice_test)}, {dice_test.n} lesion slices); PSNR difference "
-                         f"{psnr_test.median_difference:+.2f} dB (p {p_text(psnr_test)}).")
-    return lines
-
-
-def _csmri_section(out_dir: Path, study: dict[str, Any], table: ResultTable, tests: dict[str, dict[str, PairedTest]],
-             generalisation: ResultTable | None, figure: Path | None, tradeoff: Path | None,
-             verdict: list[str]) -> str:
+def _csmri_section(out_dir: Path, study: dict[str, Any], table: ResultTable, comparisons: list[Comparison],
+                   generalisation: ResultTable | None, figure: Path | None, tradeoff: Path | None,
+                   verdict: list[str]) -> str:
     lines = ["## Compressed-sensing MRI (csmri)", ""]
     if study:
         data = study["data"]
@@ -584,12 +583,11 @@ def _csmri_section(out_dir: Path, study: dict[str, Any], table: ResultTable, tes
     runs = sorted(p for p in (out_dir / RUNS_DIR).iterdir() if p.is_dir()) if (out_dir / RUNS_DIR).is_dir() else []
     info = {run.name: read_run_info(run) for run in runs}
     losses = [f"{name}: {i['loss']}" for name, i in info.items() if i]
-    lines += ["", "Losses: " + "; ".join(losses) + ".", "", table.markdown(), "Paired tests against RecNet:", "",
-              _method_tests_markdown(tests), ""]
+    lines += ["", "Losses: " + "; ".join(losses) + ".", "", table.markdown(),
+              f"Comparisons (Dice and SIS by `{CSMRI_SCORER_RUN}`, never by the network inside the loss):", "",
+              comparisons_markdown(comparisons, method_label), ""]
     if verdict:
-        lines += [f"Task loss (two-sided paired Wilcoxon tests, α = {ALPHA}; SIS and Dice by `{CSMRI_SCORER_RUN}`, "
-                  "never "
-                  "by the network inside the loss):", "", *verdict, ""]
+        lines += ["Task loss, against RecNet and the same-budget controls:", "", *verdict, ""]
     if tradeoff is not None:
         lines += [f"![csmri PSNR against SIS](csmri/results/{tradeoff.name})", ""]
     if figure is not None:

@@ -1,4 +1,4 @@
-"""Results of a study file: table, paired tests, figure, per-image CSV, reader-study hand-off, report.
+"""Results of a study file: table, comparisons, figure, per-image CSV, reader-study hand-off, report.
 
 Reads only what the engine saved (``study.yaml``, ``runs/*/evaluation/``, ``segmentation/``), so
 ``taskloss report OUT`` can redo it at any time. Written to ``OUT/<name>/results/``:
@@ -6,10 +6,11 @@ Reads only what the engine saved (``study.yaml``, ``runs/*/evaluation/``, ``segm
 - ``table.md``, ``table.tex``, ``table.csv``: rows "network - loss", the study's metrics as mean ±
   sd over the test images (best per network in bold), and SIS when the data has labels; with
   ``task: csmri`` a first row "Zero-filled", the network inputs scored (never bold);
-- ``pvalues.md``: per network, every loss against the baseline: the median per-image difference
-  and the two-sided paired Wilcoxon p-value of each metric (Dice on images whose label has
-  foreground);
-- ``per_image.csv``: every run's per-image values (id ``<run>/<image>``);
+- ``per_image.csv``: the long table of :mod:`taskloss.studies.report_kit` (method = run, subject
+  as split, case = image id; ``zero_filled`` rows with ``task: csmri``);
+- ``comparisons.csv``, ``comparisons.md``: per network, every loss against the baseline loss,
+  subjects as the units, Holm over the primary family (the study's metrics, and Dice with a
+  scoring network: images whose label has foreground); SIS exploratory;
 - ``figure.png``: input, every run and the target for a few test images, a zoomed crop and error maps;
 - ``images/<run>/<id>.npy``, ``images/ground_truth/<id>.npy`` and ``methods.json``: the input of
   ``taskloss readers create --from OUT/<name>/results`` (images in [0, 1]).
@@ -22,20 +23,22 @@ from typing import Any
 import numpy as np
 
 from taskloss.errors import DataError
-from taskloss.metrics import PairedTest, Summary, paired_wilcoxon, semantic_interpretability, summarize
+from taskloss.metrics import Summary, semantic_interpretability, summarize
+from taskloss.metrics.comparisons import EXPLORATORY, PRIMARY, Comparison, Family, write_comparisons
 from taskloss.report import Case, Column, ResultTable, Row, comparison_figure, detail_crop
 from taskloss.studies.common import (
     figure_case_indices,
-    format_p,
     read_per_image,
     read_run_info,
     write_json,
-    write_per_image,
     write_table,
     write_text,
 )
 from taskloss.studies.layout import (
+    COMPARISONS_CSV,
+    COMPARISONS_MD,
     EVALUATION_DIR,
+    PER_IMAGE_CSV,
     PREDICTIONS_FILE,
     RESULTS_DIR,
     RUNS_DIR,
@@ -46,6 +49,17 @@ from taskloss.studies.layout import (
     ZERO_FILLED_DIR,
 )
 from taskloss.studies.paired import paired_data, paired_splits
+from taskloss.studies.report_kit import (
+    SIS_RATIO,
+    LongRow,
+    Plan,
+    comparisons_markdown,
+    long_rows,
+    study_comparisons,
+    subject_count,
+    verdict_lines,
+    write_long_table,
+)
 from taskloss.studies.spec import HIGHER_IS_BETTER, KspaceDataSpec, StudySpec, build_runs, load_study
 from taskloss.studies.terms import describe_loss
 
@@ -118,45 +132,36 @@ def results_table(spec: StudySpec, results: Results, truth: dict[str, np.ndarray
     return ResultTable(columns, rows, caption, first_header="Network - loss")
 
 
-def paired_tests(spec: StudySpec, results: Results, truth: dict[str, np.ndarray] | None
-                 ) -> dict[str, dict[str, PairedTest]]:
-    """Run name -> metric -> Wilcoxon test of that run against the baseline loss on its network."""
-    tests: dict[str, dict[str, PairedTest]] = {}
+def _file_long_rows(spec: StudySpec, results: Results, truth: dict[str, np.ndarray] | None,
+               zero_filled: tuple[list[str], dict[str, np.ndarray]] | None) -> list[LongRow]:
+    """The zero-filled inputs (``task: csmri``) and every run: the study's metrics, and with a scoring
+    network the Dice on the output and on the target (``dice_truth``), on images whose label has
+    foreground; subjects as the split assigned them."""
+    data = paired_data(spec.data)
+    subject = dict(zip(data.ids, data.subjects, strict=True))
     roi = truth["roi"] > 0 if truth is not None else None
-    for name, (_, values) in results.items():
-        network, loss = _parts(spec, name)
-        reference = results.get(f"{network}-{spec.baseline_loss}")
-        if loss == spec.baseline_loss or reference is None:
-            continue
-        tests[name] = {m: paired_wilcoxon(values[m], reference[1][m]) for m in spec.metrics}
-        if roi is not None and roi.sum() > 0 and "dice" in values:
-            tests[name]["dice"] = paired_wilcoxon(values["dice"][roi], reference[1]["dice"][roi])
-    return tests
+    rows = []
+    for name, (ids, values) in ({ZERO_FILLED_DIR: zero_filled, **results} if zero_filled else results).items():
+        columns = {m: values[m] for m in spec.metrics}
+        if roi is not None and truth is not None and "dice" in values:
+            columns |= {"dice": np.where(roi, values["dice"], np.nan),
+                        "dice_truth": np.where(roi, truth["dice"], np.nan)}
+        rows += long_rows(name, ids, columns, [subject[i] for i in ids])
+    return rows
 
 
-def pvalue_markdown(spec: StudySpec, tests: dict[str, dict[str, PairedTest]]) -> str:
-    """The tests as a Markdown table."""
-    metrics = list(spec.metrics) + (["dice"] if any("dice" in t for t in tests.values()) else [])
-    lines = [f"| Network: loss vs {spec.baseline_loss} | " + " | ".join(m.upper() for m in metrics) + " |",
-             "|" + "---|" * (len(metrics) + 1)]
-    for name, by_metric in tests.items():
-        network, loss = _parts(spec, name)
-        cells = [f"{by_metric[m].median_difference:+.4g} ({format_p(by_metric[m].p_value)})" if m in by_metric
-                 else "—" for m in metrics]
-        lines.append(f"| {network}: {loss} | " + " | ".join(cells) + " |")
-    lines += ["", f"*Median per-image difference (loss minus {spec.baseline_loss}, same network, same test images) "
-              "and the two-sided paired Wilcoxon p-value (DICE: images whose label has foreground).*"]
-    return "\n".join(lines) + "\n"
-
-
-def _write_per_image(path: Path, results: Results) -> None:
-    ids: list[str] = []
-    columns: dict[str, list[float]] = {}
-    for name, (run_ids, values) in results.items():
-        ids += [f"{name}/{i}" for i in run_ids]
-        for metric, column in values.items():
-            columns.setdefault(metric, []).extend(column.tolist())
-    write_per_image(path, ids, {k: np.asarray(v) for k, v in columns.items()})
+def _file_plans(spec: StudySpec, results: Results, scored: bool) -> list[Plan]:
+    """Per network, every loss against the baseline loss: primary on the study's metrics (and Dice with
+    a scoring network), SIS exploratory."""
+    plans = []
+    for network in spec.networks:
+        baseline = f"{network}-{spec.baseline_loss}"
+        methods = tuple(f"{network}-{loss}" for loss in spec.losses
+                        if loss != spec.baseline_loss and f"{network}-{loss}" in results)
+        if baseline in results and methods:
+            families = [Family(PRIMARY, (*spec.metrics, *(("dice",) if scored else ())), methods)]
+            plans.append((baseline, families + ([Family(f"{EXPLORATORY}:sis", ("sis",), methods)] if scored else [])))
+    return plans
 
 
 def _display(image: np.ndarray, target: np.ndarray, spec: StudySpec) -> np.ndarray:
@@ -218,17 +223,18 @@ def render_file_study(out_dir: Path) -> str:
     zero_filled = _zero_filled(out_dir)
     results_dir = out_dir / RESULTS_DIR
     table = results_table(spec, results, truth, zero_filled)
-    tests = paired_tests(spec, results, truth)
     write_table(results_dir, table)
-    write_text(results_dir / "pvalues.md", pvalue_markdown(spec, tests))
-    _write_per_image(results_dir / "per_image.csv", results if zero_filled is None else
-                     {ZERO_FILLED_DIR: zero_filled, **results})
+    per_image = write_long_table(results_dir / PER_IMAGE_CSV, _file_long_rows(spec, results, truth, zero_filled))
+    scored = truth is not None and all("dice" in values for _, values in results.values())
+    comparisons = study_comparisons(per_image, _file_plans(spec, results, scored), ratios=(SIS_RATIO,))
+    write_comparisons(results_dir / COMPARISONS_CSV, comparisons)
+    write_text(results_dir / COMPARISONS_MD, comparisons_markdown(comparisons, lambda n: _label(spec, n)))
     predictions = _predictions(out_dir, list(results))
     test = paired_splits(spec.data).test
     targets = {test[i]["id"]: test[i]["target"][0].numpy() for i in range(len(test))}
     write_reader_images(results_dir, spec, predictions, targets)
     figure = _test_figure(results_dir, spec, predictions)
-    return _file_section(out_dir, spec, table, tests, figure, list(results))
+    return _file_section(out_dir, spec, table, comparisons, subject_count(per_image), figure, list(results))
 
 
 def _data_line(spec: StudySpec) -> str:
@@ -247,18 +253,24 @@ def _data_line(spec: StudySpec) -> str:
             f"{counts['val']} val, {counts['test']} test images.")
 
 
-def _file_section(out_dir: Path, spec: StudySpec, table: ResultTable, tests: dict[str, dict[str, PairedTest]],
-             figure: Path | None, names: list[str]) -> str:
+def _file_section(out_dir: Path, spec: StudySpec, table: ResultTable, comparisons: list[Comparison], subjects: int,
+                  figure: Path | None, names: list[str]) -> str:
     study: dict[str, Any] = {}
     if (out_dir / STUDY_RECORD).is_file():
         study = json.loads((out_dir / STUDY_RECORD).read_text())
     lines = [f"## {spec.name} (study file)", "", _data_line(spec)]
+
+    def label(name: str) -> str:
+        return "Zero-filled" if name == ZERO_FILLED_DIR else _label(spec, name)
+
     if study:
         lines.append(f"Wall time {study['seconds'] / 60:.1f} min (training {study['seconds_training'] / 60:.1f} min, "
                      f"{study['jobs']} run(s) at a time, launcher {study['launcher']}).")
     lines += ["", "Losses: " + "; ".join(f"`{key}` = {describe_loss(loss)}" for key, loss in spec.losses.items())
               + f". Baseline: `{spec.baseline_loss}`.", "", table.markdown(),
-              f"Paired tests against `{spec.baseline_loss}`, per network:", "", pvalue_markdown(spec, tests), ""]
+              f"Comparisons against `{spec.baseline_loss}` on the same network:", "",
+              comparisons_markdown(comparisons, label), "Verdicts of the primary family:", "",
+              *verdict_lines(comparisons, label, subjects), ""]
     if figure is not None:
         lines += [f"![{spec.name} test images]({out_dir.name}/results/{figure.name})", ""]
     info = {name: read_run_info(out_dir / RUNS_DIR / name) for name in names}

@@ -33,19 +33,16 @@ from taskloss.config import StrictModel, check_section
 from taskloss.data.mr2xray import Mr2XrayConfig
 from taskloss.errors import DataError
 from taskloss.losses import CrossEntropyLoss, L1Loss, PerceptualLoss, TaskLoss
-from taskloss.metrics import PairedTest, Summary, dice, hfen, mae, paired_wilcoxon, psnr, ssim, summarize
+from taskloss.metrics import Summary, dice, hfen, mae, psnr, ssim, summarize
+from taskloss.metrics.comparisons import EXPLORATORY, PRIMARY, Comparison, Family, write_comparisons
 from taskloss.networks import create_network
 from taskloss.report import Case, Column, ResultTable, Row, comparison_figure, detail_crop
 from taskloss.studies.common import (
-    ALPHA,
     SCALES,
     BuiltinRun,
-    change_verdict,
     collect_predictions,
     figure_case_indices,
-    format_p,
     load_preset,
-    p_text,
     read_per_image,
     read_run_info,
     read_study_json,
@@ -62,7 +59,10 @@ from taskloss.studies.layout import (
     BONE_NETWORK,
     BONE_SCORER,
     CASES_FILE,
+    COMPARISONS_CSV,
+    COMPARISONS_MD,
     EVALUATION_DIR,
+    PER_IMAGE_CSV,
     RESULTS_DIR,
     RUN_CONFIG_FILE,
     RUNS_DIR,
@@ -71,6 +71,15 @@ from taskloss.studies.layout import (
     TEST_CSV,
 )
 from taskloss.studies.perception import PerceptionChoice, perception_network
+from taskloss.studies.report_kit import (
+    Plan,
+    comparisons_markdown,
+    long_rows,
+    study_comparisons,
+    subject_count,
+    verdict_lines,
+    write_long_table,
+)
 from taskloss.studies.spec import run_name
 from taskloss.studies.task_loss import dice_ratio, load_segmenter, with_task_term
 from taskloss.training import SupervisedTask, Trainer, TrainingConfig, make_fabric
@@ -410,7 +419,7 @@ def _load_runs(out_dir: Path) -> dict[str, tuple[Mr2XrayRun, list[str], dict[str
 
 
 def render_mr2xray(out_dir: Path) -> str:
-    """Write the tables, p-values, per-image results and figure; return the report's section.
+    """Write the tables, comparisons, per-image results and figure; return the report's section.
 
     Reads only what the runs saved (``config.yaml``, ``evaluation/``), so it can be re-run at any
     time (``taskloss report``).
@@ -423,15 +432,34 @@ def render_mr2xray(out_dir: Path) -> str:
     rows = [Row(labels[n], _cells(runs[n][2]), group=n.rsplit("-", 1)[1]) for n in ordered]
     caption = ("MAE, SSIM and PSNR (mean ± sd over test images); task: mean bone Dice of the independent "
                f"segmenter `{TASK_NETWORKS_DIR}/{BONE_SCORER}` on the synthesised X-ray over its mean Dice on the real "
-               "X-ray "
-               "(— without bone masks); best per loss in bold.")
+               "X-ray (— without bone masks); best per loss in bold.")
     table = ResultTable(MR2XRAY_COLUMNS, rows, caption, first_header="Network - loss")
-    tests = {loss: _tests_against_l1(runs, loss) for loss in ("perceptual", "task")}
     write_table(results, table)
-    write_text(results / "pvalues.md", "\n".join(_network_tests_markdown(t, loss) for loss, t in tests.items() if t))
-    _write_per_image_long(results / "per_image.csv", runs)
+    per_image = write_long_table(results / PER_IMAGE_CSV, [row for name in ordered for row in long_rows(
+        name, runs[name][1], {m: runs[name][2][m] for m in (*MR2XRAY_METRICS, *TASK_METRICS) if m in runs[name][2]})])
+    comparisons = study_comparisons(per_image, _mr2xray_plans(runs))
+    write_comparisons(results / COMPARISONS_CSV, comparisons)
+    write_text(results / COMPARISONS_MD, comparisons_markdown(comparisons, _row_label))
     figure = _projection_figure(out_dir, runs, ordered, labels)
-    return _mr2xray_section(study, table, tests, runs, figure, out_dir)
+    return _mr2xray_section(study, table, comparisons, subject_count(per_image), runs, figure, out_dir)
+
+
+def _mr2xray_plans(runs: Mapping[str, Any]) -> list[Plan]:
+    """Per network against its l1 run: the primary family (perceptual on MAE, SSIM, PSNR, HFEN; the task
+    loss on bone Dice) and the exploratory rest (the task loss on the image metrics, perceptual on bone Dice)."""
+    plans = []
+    for baseline in (name for name in runs if name.endswith("-l1")):
+        network = baseline.removesuffix("-l1")
+        scored = "bone_dice" in runs[baseline][2]
+        families = []
+        for loss, main, other in (("perceptual", MR2XRAY_METRICS, ("bone_dice",)),
+                                  ("task", ("bone_dice",), MR2XRAY_METRICS)):
+            method = f"{network}-{loss}"
+            if method in runs:
+                families += [Family(PRIMARY, tuple(m for m in main if scored or m != "bone_dice"), (method,)),
+                             Family(EXPLORATORY, tuple(m for m in other if scored or m != "bone_dice"), (method,))]
+        plans.append((baseline, [f for f in families if f.metrics]))
+    return plans
 
 
 def _cells(values: dict[str, np.ndarray]) -> dict[str, Summary | None]:
@@ -455,68 +483,6 @@ def _network_order(name: str) -> int:
     return NETWORK_ORDER.index(network) if network in NETWORK_ORDER else len(NETWORK_ORDER)
 
 
-def _tests_against_l1(runs: dict[str, Any], against: str = "perceptual") -> dict[str, dict[str, PairedTest]]:
-    """Per network: Wilcoxon of the ``against`` loss vs l1 for every metric (and the bone Dice where
-    scored, on images whose mask has bone), on the same test images."""
-    tests: dict[str, dict[str, PairedTest]] = {}
-    for name in runs:
-        network, loss = name.rsplit("-", 1)
-        other = f"{network}-l1"
-        if loss != against or other not in runs:
-            continue
-        _, ids_p, values_p = runs[name]
-        _, ids_l, values_l = runs[other]
-        if ids_p != ids_l:
-            raise DataError(f"runs {name} and {other} were scored on different test images; re-run them "
-                            "with the same data settings")
-        tests[network] = {m: paired_wilcoxon(values_p[m], values_l[m]) for m in MR2XRAY_METRICS}
-        if "bone_dice" in values_p and "bone_dice" in values_l:
-            scored = np.isfinite(values_p["bone_dice"]) & np.isfinite(values_l["bone_dice"])
-            tests[network]["bone_dice"] = paired_wilcoxon(values_p["bone_dice"][scored], values_l["bone_dice"][scored])
-    return tests
-
-
-def _network_tests_markdown(tests: dict[str, dict[str, PairedTest]], loss: str = "perceptual") -> str:
-    metrics = list(next(iter(tests.values()))) if tests else list(MR2XRAY_METRICS)
-    short = {"perceptual": "p loss", "task": "task loss"}[loss]
-    header = "| Network | " + " | ".join(f"{m.upper().replace('_', ' ')} {short} - ℓ1 (p)" for m in metrics) + " |"
-    lines = [header, "|" + "---|" * (len(metrics) + 1)]
-    for network, by_metric in tests.items():
-        cells = [f"{by_metric[m].median_difference:+.4g} ({format_p(by_metric[m].p_value)})" if m in by_metric
-                 else "—" for m in metrics]
-        lines.append(f"| {_row_label(network + '-x').split(' - ')[0]} | " + " | ".join(cells) + " |")
-    lines += ["", f"*Median per-image difference ({LOSS_LABELS[loss]} minus ℓ1) and the two-sided paired Wilcoxon "
-              "p-value; HFEN lower is better (less high-frequency error); BONE DICE: the independent bone "
-              "segmenter's Dice on the synthesised X-ray.*"]
-    return "\n".join(lines) + "\n"
-
-
-def _network_task_verdicts(tests: dict[str, dict[str, PairedTest]]) -> list[str]:
-    """One plain sentence per network: did l1 + task loss raise the scorer's bone Dice over l1, at what PSNR."""
-    lines = []
-    for network, by_metric in tests.items():
-        if "bone_dice" not in by_metric:
-            continue
-        dice_test, psnr_test = by_metric["bone_dice"], by_metric["psnr"]
-        verdict = change_verdict(dice_test)
-        label = _row_label(network + "-x").split(" - ")[0]
-        lines.append(f"- {label}: the task loss {verdict} the independent scorer's bone Dice against ℓ1 "
-                     f"(median per-image difference {dice_test.median_difference:+.4f}, p {p_text(dice_test)}, "
-                     f"{dice_test.n} images); PSNR difference {psnr_test.median_difference:+.2f} dB "
-                     f"(p {p_text(psnr_test)}).")
-    return lines
-
-
-def _write_per_image_long(path: Path, runs: dict[str, Any]) -> None:
-    ids, values, names = [], {m: [] for m in MR2XRAY_METRICS}, []
-    for name, (_, run_ids, run_values) in runs.items():
-        ids += [f"{name}/{i}" for i in run_ids]
-        names += [name] * len(run_ids)
-        for metric in MR2XRAY_METRICS:
-            values[metric].extend(run_values[metric])
-    write_per_image(path, ids, {m: np.asarray(v) for m, v in values.items()})
-
-
 def _projection_figure(out_dir: Path, runs: dict[str, Any], ordered: list[str], labels: dict[str, str]) -> Path | None:
     cases_by_run = {n: np.load(out_dir / RUNS_DIR / n / EVALUATION_DIR / CASES_FILE) for n in ordered
                     if (out_dir / RUNS_DIR / n / EVALUATION_DIR / CASES_FILE).is_file()}
@@ -538,8 +504,8 @@ def _projection_figure(out_dir: Path, runs: dict[str, Any], ordered: list[str], 
                              title="MR -> X-ray projection synthesis, test images")
 
 
-def _mr2xray_section(study: dict[str, Any], table: ResultTable, tests: dict[str, dict[str, dict[str, PairedTest]]],
-             runs: dict[str, Any], figure: Path | None, out_dir: Path) -> str:
+def _mr2xray_section(study: dict[str, Any], table: ResultTable, comparisons: list[Comparison], subjects: int,
+                     runs: dict[str, Any], figure: Path | None, out_dir: Path) -> str:
     info = {name: read_run_info(out_dir / RUNS_DIR / name) for name in runs}
     lines = ["## MR → X-ray projection synthesis (mr2xray)", ""]
     if study:
@@ -547,14 +513,11 @@ def _mr2xray_section(study: dict[str, Any], table: ResultTable, tests: dict[str,
                      f"{study['seconds'] / 60:.1f} min.")
     losses = sorted({i["loss"] for i in info.values() if i})
     lines += [f"Losses: {'; '.join(losses)}." if losses else "", "", table.markdown(),
-              "Paired tests, perceptual vs ℓ1 per network (HFEN: high-frequency error, lower is better):", "",
-              _network_tests_markdown(tests["perceptual"]), ""]
-    if tests["task"]:
-        lines += ["Paired tests, task loss vs ℓ1 per network:", "", _network_tests_markdown(tests["task"], "task"), "",
-                  f"Task loss (two-sided paired Wilcoxon tests, α = {ALPHA}; bone Dice by "
-                  f"`{TASK_NETWORKS_DIR}/{BONE_SCORER}`, "
-                  f"never by the network inside the loss, `{TASK_NETWORKS_DIR}/{BONE_NETWORK}`):", "",
-                  *_network_task_verdicts(tests["task"]), ""]
+              "Comparisons against ℓ1 on the same network (HFEN: high-frequency error, lower is better; MAE lower is "
+              f"better; bone Dice by `{TASK_NETWORKS_DIR}/{BONE_SCORER}`, never by the network inside the loss, "
+              f"`{TASK_NETWORKS_DIR}/{BONE_NETWORK}`):", "", comparisons_markdown(comparisons, _row_label),
+              "Verdicts of the primary family (perceptual vs ℓ1 on the image metrics, task loss vs ℓ1 on bone Dice):",
+              "", *verdict_lines(comparisons, _row_label, subjects), ""]
     if figure is not None:
         lines += [f"![mr2xray test images](mr2xray/results/{figure.name})", ""]
     lines += ["| Run | seconds per training step | steps | best epoch |", "|---|---|---|---|"]
