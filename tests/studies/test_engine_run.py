@@ -28,7 +28,8 @@ from taskloss.studies.spec import DataSpec, load_study
 SIZE = 32
 STUDY = {
     "name": "tiny",
-    "data": {"path": "pairs", "size": SIZE},
+    # test 0.3 of 6 subjects: 2 test subjects, the fewest an interval over subjects needs.
+    "data": {"path": "pairs", "size": SIZE, "split": {"val": 0.2, "test": 0.3}},
     "networks": {"unet": {"name": "unet", "options": {"widths": [4, 8]}},
                  "resnet": {"name": "resnet", "options": {"base_width": 4, "num_blocks": 1}}},
     "losses": {"l1": {"l1": 1.0}, "ssim_l1": {"ssim": 0.84, "l1": {"weight": 0.16, "balance": "first"}},
@@ -119,15 +120,21 @@ def test_table_tests_figure_report_and_reader_hand_off(study):
     assert table[0] == "| Network - loss | MAE ↓ | PSNR ↑ | SSIM ↑ | SIS ↑ |"
     assert [line.split(" | ")[0].removeprefix("| ") for line in table[2:8]] == [
         "unet - l1", "unet - ssim_l1", "unet - task_l1", "resnet - l1", "resnet - ssim_l1", "resnet - task_l1"]
-    pvalues = (results / "pvalues.md").read_text().splitlines()
-    assert pvalues[0] == "| Network: loss vs l1 | MAE | PSNR | SSIM | DICE |"
-    assert [line.split(" | ")[0] for line in pvalues[2:6]] == ["| unet: ssim_l1", "| unet: task_l1",
-                                                                "| resnet: ssim_l1", "| resnet: task_l1"]
+    comparisons = (results / "comparisons.md").read_text().splitlines()
+    assert comparisons[0] == ("| Family | Metric | Method vs baseline | Subjects | Seeds | Difference [95 % CI] | "
+                              "p (Holm) | Verdict |")
+    rows = [line.split(" | ") for line in comparisons[2:] if line.startswith("| ")]
+    # Per network, ssim_l1 and task_l1 against l1 on MAE, PSNR, SSIM and Dice (primary); no SIS: the one-epoch
+    # segmentation network finds nothing on the targets (Dice 0), so SIS is undefined and left out.
+    assert [(r[0], r[1], r[2]) for r in rows[:2]] == [("| primary", "MAE", "unet - ssim_l1 vs unet - l1"),
+                                                      ("| primary", "MAE", "unet - task_l1 vs unet - l1")]
+    assert len(rows) == 2 * 2 * 4 and {r[3] for r in rows} == {"2"}
     assert (results / "figure.png").read_bytes()[:4] == b"\x89PNG"
     with open(results / "per_image.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
     n_test = len(rows) // len(RUNS)
-    assert n_test >= 1 and len(rows) == n_test * len(RUNS)
+    assert n_test >= 2 and len(rows) == n_test * len(RUNS)
+    assert list(rows[0])[:3] == ["method", "subject", "case"] and {r["subject"] for r in rows} == {"sub1", "sub2"}
     hand_off = read_results(results)  # what `taskloss readers create --from` checks
     assert [m.key for m in hand_off.methods] == [*RUNS, "ground_truth"]
     assert len(hand_off.case_ids) == n_test
@@ -299,3 +306,24 @@ def test_every_file_the_docs_say_a_study_run_writes_is_written(study):
         pattern = item.replace("<run>", "*").replace("runs/*/test", "runs/*/evaluation/test")
         hits = list(folder.glob(pattern.rstrip("/")))
         assert hits, f"docs/studies.md says a study run writes {item}; {folder} has no {pattern}"
+
+
+def test_taskloss_compare_recomputes_every_comparison_of_the_report(study, tmp_path, taskloss_cli):
+    """The `taskloss compare` calls that comparisons.md lists give comparisons.csv's rows, value for value."""
+    _, folder = study
+    results = folder / "results"
+    block = (results / "comparisons.md").read_text().split("```")[1]
+    commands = [line.split() for line in block.strip().splitlines()]
+    assert len(commands) == 2  # one per network
+    recomputed = []
+    for words in commands:
+        assert words[:2] == ["taskloss", "compare"]
+        args = [str(folder / words[2]) if w == "results/per_image.csv" else w for w in words[2:]]
+        args[-1] = str(tmp_path / args[-1])  # --out comparisons/<baseline>
+        status, _, stderr = taskloss_cli("compare", *args)
+        assert status == 0, stderr
+        with open(Path(args[-1]) / "comparisons.csv", newline="") as handle:
+            recomputed += list(csv.DictReader(handle))
+    with open(results / "comparisons.csv", newline="") as handle:
+        reported = list(csv.DictReader(handle))
+    assert len(reported) == 16 and reported == recomputed

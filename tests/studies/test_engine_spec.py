@@ -59,7 +59,7 @@ CHOICES = "l1, mse, nmse, ssim, frequency, perceptual, adversarial, feature_matc
 
 @pytest.mark.parametrize(("change", "line"), [
     (lambda d: d.update(epochs=3), "study.yaml: (root): unknown key 'epochs'; choose one of name, task, data, "
-     "networks, losses, metrics, baseline, training, segmentation, figure_cases, slurm"),
+     "networks, losses, metrics, baseline, primary, training, segmentation, figure_cases, slurm"),
     (lambda d: d["losses"]["ssim_l1"].update(sssim=1), f"study.yaml: losses.ssim_l1: unknown key 'sssim'; choose "
      f"one of {CHOICES}"),
     (lambda d: d["networks"]["unet"].update(name="unett"), "study.yaml: networks.unet.name: unknown network "
@@ -84,6 +84,8 @@ CHOICES = "l1, mse, nmse, ssim, frequency, perceptual, adversarial, feature_matc
      "crn_256, crn_64, dagan_discriminator, dagan_generator, patch_discriminator, recnet, recnet_d5c5, "
      "refinement_unet, resnet, segmentation_unet, unet, visual_refinement"),
     (lambda d: d["data"].pop("path"), "study.yaml: data.path: Field required"),
+    (lambda d: d.update(primary=["nmse"]), "study.yaml: primary: nmse is not among the study's metrics "
+     "(mae, psnr, ssim, hfen) or dice / sis; add it to metrics or leave it out of primary"),
 ])
 def test_a_bad_key_is_one_line_naming_the_key_and_the_choices(change, line):
     data = copy.deepcopy(example())

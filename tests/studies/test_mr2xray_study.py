@@ -15,6 +15,7 @@ from taskloss.studies.mr2xray import (
     MR2XRAY_STUDY,
     Mr2XrayPreset,
     Mr2XrayRun,
+    mr2xray_plans,
     mr2xray_preset_runs,
     run_mr2xray,
 )
@@ -57,10 +58,18 @@ def test_tables_report_and_figure(study):
     report = render_report(study).read_text()
     assert "## MR → X-ray projection synthesis" in report and "taskloss domain network" in report
     assert "![mr2xray test images](mr2xray/results/figure.png)" in report
-    assert "Median per-image difference" in (results / "pvalues.md").read_text()
-    task_tests = (results / "pvalues.md").read_text().split("BONE DICE task loss - ℓ1 (p) |")[1]
-    assert task_tests.splitlines()[2].startswith("| UNet | ")
-    assert "- UNet: the task loss " in report and "bone Dice by `task_networks/bone_scorer`" in report
+    # One test subject (4 subjects: 2 train, 1 val, 1 test): no interval over subjects, and the report says so.
+    assert "- No comparison: the test split holds 1 subject(s)" in report
+    assert "bone Dice by `task_networks/bone_scorer`" in report
+    assert (results / "comparisons.md").read_text().startswith("No comparison: the test split holds fewer than 2")
+    names = ("unet-perceptual", "unet-l1", "unet-task", "crn-l1", "crn-perceptual")
+    plans = mr2xray_plans({name: (None, [], {"bone_dice": None}) for name in names})
+    assert [plan.command("results/per_image.csv") for plan in plans] == [
+        "taskloss compare results/per_image.csv --baseline unet-l1 --method unet-perceptual --method unet-task "
+        "--metric mae --metric ssim --metric psnr --metric hfen --metric bone_dice --primary hfen --primary bone_dice "
+        "--out comparisons/unet-l1",
+        "taskloss compare results/per_image.csv --baseline crn-l1 --method crn-perceptual --metric mae --metric ssim "
+        "--metric psnr --metric hfen --metric bone_dice --primary hfen --primary bone_dice --out comparisons/crn-l1"]
 
 
 def test_task_loss_uses_the_bone_network_and_the_scorer_is_another(study):

@@ -9,6 +9,7 @@ where a case has no region of interest.
 """
 
 import math
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -140,6 +141,9 @@ def compare_command(
              "method's sum of NUMERATOR over its sum of DENOMINATOR on the paired cases; compared like any metric.")
     ] = None,
     alpha: Annotated[float, typer.Option(min=0.0, max=1.0, callback=finite, help="Level of the tests.")] = 0.05,
+    method: Annotated[list[str] | None, typer.Option(
+        help="A method to compare with the baseline (repeat; default: every method in the file but the baseline)."
+    )] = None,
     mde: Annotated[bool, typer.Option(
         "--mde", help="Also write mde.csv: each comparison's minimal detectable effect (power 0.8) for this data's "
                       "subjects x seeds, at alpha over its family's size, from this data's variance.")] = False,
@@ -148,10 +152,10 @@ def compare_command(
     table = read_long_table(results)
     ratios = _ratios(ratio or [], table)
     metrics = _metrics(table, metric or [], ratios)
-    rows = compare(table, baseline, families_for(metrics, primary or []), alpha=alpha,
+    families = [replace(f, methods=tuple(method)) if method else f for f in families_for(metrics, primary or [])]
+    rows = compare(table, baseline, families, alpha=alpha,
                    smallest_effects=_smallest_effects(smallest_effect or []), ratios=ratios)
     shares = rank_stability(table, metrics, lower_is_better=lower_is_better or [], ratios=ratios)
-    families = families_for(metrics, primary or [])
     mdes = design_mdes(table, baseline, families, alpha=alpha, ratios=ratios) if mde else []
     written = [out / COMPARISONS_FILE, out / RANK_FILE, out / RANK_FIGURE] + ([out / MDE_FILE] if mde else [])
     with output_folder(out):

@@ -51,7 +51,7 @@ from taskloss.metrics import (
     ssim,
     summarize,
 )
-from taskloss.metrics.comparisons import EXPLORATORY, Comparison, Family, families_for, write_comparisons
+from taskloss.metrics.comparisons import Comparison, write_comparisons
 from taskloss.report import (
     Case,
     Column,
@@ -95,11 +95,11 @@ from taskloss.studies.layout import (
     STUDY_RECORD,
 )
 from taskloss.studies.report_kit import (
-    SIS_RATIO,
     LongRow,
     Plan,
     comparisons_markdown,
     long_rows,
+    plan_commands,
     study_comparisons,
     subject_count,
     verdict_lines,
@@ -469,16 +469,18 @@ def render_csmri(out_dir: Path) -> str:
     table = ResultTable(CSMRI_COLUMNS, rows, caption)
     write_table(results, table)
     per_image = write_long_table(results / PER_IMAGE_CSV, _csmri_long_rows(per_method))
-    comparisons = study_comparisons(per_image, _csmri_plans(per_method), ratios=(SIS_RATIO,))
+    plans = csmri_plans(per_method)
+    plans, comparisons = study_comparisons(per_image, plans)
+    commands = plan_commands(plans, f"{RESULTS_DIR}/{PER_IMAGE_CSV}")
     write_comparisons(results / COMPARISONS_CSV, comparisons)
-    write_text(results / COMPARISONS_MD, comparisons_markdown(comparisons, method_label))
+    write_text(results / COMPARISONS_MD, comparisons_markdown(comparisons, method_label, commands))
     generalisation = _generalisation_table(results)
     if generalisation is not None:
         write_text(results / "generalisation.md", generalisation.markdown())
     figure = _lesion_figure(results, per_method)
     tradeoff = _tradeoff_figure(results, per_method)
-    verdicts = verdict_lines(comparisons, method_label, subject_count(per_image), keep=_task_comparison)
-    return _csmri_section(out_dir, study, table, comparisons, generalisation, figure, tradeoff, verdicts)
+    verdicts = verdict_lines(comparisons, method_label, subject_count(per_image))
+    return _csmri_section(out_dir, study, table, comparisons, commands, generalisation, figure, tradeoff, verdicts)
 
 
 def _csmri_long_rows(per_method: dict[str, dict[str, np.ndarray]]) -> list[LongRow]:
@@ -497,25 +499,21 @@ def _csmri_long_rows(per_method: dict[str, dict[str, np.ndarray]]) -> list[LongR
     return rows
 
 
-def _csmri_plans(per_method: Mapping[str, Any]) -> list[Plan]:
-    """Every method against RecNet, primary on PSNR, SSIM and Dice (exploratory: NMSE, the loss's network's
-    Dice, SIS), as ``taskloss compare --baseline recnet --primary psnr --primary ssim --primary dice`` makes
-    them; and, exploratory, the λ sweep against its same-budget control and refinement + task loss against
-    the refinement, on Dice and PSNR."""
-    plans: list[Plan] = [("recnet", families_for(["psnr", "ssim", "dice", "nmse", "dice_loss_net", "sis"],
-                                                 primary=["psnr", "ssim", "dice"]))]
+SOURCE_METHODS = ("zero_filled", "dlmri", "dagan", "refinement")
+"""The source's table's methods (Seitzer et al. 2018), each compared with RecNet."""
+
+
+def csmri_plans(per_method: Mapping[str, Any]) -> list[Plan]:
+    """The declared comparisons: the source's methods against RecNet (primary: PSNR and SIS, the source's
+    columns); the λ sweep against its same-budget control, fine-tuning with MSE alone, and refinement +
+    task loss against the refinement (primary: the scorer's Dice and PSNR, the trade-off the task loss
+    is about). SSIM, NMSE and the loss's own network's Dice (circular) are exploratory."""
     sweep = tuple(m for m in per_method if m.startswith(TASK_METHOD))
-    for reference, methods in ((CONTROL, sweep), ("refinement", (REFINEMENT_TASK,))):
-        methods = tuple(m for m in methods if m in per_method)
-        if reference in per_method and methods:
-            plans.append((reference, [Family(f"{EXPLORATORY}:vs {reference}", ("dice", "psnr"), methods)]))
-    return plans
-
-
-def _task_comparison(comparison: Comparison) -> bool:
-    """Whether a comparison is one of the task-loss verdicts: a task-loss method, on Dice or PSNR."""
-    method = comparison.method
-    return comparison.metric in ("dice", "psnr") and (method.startswith(TASK_METHOD) or method == REFINEMENT_TASK)
+    declared = [("recnet", SOURCE_METHODS, ("psnr", "ssim", "nmse", "dice", "sis"), ("psnr", "sis")),
+                (CONTROL, sweep, ("dice", "psnr", "ssim", "sis", "dice_loss_net"), ("dice", "psnr")),
+                ("refinement", (REFINEMENT_TASK,), ("dice", "psnr", "ssim", "sis", "dice_loss_net"), ("dice", "psnr"))]
+    return [Plan(baseline, tuple(m for m in methods if m in per_method), metrics, primary)
+            for baseline, methods, metrics, primary in declared if baseline in per_method]
 
 
 def _generalisation_table(results: Path) -> ResultTable | None:
@@ -573,7 +571,7 @@ def _tradeoff_figure(results: Path, per_method: dict[str, dict[str, np.ndarray]]
 
 
 def _csmri_section(out_dir: Path, study: dict[str, Any], table: ResultTable, comparisons: list[Comparison],
-                   generalisation: ResultTable | None, figure: Path | None, tradeoff: Path | None,
+                   commands: str, generalisation: ResultTable | None, figure: Path | None, tradeoff: Path | None,
                    verdict: list[str]) -> str:
     lines = ["## Compressed-sensing MRI (csmri)", ""]
     if study:
@@ -585,9 +583,10 @@ def _csmri_section(out_dir: Path, study: dict[str, Any], table: ResultTable, com
     losses = [f"{name}: {i['loss']}" for name, i in info.items() if i]
     lines += ["", "Losses: " + "; ".join(losses) + ".", "", table.markdown(),
               f"Comparisons (Dice and SIS by `{CSMRI_SCORER_RUN}`, never by the network inside the loss):", "",
-              comparisons_markdown(comparisons, method_label), ""]
+              comparisons_markdown(comparisons, method_label, commands), ""]
     if verdict:
-        lines += ["Task loss, against RecNet and the same-budget controls:", "", *verdict, ""]
+        lines += ["Verdicts of the primary families (the source's methods vs RecNet on PSNR and SIS; the task loss "
+                  "vs its same-budget control on Dice and PSNR):", "", *verdict, ""]
     if tradeoff is not None:
         lines += [f"![csmri PSNR against SIS](csmri/results/{tradeoff.name})", ""]
     if figure is not None:

@@ -9,8 +9,10 @@ Reads only what the engine saved (``study.yaml``, ``runs/*/evaluation/``, ``segm
 - ``per_image.csv``: the long table of :mod:`taskloss.studies.report_kit` (method = run, subject
   as split, case = image id; ``zero_filled`` rows with ``task: csmri``);
 - ``comparisons.csv``, ``comparisons.md``: per network, every loss against the baseline loss,
-  subjects as the units, Holm over the primary family (the study's metrics, and Dice with a
-  scoring network: images whose label has foreground); SIS exploratory;
+  subjects as the units, Holm within the primary family (the study file's ``primary``, default
+  its metrics and Dice with a scoring network: images whose label has foreground) and within each
+  exploratory metric (SIS among them); ``comparisons.md`` ends with the ``taskloss compare`` calls
+  that recompute every row;
 - ``figure.png``: input, every run and the target for a few test images, a zoomed crop and error maps;
 - ``images/<run>/<id>.npy``, ``images/ground_truth/<id>.npy`` and ``methods.json``: the input of
   ``taskloss readers create --from OUT/<name>/results`` (images in [0, 1]).
@@ -24,7 +26,7 @@ import numpy as np
 
 from taskloss.errors import DataError
 from taskloss.metrics import Summary, semantic_interpretability, summarize
-from taskloss.metrics.comparisons import EXPLORATORY, PRIMARY, Comparison, Family, write_comparisons
+from taskloss.metrics.comparisons import Comparison, write_comparisons
 from taskloss.report import Case, Column, ResultTable, Row, comparison_figure, detail_crop
 from taskloss.studies.common import (
     figure_case_indices,
@@ -50,11 +52,11 @@ from taskloss.studies.layout import (
 )
 from taskloss.studies.paired import paired_data, paired_splits
 from taskloss.studies.report_kit import (
-    SIS_RATIO,
     LongRow,
     Plan,
     comparisons_markdown,
     long_rows,
+    plan_commands,
     study_comparisons,
     subject_count,
     verdict_lines,
@@ -150,17 +152,19 @@ def _file_long_rows(spec: StudySpec, results: Results, truth: dict[str, np.ndarr
     return rows
 
 
-def _file_plans(spec: StudySpec, results: Results, scored: bool) -> list[Plan]:
-    """Per network, every loss against the baseline loss: primary on the study's metrics (and Dice with
-    a scoring network), SIS exploratory."""
+def file_plans(spec: StudySpec, results: Results, scored: bool) -> list[Plan]:
+    """Per network, every other loss against the baseline loss on the study's metrics (and Dice and SIS
+    with a scoring network); primary: the study file's ``primary``, by default its metrics and Dice."""
+    extra = ("dice", "sis") if scored else ()
+    metrics = (*spec.metrics, *extra)
+    primary = tuple(m for m in (spec.primary or [*spec.metrics, "dice"]) if m in metrics)
     plans = []
     for network in spec.networks:
         baseline = f"{network}-{spec.baseline_loss}"
         methods = tuple(f"{network}-{loss}" for loss in spec.losses
                         if loss != spec.baseline_loss and f"{network}-{loss}" in results)
-        if baseline in results and methods:
-            families = [Family(PRIMARY, (*spec.metrics, *(("dice",) if scored else ())), methods)]
-            plans.append((baseline, families + ([Family(f"{EXPLORATORY}:sis", ("sis",), methods)] if scored else [])))
+        if baseline in results:
+            plans.append(Plan(baseline, methods, metrics, primary))
     return plans
 
 
@@ -226,15 +230,18 @@ def render_file_study(out_dir: Path) -> str:
     write_table(results_dir, table)
     per_image = write_long_table(results_dir / PER_IMAGE_CSV, _file_long_rows(spec, results, truth, zero_filled))
     scored = truth is not None and all("dice" in values for _, values in results.values())
-    comparisons = study_comparisons(per_image, _file_plans(spec, results, scored), ratios=(SIS_RATIO,))
+    plans = file_plans(spec, results, scored)
+    plans, comparisons = study_comparisons(per_image, plans)
+    commands = plan_commands(plans, f"{RESULTS_DIR}/{PER_IMAGE_CSV}")
     write_comparisons(results_dir / COMPARISONS_CSV, comparisons)
-    write_text(results_dir / COMPARISONS_MD, comparisons_markdown(comparisons, lambda n: _label(spec, n)))
+    write_text(results_dir / COMPARISONS_MD, comparisons_markdown(comparisons, lambda n: _label(spec, n), commands))
     predictions = _predictions(out_dir, list(results))
     test = paired_splits(spec.data).test
     targets = {test[i]["id"]: test[i]["target"][0].numpy() for i in range(len(test))}
     write_reader_images(results_dir, spec, predictions, targets)
     figure = _test_figure(results_dir, spec, predictions)
-    return _file_section(out_dir, spec, table, comparisons, subject_count(per_image), figure, list(results))
+    return _file_section(out_dir, spec, table, comparisons, commands, subject_count(per_image), figure,
+                         list(results))
 
 
 def _data_line(spec: StudySpec) -> str:
@@ -253,7 +260,8 @@ def _data_line(spec: StudySpec) -> str:
             f"{counts['val']} val, {counts['test']} test images.")
 
 
-def _file_section(out_dir: Path, spec: StudySpec, table: ResultTable, comparisons: list[Comparison], subjects: int,
+def _file_section(out_dir: Path, spec: StudySpec, table: ResultTable, comparisons: list[Comparison], commands: str,
+                  subjects: int,
                   figure: Path | None, names: list[str]) -> str:
     study: dict[str, Any] = {}
     if (out_dir / STUDY_RECORD).is_file():
@@ -269,7 +277,7 @@ def _file_section(out_dir: Path, spec: StudySpec, table: ResultTable, comparison
     lines += ["", "Losses: " + "; ".join(f"`{key}` = {describe_loss(loss)}" for key, loss in spec.losses.items())
               + f". Baseline: `{spec.baseline_loss}`.", "", table.markdown(),
               f"Comparisons against `{spec.baseline_loss}` on the same network:", "",
-              comparisons_markdown(comparisons, label), "Verdicts of the primary family:", "",
+              comparisons_markdown(comparisons, label, commands), "Verdicts of the primary family:", "",
               *verdict_lines(comparisons, label, subjects), ""]
     if figure is not None:
         lines += [f"![{spec.name} test images]({out_dir.name}/results/{figure.name})", ""]

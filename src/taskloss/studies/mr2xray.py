@@ -34,7 +34,7 @@ from taskloss.data.mr2xray import Mr2XrayConfig
 from taskloss.errors import DataError
 from taskloss.losses import CrossEntropyLoss, L1Loss, PerceptualLoss, TaskLoss
 from taskloss.metrics import Summary, dice, hfen, mae, psnr, ssim, summarize
-from taskloss.metrics.comparisons import EXPLORATORY, PRIMARY, Comparison, Family, write_comparisons
+from taskloss.metrics.comparisons import Comparison, write_comparisons
 from taskloss.networks import create_network
 from taskloss.report import Case, Column, ResultTable, Row, comparison_figure, detail_crop
 from taskloss.studies.common import (
@@ -75,6 +75,7 @@ from taskloss.studies.report_kit import (
     Plan,
     comparisons_markdown,
     long_rows,
+    plan_commands,
     study_comparisons,
     subject_count,
     verdict_lines,
@@ -437,28 +438,30 @@ def render_mr2xray(out_dir: Path) -> str:
     write_table(results, table)
     per_image = write_long_table(results / PER_IMAGE_CSV, [row for name in ordered for row in long_rows(
         name, runs[name][1], {m: runs[name][2][m] for m in (*MR2XRAY_METRICS, *TASK_METRICS) if m in runs[name][2]})])
-    comparisons = study_comparisons(per_image, _mr2xray_plans(runs))
+    plans = mr2xray_plans(runs)
+    plans, comparisons = study_comparisons(per_image, plans)
+    commands = plan_commands(plans, f"{RESULTS_DIR}/{PER_IMAGE_CSV}")
     write_comparisons(results / COMPARISONS_CSV, comparisons)
-    write_text(results / COMPARISONS_MD, comparisons_markdown(comparisons, _row_label))
+    write_text(results / COMPARISONS_MD, comparisons_markdown(comparisons, _row_label, commands))
     figure = _projection_figure(out_dir, runs, ordered, labels)
-    return _mr2xray_section(study, table, comparisons, subject_count(per_image), runs, figure, out_dir)
+    return _mr2xray_section(study, table, comparisons, commands, subject_count(per_image), runs, figure, out_dir)
 
 
-def _mr2xray_plans(runs: Mapping[str, Any]) -> list[Plan]:
-    """Per network against its l1 run: the primary family (perceptual on MAE, SSIM, PSNR, HFEN; the task
-    loss on bone Dice) and the exploratory rest (the task loss on the image metrics, perceptual on bone Dice)."""
+PRIMARY_METRICS = ("hfen", "bone_dice")
+"""mr2xray's declared primary metrics: HFEN (the detail the source says the perceptual loss keeps) and the
+independent scorer's bone Dice (what the task loss is for); MAE, SSIM and PSNR are exploratory."""
+
+
+def mr2xray_plans(runs: Mapping[str, Any]) -> list[Plan]:
+    """Per network, every other loss against its ℓ1 run on MAE, SSIM, PSNR, HFEN and (where scored)
+    bone Dice; primary: :data:`PRIMARY_METRICS`."""
     plans = []
     for baseline in (name for name in runs if name.endswith("-l1")):
         network = baseline.removesuffix("-l1")
-        scored = "bone_dice" in runs[baseline][2]
-        families = []
-        for loss, main, other in (("perceptual", MR2XRAY_METRICS, ("bone_dice",)),
-                                  ("task", ("bone_dice",), MR2XRAY_METRICS)):
-            method = f"{network}-{loss}"
-            if method in runs:
-                families += [Family(PRIMARY, tuple(m for m in main if scored or m != "bone_dice"), (method,)),
-                             Family(EXPLORATORY, tuple(m for m in other if scored or m != "bone_dice"), (method,))]
-        plans.append((baseline, [f for f in families if f.metrics]))
+        methods = tuple(n for n in runs if n != baseline and n.rsplit("-", 1)[0] == network)
+        scored = all("bone_dice" in runs[n][2] for n in (baseline, *methods))
+        metrics = (*MR2XRAY_METRICS, *(("bone_dice",) if scored else ()))
+        plans.append(Plan(baseline, methods, metrics, tuple(m for m in PRIMARY_METRICS if m in metrics)))
     return plans
 
 
@@ -504,7 +507,8 @@ def _projection_figure(out_dir: Path, runs: dict[str, Any], ordered: list[str], 
                              title="MR -> X-ray projection synthesis, test images")
 
 
-def _mr2xray_section(study: dict[str, Any], table: ResultTable, comparisons: list[Comparison], subjects: int,
+def _mr2xray_section(study: dict[str, Any], table: ResultTable, comparisons: list[Comparison], commands: str,
+                     subjects: int,
                      runs: dict[str, Any], figure: Path | None, out_dir: Path) -> str:
     info = {name: read_run_info(out_dir / RUNS_DIR / name) for name in runs}
     lines = ["## MR → X-ray projection synthesis (mr2xray)", ""]
@@ -515,8 +519,8 @@ def _mr2xray_section(study: dict[str, Any], table: ResultTable, comparisons: lis
     lines += [f"Losses: {'; '.join(losses)}." if losses else "", "", table.markdown(),
               "Comparisons against ℓ1 on the same network (HFEN: high-frequency error, lower is better; MAE lower is "
               f"better; bone Dice by `{TASK_NETWORKS_DIR}/{BONE_SCORER}`, never by the network inside the loss, "
-              f"`{TASK_NETWORKS_DIR}/{BONE_NETWORK}`):", "", comparisons_markdown(comparisons, _row_label),
-              "Verdicts of the primary family (perceptual vs ℓ1 on the image metrics, task loss vs ℓ1 on bone Dice):",
+              f"`{TASK_NETWORKS_DIR}/{BONE_NETWORK}`):", "", comparisons_markdown(comparisons, _row_label, commands),
+              "Verdicts of the primary family (every loss vs ℓ1 on HFEN and bone Dice, per network):",
               "", *verdict_lines(comparisons, _row_label, subjects), ""]
     if figure is not None:
         lines += [f"![mr2xray test images](mr2xray/results/{figure.name})", ""]

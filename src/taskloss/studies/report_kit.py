@@ -7,28 +7,30 @@ Each study writes ``results/per_image.csv`` in the long format of ``taskloss com
 (Dice on an image without the region). The report's comparisons are computed from that file as
 written, by :func:`taskloss.metrics.comparisons.compare`: paired differences averaged per subject,
 a t interval over subjects, Holm within each family, the verdicts ``higher`` / ``lower`` /
-``equivalent`` / ``inconclusive``. A study names its comparisons as *plans*: a baseline and the
-families compared with it. Families of one name are one family across baselines (e.g. mr2xray's
-primary family: perceptual vs l1 on every network): Holm runs over all of their tests. With one
-baseline this is exactly ``taskloss compare per_image.csv --baseline B --primary ...``.
+``equivalent`` / ``inconclusive``. A study declares its comparisons as :class:`Plan` s: a baseline,
+the methods compared with it, the metrics, and the primary ones. A family is one plan's primary
+metrics x methods (Holm over its tests), or one exploratory metric x the plan's methods; each plan is
+one ``taskloss compare`` call (:meth:`Plan.command`, written into ``results/comparisons.md``), so
+the command recomputes every row of ``results/comparisons.csv`` from ``results/per_image.csv``.
 """
 
 import csv
 import math
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
-from statsmodels.stats.multitest import multipletests
 
 from taskloss.metrics.comparisons import (
     PRIMARY,
     Comparison,
     Family,
+    LongTable,
     Ratio,
     compare,
+    families_for,
     read_long_table,
-    verdicts,
 )
 from taskloss.studies.paired import subject_of
 from taskloss.training.checkpoint import atomic_write
@@ -36,11 +38,54 @@ from taskloss.training.checkpoint import atomic_write
 ALPHA = 0.05
 """Level of the reports' tests; their intervals are 95 % intervals."""
 LongRow = dict[str, object]
-Plan = tuple[str, Sequence[Family]]
-"""A baseline and the families of comparisons against it."""
 SIS_RATIO = Ratio("sis", "dice", "dice_truth")
 """SIS (Seitzer et al. 2018) as a ratio of long-table columns: the scoring network's Dice on the method's
 output over its Dice on the ground truth, on the cases with a region (the cells of the others are empty)."""
+
+
+@dataclass(frozen=True)
+class Plan:
+    """One declared set of comparisons against one baseline: exactly what one ``taskloss compare`` call makes.
+
+    The primary family is ``primary`` x ``methods`` (Holm over its tests); every other metric of
+    ``metrics`` is its own exploratory family (Holm over ``methods``), as
+    :func:`taskloss.metrics.comparisons.families_for` builds them.
+
+    Attributes:
+        baseline: the method compared against.
+        methods: the methods compared with it.
+        metrics: metric columns (or :data:`SIS_RATIO`'s name ``sis``), in output order.
+        primary: the metrics of the primary family, a subset of ``metrics``.
+
+    Examples:
+        >>> plan = Plan("unet-l1", ("unet-task",), ("psnr", "dice", "sis"), primary=("dice",))
+        >>> [(f.name, f.metrics, f.methods) for f in plan.families()][:2]
+        [('primary', ('dice',), ('unet-task',)), ('exploratory:psnr', ('psnr',), ('unet-task',))]
+        >>> plan.command("per_image.csv")  # doctest: +NORMALIZE_WHITESPACE
+        'taskloss compare per_image.csv --baseline unet-l1 --method unet-task --metric psnr --metric dice
+         --metric sis --primary dice --ratio sis=dice/dice_truth --out comparisons/unet-l1'
+    """
+
+    baseline: str
+    methods: tuple[str, ...]
+    metrics: tuple[str, ...]
+    primary: tuple[str, ...] = ()
+
+    def families(self) -> list[Family]:
+        """The plan's families, each over :attr:`methods`."""
+        return [replace(f, methods=self.methods) for f in families_for(self.metrics, self.primary)]
+
+    def ratios(self) -> tuple[Ratio, ...]:
+        """The ratio metrics the plan names (:data:`SIS_RATIO` when ``sis`` is among the metrics)."""
+        return (SIS_RATIO,) if SIS_RATIO.name in self.metrics else ()
+
+    def command(self, csv_path: str) -> str:
+        """The ``taskloss compare`` call that recomputes this plan's comparisons from ``csv_path``."""
+        words = ["taskloss compare", csv_path, "--baseline", self.baseline]
+        words += [f"--method {m}" for m in self.methods] + [f"--metric {m}" for m in self.metrics]
+        words += [f"--primary {m}" for m in self.primary]
+        words += [f"--ratio {r.name}={r.numerator}/{r.denominator}" for r in self.ratios()]
+        return " ".join([*words, f"--out comparisons/{self.baseline}"])
 
 
 def case_subject(case: str) -> str:
@@ -95,31 +140,37 @@ def subject_count(path: Path) -> int:
         return len({row["subject"] for row in csv.DictReader(handle)})
 
 
-def study_comparisons(path: Path, plans: Sequence[Plan], ratios: Sequence[Ratio] = (),
-                      alpha: float = ALPHA) -> list[Comparison]:
-    """The comparisons of a study from its long CSV: each plan's families against its baseline, Holm
-    over all tests of the families of one name (whatever their baseline).
+def _ratio_defined(table: LongTable, ratio: Ratio) -> bool:
+    """Whether ``ratio``'s denominator has a positive sum over its cells (SIS is undefined when the scoring
+    network finds nothing on the ground truth, e.g. a segmenter trained for one epoch)."""
+    values = table.numbers(ratio.denominator)
+    return bool(np.nansum(values) > 0)
+
+
+def study_comparisons(path: Path, plans: Sequence[Plan], alpha: float = ALPHA
+                      ) -> tuple[list[Plan], list[Comparison]]:
+    """The comparisons of a study from its long CSV: each plan as :func:`taskloss.metrics.comparisons.compare`
+    makes it (Holm within each of the plan's families), plans in order.
 
     Returns:
-        The comparisons in plan, family, metric and method order; empty when the file holds fewer
-        than 2 subjects (no interval over subjects exists; the report says so).
+        The plans as computed (without methods-less plans, and without SIS where it is undefined) and
+        their comparisons; none when the file holds fewer than 2 subjects (no interval over subjects
+        exists; the report says so).
     """
     if subject_count(path) < 2:
-        return []
+        return [], []
     table = read_long_table(path)
-    rows = [c for baseline, families in plans for c in compare(table, baseline, families, alpha=alpha,
-                                                                 ratios=ratios)]
-    adjusted = np.array([c.p_adjusted for c in rows])
-    for name in dict.fromkeys(c.family for c in rows):
-        members = [i for i, c in enumerate(rows) if c.family == name]
-        adjusted[members] = multipletests([rows[i].p for i in members], method="holm")[1]
-    result = []
-    for c, p_adjusted in zip(rows, adjusted, strict=True):
-        agree = all(np.sign(d) == np.sign(c.difference) for d in c.seed_differences)
-        verdict = str(verdicts(c.difference, c.ci_low, c.ci_high, p_adjusted, agree, alpha))
-        result.append(Comparison(c.family, c.metric, c.method, c.baseline, c.n_subjects, c.n_seeds, c.difference,
-                                 c.ci_low, c.ci_high, c.p, float(p_adjusted), verdict, c.seed_differences))
-    return result
+    undefined = {r.name for r in (SIS_RATIO,) if r.numerator in table.metric_columns and not _ratio_defined(table, r)}
+    used = [replace(plan, metrics=tuple(m for m in plan.metrics if m not in undefined),
+                    primary=tuple(m for m in plan.primary if m not in undefined))
+            for plan in plans if plan.methods]
+    return used, [c for plan in used
+                  for c in compare(table, plan.baseline, plan.families(), alpha=alpha, ratios=plan.ratios())]
+
+
+def plan_commands(plans: Sequence[Plan], csv_path: str) -> str:
+    """The ``taskloss compare`` calls that recompute ``plans`` from the study's long CSV, one per line."""
+    return "\n".join(plan.command(csv_path) for plan in plans)
 
 
 def _number(value: float) -> str:
@@ -130,21 +181,35 @@ def _p(value: float) -> str:
     return "< 0.001" if value < 1e-3 else f"{value:.3f}"
 
 
-def comparisons_markdown(comparisons: Sequence[Comparison], label: Callable[[str], str]) -> str:
-    """The comparisons as a Markdown table (one row each), with the line that says how they were made."""
-    lines = ["| Family | Metric | Method vs baseline | Subjects | Difference [95 % CI] | p (Holm) | Verdict |",
-             "|---|---|---|---:|---|---:|---|"]
+def comparisons_markdown(comparisons: Sequence[Comparison], label: Callable[[str], str],
+                         commands: str = "") -> str:
+    """The comparisons as a Markdown table (one row each), the line that says how they were made, and
+    the ``taskloss compare`` calls (``commands``, :func:`plan_commands`) that recompute them; with no
+    comparison, the sentence that says why."""
+    if not comparisons:
+        return NO_COMPARISON.format(subjects="fewer than 2") + "\n"
+    lines = ["| Family | Metric | Method vs baseline | Subjects | Seeds | Difference [95 % CI] | p (Holm) | Verdict |",
+             "|---|---|---|---:|---:|---|---:|---|"]
     lines += [f"| {c.family} | {c.metric.upper().replace('_', ' ')} | {label(c.method)} vs {label(c.baseline)} | "
-              f"{c.n_subjects} | {_number(c.difference)} [{_number(c.ci_low)}, {_number(c.ci_high)}] | "
+              f"{c.n_subjects} | {c.n_seeds} | {_number(c.difference)} [{_number(c.ci_low)}, {_number(c.ci_high)}] | "
               f"{_p(c.p_adjusted)} | {c.verdict} |" for c in comparisons]
-    return "\n".join([*lines, "", METHOD_NOTE]) + "\n"
+    lines = [*lines, "", METHOD_NOTE]
+    if commands:
+        lines += ["", "```", commands, "```"]
+    return "\n".join(lines) + "\n"
 
 
-METHOD_NOTE = ("*Method minus baseline on the same test images, averaged per subject; the 95 % t interval and the "
-               "two-sided t test over subjects (the units: images of one subject are not independent), Holm-adjusted "
-               f"within each family (α = {ALPHA}); `primary`: the comparisons the study is about, every other family "
-               "exploratory. One training seed: the interval is about these trained networks, not about the seed "
-               "noise. `taskloss compare results/per_image.csv --baseline ...` recomputes them.*")
+METHOD_NOTE = ("*Method minus baseline on the same test images, averaged per subject (and seed); the 95 % t "
+               "interval and the two-sided t test over subjects (the units: images of one subject are not "
+               "independent; with several training seeds the seed-to-seed variance widens the interval, and a "
+               "direction is called only when every seed agrees), SIS by the delta method on the ratio of sums; "
+               f"Holm-adjusted within each family (α = {ALPHA}). `primary`: the comparisons the study declares, "
+               "every other family exploratory. The `taskloss compare` calls below recompute every row from "
+               "`results/per_image.csv`.*")
+
+
+NO_COMPARISON = ("No comparison: the test split holds {subjects} subject(s), and an interval over subjects needs "
+                 "at least 2 (run a larger preset, or give data with more subjects).")
 
 
 def verdict_sentence(comparison: Comparison, label: Callable[[str], str]) -> str:
@@ -163,12 +228,13 @@ def verdict_sentence(comparison: Comparison, label: Callable[[str], str]) -> str
     """
     c = comparison
     what = f"- {label(c.method)} vs {label(c.baseline)}, {c.metric.upper().replace('_', ' ')}"
-    interval = (f"95 % CI [{_number(c.ci_low)}, {_number(c.ci_high)}], {c.n_subjects} subjects, "
+    seeds = f" x {c.n_seeds} seeds" if c.n_seeds > 1 else ""
+    interval = (f"95 % CI [{_number(c.ci_low)}, {_number(c.ci_high)}], {c.n_subjects} subjects{seeds}, "
                 f"Holm p {'= ' if c.p_adjusted >= 1e-3 else ''}{_p(c.p_adjusted)}; {c.family}")
     if c.verdict in ("higher", "lower"):
         return f"{what}: {c.verdict} by {_number(c.difference)} ({interval})."
     bound = max(abs(c.ci_low), abs(c.ci_high))
-    tail = f"; no effect larger than {bound:.3g} (either sign: the interval's far end)" if \
+    tail = f"; no effect larger than {bound:.3g} (either sign: the far end of the interval)" if \
         c.ci_low <= 0 <= c.ci_high else ""
     return f"{what}: {c.verdict}, {_number(c.difference)} ({interval}){tail}."
 
@@ -178,6 +244,5 @@ def verdict_lines(comparisons: Sequence[Comparison], label: Callable[[str], str]
     """The verdict sentences of the comparisons ``keep`` selects (default: the primary family), or the
     sentence that says why there are none."""
     if not comparisons:
-        return [f"- No comparison: the test split holds {subjects} subject(s), and an interval over subjects "
-                "needs at least 2 (run a larger preset, or give data with more subjects)."]
+        return ["- " + NO_COMPARISON.format(subjects=subjects)]
     return [verdict_sentence(c, label) for c in comparisons if keep(c)]

@@ -473,6 +473,7 @@ class StudySpec(SpecModel):
     metrics: list[Literal["mae", "psnr", "ssim", "hfen", "nmse"]] = Field(
         default_factory=lambda: ["mae", "psnr", "ssim"], min_length=1)
     baseline: str | None = None
+    primary: list[Literal["mae", "psnr", "ssim", "hfen", "nmse", "dice", "sis"]] | None = None
     training: TrainingSpec = TrainingSpec()
     segmentation: SegmentationSpec = SegmentationSpec()
     figure_cases: int = Field(3, ge=1)
@@ -501,6 +502,17 @@ class StudySpec(SpecModel):
             raise PydanticCustomError("baseline", "{name} is not a loss of this study; choose one of {choices}",
                                       {"name": repr(baseline), "choices": ", ".join(losses)})
         return baseline
+
+    @field_validator("primary")
+    @classmethod
+    def _primary_is_compared(cls, primary: list[str] | None, info: ValidationInfo) -> list[str] | None:
+        metrics = info.data.get("metrics") or []
+        for metric in primary or []:
+            if metrics and metric not in [*metrics, "dice", "sis"]:
+                raise PydanticCustomError("primary", "{metric} is not among the study's metrics ({metrics}) or "
+                                          "dice / sis; add it to metrics or leave it out of primary",
+                                          {"metric": metric, "metrics": ", ".join(metrics)})
+        return primary
 
     @model_validator(mode="after")
     def _networks_fit_the_data(self) -> "StudySpec":
