@@ -44,8 +44,22 @@ def test_writes_the_librarys_comparisons_and_rank_stability(tmp_path, results, t
     assert (out / "rank_stability.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_method_restricts_the_families_and_so_holm(tmp_path, results, taskloss_cli):
+    """With --method perceptual, the primary family holds one test: its adjusted p is its raw p."""
+    out = tmp_path / "out"
+    status, _, error = taskloss_cli("compare", str(results), "--baseline", "l1", "--method", "perceptual",
+                                    "--primary", "psnr", "--out", str(out))
+    assert status == 0, error
+    with open(out / "comparisons.csv", newline="") as file:
+        written = list(csv.DictReader(file))
+    assert [(r["family"], r["metric"], r["method"]) for r in written] == [
+        ("primary", "psnr", "perceptual"), ("exploratory:mae", "mae", "perceptual")]
+    assert all(r["p"] == r["p_adjusted"] for r in written)
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (["--baseline", "zz"], "baseline 'zz' is not a method of"),
+    (["--baseline", "l1", "--method", "vgg"], "method 'vgg' is not a method of"),
     (["--baseline", "l1", "--metric", "ssim"], "metric ssim is not a column of"),
     (["--baseline", "l1", "--smallest-effect", "psnr"], "--smallest-effect 'psnr': not NAME=VALUE with a number"),
     (["--baseline", "l1", "--metric", "psnr", "--lower-is-better", "mae"],
