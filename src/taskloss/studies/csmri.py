@@ -51,7 +51,6 @@ from taskloss.metrics import (
     ssim,
     summarize,
 )
-from taskloss.metrics.comparisons import Comparison, write_comparisons
 from taskloss.report import (
     Case,
     Column,
@@ -83,12 +82,9 @@ from taskloss.studies.csmri_runs import (
     lesion_masks,
 )
 from taskloss.studies.layout import (
-    COMPARISONS_CSV,
-    COMPARISONS_MD,
     CSMRI_SCORER_RUN,
     CSMRI_TASK_NETWORK_RUN,
     EVALUATION_DIR,
-    PER_IMAGE_CSV,
     RESULTS_DIR,
     RUN_CONFIG_FILE,
     RUNS_DIR,
@@ -97,13 +93,11 @@ from taskloss.studies.layout import (
 from taskloss.studies.report_kit import (
     LongRow,
     Plan,
+    Reported,
     comparisons_markdown,
     long_rows,
-    plan_commands,
-    study_comparisons,
-    subject_count,
+    report_comparisons,
     verdict_lines,
-    write_long_table,
 )
 from taskloss.studies.task_loss import dice_ratio
 from taskloss.training import Trainer, TrainingConfig, make_fabric
@@ -468,19 +462,14 @@ def render_csmri(out_dir: Path) -> str:
                "optimise), MOS (reader study; — until one exists); best in bold.")
     table = ResultTable(CSMRI_COLUMNS, rows, caption)
     write_table(results, table)
-    per_image = write_long_table(results / PER_IMAGE_CSV, _csmri_long_rows(per_method))
-    plans = csmri_plans(per_method)
-    plans, comparisons = study_comparisons(per_image, plans)
-    commands = plan_commands(plans, f"{RESULTS_DIR}/{PER_IMAGE_CSV}")
-    write_comparisons(results / COMPARISONS_CSV, comparisons)
-    write_text(results / COMPARISONS_MD, comparisons_markdown(comparisons, method_label, commands))
+    reported = report_comparisons(results, _csmri_long_rows(per_method), csmri_plans(per_method), method_label)
     generalisation = _generalisation_table(results)
     if generalisation is not None:
         write_text(results / "generalisation.md", generalisation.markdown())
     figure = _lesion_figure(results, per_method)
     tradeoff = _tradeoff_figure(results, per_method)
-    verdicts = verdict_lines(comparisons, method_label, subject_count(per_image))
-    return _csmri_section(out_dir, study, table, comparisons, commands, generalisation, figure, tradeoff, verdicts)
+    verdicts = verdict_lines(reported.comparisons, method_label, reported.subjects)
+    return _csmri_section(out_dir, study, table, reported, generalisation, figure, tradeoff, verdicts)
 
 
 def _csmri_long_rows(per_method: dict[str, dict[str, np.ndarray]]) -> list[LongRow]:
@@ -570,8 +559,8 @@ def _tradeoff_figure(results: Path, per_method: dict[str, dict[str, np.ndarray]]
                            f"SIS (scored by {CSMRI_SCORER_RUN})", title="CS-MRI: image quality against the task")
 
 
-def _csmri_section(out_dir: Path, study: dict[str, Any], table: ResultTable, comparisons: list[Comparison],
-                   commands: str, generalisation: ResultTable | None, figure: Path | None, tradeoff: Path | None,
+def _csmri_section(out_dir: Path, study: dict[str, Any], table: ResultTable, reported: Reported,
+                   generalisation: ResultTable | None, figure: Path | None, tradeoff: Path | None,
                    verdict: list[str]) -> str:
     lines = ["## Compressed-sensing MRI (csmri)", ""]
     if study:
@@ -583,7 +572,7 @@ def _csmri_section(out_dir: Path, study: dict[str, Any], table: ResultTable, com
     losses = [f"{name}: {i['loss']}" for name, i in info.items() if i]
     lines += ["", "Losses: " + "; ".join(losses) + ".", "", table.markdown(),
               f"Comparisons (Dice and SIS by `{CSMRI_SCORER_RUN}`, never by the network inside the loss):", "",
-              comparisons_markdown(comparisons, method_label, commands), ""]
+              comparisons_markdown(reported.comparisons, method_label, reported.commands), ""]
     if verdict:
         lines += ["Verdicts of the primary families (the source's methods vs RecNet on PSNR and SIS; the task loss "
                   "vs its same-budget control on Dice and PSNR):", "", *verdict, ""]

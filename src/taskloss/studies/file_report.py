@@ -18,6 +18,7 @@ Reads only what the engine saved (``study.yaml``, ``runs/*/evaluation/``, ``segm
   ``taskloss readers create --from OUT/<name>/results`` (images in [0, 1]).
 """
 
+import functools
 import json
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,6 @@ import numpy as np
 
 from taskloss.errors import DataError
 from taskloss.metrics import Summary, semantic_interpretability, summarize
-from taskloss.metrics.comparisons import Comparison, write_comparisons
 from taskloss.report import Case, Column, ResultTable, Row, comparison_figure, detail_crop
 from taskloss.studies.common import (
     figure_case_indices,
@@ -34,13 +34,9 @@ from taskloss.studies.common import (
     read_run_info,
     write_json,
     write_table,
-    write_text,
 )
 from taskloss.studies.layout import (
-    COMPARISONS_CSV,
-    COMPARISONS_MD,
     EVALUATION_DIR,
-    PER_IMAGE_CSV,
     PREDICTIONS_FILE,
     RESULTS_DIR,
     RUNS_DIR,
@@ -54,13 +50,11 @@ from taskloss.studies.paired import paired_data, paired_splits
 from taskloss.studies.report_kit import (
     LongRow,
     Plan,
+    Reported,
     comparisons_markdown,
     long_rows,
-    plan_commands,
-    study_comparisons,
-    subject_count,
+    report_comparisons,
     verdict_lines,
-    write_long_table,
 )
 from taskloss.studies.spec import HIGHER_IS_BETTER, KspaceDataSpec, StudySpec, build_runs, load_study
 from taskloss.studies.terms import describe_loss
@@ -72,6 +66,11 @@ GROUND_TRUTH = "ground_truth"
 def _label(spec: StudySpec, name: str) -> str:
     network, loss = _parts(spec, name)
     return f"{network} - {loss}"
+
+
+def _method_label(spec: StudySpec, name: str) -> str:
+    """A method's label: a run's ``network - loss``, or "Zero-filled" for the inputs (``task: csmri``)."""
+    return "Zero-filled" if name == ZERO_FILLED_DIR else _label(spec, name)
 
 
 def _parts(spec: StudySpec, name: str) -> tuple[str, str]:
@@ -228,19 +227,15 @@ def render_file_study(out_dir: Path) -> str:
     results_dir = out_dir / RESULTS_DIR
     table = results_table(spec, results, truth, zero_filled)
     write_table(results_dir, table)
-    per_image = write_long_table(results_dir / PER_IMAGE_CSV, _file_long_rows(spec, results, truth, zero_filled))
     scored = truth is not None and all("dice" in values for _, values in results.values())
-    plans = file_plans(spec, results, scored)
-    plans, comparisons = study_comparisons(per_image, plans)
-    commands = plan_commands(plans, f"{RESULTS_DIR}/{PER_IMAGE_CSV}")
-    write_comparisons(results_dir / COMPARISONS_CSV, comparisons)
-    write_text(results_dir / COMPARISONS_MD, comparisons_markdown(comparisons, lambda n: _label(spec, n), commands))
+    reported = report_comparisons(results_dir, _file_long_rows(spec, results, truth, zero_filled),
+                                  file_plans(spec, results, scored), lambda n: _method_label(spec, n))
     predictions = _predictions(out_dir, list(results))
     test = paired_splits(spec.data).test
     targets = {test[i]["id"]: test[i]["target"][0].numpy() for i in range(len(test))}
     write_reader_images(results_dir, spec, predictions, targets)
     figure = _test_figure(results_dir, spec, predictions)
-    return _file_section(out_dir, spec, table, comparisons, commands, subject_count(per_image), figure,
+    return _file_section(out_dir, spec, table, reported, figure,
                          list(results))
 
 
@@ -260,25 +255,23 @@ def _data_line(spec: StudySpec) -> str:
             f"{counts['val']} val, {counts['test']} test images.")
 
 
-def _file_section(out_dir: Path, spec: StudySpec, table: ResultTable, comparisons: list[Comparison], commands: str,
-                  subjects: int,
+def _file_section(out_dir: Path, spec: StudySpec, table: ResultTable, reported: Reported,
                   figure: Path | None, names: list[str]) -> str:
     study: dict[str, Any] = {}
     if (out_dir / STUDY_RECORD).is_file():
         study = json.loads((out_dir / STUDY_RECORD).read_text())
     lines = [f"## {spec.name} (study file)", "", _data_line(spec)]
 
-    def label(name: str) -> str:
-        return "Zero-filled" if name == ZERO_FILLED_DIR else _label(spec, name)
-
+    label = functools.partial(_method_label, spec)
     if study:
         lines.append(f"Wall time {study['seconds'] / 60:.1f} min (training {study['seconds_training'] / 60:.1f} min, "
                      f"{study['jobs']} run(s) at a time, launcher {study['launcher']}).")
     lines += ["", "Losses: " + "; ".join(f"`{key}` = {describe_loss(loss)}" for key, loss in spec.losses.items())
               + f". Baseline: `{spec.baseline_loss}`.", "", table.markdown(),
               f"Comparisons against `{spec.baseline_loss}` on the same network:", "",
-              comparisons_markdown(comparisons, label, commands), "Verdicts of the primary family:", "",
-              *verdict_lines(comparisons, label, subjects), ""]
+              comparisons_markdown(reported.comparisons, label, reported.commands),
+              "Verdicts of the primary family:", "",
+              *verdict_lines(reported.comparisons, label, reported.subjects), ""]
     if figure is not None:
         lines += [f"![{spec.name} test images]({out_dir.name}/results/{figure.name})", ""]
     info = {name: read_run_info(out_dir / RUNS_DIR / name) for name in names}

@@ -34,7 +34,6 @@ from taskloss.data.mr2xray import Mr2XrayConfig
 from taskloss.errors import DataError
 from taskloss.losses import CrossEntropyLoss, L1Loss, PerceptualLoss, TaskLoss
 from taskloss.metrics import Summary, dice, hfen, mae, psnr, ssim, summarize
-from taskloss.metrics.comparisons import Comparison, write_comparisons
 from taskloss.networks import create_network
 from taskloss.report import Case, Column, ResultTable, Row, comparison_figure, detail_crop
 from taskloss.studies.common import (
@@ -53,16 +52,12 @@ from taskloss.studies.common import (
     write_json,
     write_per_image,
     write_table,
-    write_text,
 )
 from taskloss.studies.layout import (
     BONE_NETWORK,
     BONE_SCORER,
     CASES_FILE,
-    COMPARISONS_CSV,
-    COMPARISONS_MD,
     EVALUATION_DIR,
-    PER_IMAGE_CSV,
     RESULTS_DIR,
     RUN_CONFIG_FILE,
     RUNS_DIR,
@@ -73,13 +68,11 @@ from taskloss.studies.layout import (
 from taskloss.studies.perception import PerceptionChoice, perception_network
 from taskloss.studies.report_kit import (
     Plan,
+    Reported,
     comparisons_markdown,
     long_rows,
-    plan_commands,
-    study_comparisons,
-    subject_count,
+    report_comparisons,
     verdict_lines,
-    write_long_table,
 )
 from taskloss.studies.spec import run_name
 from taskloss.studies.task_loss import dice_ratio, load_segmenter, with_task_term
@@ -436,15 +429,11 @@ def render_mr2xray(out_dir: Path) -> str:
                "X-ray (— without bone masks); best per loss in bold.")
     table = ResultTable(MR2XRAY_COLUMNS, rows, caption, first_header="Network - loss")
     write_table(results, table)
-    per_image = write_long_table(results / PER_IMAGE_CSV, [row for name in ordered for row in long_rows(
-        name, runs[name][1], {m: runs[name][2][m] for m in (*MR2XRAY_METRICS, *TASK_METRICS) if m in runs[name][2]})])
-    plans = mr2xray_plans(runs)
-    plans, comparisons = study_comparisons(per_image, plans)
-    commands = plan_commands(plans, f"{RESULTS_DIR}/{PER_IMAGE_CSV}")
-    write_comparisons(results / COMPARISONS_CSV, comparisons)
-    write_text(results / COMPARISONS_MD, comparisons_markdown(comparisons, _row_label, commands))
+    rows = [row for name in ordered for row in long_rows(
+        name, runs[name][1], {m: runs[name][2][m] for m in (*MR2XRAY_METRICS, *TASK_METRICS) if m in runs[name][2]})]
+    reported = report_comparisons(results, rows, mr2xray_plans(runs), _row_label)
     figure = _projection_figure(out_dir, runs, ordered, labels)
-    return _mr2xray_section(study, table, comparisons, commands, subject_count(per_image), runs, figure, out_dir)
+    return _mr2xray_section(study, table, reported, runs, figure, out_dir)
 
 
 PRIMARY_METRICS = ("hfen", "bone_dice")
@@ -507,8 +496,7 @@ def _projection_figure(out_dir: Path, runs: dict[str, Any], ordered: list[str], 
                              title="MR -> X-ray projection synthesis, test images")
 
 
-def _mr2xray_section(study: dict[str, Any], table: ResultTable, comparisons: list[Comparison], commands: str,
-                     subjects: int,
+def _mr2xray_section(study: dict[str, Any], table: ResultTable, reported: Reported,
                      runs: dict[str, Any], figure: Path | None, out_dir: Path) -> str:
     info = {name: read_run_info(out_dir / RUNS_DIR / name) for name in runs}
     lines = ["## MR → X-ray projection synthesis (mr2xray)", ""]
@@ -519,9 +507,10 @@ def _mr2xray_section(study: dict[str, Any], table: ResultTable, comparisons: lis
     lines += [f"Losses: {'; '.join(losses)}." if losses else "", "", table.markdown(),
               "Comparisons against ℓ1 on the same network (HFEN: high-frequency error, lower is better; MAE lower is "
               f"better; bone Dice by `{TASK_NETWORKS_DIR}/{BONE_SCORER}`, never by the network inside the loss, "
-              f"`{TASK_NETWORKS_DIR}/{BONE_NETWORK}`):", "", comparisons_markdown(comparisons, _row_label, commands),
+              f"`{TASK_NETWORKS_DIR}/{BONE_NETWORK}`):", "",
+              comparisons_markdown(reported.comparisons, _row_label, reported.commands),
               "Verdicts of the primary family (every loss vs ℓ1 on HFEN and bone Dice, per network):",
-              "", *verdict_lines(comparisons, _row_label, subjects), ""]
+              "", *verdict_lines(reported.comparisons, _row_label, reported.subjects), ""]
     if figure is not None:
         lines += [f"![mr2xray test images](mr2xray/results/{figure.name})", ""]
     lines += ["| Run | seconds per training step | steps | best epoch |", "|---|---|---|---|"]

@@ -15,6 +15,7 @@ the command recomputes every row of ``results/comparisons.csv`` from ``results/p
 """
 
 import csv
+import json
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -31,7 +32,10 @@ from taskloss.metrics.comparisons import (
     compare,
     families_for,
     read_long_table,
+    write_comparisons,
 )
+from taskloss.studies.common import write_json, write_text
+from taskloss.studies.layout import COMPARISONS_CSV, COMPARISONS_MD, PER_IMAGE_CSV, PLANS_FILE, RESULTS_DIR
 from taskloss.studies.paired import subject_of
 from taskloss.training.checkpoint import atomic_write
 
@@ -246,3 +250,48 @@ def verdict_lines(comparisons: Sequence[Comparison], label: Callable[[str], str]
     if not comparisons:
         return ["- " + NO_COMPARISON.format(subjects=subjects)]
     return [verdict_sentence(c, label) for c in comparisons if keep(c)]
+
+
+def write_plans(path: Path, plans: Sequence[Plan], labels: Mapping[str, str]) -> Path:
+    """Record the declared ``plans`` and every method's label as JSON (read by :func:`read_plans`)."""
+    write_json(path, {"plans": [{"baseline": p.baseline, "methods": list(p.methods), "metrics": list(p.metrics),
+                                 "primary": list(p.primary)} for p in plans], "labels": dict(labels)})
+    return path
+
+
+def read_plans(path: Path) -> tuple[list[Plan], dict[str, str]]:
+    """The plans and labels :func:`write_plans` recorded."""
+    data = json.loads(path.read_text())
+    plans = [Plan(p["baseline"], tuple(p["methods"]), tuple(p["metrics"]), tuple(p["primary"])) for p in data["plans"]]
+    return plans, dict(data["labels"])
+
+
+@dataclass(frozen=True)
+class Reported:
+    """What :func:`report_comparisons` wrote: the comparisons, the ``taskloss compare`` calls that
+    recompute them, and the number of test subjects."""
+
+    comparisons: list[Comparison]
+    commands: str
+    subjects: int
+
+
+def report_comparisons(results: Path, rows: Sequence[LongRow], plans: Sequence[Plan],
+                       label: Callable[[str], str]) -> Reported:
+    """Write a study's ``per_image.csv`` (``rows``), ``plans.json``, ``comparisons.csv`` and
+    ``comparisons.md`` into its results folder, the comparisons computed from the CSV as written.
+
+    Args:
+        results: the study's results folder.
+        rows: the long table's rows (:func:`long_rows`).
+        plans: the study's declared comparisons.
+        label: a method's name in tables and sentences.
+    """
+    per_image = write_long_table(results / PER_IMAGE_CSV, rows)
+    methods = dict.fromkeys(str(row["method"]) for row in rows)
+    write_plans(results / PLANS_FILE, plans, {m: label(m) for m in methods})
+    used, comparisons = study_comparisons(per_image, plans)
+    commands = plan_commands(used, f"{RESULTS_DIR}/{PER_IMAGE_CSV}")
+    write_comparisons(results / COMPARISONS_CSV, comparisons)
+    write_text(results / COMPARISONS_MD, comparisons_markdown(comparisons, label, commands))
+    return Reported(comparisons, commands, subject_count(per_image))
