@@ -12,9 +12,9 @@ This module is of the lowest layer: data, baselines and training import it.
 import types
 import typing
 from collections.abc import Mapping
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from taskloss.errors import ConfigError
 
@@ -132,3 +132,14 @@ def validate_config(model: type[ModelT], data: Mapping[str, Any], source: str) -
         return model.model_validate(data)
     except ValidationError as error:
         raise ConfigError(format_validation_error(error, source, model)) from None
+
+
+def _distinct_seeds(seeds: list[int]) -> list[int]:
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds {seeds} repeat a seed; give each seed once")
+    return seeds
+
+
+Seeds = Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1), AfterValidator(_distinct_seeds)]
+"""A study file's ``seeds:``: distinct non-negative training seeds, at least one
+(:mod:`taskloss.studies.seeds`)."""

@@ -327,3 +327,64 @@ def test_taskloss_compare_recomputes_every_comparison_of_the_report(study, tmp_p
     with open(results / "comparisons.csv", newline="") as handle:
         reported = list(csv.DictReader(handle))
     assert len(reported) == 16 and reported == recomputed
+
+
+@pytest.fixture(scope="module")
+def seeded(study):
+    """The fixture's study, unet only, over seeds [0, 3]: two whole replicates."""
+    root, _ = study
+    path = root / "seeded.yaml"
+    path.write_text(yaml.safe_dump({**STUDY, "name": "seeded", "networks": {"unet": STUDY["networks"]["unet"]},
+                                    "seeds": [0, 3]}, sort_keys=False))
+    out = root / "out"
+    result = CliRunner().invoke(app, ["study", "run", str(path), "--out", str(out), "--accelerator", "cpu"])
+    assert result.exit_code == 0, result.output
+    return out / "seeded"
+
+
+def test_seeds_run_the_whole_study_once_per_seed_with_shifted_training_seeds(seeded):
+    assert sorted(p.name for p in (seeded / "seeds").iterdir()) == ["0", "3"]
+    seeds = {}
+    for replicate in ("0", "3"):
+        folder = seeded / "seeds" / replicate
+        assert sorted(p.name for p in (folder / "runs").iterdir()) == ["unet-l1", "unet-ssim_l1", "unet-task_l1"]
+        seeds[replicate] = [yaml.safe_load((folder / sub / "config.yaml").read_text())["training"]["seed"]
+                            for sub in ("runs/unet-l1", "task_network", "segmentation")]
+    # Seed 3 shifts every training seed by 3 x 1000 (runs 0, task network 1, scorer 0).
+    assert seeds == {"0": [0, 1, 0], "3": [3000, 3001, 3000]}
+    assert json.loads((seeded / "seeds.json").read_text())["training_seed_offset"] == {"0": 0, "3": 3000}
+
+
+def test_the_seed_report_pools_the_replicates_and_compare_recomputes_it(seeded, tmp_path, taskloss_cli):
+    results = seeded / "results"
+    with open(results / "per_image.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert list(rows[0])[:4] == ["method", "subject", "case", "seed"] and {r["seed"] for r in rows} == {"0", "3"}
+    with open(seeded / "seeds" / "3" / "results" / "per_image.csv", newline="") as handle:
+        replicate = list(csv.DictReader(handle))
+    assert [r["mae"] for r in rows if r["seed"] == "3"] == [r["mae"] for r in replicate]
+    with open(results / "comparisons.csv", newline="") as handle:
+        reported = list(csv.DictReader(handle))
+    assert {r["n_seeds"] for r in reported} == {"2"} and {r["n_subjects"] for r in reported} == {"2"}
+    words = (results / "comparisons.md").read_text().split("```")[1].split()
+    args = [str(seeded / w) if w == "results/per_image.csv" else w for w in words[2:]]
+    args[-1] = str(tmp_path / "again")
+    status, _, stderr = taskloss_cli("compare", *args)
+    assert status == 0, stderr
+    with open(tmp_path / "again" / "comparisons.csv", newline="") as handle:
+        assert list(csv.DictReader(handle)) == reported
+    # The table: each seed's mean MAE, then their mean +- sd.
+    per_seed = [np.mean([float(r["mae"]) for r in rows if r["method"] == "unet-l1" and r["seed"] == s])
+                for s in ("0", "3")]
+    line = next(x for x in (results / "table.md").read_text().splitlines() if x.startswith("| unet - l1 |"))
+    assert line.split(" | ")[1] == f"{np.mean(per_seed):.4g} ± {np.std(per_seed, ddof=1):.2g}"
+    report = render_report(seeded.parent).read_text()
+    assert "## seeded (study file), over 2 training seeds (0, 3)" in report
+
+
+def test_one_seed_verdicts_say_they_are_exploratory_and_seeded_ones_do_not(study, seeded):
+    _, folder = study
+    one = render_report(folder.parent).read_text()
+    single, pooled = one.split("## tiny (study file)")[1].split("\n## ")[0], one.split("over 2 training seeds")[1]
+    assert "- One training seed: each verdict is about the networks trained here" in single
+    assert "One training seed" not in pooled.split("\n## ")[0]

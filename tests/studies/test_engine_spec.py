@@ -1,8 +1,10 @@
 """The study file: the issue's example accepted as it stands, one exact line per bad key, the terms."""
 
 import copy
+import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -10,6 +12,7 @@ import yaml
 from taskloss.errors import ConfigError
 from taskloss.studies import STUDIES, Study, StudyRequest, get_study, study_of_run
 from taskloss.studies.engine import FileStudy
+from taskloss.studies.seeds import seed_table
 from taskloss.studies.spec import StudySpec, build_runs, parse_study
 from taskloss.studies.terms import Term, build_loss, term_values
 
@@ -59,7 +62,7 @@ CHOICES = "l1, mse, nmse, ssim, frequency, perceptual, adversarial, feature_matc
 
 @pytest.mark.parametrize(("change", "line"), [
     (lambda d: d.update(epochs=3), "study.yaml: (root): unknown key 'epochs'; choose one of name, task, data, "
-     "networks, losses, metrics, baseline, primary, training, segmentation, figure_cases, slurm"),
+     "networks, losses, metrics, baseline, primary, seeds, training, segmentation, figure_cases, slurm"),
     (lambda d: d["losses"]["ssim_l1"].update(sssim=1), f"study.yaml: losses.ssim_l1: unknown key 'sssim'; choose "
      f"one of {CHOICES}"),
     (lambda d: d["networks"]["unet"].update(name="unett"), "study.yaml: networks.unet.name: unknown network "
@@ -84,6 +87,8 @@ CHOICES = "l1, mse, nmse, ssim, frequency, perceptual, adversarial, feature_matc
      "crn_256, crn_64, dagan_discriminator, dagan_generator, patch_discriminator, recnet, recnet_d5c5, "
      "refinement_unet, resnet, segmentation_unet, unet, visual_refinement"),
     (lambda d: d["data"].pop("path"), "study.yaml: data.path: Field required"),
+    (lambda d: d.update(seeds=[1, 1]), "study.yaml: seeds: seeds [1, 1] repeat a seed; give each seed once"),
+    (lambda d: d.update(seeds=[-1]), "study.yaml: seeds.0: Input should be greater than or equal to 0"),
     (lambda d: d.update(primary=["nmse"]), "study.yaml: primary: nmse is not among the study's metrics "
      "(mae, psnr, ssim, hfen) or dice / sis; add it to metrics or leave it out of primary"),
 ])
@@ -175,3 +180,15 @@ def test_an_adversarial_loss_brings_its_discriminator_and_checkpoints_its_balanc
     assert float(logs["feature_matching_weighted"]) == pytest.approx(0.1)  # its first value / itself x weight
     assert float(logs["adversarial_weighted"]) == pytest.approx(0.01 * float(logs["adversarial_raw"]))
     assert "losses.feature_matching.normalizer.total" in task.checkpoint_state()["composite"].state_dict()
+
+
+def test_the_seed_table_is_mean_and_sd_of_per_seed_means_and_sis_a_per_seed_ratio():
+    # Seed 0: SIS (0.5 + 0.3) / (1 + 0.5) on the cases with a region (NaN: none); seed 1: 0.6 / 0.8.
+    rows = [{"method": "a", "subject": "s0", "case": c, "seed": s, "psnr": p, "dice": d, "dice_truth": t}
+            for c, s, p, d, t in [("c0", "0", 30.0, 0.5, 1.0), ("c1", "0", 32.0, 0.3, 0.5),
+                                  ("c2", "0", 34.0, math.nan, math.nan), ("c0", "1", 31.0, 0.6, 0.8)]]
+    lines = seed_table(rows, {"a": "A"}).splitlines()
+    assert lines[0] == "| Method | PSNR | DICE | SIS |"
+    psnr, dice, sis = [32.0, 31.0], [0.4, 0.6], [0.8 / 1.5, 0.6 / 0.8]
+    assert lines[2] == (f"| A | {np.mean(psnr):.4g} ± {np.std(psnr, ddof=1):.2g} | {np.mean(dice):.4g} ± "
+                        f"{np.std(dice, ddof=1):.2g} | {np.mean(sis):.4g} ± {np.std(sis, ddof=1):.2g} |")

@@ -23,6 +23,7 @@ from taskloss.studies.base import Study, StudyRequest
 from taskloss.studies.builtin import CsmriStudy, Mr2XrayStudy
 from taskloss.studies.engine import find_file_studies, run_study_of
 from taskloss.studies.layout import REPORT_FILE
+from taskloss.studies.seeds import is_seeded, render_seeded
 from taskloss.studies.spec import FILE_STUDY
 from taskloss.training.checkpoint import atomic_write
 
@@ -64,7 +65,8 @@ def render_report(out: Path) -> Path:
     Returns:
         The report file.
     """
-    sections = [study.render(folder) for study, folder in _found(out)]
+    sections = [render_seeded(folder, study.render) if is_seeded(folder) else study.render(folder)
+                for study, folder in _found(out)]
     if not sections:
         raise DataError(f"{out} holds no study results; run `taskloss study ...` or `taskloss demo` first")
     header = [
@@ -72,7 +74,8 @@ def render_report(out: Path) -> Path:
         f"Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC by taskloss {__version__} "
         f"(torch {torch.__version__}, Python {platform.python_version()}, {platform.machine()}, "
         f"{'CUDA ' + torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'CPU'}).",
-        "Every number is recomputable from the per-image CSV files under each study's `runs/*/evaluation/`.",
+        "Every number is recomputable from the per-image CSV of each study (`<study>/results/per_image.csv`; "
+        "each run's in `runs/<run>/evaluation/`).",
         "",
     ]
     path = out / REPORT_FILE

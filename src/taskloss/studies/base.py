@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from taskloss.errors import ConfigError
-from taskloss.studies.layout import RUNS_DIR
+from taskloss.studies.layout import RUNS_DIR, SEEDS_DIR
 from taskloss.training import FitResult
 
 
@@ -95,7 +95,7 @@ class Study(ABC):
 
     def has_results(self, out_dir: Path) -> bool:
         """Whether ``out_dir`` holds runs of this study (the report renders only those)."""
-        return (out_dir / RUNS_DIR).is_dir()
+        return (out_dir / RUNS_DIR).is_dir() or (out_dir / SEEDS_DIR).is_dir()
 
     def check_options(self, request: StudyRequest, known: tuple[str, ...] = ()) -> None:
         """Raise :class:`ConfigError` for an option of ``request`` that is not in ``known``."""

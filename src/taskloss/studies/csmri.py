@@ -36,7 +36,7 @@ from pydantic import Field, field_validator
 from torch.utils.data import DataLoader
 
 from taskloss.baselines import DlmriConfig, dlmri
-from taskloss.config import StrictModel, check_section
+from taskloss.config import Seeds, StrictModel, check_section
 from taskloss.data.csmri import CsmriConfig
 from taskloss.data.fields import generator_for
 from taskloss.data.kspace import complex_to_channels, magnitude, undersample
@@ -99,6 +99,7 @@ from taskloss.studies.report_kit import (
     report_comparisons,
     verdict_lines,
 )
+from taskloss.studies.seeds import offset_seeds, run_seeds
 from taskloss.studies.task_loss import dice_ratio
 from taskloss.training import Trainer, TrainingConfig, make_fabric
 from taskloss.training.config import load_yaml
@@ -142,6 +143,8 @@ class CsmriPreset(StrictModel):
             methods are the runs ``recnet``, ``refinement``, ``dagan``; the task-loss runs
             ``recnet_finetuned``, ``recnet_task_<weight>``, ``refinement_task``; the networks that
             score SIS ``sis_segmentation`` and that the task loss uses ``segmentation``.
+        seeds: run the whole study once per training seed (:mod:`taskloss.studies.seeds`); None: once, in
+            the study folder itself, with the runs' own seeds.
     """
 
     study: Literal["csmri"]
@@ -151,6 +154,7 @@ class CsmriPreset(StrictModel):
     dlmri: DlmriConfig = DlmriConfig()
     figure_cases: int = Field(3, ge=1)
     runs: dict[str, CsmriRun]
+    seeds: Seeds | None = None
 
     @field_validator("data")
     @classmethod
@@ -350,7 +354,7 @@ def evaluate_generalisation(out_dir: Path, preset: CsmriPreset, config: CsmriCon
 
 
 def run_csmri(preset: str | Path | CsmriPreset, out_dir: Path, data_dir: Path | None = None, devices: int = 1,
-              accelerator: str = "auto", acceleration: float | None = None) -> Path:
+              accelerator: str = "auto", acceleration: float | None = None, seed_offset: int = 0) -> Path:
     """Train the runs of a preset in order (finished runs are skipped), evaluate every method on the test
     split and on real MR images, and render the results.
 
@@ -363,15 +367,20 @@ def run_csmri(preset: str | Path | CsmriPreset, out_dir: Path, data_dir: Path | 
         devices: devices (processes) per run; > 1 trains with DDP.
         accelerator: "auto", "cpu" or "cuda".
         acceleration: undersampling factor instead of the study file's ``data.acceleration`` (whose default is 8).
+        seed_offset: added to every run's training seed (one replicate of ``seeds``).
 
     Returns:
         The results folder.
     """
     preset = load_preset(CsmriPreset, CSMRI_STUDY, preset)
+    if preset.seeds is not None:
+        single = preset.model_copy(update={"seeds": None})
+        return run_seeds(out_dir, preset.seeds, lambda folder, offset: run_csmri(
+            single, folder, data_dir, devices, accelerator, acceleration, offset), render_csmri)
     data: dict[str, Any] = {"data": str(data_dir)} if data_dir is not None else {}
     if acceleration is not None:
         data["acceleration"] = acceleration
-    runs = csmri_preset_runs(preset, data, {"devices": devices, "accelerator": accelerator})
+    runs = offset_seeds(csmri_preset_runs(preset, data, {"devices": devices, "accelerator": accelerator}), seed_offset)
     fabric = make_fabric(runs["recnet"].training)
     started = time.perf_counter()
     step_times = {name: train_run(runs[name], out_dir / RUNS_DIR / name, fabric).seconds_per_step

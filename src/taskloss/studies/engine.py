@@ -78,6 +78,7 @@ from taskloss.studies.layout import (
     ZERO_FILLED_DIR,
 )
 from taskloss.studies.paired import paired_splits
+from taskloss.studies.seeds import is_seeded, run_seeds
 from taskloss.studies.spec import (
     FILE_STUDY,
     TASKS,
@@ -535,6 +536,8 @@ def run_file_study(spec: StudySpec, out_dir: Path, devices: int = 1, accelerator
         raise ConfigError(f"--jobs must be >= 1, got {jobs}")
     if launcher not in LAUNCHERS:
         raise ConfigError(f"--launcher {launcher!r} is unknown; use one of {', '.join(LAUNCHERS)}")
+    if spec.seeds is not None:
+        return _run_file_seeds(spec, out_dir, devices, accelerator, jobs, launcher)
     started = time.perf_counter()
     runs = build_runs(spec)
     paired_splits(spec.data)  # read and check the data first: a data error stops the study before it writes
@@ -560,6 +563,25 @@ def run_file_study(spec: StudySpec, out_dir: Path, devices: int = 1, accelerator
         "seconds_per_step": {k: (v if math.isfinite(v) else None) for k, v in step_times.items()}})
     render_file_study(out_dir)
     return out_dir / RESULTS_DIR
+
+
+def replicate_spec(spec: StudySpec, offset: int) -> StudySpec:
+    """One replicate of a study with ``seeds``: the study without ``seeds``, its training seed (and so
+    every run's, the task network's and the scorer's) + ``offset``."""
+    training = spec.training.model_copy(update={"seed": spec.training.seed + offset})
+    return spec.model_copy(update={"seeds": None, "training": training})
+
+
+def _run_file_seeds(spec: StudySpec, out_dir: Path, devices: int, accelerator: str, jobs: int, launcher: str
+                    ) -> Path:
+    """Every seed's replicate in ``out_dir/seeds/<seed>/`` (:mod:`taskloss.studies.seeds`), then the
+    report over the seeds; the study file as run is kept in ``out_dir`` (``taskloss report`` finds it)."""
+    paired_splits(spec.data)  # a data error stops the study before it writes
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / STUDY_FILE).write_text(yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False))
+    assert spec.seeds is not None
+    return run_seeds(out_dir, spec.seeds, lambda folder, offset: run_file_study(
+        replicate_spec(spec, offset), folder, devices, accelerator, jobs, launcher), render_file_study)
 
 
 # -- plan ------------------------------------------------------------------------------------------
@@ -819,7 +841,8 @@ class FileStudy(Study):
 
     def has_results(self, out_dir: Path) -> bool:
         """Whether ``out_dir`` holds a study file and evaluated runs."""
-        return (out_dir / STUDY_FILE).is_file() and any((out_dir / RUNS_DIR).glob(f"*/{EVALUATION_DIR}/{TEST_CSV}"))
+        return (out_dir / STUDY_FILE).is_file() and (
+            is_seeded(out_dir) or any((out_dir / RUNS_DIR).glob(f"*/{EVALUATION_DIR}/{TEST_CSV}")))
 
 
 def run_study_of(config: Mapping[str, Any], source: str) -> Study:

@@ -29,7 +29,7 @@ import torch
 from lightning.fabric import Fabric
 from pydantic import Field, field_validator, model_validator
 
-from taskloss.config import StrictModel, check_section
+from taskloss.config import Seeds, StrictModel, check_section
 from taskloss.data.mr2xray import Mr2XrayConfig
 from taskloss.errors import DataError
 from taskloss.losses import CrossEntropyLoss, L1Loss, PerceptualLoss, TaskLoss
@@ -74,6 +74,7 @@ from taskloss.studies.report_kit import (
     report_comparisons,
     verdict_lines,
 )
+from taskloss.studies.seeds import offset_seeds, run_seeds
 from taskloss.studies.spec import run_name
 from taskloss.studies.task_loss import dice_ratio, load_segmenter, with_task_term
 from taskloss.training import SupervisedTask, Trainer, TrainingConfig, make_fabric
@@ -268,6 +269,8 @@ class Mr2XrayPreset(StrictModel):
         balance_batches: K of the perceptual loss's layer balancing.
         figure_cases: test images shown in the figure.
         perception: the perceptual loss's network ("auto", "vgg19", "domain"; :mod:`taskloss.studies.perception`).
+        seeds: run the whole study once per training seed (:mod:`taskloss.studies.seeds`); None: once, in
+            the study folder itself, with the file's seeds.
     """
 
     study: Literal["mr2xray"]
@@ -282,6 +285,7 @@ class Mr2XrayPreset(StrictModel):
     balance_batches: int = Field(10, ge=1)
     figure_cases: int = Field(3, ge=1)
     perception: PerceptionChoice = "auto"
+    seeds: Seeds | None = None
 
     @field_validator("data")
     @classmethod
@@ -359,7 +363,7 @@ MR2XRAY_COLUMNS = (Column("mae", "MAE", higher_is_better=False), Column("ssim", 
 
 
 def run_mr2xray(preset: str | Path | Mr2XrayPreset, out_dir: Path, data_dir: Path | None = None, devices: int = 1,
-              accelerator: str = "auto") -> Path:
+                accelerator: str = "auto", seed_offset: int = 0) -> Path:
     """Train and score the runs of a preset (finished runs are skipped), then render results.
 
     With simulated data, the two bone-segmentation networks are trained first (the task loss's
@@ -372,19 +376,24 @@ def run_mr2xray(preset: str | Path | Mr2XrayPreset, out_dir: Path, data_dir: Pat
         data_dir: the user's paired folder (``input/``, ``target/``) instead of the simulator.
         devices: devices (processes) per run; > 1 trains with DDP.
         accelerator: "auto", "cpu" or "cuda".
+        seed_offset: added to every run's training seed (one replicate of ``seeds``).
 
     Returns:
         The results folder.
     """
     preset = load_preset(Mr2XrayPreset, MR2XRAY_STUDY, preset)
+    if preset.seeds is not None:
+        single = preset.model_copy(update={"seeds": None})
+        return run_seeds(out_dir, preset.seeds, lambda folder, offset: run_mr2xray(
+            single, folder, data_dir, devices, accelerator, offset), render_mr2xray)
     data = {"data": str(data_dir)} if data_dir is not None else {}
     hardware = {"devices": devices, "accelerator": accelerator}
-    runs = mr2xray_preset_runs(preset, data, hardware)
+    runs = offset_seeds(mr2xray_preset_runs(preset, data, hardware), seed_offset)
     fabric = make_fabric(next(iter(runs.values())).training)
     started = time.perf_counter()
     timings: dict[str, float] = {}
     if data_dir is None:  # simulated data: bone masks, so the bone task and the task-loss runs
-        for name, bone_run in bone_runs(preset, data, hardware).items():
+        for name, bone_run in offset_seeds(bone_runs(preset, data, hardware), seed_offset).items():
             timings[f"{TASK_NETWORKS_DIR}/{name}"] = train_run(bone_run, out_dir / TASK_NETWORKS_DIR / name,
                                                               fabric).seconds_per_step
     else:

@@ -145,10 +145,12 @@ def subject_count(path: Path) -> int:
 
 
 def _ratio_defined(table: LongTable, ratio: Ratio) -> bool:
-    """Whether ``ratio``'s denominator has a positive sum over its cells (SIS is undefined when the scoring
-    network finds nothing on the ground truth, e.g. a segmenter trained for one epoch)."""
+    """Whether ``ratio``'s denominator has a positive sum over the cells of every method and seed (SIS is
+    undefined when the scoring network finds nothing on the ground truth, e.g. a segmenter trained for one
+    epoch)."""
     values = table.numbers(ratio.denominator)
-    return bool(np.nansum(values) > 0)
+    groups = np.array([f"{m}\0{s}" for m, s in zip(table.method, table.seed, strict=True)])
+    return all(np.nansum(values[groups == g]) > 0 for g in np.unique(groups))
 
 
 def study_comparisons(path: Path, plans: Sequence[Plan], alpha: float = ALPHA
@@ -249,7 +251,15 @@ def verdict_lines(comparisons: Sequence[Comparison], label: Callable[[str], str]
     sentence that says why there are none."""
     if not comparisons:
         return ["- " + NO_COMPARISON.format(subjects=subjects)]
-    return [verdict_sentence(c, label) for c in comparisons if keep(c)]
+    lines = [verdict_sentence(c, label) for c in comparisons if keep(c)]
+    if all(c.n_seeds == 1 for c in comparisons):
+        lines.append("- " + ONE_SEED)
+    return lines
+
+
+ONE_SEED = ("One training seed: each verdict is about the networks trained here, not about their losses (another "
+            "seed may move an effect of this size); exploratory until the study is rerun over seeds "
+            "(`seeds:`, docs/studies.md).")
 
 
 def write_plans(path: Path, plans: Sequence[Plan], labels: Mapping[str, str]) -> Path:

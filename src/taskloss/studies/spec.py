@@ -41,7 +41,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from taskloss.config import StrictModel
+from taskloss.config import Seeds, StrictModel
 from taskloss.data.masks import make_mask
 from taskloss.errors import InputError, TasklossError
 from taskloss.networks.base import Network
@@ -474,6 +474,7 @@ class StudySpec(SpecModel):
         default_factory=lambda: ["mae", "psnr", "ssim"], min_length=1)
     baseline: str | None = None
     primary: list[Literal["mae", "psnr", "ssim", "hfen", "nmse", "dice", "sis"]] | None = None
+    seeds: Seeds | None = None
     training: TrainingSpec = TrainingSpec()
     segmentation: SegmentationSpec = SegmentationSpec()
     figure_cases: int = Field(3, ge=1)
