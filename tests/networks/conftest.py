@@ -25,6 +25,7 @@ SMALL: dict[str, tuple[Callable[[], dict[str, Any]], tuple[int, int]]] = {
     "dagan_generator": (lambda: {"encoder_widths": (4, 8, 8), "decoder_widths": (8, 8, 4)}, (24, 40)),
     "dagan_discriminator": (lambda: {"base_width": 2, "image_size": (64, 192)}, (64, 192)),
     "segmentation_unet": (lambda: {"widths": (4, 8)}, (6, 10)),
+    "segmentation_resnet": (lambda: {"base_width": 4, "num_blocks": 1}, (12, 20)),
 }
 
 

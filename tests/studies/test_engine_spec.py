@@ -9,8 +9,10 @@ import pytest
 import torch
 import yaml
 
+from taskloss.data.mr2xray import Mr2XrayConfig, mr2xray_splits
 from taskloss.errors import ConfigError
 from taskloss.studies import STUDIES, Study, StudyRequest, get_study, study_of_run
+from taskloss.studies.common import subject_half
 from taskloss.studies.engine import FileStudy
 from taskloss.studies.seeds import seed_table
 from taskloss.studies.spec import StudySpec, build_runs, parse_study
@@ -67,7 +69,7 @@ CHOICES = "l1, mse, nmse, ssim, frequency, perceptual, adversarial, feature_matc
      f"one of {CHOICES}"),
     (lambda d: d["networks"]["unet"].update(name="unett"), "study.yaml: networks.unet.name: unknown network "
      "'unett'; choose one of crn_128, crn_256, crn_64, dagan_discriminator, dagan_generator, patch_discriminator, "
-     "recnet, recnet_d5c5, refinement_unet, resnet, segmentation_unet, unet, visual_refinement"),
+     "recnet, recnet_d5c5, refinement_unet, resnet, segmentation_resnet, segmentation_unet, unet, visual_refinement"),
     (lambda d: d["training"].update(epochs="five"), "study.yaml: training.epochs: Input should be a valid integer, "
      "unable to parse string as an integer"),
     (lambda d: d.update(baseline="l2"), "study.yaml: baseline: 'l2' is not a loss of this study; choose one of "
@@ -85,7 +87,7 @@ CHOICES = "l1, mse, nmse, ssim, frequency, perceptual, adversarial, feature_matc
     (lambda d: d["losses"]["l1"].update(adversarial={"discriminator": {"name": "patch"}}),
      "study.yaml: losses.l1.adversarial.discriminator.name: unknown network 'patch'; choose one of crn_128, "
      "crn_256, crn_64, dagan_discriminator, dagan_generator, patch_discriminator, recnet, recnet_d5c5, "
-     "refinement_unet, resnet, segmentation_unet, unet, visual_refinement"),
+     "refinement_unet, resnet, segmentation_resnet, segmentation_unet, unet, visual_refinement"),
     (lambda d: d["data"].pop("path"), "study.yaml: data.path: Field required"),
     (lambda d: d.update(seeds=[1, 1]), "study.yaml: seeds: seeds [1, 1] repeat a seed; give each seed once"),
     (lambda d: d.update(seeds=[-1]), "study.yaml: seeds.0: Input should be greater than or equal to 0"),
@@ -192,3 +194,12 @@ def test_the_seed_table_is_mean_and_sd_of_per_seed_means_and_sis_a_per_seed_rati
     psnr, dice, sis = [32.0, 31.0], [0.4, 0.6], [0.8 / 1.5, 0.6 / 0.8]
     assert lines[2] == (f"| A | {np.mean(psnr):.4g} ± {np.std(psnr, ddof=1):.2g} | {np.mean(dice):.4g} ± "
                         f"{np.std(dice, ddof=1):.2g} | {np.mean(sis):.4g} ± {np.std(sis, ddof=1):.2g} |")
+
+
+def test_subject_halves_are_disjoint_and_cover_the_training_subjects():
+    train = mr2xray_splits(Mr2XrayConfig(subjects=6, angles=2, size=32, anatomy="ellipsoid")).train
+    halves = [{train[i]["subject"] for i in subject_half(train, half).indices}
+              for half in ("first_half", "second_half")]
+    everyone = {train[i]["subject"] for i in range(len(train))}
+    assert halves[0] | halves[1] == everyone and not halves[0] & halves[1] and len(halves[0]) == len(everyone) // 2
+    assert subject_half(train, "all") is train

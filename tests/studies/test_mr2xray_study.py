@@ -39,7 +39,8 @@ def test_runs_are_trained_and_scored_on_the_same_test_images(study):
     for run in runs:
         with open(study / "mr2xray" / "runs" / run / "evaluation" / "test.csv", newline="") as handle:
             rows = list(csv.DictReader(handle))
-        assert list(rows[0]) == ["id", "mae", "ssim", "psnr", "hfen", "bone_dice", "bone_dice_real"]
+        assert list(rows[0]) == ["id", "mae", "ssim", "psnr", "hfen", "bone_dice", "bone_dice_real",
+                                 "bone_dice_loss_net", "bone_dice_real_loss_net"]
         ids.add(tuple(row["id"] for row in rows))
         assert all(-1 <= float(row["ssim"]) <= 1 and float(row["mae"]) >= 0 for row in rows)
     assert len(ids) == 1, "every run must be scored on the same test images"
@@ -48,7 +49,8 @@ def test_runs_are_trained_and_scored_on_the_same_test_images(study):
 def test_tables_report_and_figure(study):
     results = study / "mr2xray" / "results"
     table = (results / "table.md").read_text().splitlines()
-    assert table[0] == "| Network - loss | MAE ↓ | SSIM ↑ | PSNR ↑ | Task (bone Dice ratio) ↑ |"
+    assert table[0] == ("| Network - loss | MAE ↓ | SSIM ↑ | PSNR ↑ | Task (bone Dice ratio) ↑ | "
+                        "Task, loss's network (circular) ↑ |")
     labels = [line.split(" | ")[0].removeprefix("| ") for line in table[2:9]]
     assert labels == ["UNet - p loss", "ResNet - p loss", "CRN - p loss", "UNet - ℓ1 loss", "ResNet - ℓ1 loss",
                       "CRN - ℓ1 loss", "UNet - task loss"]
@@ -66,10 +68,11 @@ def test_tables_report_and_figure(study):
     plans = mr2xray_plans({name: (None, [], {"bone_dice": None}) for name in names})
     assert [plan.command("results/per_image.csv") for plan in plans] == [
         "taskloss compare results/per_image.csv --baseline unet-l1 --method unet-perceptual --method unet-task "
-        "--metric mae --metric ssim --metric psnr --metric hfen --metric bone_dice --primary hfen --primary bone_dice "
-        "--out comparisons/unet-l1",
+        "--metric mae --metric ssim --metric psnr --metric hfen --metric bone_dice --metric bone_dice_loss_net "
+        "--primary hfen --primary bone_dice --out comparisons/unet-l1",
         "taskloss compare results/per_image.csv --baseline crn-l1 --method crn-perceptual --metric mae --metric ssim "
-        "--metric psnr --metric hfen --metric bone_dice --primary hfen --primary bone_dice --out comparisons/crn-l1"]
+        "--metric psnr --metric hfen --metric bone_dice --metric bone_dice_loss_net --primary hfen --primary bone_dice "
+        "--out comparisons/crn-l1"]
 
 
 def test_task_loss_uses_the_bone_network_and_the_scorer_is_another(study):
@@ -79,7 +82,9 @@ def test_task_loss_uses_the_bone_network_and_the_scorer_is_another(study):
     network = yaml.safe_load((folder / "task_networks" / "bone" / "config.yaml").read_text())
     scorer = yaml.safe_load((folder / "task_networks" / "bone_scorer" / "config.yaml").read_text())
     assert network["training"]["seed"] == 0 and scorer["training"]["seed"] == 1
-    assert network["network_options"] == {} and scorer["network_options"] == {"widths": [12, 24, 48]}
+    # Another architecture family, trained on the other half of the training subjects (issue 20).
+    assert (network["network"], scorer["network"]) == ("segmentation_unet", "segmentation_resnet")
+    assert (network["train_subjects"], scorer["train_subjects"]) == ("first_half", "second_half")
 
 
 def test_finished_runs_are_skipped(study):

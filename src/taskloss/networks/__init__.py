@@ -3,7 +3,8 @@
 MR -> X-ray generators (1 channel in and out): :class:`CRN`, :class:`UNet`,
 :class:`ResNetGenerator`. CS-MRI: :class:`RecNet` (stage 1), :class:`VisualRefinement` with its
 :class:`RefinementUNet` and the :class:`PatchDiscriminator` (stage 2), :class:`DAGANGenerator` and
-:class:`DAGANDiscriminator` (baseline), :class:`SegmentationUNet` (SIS score). Every network
+:class:`DAGANDiscriminator` (baseline), :class:`SegmentationUNet` (SIS score) and
+:class:`SegmentationResNet` (the independent scorers). Every network
 declares its ``total_stride`` and the input sizes it accepts, and rejects others with an
 :class:`~taskloss.errors.InputError` naming the nearest valid sizes. Parameter counts and FLOPs:
 ``python -m taskloss.networks.summary`` (also in ``docs/networks.md``).
@@ -16,7 +17,7 @@ from taskloss.networks.dagan import DAGANGenerator
 from taskloss.networks.discriminators import DAGANDiscriminator, PatchDiscriminator
 from taskloss.networks.factory import NETWORKS, NetworkEntry, create_network, list_networks, network_entry
 from taskloss.networks.refine import RefinementOutput, VisualRefinement
-from taskloss.networks.resnet import ResNetGenerator
+from taskloss.networks.resnet import ResNetGenerator, SegmentationResNet
 from taskloss.networks.unet import RefinementUNet, SegmentationUNet, UNet
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "RefinementOutput",
     "RefinementUNet",
     "ResNetGenerator",
+    "SegmentationResNet",
     "SegmentationUNet",
     "UNet",
     "VisualRefinement",

@@ -18,7 +18,7 @@ from taskloss.networks.crn import CRN, CRN_PRESETS
 from taskloss.networks.dagan import DAGANGenerator
 from taskloss.networks.discriminators import DAGANDiscriminator, PatchDiscriminator
 from taskloss.networks.refine import VisualRefinement
-from taskloss.networks.resnet import ResNetGenerator
+from taskloss.networks.resnet import ResNetGenerator, SegmentationResNet
 from taskloss.networks.unet import RefinementUNet, SegmentationUNet, UNet
 
 Role = Literal["generator", "reconstruction", "refinement", "discriminator", "segmentation"]
@@ -77,6 +77,9 @@ NETWORKS: Mapping[str, NetworkEntry] = MappingProxyType({
     "segmentation_unet": NetworkEntry(SegmentationUNet, role="segmentation", study="csmri",
                                       image_size=96,
                                       description="Small lesion-segmentation U-Net for the SIS score"),
+    "segmentation_resnet": NetworkEntry(SegmentationResNet, role="segmentation", study="csmri", image_size=96,
+                                        description="Johnson et al.'s ResNet as a segmenter: the independent "
+                                                    "scorers, of another family than the UNets"),
 })
 """Every registered network by name (read-only)."""
 

@@ -83,3 +83,30 @@ class ResNetGenerator(Network):
         """Map ``image`` (B, in_channels, H, W) to (B, out_channels, H, W)."""
         self.check_image(image)
         return self.layers(image)
+
+
+class SegmentationResNet(ResNetGenerator):
+    """Johnson et al.'s ResNet as a segmentation network: ``num_classes`` logits per pixel.
+
+    Another architecture family than the UNets (no skip connections across scales; residual blocks
+    at a quarter of the resolution), for the studies' independent scorers: a scorer of the UNet
+    family, like the segmentation UNet inside a task loss, would share that network's inductive
+    biases, so a loss that fools one UNet could fool its sibling (issue 20). Batch norm, as Johnson
+    et al.'s original, since segmentation logits should not be normalised per image.
+
+    Args:
+        in_channels: channels of the input image.
+        num_classes: classes (output channels, logits).
+        base_width: channels of the stem; 2x and 4x after the downsamplings.
+        num_blocks: residual blocks.
+
+    Input (B, in_channels, H, W), H and W multiples of 4 and at least 8; output (B, num_classes, H, W).
+
+    Examples:
+        >>> import torch
+        >>> SegmentationResNet(num_classes=3, base_width=4, num_blocks=1)(torch.zeros(2, 1, 16, 12)).shape
+        torch.Size([2, 3, 16, 12])
+    """
+
+    def __init__(self, in_channels: int = 1, num_classes: int = 2, base_width: int = 16, num_blocks: int = 4) -> None:
+        super().__init__(in_channels, num_classes, base_width, num_blocks, norm="batch")

@@ -9,13 +9,14 @@ import json
 import math
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import numpy as np
 import torch
 import yaml
 from lightning.fabric import Fabric
 from pydantic import BaseModel
+from torch.utils.data import Dataset, Subset
 
 from taskloss.config import StrictModel
 from taskloss.config import validate_config as validate_config  # the studies' one validation path
@@ -244,12 +245,43 @@ def study_splits(config: Mr2XrayConfig | CsmriConfig) -> Splits:
     return mr2xray_splits(config) if isinstance(config, Mr2XrayConfig) else csmri_splits(config)
 
 
+TrainSubjects = Literal["all", "first_half", "second_half"]
+"""Which subjects of the training split a run trains on: all, or one half of them (sorted by subject,
+the first ``n // 2`` or the rest): the task loss's network and the independent scorer train on the two
+disjoint halves, so the scorer never saw the subjects the loss's network learnt from (issue 20)."""
+
+
+def subject_half(dataset: Dataset, half: TrainSubjects) -> Dataset:
+    """The items of ``dataset`` (an mr2xray or csmri split: ``.data.subjects``, ``.indices``) whose
+    subject is in ``half`` of its subjects; ``"all"``: the dataset itself.
+
+    Raises:
+        DataError: when the split holds fewer than 2 subjects (no two halves).
+    """
+    if half == "all":
+        return dataset
+    subjects = [int(dataset.data.subjects[i]) for i in dataset.indices]  # type: ignore[attr-defined]
+    distinct = sorted(set(subjects))
+    if len(distinct) < 2:
+        raise DataError(f"the training split holds {len(distinct)} subject(s); a run with train_subjects "
+                        f"{half!r} needs at least 2 (simulate more subjects)")
+    first = set(distinct[: len(distinct) // 2])
+    keep = [k for k, s in enumerate(subjects) if (s in first) == (half == "first_half")]
+    return Subset(dataset, keep)
+
+
 class BuiltinRun(StrictModel):
     """A run of a built-in study (mr2xray, csmri): a subclass names its data and its training task,
-    which is all :func:`train_run` needs."""
+    which is all :func:`train_run` needs.
+
+    Attributes:
+        train_subjects: the subjects of the training split it trains on (:data:`TrainSubjects`); the
+            validation split is always whole.
+    """
 
     if TYPE_CHECKING:
         training: TrainingConfig
+    train_subjects: TrainSubjects = "all"
 
     def data_config(self) -> Mr2XrayConfig | CsmriConfig:
         """The data settings, validated (a bad setting is a ConfigError naming it)."""
@@ -267,7 +299,7 @@ def train_run(run: BuiltinRun, run_dir: Path, fabric: Fabric | None = None) -> F
     splits = study_splits(run.data_config())
     task, description = run.training_task(run_dir)
     trainer = Trainer(task, run.training, run_dir, fabric)
-    result = trainer.fit(splits.train, splits.val)
+    result = trainer.fit(subject_half(splits.train, run.train_subjects), splits.val)
     if trainer.fabric.is_global_zero:
         write_run_info(run_dir, result, description)
     return result

@@ -85,8 +85,10 @@ MR2XRAY_STUDY = "mr2xray"
 LOSSES = ("perceptual", "l1", "task")
 LOSS_LABELS = {"perceptual": "p loss", "l1": "ℓ1 loss", "task": "task loss"}
 MR2XRAY_METRICS = ("mae", "ssim", "psnr", "hfen")
-TASK_METRICS = ("bone_dice", "bone_dice_real")
-"""Per test image: the bone scorer's Dice on the synthesised X-ray and on the real X-ray."""
+TASK_METRICS = ("bone_dice", "bone_dice_real", "bone_dice_loss_net", "bone_dice_real_loss_net")
+"""Per test image: the independent bone scorer's Dice on the synthesised X-ray and on the real X-ray, and
+the same two of the bone network inside the task loss (circular for the task-loss rows: it is what they
+optimise; shown labelled as such, never as the task score)."""
 
 
 class PerceptualSettings(StrictModel):
@@ -185,14 +187,18 @@ def _metrics(pred: torch.Tensor, batch: Batch) -> dict[str, torch.Tensor]:
             "psnr": psnr(pred, target, data_range=1.0), "hfen": hfen(pred, target)}
 
 
-def _with_bone_dice(scorer: torch.nn.Module) -> Callable[[torch.Tensor, Batch], dict[str, torch.Tensor]]:
-    """The image metrics plus the scorer's bone Dice on the prediction and on the real X-ray."""
+def _with_bone_dice(scorer: torch.nn.Module, loss_net: torch.nn.Module
+                    ) -> Callable[[torch.Tensor, Batch], dict[str, torch.Tensor]]:
+    """The image metrics plus the bone Dice of the scorer and of the loss's bone network on the
+    prediction and on the real X-ray (:data:`TASK_METRICS`)."""
     def metrics(pred: torch.Tensor, batch: Batch) -> dict[str, torch.Tensor]:
-        scorer.to(pred.device)
-        bone = batch["bone"] == 1
-        return {**_metrics(pred, batch),
-                "bone_dice": dice(_bone_masks(scorer(pred.clamp(0.0, 1.0))), bone),
-                "bone_dice_real": dice(_bone_masks(scorer(batch["target"])), bone)}
+        bone, image = batch["bone"] == 1, pred.clamp(0.0, 1.0)
+        values = _metrics(pred, batch)
+        for network, suffix in ((scorer, ""), (loss_net, "_loss_net")):
+            network.to(pred.device)
+            values[f"bone_dice{suffix}"] = dice(_bone_masks(network(image)), bone)
+            values[f"bone_dice_real{suffix}"] = dice(_bone_masks(network(batch["target"])), bone)
+        return values
     return metrics
 
 
@@ -200,12 +206,12 @@ def _bone_masks(logits: torch.Tensor) -> torch.Tensor:
     return logits.argmax(dim=1, keepdim=True) == 1
 
 
-def mr2xray_task(run: Mr2XrayRun, run_dir: Path | None = None, scorer: torch.nn.Module | None = None
-                 ) -> tuple[SupervisedTask, str]:
-    """The supervised task of a run and its loss description; with ``scorer``, its metrics add the
-    bone Dice (:data:`TASK_METRICS`)."""
+def mr2xray_task(run: Mr2XrayRun, run_dir: Path | None = None,
+                 scorers: tuple[torch.nn.Module, torch.nn.Module] | None = None) -> tuple[SupervisedTask, str]:
+    """The supervised task of a run and its loss description; with ``scorers`` (the independent scorer,
+    the loss's bone network), its metrics add the bone Dice (:data:`TASK_METRICS`)."""
     criterion, description = mr2xray_loss(run, run_dir)
-    metrics = _metrics if scorer is None else _with_bone_dice(scorer)
+    metrics = _metrics if scorers is None else _with_bone_dice(*scorers)
     task = SupervisedTask(lambda: create_network(run.network, **run.network_options), criterion, metrics)
     return task, description
 
@@ -228,9 +234,11 @@ def evaluate_mr2xray_run(run_dir: Path, split: str = "test", fabric: Fabric | No
     """
     run = validate_config(Mr2XrayRun, load_yaml(run_dir / RUN_CONFIG_FILE), str(run_dir / RUN_CONFIG_FILE))
     dataset = getattr(study_splits(run.data_config()), split)
-    scorer_dir = run_dir.parent.parent / TASK_NETWORKS_DIR / BONE_SCORER
-    scored = len(dataset) > 0 and "bone" in dataset[0] and (scorer_dir / RUN_CONFIG_FILE).is_file()
-    task, _ = mr2xray_task(run, run_dir, load_segmenter(scorer_dir) if scored else None)
+    networks = run_dir.parent.parent / TASK_NETWORKS_DIR
+    scored = len(dataset) > 0 and "bone" in dataset[0] and all(
+        (networks / name / RUN_CONFIG_FILE).is_file() for name in (BONE_SCORER, BONE_NETWORK))
+    scorers = (load_segmenter(networks / BONE_SCORER), load_segmenter(networks / BONE_NETWORK)) if scored else None
+    task, _ = mr2xray_task(run, run_dir, scorers)
     trainer = Trainer(task, run.training, run_dir, fabric)
     trainer.load_weights("best")
     values = trainer.per_image(trainer.eval_loader(dataset))
@@ -336,14 +344,21 @@ def mr2xray_preset_runs(preset: Mr2XrayPreset, data: dict[str, Any] | None = Non
 
 def bone_runs(preset: Mr2XrayPreset, data: dict[str, Any] | None = None,
               training: dict[str, Any] | None = None) -> dict[str, BoneSegmentationRun]:
-    """The two bone-segmentation runs: the task loss's network and the independent scorer (seed 1,
-    other widths), trained on the same training split."""
+    """The two bone-segmentation runs: the task loss's network (a segmentation UNet, the first half of the
+    training subjects) and the independent scorer (:data:`SCORER_NETWORK`, another architecture family,
+    seed 1, the other half: it never saw the subjects the loss's network learnt from)."""
     settings = {**preset.training_settings(), "optimizer": {"lr": 1e-3}, **(training or {}),
                 "epochs": preset.bone_epochs, "monitor": "dice", "monitor_mode": "max"}
     values = {"data": {**preset.data, **(data or {})}}
-    return {BONE_NETWORK: BoneSegmentationRun(**values, training=TrainingConfig(**settings)),
-            BONE_SCORER: BoneSegmentationRun(**values, network_options={"widths": (12, 24, 48)},
-                                             training=TrainingConfig(**settings, seed=1))}
+    return {BONE_NETWORK: BoneSegmentationRun(**values, train_subjects="first_half",
+                                              training=TrainingConfig(**settings)),
+            BONE_SCORER: BoneSegmentationRun(**values, network=SCORER_NETWORK, train_subjects="second_half",
+                                             training=TrainingConfig(**{**settings, "seed": 1}))}
+
+
+SCORER_NETWORK = "segmentation_resnet"
+"""The independent scorers' network (both studies): Johnson et al.'s ResNet, not a UNet like the
+segmentation networks inside the task losses."""
 
 
 MR2XRAY_SOURCE_TABLE = """| Network - loss | MAE | SSIM | PSNR |
@@ -359,7 +374,8 @@ MR2XRAY_SOURCE_TABLE = """| Network - loss | MAE | SSIM | PSNR |
 
 MR2XRAY_COLUMNS = (Column("mae", "MAE", higher_is_better=False), Column("ssim", "SSIM", higher_is_better=True),
                  Column("psnr", "PSNR", higher_is_better=True, digits=2),
-                 Column("task", "Task (bone Dice ratio)", higher_is_better=True, show_sd=False))
+                 Column("task", "Task (bone Dice ratio)", higher_is_better=True, show_sd=False),
+                 Column("task_loss_net", "Task, loss's network (circular)", higher_is_better=True, show_sd=False))
 
 
 def run_mr2xray(preset: str | Path | Mr2XrayPreset, out_dir: Path, data_dir: Path | None = None, devices: int = 1,
@@ -435,7 +451,10 @@ def render_mr2xray(out_dir: Path) -> str:
     rows = [Row(labels[n], _cells(runs[n][2]), group=n.rsplit("-", 1)[1]) for n in ordered]
     caption = ("MAE, SSIM and PSNR (mean ± sd over test images); task: mean bone Dice of the independent "
                f"segmenter `{TASK_NETWORKS_DIR}/{BONE_SCORER}` on the synthesised X-ray over its mean Dice on the real "
-               "X-ray (— without bone masks); best per loss in bold.")
+               "X-ray (— without bone masks; the scorer is a ResNet trained on the other half of the training "
+               f"subjects); task, loss's network: the same ratio for `{TASK_NETWORKS_DIR}/{BONE_NETWORK}`, the "
+               "network inside the task loss (circular for the task-loss rows: it is what they optimise); best per "
+               "loss in bold.")
     table = ResultTable(MR2XRAY_COLUMNS, rows, caption, first_header="Network - loss")
     write_table(results, table)
     rows = [row for name in ordered for row in long_rows(
@@ -452,13 +471,13 @@ independent scorer's bone Dice (what the task loss is for); MAE, SSIM and PSNR a
 
 def mr2xray_plans(runs: Mapping[str, Any]) -> list[Plan]:
     """Per network, every other loss against its ℓ1 run on MAE, SSIM, PSNR, HFEN and (where scored)
-    bone Dice; primary: :data:`PRIMARY_METRICS`."""
+    the scorer's bone Dice and the loss's network's (circular, exploratory); primary: :data:`PRIMARY_METRICS`."""
     plans = []
     for baseline in (name for name in runs if name.endswith("-l1")):
         network = baseline.removesuffix("-l1")
         methods = tuple(n for n in runs if n != baseline and n.rsplit("-", 1)[0] == network)
         scored = all("bone_dice" in runs[n][2] for n in (baseline, *methods))
-        metrics = (*MR2XRAY_METRICS, *(("bone_dice",) if scored else ()))
+        metrics = (*MR2XRAY_METRICS, *(("bone_dice", "bone_dice_loss_net") if scored else ()))
         plans.append(Plan(baseline, methods, metrics, tuple(m for m in PRIMARY_METRICS if m in metrics)))
     return plans
 
@@ -467,6 +486,7 @@ def _cells(values: dict[str, np.ndarray]) -> dict[str, Summary | None]:
     cells: dict[str, Summary | None] = {m: summarize(values[m]) for m in MR2XRAY_METRICS}
     if all(m in values for m in TASK_METRICS):
         cells["task"] = dice_ratio(values["bone_dice"], values["bone_dice_real"])
+        cells["task_loss_net"] = dice_ratio(values["bone_dice_loss_net"], values["bone_dice_real_loss_net"])
     return cells
 
 
