@@ -11,8 +11,8 @@ Steps (each a row of the table):
    (seeded): the arithmetic, and so the time, is the same as with ImageNet weights.
 3. ``data`` and ``epoch``: every trained run of both studies' ``full`` presets (networks, image
    size, batch, optimiser, precision ``auto`` = bf16-mixed) trained through the studies' own
-   ``train_run`` for a few epochs on a few simulated subjects at the full image size (3 subjects x
-   16 views or slices, 3 epochs by default): the simulation time, then per run the mean seconds
+   ``train_run`` for a few epochs on a few simulated subjects at the full image size (4 subjects, two
+   of them training subjects, x 16 views or slices, 3 epochs by default): the simulation time, then per run the mean seconds
    per step (the first, warm-up step included), peak GPU memory, and the time of one full-preset
    epoch estimated as seconds per step times the full preset's steps per epoch (the full data sets
    take far longer to simulate than one device call may run: about 4 minutes per mr2xray subject
@@ -56,7 +56,10 @@ from common import machine, median_time
 ROOT = Path(__file__).resolve().parents[1]
 STEPS = ("tests", "perceptual", "epoch", "ddp")
 PEAK_SIZE = 8192  # side of the square matrix product that measures the GPU's peak rate
-TINY = {"size": 64, "subjects": 3, "views": 2}  # --dry-run data (64 px: DAGAN's discriminator needs it)
+# 4 subjects split into 2 training, 1 validation and 1 test subject (split_subjects): the fewest with
+# which the scorer and the loss's segmentation network train on separate halves (train_subjects).
+SUBJECTS = 4
+TINY = {"size": 64, "subjects": SUBJECTS, "views": 2}  # --dry-run data (64 px: DAGAN's discriminator needs it)
 
 
 @dataclass
@@ -287,7 +290,7 @@ def main(argv: list[str] | None = None) -> str:
         parser.error(f"--skip: unknown step(s) {', '.join(sorted(unknown))}; choose from {', '.join(STEPS)}")
     preset = args.preset or ("demo" if args.dry_run else "full")
     size = args.size or (TINY["size"] if args.dry_run else None)
-    subjects = args.subjects or (TINY["subjects"] if args.dry_run else 3)
+    subjects = args.subjects or (TINY["subjects"] if args.dry_run else SUBJECTS)
     views = args.views or (TINY["views"] if args.dry_run else 16)
     epochs = args.epochs or (1 if args.dry_run else 3)
     if args.ddp_child is not None:
