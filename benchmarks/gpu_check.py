@@ -11,12 +11,12 @@ Steps (each a row of the table):
    (seeded): the arithmetic, and so the time, is the same as with ImageNet weights.
 3. ``data`` and ``epoch``: every trained run of both studies' ``full`` presets (networks, image
    size, batch, optimiser, precision ``auto`` = bf16-mixed) trained through the studies' own
-   ``train_run`` for a few epochs on a few simulated subjects at the full image size (4 subjects, two
-   of them training subjects, x 16 views or slices, 3 epochs by default): the simulation time, then per run the mean seconds
-   per step (the first, warm-up step included), peak GPU memory, and the time of one full-preset
-   epoch estimated as seconds per step times the full preset's steps per epoch (the full data sets
-   take far longer to simulate than one device call may run: about 4 minutes per mr2xray subject
-   at 256 px on 2 loaded CPU cores).
+   ``train_run`` for a few epochs on a few simulated subjects at the full image size (4 subjects, 2
+   of them training subjects, x 16 views or slices, 3 epochs by default): the simulation time, then
+   per run the mean seconds per step (the first, warm-up step included), peak GPU memory, and the
+   time of one full-preset epoch estimated as seconds per step times the full preset's steps per
+   epoch (the full data sets take far longer to simulate than one device call may run: about 4
+   minutes per mr2xray subject at 256 px on 2 loaded CPU cores).
 4. ``ddp``: one mr2xray full-preset run for one epoch over all visible GPUs (Fabric DDP, one
    process per GPU), against the same run on one GPU; skipped when one GPU is visible.
 
