@@ -17,11 +17,12 @@ from typer.testing import CliRunner
 import taskloss
 from taskloss.cli import app, main
 from taskloss.errors import ConfigError, DataError
+from taskloss.metrics.power import VarianceComponents, minimal_detectable_effect
 from taskloss.networks import create_network
 from taskloss.provenance import KEYS
 from taskloss.readers.study import read_results
 from taskloss.studies import render_report
-from taskloss.studies.engine import plan_study, plan_table, run_file_study
+from taskloss.studies.engine import RunTimes, plan_detectable, plan_study, plan_table, run_file_study
 from taskloss.studies.paired import assign_subjects, paired_data, subject_of
 from taskloss.studies.spec import DataSpec, load_study
 
@@ -245,6 +246,53 @@ def test_plan_lists_runs_sizes_and_marks_finished_ones(study):
     assert all(run.finished and run.seconds_per_step > 0 for run in planned)
     table = plan_table(planned, jobs=2)
     assert f"| unet-l1 | {unet:,} | 2 |" in table and "done (skipped)" in table and "--jobs 2" in table
+
+
+def test_plan_gives_the_minimal_detectable_effects_from_the_studys_own_results(study):
+    root, folder = study
+    text = plan_detectable(load_study(root / "study.yaml"), folder / "results" / "per_image.csv")
+    # Default primary family: the metrics and Dice x the two losses against l1 = 8 tests per network.
+    rows = [line.split(" | ") for line in text.splitlines() if line.startswith(("| mae", "| psnr", "| ssim", "| dice"))]
+    assert len(rows) == 2 * 4 * 2 and {r[-2] for r in rows} == {f"{0.05 / 8:.3g}"}
+    # One row worked by hand from the CSV: the sd of the subject means of resnet-ssim_l1 - resnet-l1 PSNR (one
+    # seed), the design's test subjects, the level alpha / 8.
+    with open(folder / "results" / "per_image.csv", newline="") as handle:
+        table = list(csv.DictReader(handle))
+    psnr = {(r["method"], r["case"]): float(r["psnr"]) for r in table}
+    subjects = sorted({r["subject"] for r in table})
+    means = [np.mean([psnr["resnet-ssim_l1", r["case"]] - psnr["resnet-l1", r["case"]] for r in table
+                      if r["method"] == "resnet-l1" and r["subject"] == s]) for s in subjects]
+    expected = minimal_detectable_effect(len(means), 1, VarianceComponents(float(np.std(means, ddof=1))), 0.05 / 8)
+    row = next(r for r in rows if r[0] == "| psnr" and r[1] == "resnet-ssim_l1")
+    assert row[3] == f"{np.std(means, ddof=1):.3g}" and row[-1] == f"{expected:.3g} |"
+    assert f"for {len(subjects)} test subjects x 1 seed (power 80%" in text
+
+
+def test_plan_lists_every_run_once_per_seed_and_times_each_once(study):
+    root, folder = study
+    spec = load_study(root / "study.yaml")
+    seeded = spec.model_copy(update={"seeds": [0, 4]})
+    calls = []
+
+    def measure(run, steps, accelerator, task_network):
+        calls.append(run.network.name)
+        return RunTimes(step=0.5, val_batch=0.25, checkpoint=2.0)
+
+    planned = plan_study(seeded, folder, steps=1, accelerator="cpu", measure=measure)
+    assert [p.name for p in planned] == [f"seeds/{s}/{r}" for s in (0, 4) for r in RUNS]
+    assert len(calls) == len(RUNS) and not any(p.finished for p in planned)  # no replicate trained yet
+
+
+def test_cli_plan_refuses_a_missing_pilot(study, monkeypatch, capsys):
+    root, _ = study
+    missing = root / "nowhere.csv"
+    monkeypatch.setattr(sys, "argv", ["taskloss", "study", "plan", str(root / "study.yaml"), "--pilot", str(missing)])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.strip() == (
+        f"taskloss: error: --pilot {missing}: no such file; give a long per-image CSV such as an earlier run's "
+        "results/per_image.csv, or leave --pilot out")
 
 
 def test_cli_reports_a_bad_study_file_in_one_line(tmp_path, monkeypatch, capsys):

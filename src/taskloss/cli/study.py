@@ -12,10 +12,11 @@ import typer
 
 from taskloss.cli.app import output_folder
 from taskloss.cli.runs import Accelerator, Devices, Out, run_builtin_study, study_app
-from taskloss.errors import ConfigError
+from taskloss.errors import ConfigError, InputError
 from taskloss.studies import STUDIES, StudyRequest, render_report
 from taskloss.studies.common import SCALES, shipped_study_files
-from taskloss.studies.engine import FileStudy, plan_study, plan_table
+from taskloss.studies.engine import FileStudy, plan_detectable, plan_study, plan_table
+from taskloss.studies.layout import PER_IMAGE_CSV, RESULTS_DIR
 from taskloss.studies.spec import load_study
 from taskloss.training.config import load_yaml
 
@@ -61,15 +62,27 @@ def study_plan(
     jobs: Annotated[int, typer.Option(min=1, help="Runs at once, for the estimate.")] = 1,
     steps: Annotated[int, typer.Option(min=1, help="Training steps timed per run.")] = 3,
     accelerator: Accelerator = "auto",
+    pilot: Annotated[Path | None, typer.Option(help="A long per-image CSV of the same methods (e.g. an earlier "
+                                               "run's results/per_image.csv): its spread gives the smallest "
+                                               "effects the design detects. Default: OUT/<study>/results/"
+                                               "per_image.csv when it exists.")] = None,
 ) -> None:
-    """List the runs of a study file with their sizes and a time estimate from measured steps."""
+    """List the runs of a study file (per seed with ``seeds``) with their sizes and a time estimate from
+    measured steps; with a pilot, the smallest effects its primary comparisons can detect."""
     data = load_yaml(study_file)
     if "study" in data:
         raise ConfigError(f"{study_file} is a built-in {_builtin_study(data, study_file)} study; `taskloss study "
                           "plan` plans a study file of networks and losses (docs/studies.md gives the built-in "
                           "studies' sizes and times)")
     spec = load_study(study_file)
-    print(plan_table(plan_study(spec, out / spec.name, steps, accelerator), jobs))
+    if pilot is not None and not pilot.is_file():
+        raise InputError(f"--pilot {pilot}: no such file; give a long per-image CSV such as an earlier run's "
+                         "results/per_image.csv, or leave --pilot out")
+    found = pilot or out / spec.name / RESULTS_DIR / PER_IMAGE_CSV
+    detectable = plan_detectable(spec, found) if found.is_file() else (
+        f"No pilot ({found} does not exist): give `--pilot RESULTS.csv`, a long per-image table of the same "
+        "methods (e.g. a short run's results/per_image.csv), for the smallest effects this design detects.\n")
+    print(plan_table(plan_study(spec, out / spec.name, steps, accelerator), jobs) + "\n\n" + detectable)
 
 
 def _builtin_study(data: dict[str, Any], study_file: Path) -> str:

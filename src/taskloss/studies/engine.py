@@ -52,6 +52,7 @@ from taskloss.config import StrictModel
 from taskloss.errors import ConfigError, DataError
 from taskloss.losses import AdversarialLoss, CompositeLoss, CrossEntropyLoss, load_task_network
 from taskloss.metrics import DataRange, dice, hfen, mae, nmse, psnr, ssim
+from taskloss.metrics.comparisons import read_long_table
 from taskloss.networks import create_network
 from taskloss.studies.base import Study, StudyRequest
 from taskloss.studies.common import (
@@ -62,7 +63,7 @@ from taskloss.studies.common import (
     write_run_config,
     write_run_info,
 )
-from taskloss.studies.file_report import render_file_study
+from taskloss.studies.file_report import file_plans, render_file_study
 from taskloss.studies.layout import (
     CHECKPOINT_DIR,
     EVALUATION_DIR,
@@ -71,14 +72,16 @@ from taskloss.studies.layout import (
     RUN_CONFIG_FILE,
     RUNS_DIR,
     SCORER_DIR,
+    SEEDS_DIR,
     STUDY_FILE,
     STUDY_RECORD,
     TASK_NETWORK_DIR,
     TEST_CSV,
     ZERO_FILLED_DIR,
 )
-from taskloss.studies.paired import paired_splits
-from taskloss.studies.seeds import is_seeded, run_seeds
+from taskloss.studies.paired import paired_data, paired_splits
+from taskloss.studies.report_kit import ALPHA, mde_markdown, plan_mdes
+from taskloss.studies.seeds import is_seeded, replicate_dir, run_seeds
 from taskloss.studies.spec import (
     FILE_STUDY,
     TASKS,
@@ -760,12 +763,28 @@ def plan_study(spec: StudySpec, out_dir: Path, steps: int = 3, accelerator: str 
         measure: what times a run (:func:`measure_run`; tests inject fixed times).
     """
     splits = paired_splits(spec.data)
-    planned = []
-    for name, run in build_runs(spec).items():
-        times = measure(run, steps, accelerator, _untrained_task_network(spec, run))
-        planned.append(plan_run(name, run, len(splits.train), len(splits.val), times, _parameters(run),
-                                _finished(out_dir / RUNS_DIR / name, run.training.epochs)))
-    return planned
+    runs = build_runs(spec)
+    times = {name: measure(run, steps, accelerator, _untrained_task_network(spec, run)) for name, run in runs.items()}
+    # With seeds, every run once per replicate (seeds/<seed>/runs/<name>), timed once: a seed changes
+    # the initialisation and the data order, not the cost of a step.
+    folders = [("", out_dir)] if spec.seeds is None else [
+        (f"{SEEDS_DIR}/{seed}/", replicate_dir(out_dir, seed)) for seed in spec.seeds]
+    return [plan_run(prefix + name, run, len(splits.train), len(splits.val), times[name], _parameters(run),
+                     _finished(folder / RUNS_DIR / name, run.training.epochs))
+            for prefix, folder in folders for name, run in runs.items()]
+
+
+def plan_detectable(spec: StudySpec, pilot: Path, alpha: float = ALPHA) -> str:
+    """The minimal detectable effects of the study's primary comparisons (Markdown), for its design
+    (the test split's subjects x its seeds), from the spread of the same comparisons in ``pilot``, a
+    long per-image table (e.g. an earlier run's ``results/per_image.csv``; :mod:`taskloss.metrics.power`).
+    """
+    data = paired_data(spec.data)
+    n_subjects = len({s for s, split in zip(data.subjects, data.splits, strict=True) if split == "test"})
+    n_seeds = len(spec.seeds or [spec.training.seed])
+    plans = file_plans(spec, build_runs(spec), scored=segmentation_run(spec) is not None)
+    rows, skipped = plan_mdes(read_long_table(pilot), plans, n_subjects, n_seeds, alpha=alpha)
+    return mde_markdown(rows, skipped, str(pilot), n_subjects, n_seeds, alpha)
 
 
 def _finished(run_dir: Path, epochs: int) -> bool:

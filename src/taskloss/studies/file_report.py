@@ -20,6 +20,7 @@ Reads only what the engine saved (``study.yaml``, ``runs/*/evaluation/``, ``segm
 
 import functools
 import json
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -151,9 +152,10 @@ def _file_long_rows(spec: StudySpec, results: Results, truth: dict[str, np.ndarr
     return rows
 
 
-def file_plans(spec: StudySpec, results: Results, scored: bool) -> list[Plan]:
+def file_plans(spec: StudySpec, results: Collection[str], scored: bool) -> list[Plan]:
     """Per network, every other loss against the baseline loss on the study's metrics (and Dice and SIS
-    with a scoring network); primary: the study file's ``primary``, by default its metrics and Dice."""
+    with a scoring network); primary: the study file's ``primary``, by default its metrics and Dice.
+    ``results``: the runs with results (their names; a :data:`Results` mapping will do)."""
     extra = ("dice", "sis") if scored else ()
     metrics = (*spec.metrics, *extra)
     primary = tuple(m for m in (spec.primary or [*spec.metrics, "dice"]) if m in metrics)

@@ -34,6 +34,7 @@ from taskloss.metrics.comparisons import (
     read_long_table,
     write_comparisons,
 )
+from taskloss.metrics.power import POWER, DesignMde, design_mdes
 from taskloss.studies.common import write_json, write_text
 from taskloss.studies.layout import COMPARISONS_CSV, COMPARISONS_MD, PER_IMAGE_CSV, PLANS_FILE, RESULTS_DIR
 from taskloss.studies.paired import subject_of
@@ -305,3 +306,53 @@ def report_comparisons(results: Path, rows: Sequence[LongRow], plans: Sequence[P
     write_comparisons(results / COMPARISONS_CSV, comparisons)
     write_text(results / COMPARISONS_MD, comparisons_markdown(comparisons, label, commands))
     return Reported(comparisons, commands, subject_count(per_image))
+
+
+
+def plan_mdes(pilot: LongTable, plans: Sequence[Plan], n_subjects: int, n_seeds: int, *, alpha: float = ALPHA,
+              power: float = POWER) -> tuple[list[DesignMde], list[str]]:
+    """The minimal detectable effect of every primary comparison of ``plans`` for a design of
+    ``n_subjects`` test subjects x ``n_seeds`` seeds, from the spread of the same comparisons in
+    ``pilot`` (:func:`taskloss.metrics.power.design_mdes`: the pilot's variance components, the level
+    alpha over the family's tests).
+
+    Returns:
+        The MDE rows, and one line per primary metric or method the pilot does not hold (not estimated).
+    """
+    rows, skipped = [], []
+    for plan in plans:
+        if plan.baseline not in pilot.methods:
+            skipped.append(f"{plan.baseline} and the methods compared with it: the pilot holds no {plan.baseline}")
+            continue
+        methods = tuple(m for m in plan.methods if m in pilot.methods)
+        columns = {m: (SIS_RATIO.numerator if m == SIS_RATIO.name else m) for m in plan.primary}
+        metrics = tuple(m for m in plan.primary if columns[m] in pilot.metric_columns)
+        skipped += [f"{m} vs {plan.baseline}: the pilot holds no {m}" for m in plan.methods if m not in methods]
+        skipped += [f"{m} ({plan.baseline}'s plan): the pilot holds no column {columns[m]}"
+                    for m in plan.primary if m not in metrics]
+        if methods and metrics:
+            # The level of the whole declared family (alpha over all its tests), also for the ones the pilot lacks.
+            level = alpha * len(methods) * len(metrics) / (len(plan.methods) * len(plan.primary))
+            rows += design_mdes(pilot, plan.baseline, [Family(PRIMARY, metrics, methods)], alpha=level, power=power,
+                                ratios=plan.ratios(), n_subjects=n_subjects, n_seeds=n_seeds)
+    return rows, skipped
+
+
+def mde_markdown(rows: Sequence[DesignMde], skipped: Sequence[str], source: str, n_subjects: int, n_seeds: int,
+                 alpha: float = ALPHA, power: float = POWER) -> str:
+    """The minimal detectable effects of :func:`plan_mdes` as a Markdown section (table, then its assumptions)."""
+    seeds = f"{n_seeds} seed" + ("s" if n_seeds != 1 else "")
+    lines = [f"Minimal detectable effects of the primary comparisons for {n_subjects} test subjects x {seeds} "
+             f"(power {power:.0%} of a higher / lower verdict, family-wise alpha {alpha}: each test planned at "
+             f"alpha over its family's tests, Holm's level for the smallest p), from the spread in {source}:", "",
+             "| metric | method | baseline | sd subject | sd seed | sd run | alpha per test | MDE |",
+             "|---|---|---|---:|---:|---:|---:|---:|"]
+    lines += [f"| {r.metric} | {r.method} | {r.baseline} | {r.sd_subject:.3g} | {r.sd_seed:.3g} | {r.sd_run:.3g} | "
+              f"{r.alpha:.3g} | {r.mde:.3g} |" for r in rows]
+    lines += ["", "The MDE is in the metric's units, either direction (docs/statistics.md, \"Minimal detectable "
+              "effect\"); the design's subjects are the test split's and keep the pilot's cases per subject."]
+    if rows and n_seeds > 1 and all(r.sd_seed == 0 and r.sd_run == 0 for r in rows):
+        lines.append("A one-seed pilot cannot see the seed-to-seed noise (sd seed 0): for several seeds these "
+                     "MDEs are lower bounds; a pilot of 2 or more seeds estimates it.")
+    lines += [f"- not estimated: {line}" for line in skipped]
+    return "\n".join(lines) + "\n"
