@@ -207,6 +207,33 @@ def test_study_run_refuses_what_a_builtin_file_cannot_do(demo_copy, run_cli, tmp
     assert not (tmp_path / "out").exists()
 
 
+def test_set_changes_a_shipped_file_for_one_command(run_cli, monkeypatch, tmp_path):
+    shipped = PRESET_DIR / "csmri-demo.yaml"
+    calls = []
+    monkeypatch.setattr("taskloss.cli.study.run_builtin_study", lambda *args: calls.append(args))
+    assert run_cli("study", "run", str(shipped), "--set", "data.acceleration=8", "--set", "seeds=[0, 1]",
+                   "--out", str(tmp_path / "out"))[0] == 0
+    (name, settings, data, out, devices, accelerator), = calls
+    expected = load_preset(CsmriPreset, "csmri", shipped)
+    assert (name, data, out, devices, accelerator) == ("csmri", None, tmp_path / "out", 1, "auto")
+    assert isinstance(settings, CsmriPreset)
+    assert settings.data["acceleration"] == 8 and settings.seeds == [0, 1]
+    # Everything else is the file's: only the two keys differ.
+    assert settings.model_copy(update={"data": expected.data, "seeds": expected.seeds}) == expected
+    assert yaml.safe_load(shipped.read_text())["data"]["acceleration"] == 4.0  # the file is not changed
+
+
+def test_a_bad_set_value_is_refused_before_anything_is_written(run_cli, tmp_path):
+    shipped = PRESET_DIR / "mr2xray-demo.yaml"
+    status, _, error = run_cli("study", "run", str(shipped), "--set", "training.epochz=3", "--out", str(tmp_path / "o"))
+    assert status == 2 and error.strip().startswith(
+        f"taskloss: error: {shipped} with --set training.epochz=3: training: unknown key 'epochz'; choose one of")
+    status, _, error = run_cli("study", "run", str(shipped), "--set", "training", "--out", str(tmp_path / "o"))
+    assert status == 2 and error.strip() == (
+        "taskloss: error: override 'training' is not of the form key=value (e.g. training.epochs=5)")
+    assert not (tmp_path / "o").exists()
+
+
 def test_study_list_names_the_shipped_files(run_cli):
     status, out, _ = run_cli("study", "list")
     assert status == 0

@@ -283,6 +283,26 @@ def test_plan_lists_every_run_once_per_seed_and_times_each_once(study):
     assert len(calls) == len(RUNS) and not any(p.finished for p in planned)  # no replicate trained yet
 
 
+def test_set_overrides_a_study_file_for_plan_and_run(study, tmp_path):
+    root, _ = study
+    runner = CliRunner()
+    base = runner.invoke(app, ["study", "plan", str(root / "study.yaml"), "--out", str(tmp_path), "--steps", "1",
+                               "--accelerator", "cpu"])
+    more = runner.invoke(app, ["study", "plan", str(root / "study.yaml"), "--out", str(tmp_path), "--steps", "1",
+                               "--accelerator", "cpu", "--set", "training.epochs=3"])
+    assert base.exit_code == 0 and more.exit_code == 0, more.output
+    steps = [re.findall(r"^\| unet-l1 \| [\d,]+ \| (\d+) \|", r.output, re.M) for r in (base, more)]
+    assert steps == [["2"], ["6"]]  # ceil(train images / 4) steps per epoch, 1 epoch vs 3
+    out = tmp_path / "run"
+    result = runner.invoke(app, ["study", "run", str(root / "study.yaml"), "--out", str(out), "--accelerator", "cpu",
+                                 "--set", "networks={unet: {name: unet, options: {widths: [4, 8]}}}",
+                                 "--set", "losses={l1: {l1: 1.0}, ssim_l1: {ssim: 1.0}}"])
+    assert result.exit_code == 0, result.output
+    recorded = yaml.safe_load((out / "tiny" / "study.yaml").read_text())
+    assert sorted(recorded["losses"]) == ["l1", "ssim_l1"] and list(recorded["networks"]) == ["unet"]
+    assert sorted(p.name for p in (out / "tiny" / "runs").iterdir()) == ["unet-l1", "unet-ssim_l1"]
+
+
 def test_cli_plan_refuses_a_missing_pilot(study, monkeypatch, capsys):
     root, _ = study
     missing = root / "nowhere.csv"

@@ -4,6 +4,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import typer
+from pydantic import BaseModel
 
 from taskloss.cli.app import app, check_output_folder, finite, one_of, removed_on_failure
 from taskloss.errors import ConfigError, DataError
@@ -26,9 +27,10 @@ Devices = Annotated[int, typer.Option(help="Devices per run; > 1 trains with DDP
 Accelerator = Annotated[str, typer.Option(help="auto, cpu or cuda.", callback=one_of("auto", "cpu", "cuda"))]
 
 
-def run_builtin_study(name: str, preset: str | Path, data: Path | None, out: Path, devices: int, accelerator: str,
-                      **options: object) -> None:
-    """Run the built-in study ``name`` (a shipped scale or a study file) into ``out/name``; render the report."""
+def run_builtin_study(name: str, preset: str | Path | BaseModel, data: Path | None, out: Path, devices: int,
+                      accelerator: str, **options: object) -> None:
+    """Run the built-in study ``name`` (a shipped scale, a study file, or its validated settings) into
+    ``out/name``; render the report."""
     check_output_folder(out, "--out")
     if data is not None and not data.is_dir():
         raise DataError(f"--data {data} is {'a file' if data.exists() else 'missing'}; pass the folder of your "

@@ -9,18 +9,22 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from pydantic import BaseModel
 
 from taskloss.cli.app import output_folder
 from taskloss.cli.runs import Accelerator, Devices, Out, run_builtin_study, study_app
 from taskloss.errors import ConfigError, InputError
-from taskloss.studies import STUDIES, StudyRequest, render_report
-from taskloss.studies.common import SCALES, shipped_study_files
+from taskloss.studies import STUDIES, StudyRequest, get_study, render_report
+from taskloss.studies.common import SCALES, shipped_study_files, validate_config
 from taskloss.studies.engine import FileStudy, plan_detectable, plan_study, plan_table
 from taskloss.studies.layout import PER_IMAGE_CSV, RESULTS_DIR
-from taskloss.studies.spec import load_study
-from taskloss.training.config import load_yaml
+from taskloss.studies.spec import StudySpec, parse_study
+from taskloss.training.config import apply_overrides, load_yaml
 
 StudyFile = Annotated[Path, typer.Argument(help="The study file (YAML); see docs/studies.md.")]
+Sets = Annotated[list[str] | None, typer.Option("--set", help="KEY=VALUE: change one setting of the file for this "
+                                                "command (VALUE is YAML; repeat for more), e.g. --set "
+                                                "training.epochs=5 or --set data.acceleration=8.")]
 
 
 @study_app.command("run")
@@ -33,21 +37,23 @@ def study_run(
                                       "between them).")] = 1,
     launcher: Annotated[str, typer.Option(help="local (this machine) or slurm (one job per run, with submitit; "
                                           "settings in the file's slurm: section).")] = "local",
+    sets: Sets = None,
 ) -> None:
     """Train every network x loss of a study file, score them on the test split, write the report.
 
-    A built-in study's file (``study: mr2xray|csmri``, e.g. an edited copy of a shipped preset) runs
-    that study with the file's settings into OUT/<study>/.
+    A built-in study's file (``study: mr2xray|csmri``, e.g. a shipped preset or an edited copy) runs
+    that study with the file's settings into OUT/<study>/. ``--set`` changes settings of either kind
+    of file without editing it; every run folder records the settings it ran with.
     """
-    data = load_yaml(study_file)
+    data = apply_overrides(load_yaml(study_file), sets or [])
     if "study" in data:
         study = _builtin_study(data, study_file)
         if jobs != 1 or launcher != "local":
             raise ConfigError(f"{study_file} is a built-in {study} study, whose runs train in order (one builds "
                               "on another); leave out --jobs and --launcher")
-        run_builtin_study(study, study_file, None, out, devices, accelerator)
+        run_builtin_study(study, _builtin_settings(study, data, study_file, sets), None, out, devices, accelerator)
         return
-    spec = load_study(study_file)
+    spec = _file_spec(data, study_file, sets)
     request = StudyRequest(devices=devices, accelerator=accelerator, options={"jobs": jobs, "launcher": launcher})
     with output_folder(out):
         results = FileStudy(spec).run(out / spec.name, request)
@@ -66,15 +72,16 @@ def study_plan(
                                                "run's results/per_image.csv): its spread gives the smallest "
                                                "effects the design detects. Default: OUT/<study>/results/"
                                                "per_image.csv when it exists.")] = None,
+    sets: Sets = None,
 ) -> None:
     """List the runs of a study file (per seed with ``seeds``) with their sizes and a time estimate from
     measured steps; with a pilot, the smallest effects its primary comparisons can detect."""
-    data = load_yaml(study_file)
+    data = apply_overrides(load_yaml(study_file), sets or [])
     if "study" in data:
         raise ConfigError(f"{study_file} is a built-in {_builtin_study(data, study_file)} study; `taskloss study "
                           "plan` plans a study file of networks and losses (docs/studies.md gives the built-in "
                           "studies' sizes and times)")
-    spec = load_study(study_file)
+    spec = _file_spec(data, study_file, sets)
     if pilot is not None and not pilot.is_file():
         raise InputError(f"--pilot {pilot}: no such file; give a long per-image CSV such as an earlier run's "
                          "results/per_image.csv, or leave --pilot out")
@@ -83,6 +90,24 @@ def study_plan(
         f"No pilot ({found} does not exist): give `--pilot RESULTS.csv`, a long per-image table of the same "
         "methods (e.g. a short run's results/per_image.csv), for the smallest effects this design detects.\n")
     print(plan_table(plan_study(spec, out / spec.name, steps, accelerator), jobs) + "\n\n" + detectable)
+
+
+def _source(study_file: Path, sets: list[str] | None) -> str:
+    """How messages name the settings: the file, and the overrides when there are any."""
+    return f"{study_file} with --set {' '.join(sets)}" if sets else str(study_file)
+
+
+def _file_spec(data: dict[str, Any], study_file: Path, sets: list[str] | None) -> StudySpec:
+    """The study of a study file of networks and losses, with the overrides applied (paths relative to the file)."""
+    return parse_study(data, _source(study_file, sets), study_file.parent)
+
+
+def _builtin_settings(study: str, data: dict[str, Any], study_file: Path, sets: list[str] | None) -> Path | BaseModel:
+    """A built-in study file's settings: the file itself, or with overrides its validated settings."""
+    model = get_study(study).preset_model
+    if not sets or model is None:
+        return study_file
+    return validate_config(model, data, _source(study_file, sets))
 
 
 def _builtin_study(data: dict[str, Any], study_file: Path) -> str:

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
+
 from taskloss.errors import ConfigError
 from taskloss.studies.layout import RUNS_DIR, SEEDS_DIR
 from taskloss.training import FitResult
@@ -24,7 +26,8 @@ class StudyRequest:
     Attributes:
         preset: a built-in study's settings: a shipped scale ("demo", "small", "full") or the path
             of a built-in study file (``study: mr2xray|csmri``, e.g. an edited copy of a shipped
-            one); a study file of networks and losses ignores it.
+            one), or its validated settings (the study's :attr:`Study.preset_model`, e.g. a file with
+            ``--set`` overrides); a study file of networks and losses ignores it.
         data: the user's data folder instead of the study's default (simulator or the file's path).
         devices: devices (processes) per run; > 1 trains with DDP.
         accelerator: "auto", "cpu" or "cuda".
@@ -32,7 +35,7 @@ class StudyRequest:
             :class:`ConfigError` for one it does not know.
     """
 
-    preset: str | Path = "demo"
+    preset: str | Path | BaseModel = "demo"
     data: Path | None = None
     devices: int = 1
     accelerator: str = "auto"
@@ -62,6 +65,9 @@ class Study(ABC):
     """Folder name under the output folder and ``study:`` in run configurations."""
     title: str = ""
     """One line for listings."""
+    preset_model: type[BaseModel] | None = None
+    """The settings model of a built-in study's study files (``study: <name>``); None for study files
+    of networks and losses."""
 
     @abstractmethod
     def run(self, out_dir: Path, request: StudyRequest) -> Path:

@@ -22,6 +22,7 @@ class Mr2XrayStudy(Study):
     """MR -> X-ray projection synthesis (Stimpel et al. 2017): CRN, UNet, ResNet x perceptual, l1."""
 
     name = mr2xray.MR2XRAY_STUDY
+    preset_model = mr2xray.Mr2XrayPreset
     title = "MR -> X-ray projection synthesis: CRN, UNet, ResNet x perceptual, l1 (MAE, SSIM, PSNR)"
 
     def run(self, out_dir: Path, request: StudyRequest) -> Path:
@@ -46,6 +47,7 @@ class CsmriStudy(Study):
     """Compressed-sensing MRI (Seitzer et al. 2018): zero-filled, DLMRI, DAGAN, RecNet, refinement."""
 
     name = csmri.CSMRI_STUDY
+    preset_model = csmri.CsmriPreset
     title = ("Compressed-sensing MRI: zero-filled, DLMRI, DAGAN, RecNet, RecNet + refinement "
              "(PSNR, SSIM, SIS, MOS)")
     OPTIONS = ("acceleration",)
