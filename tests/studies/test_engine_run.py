@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 import taskloss
 from taskloss.cli import app, main
 from taskloss.errors import ConfigError, DataError
+from taskloss.metrics import haarpsi, vsi
 from taskloss.metrics.power import VarianceComponents, minimal_detectable_effect
 from taskloss.networks import create_network
 from taskloss.provenance import KEYS
@@ -83,7 +84,8 @@ def test_every_network_and_loss_is_a_run_scored_on_the_same_test_images(study):
     for run in RUNS:
         with open(folder / "runs" / run / "evaluation" / "test.csv", newline="") as handle:
             rows = list(csv.DictReader(handle))
-        assert list(rows[0]) == ["id", "mae", "psnr", "ssim", "hfen", "nmse", "dice", "roi"]
+        # HaarPSI and VSI fit 32 px images; MS-SSIM (>= 161 px) does not, so it is not computed.
+        assert list(rows[0]) == ["id", "mae", "psnr", "ssim", "hfen", "nmse", "haarpsi", "vsi", "dice", "roi"]
         ids.add(tuple(row["id"] for row in rows))
     assert len(ids) == 1
 
@@ -112,6 +114,19 @@ def test_mae_in_the_csv_is_the_mean_absolute_error_of_the_saved_predictions(stud
             prediction = predictions[row["id"]].astype(np.float64)
             assert prediction.min() >= 0.0 and prediction.max() <= 1.0  # clipped to the target scale
             assert float(row["mae"]) == pytest.approx(np.abs(prediction - target).mean(), rel=1e-5)
+
+
+def test_haarpsi_and_vsi_in_the_csv_are_those_of_the_saved_predictions(study):
+    _, folder = study
+    data = paired_data(load_study(folder / "study.yaml").data)
+    with np.load(folder / "runs" / "resnet-ssim_l1" / "evaluation" / "test_predictions.npz") as arrays:
+        ids, pred = list(arrays["ids"]), torch.from_numpy(arrays["pred"].astype(np.float64))[:, None]
+    target = torch.stack([data.targets[data.ids.index(i)] for i in ids]).double()
+    with open(folder / "runs" / "resnet-ssim_l1" / "evaluation" / "test.csv", newline="") as handle:
+        rows = {row["id"]: row for row in csv.DictReader(handle)}
+    for name, metric in (("haarpsi", haarpsi), ("vsi", vsi)):
+        expected = metric(pred, target, data_range=1.0)
+        assert [float(rows[i][name]) for i in ids] == pytest.approx(expected.tolist(), rel=1e-5)
 
 
 def test_table_tests_figure_report_and_reader_hand_off(study):

@@ -15,7 +15,7 @@ from taskloss.studies import STUDIES, Study, StudyRequest, get_study, study_of_r
 from taskloss.studies.common import subject_half
 from taskloss.studies.engine import FileStudy
 from taskloss.studies.seeds import seed_table
-from taskloss.studies.spec import StudySpec, build_runs, parse_study
+from taskloss.studies.spec import EXTRA_METRICS, StudySpec, build_runs, extra_metrics, parse_study
 from taskloss.studies.terms import Term, build_loss, term_values
 
 ISSUE_EXAMPLE = """\
@@ -75,7 +75,12 @@ CHOICES = "l1, mse, nmse, ssim, frequency, perceptual, adversarial, feature_matc
     (lambda d: d.update(baseline="l2"), "study.yaml: baseline: 'l2' is not a loss of this study; choose one of "
      "l1, ssim_l1, perceptual"),
     (lambda d: d.update(metrics=["mae", "lpips"]), "study.yaml: metrics.1: Input should be 'mae', 'psnr', 'ssim', "
-     "'hfen' or 'nmse'"),
+     "'hfen', 'nmse', 'haarpsi', 'vsi' or 'ms_ssim'"),
+    (lambda d: d.update(metrics=["mae", "ms_ssim"]), "study.yaml: metrics: ms_ssim needs data.size >= 161 (five "
+     "scales of an 11-tap window), got 64; leave it out or change the data"),
+    (lambda d: (d.update(metrics=["haarpsi"]), d["data"].update(normalize="none")), "study.yaml: metrics: haarpsi "
+     "takes images in [0, data_range], so the data must be normalised (data.normalize other than none); leave it "
+     "out or change the data"),
     (lambda d: d["losses"].update(fm={"feature_matching": 1}), "study.yaml: losses.fm: feature_matching needs an "
      "adversarial term (its discriminator) in the same loss"),
     (lambda d: d["losses"].update(empty={}), f"study.yaml: losses.empty: a loss needs at least one term; choose "
@@ -100,6 +105,17 @@ def test_a_bad_key_is_one_line_naming_the_key_and_the_choices(change, line):
     with pytest.raises(ConfigError) as error:
         parse_study(data, "study.yaml")
     assert str(error.value) == line
+
+
+def test_the_test_only_metrics_are_accepted_where_the_data_allow_them_and_never_pick_the_checkpoint(tmp_path):
+    spec = parse_study({**example(), "metrics": ["haarpsi", "vsi", "psnr"]}, "study.yaml", tmp_path)
+    assert spec.metrics == ["haarpsi", "vsi", "psnr"] and spec.monitor == "psnr"  # validation has no HaarPSI
+    assert parse_study({**example(), "metrics": ["vsi"]}, "study.yaml", tmp_path).monitor == "mae"
+    big = {**example(), "metrics": ["ms_ssim", "ssim"], "data": {**example()["data"], "size": 192},
+           "networks": {"unet": {"name": "unet", "options": {"widths": [4, 8]}}}}
+    assert parse_study(big, "study.yaml", tmp_path).metrics == ["ms_ssim", "ssim"]
+    assert extra_metrics(160, "target") == ("haarpsi", "vsi") and extra_metrics(161, "each") == EXTRA_METRICS
+    assert extra_metrics(15, "target") == ("vsi",) and extra_metrics(512, "none") == ("ms_ssim",)
 
 
 def test_balanced_term_starts_at_its_weight_then_keeps_its_first_divisor():

@@ -51,7 +51,7 @@ from torch.utils.data import DataLoader
 from taskloss.config import StrictModel
 from taskloss.errors import ConfigError, DataError
 from taskloss.losses import AdversarialLoss, CompositeLoss, CrossEntropyLoss, load_task_network
-from taskloss.metrics import DataRange, dice, hfen, mae, nmse, psnr, ssim
+from taskloss.metrics import DataRange, dice, haarpsi, hfen, mae, ms_ssim, nmse, psnr, ssim, vsi
 from taskloss.metrics.comparisons import read_long_table
 from taskloss.networks import create_network
 from taskloss.studies.base import Study, StudyRequest
@@ -91,6 +91,7 @@ from taskloss.studies.spec import (
     SegmentationSpec,
     StudySpec,
     build_runs,
+    extra_metrics,
     load_study,
 )
 from taskloss.studies.terms import build_loss, describe_loss, term_values
@@ -130,15 +131,20 @@ def output_image(pred: torch.Tensor, data: AnyDataSpec) -> torch.Tensor:
     return pred.clamp(0.0, 1.0) if data.normalize != "none" else pred
 
 
-def image_metrics(data: AnyDataSpec) -> Callable[[torch.Tensor, Batch], dict[str, torch.Tensor]]:
-    """Per-image MAE, PSNR, SSIM, HFEN and NMSE of a prediction against the batch's target."""
+def image_metrics(data: AnyDataSpec, test: bool = False) -> Callable[[torch.Tensor, Batch], dict[str, torch.Tensor]]:
+    """Per-image MAE, PSNR, SSIM, HFEN and NMSE of a prediction against the batch's target, and with
+    ``test`` the :data:`~taskloss.studies.spec.EXTRA_METRICS` that the data allow (HaarPSI, VSI, MS-SSIM;
+    :func:`~taskloss.studies.spec.extra_metrics`), each (B,)."""
     scale = data_range(data)
+    extra = extra_metrics(data.size, data.normalize) if test else ()
+    more = {"haarpsi": haarpsi, "vsi": vsi, "ms_ssim": ms_ssim}
 
     def metrics(pred: torch.Tensor, batch: Batch) -> dict[str, torch.Tensor]:
         pred, target = output_image(pred, data), batch["target"]
-        return {"mae": mae(pred, target), "psnr": psnr(pred, target, data_range=scale),
-                "ssim": ssim(pred, target, data_range=scale), "hfen": hfen(pred, target),
-                "nmse": nmse(pred, target)}
+        scores = {"mae": mae(pred, target), "psnr": psnr(pred, target, data_range=scale),
+                  "ssim": ssim(pred, target, data_range=scale), "hfen": hfen(pred, target),
+                  "nmse": nmse(pred, target)}
+        return {**scores, **{name: more[name](pred, target, data_range=scale) for name in extra}}
 
     return metrics
 
@@ -340,7 +346,7 @@ def evaluate_file_run(run_dir: Path, split: str = "test",
                       segment: Callable[[torch.Tensor], torch.Tensor] | None = None) -> Path:
     """Score a run's best checkpoint on ``split`` image by image.
 
-    Writes ``evaluation/<split>.csv`` (id and every metric of ``spec.IMAGE_METRICS``, plus ``dice``
+    Writes ``evaluation/<split>.csv`` (id and every metric of :func:`image_metrics` with ``test``, plus ``dice``
     and ``roi`` (1 where the label has foreground) with a task network) and, for the test split,
     ``evaluation/test_predictions.npz`` (``ids``, ``pred`` (N, H, W) float32 as scored).
 
@@ -353,7 +359,7 @@ def evaluate_file_run(run_dir: Path, split: str = "test",
     trainer = Trainer(task, _hardware(run.training, 1, "auto", False), run_dir)
     trainer.load_weights("best")
     task.set_training(False)
-    metrics = image_metrics(run.data)
+    metrics = image_metrics(run.data, test=True)
     ids: list[str] = []
     values: dict[str, list[float]] = {}
     predictions = []
@@ -394,9 +400,9 @@ def evaluate_targets(spec: StudySpec, out_dir: Path, segment: Callable[[torch.Te
 
 def evaluate_inputs(spec: StudySpec, out_dir: Path) -> Path:
     """Score the test inputs as if they were outputs (``task: csmri``: the zero-filled reference, the
-    field's baseline): ``zero_filled/evaluation/test.csv`` with every metric of ``spec.IMAGE_METRICS``,
+    field's baseline): ``zero_filled/evaluation/test.csv`` with every metric of :func:`image_metrics`,
     clipped and scaled as the runs' outputs are."""
-    metrics = image_metrics(spec.data)
+    metrics = image_metrics(spec.data, test=True)
     ids: list[str] = []
     values: dict[str, list[float]] = {}
     for batch in DataLoader(paired_splits(spec.data).test, batch_size=spec.training.batch_size, shuffle=False):

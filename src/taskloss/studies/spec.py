@@ -44,6 +44,7 @@ from pydantic_core import PydanticCustomError
 from taskloss.config import Seeds, StrictModel
 from taskloss.data.masks import make_mask
 from taskloss.errors import InputError, TasklossError
+from taskloss.metrics.ms_ssim import MS_SSIM_WEIGHTS, smallest_size
 from taskloss.networks.base import Network
 from taskloss.networks.factory import NETWORKS, create_network, list_networks
 from taskloss.studies.common import validate_config
@@ -57,8 +58,46 @@ STUDY_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 """Names of studies (a folder name): letters, digits, ``_``, ``.`` and ``-``."""
 
 IMAGE_METRICS = ("mae", "psnr", "ssim", "hfen", "nmse")
-"""Image metrics a study file may ask for (per test image, see :mod:`taskloss.studies.engine`)."""
-HIGHER_IS_BETTER = {"mae": False, "psnr": True, "ssim": True, "hfen": False, "nmse": False}
+"""Image metrics computed on every validation pass and test image (:mod:`taskloss.studies.engine`);
+one of them may select the best checkpoint (``training.monitor``)."""
+EXTRA_METRICS = ("haarpsi", "vsi", "ms_ssim")
+"""Image metrics computed on the test images only, where the data allow them (:func:`extra_metrics`):
+HaarPSI (Reisenhofer et al. 2018) and VSI (Zhang et al. 2014), the two measures without learned
+weights that tracked radiologists' ratings of MR images best in Kastryulin et al. (IEEE Access 11,
+2023), and MS-SSIM (Wang et al. 2003, five scales)."""
+HIGHER_IS_BETTER = {"mae": False, "psnr": True, "ssim": True, "hfen": False, "nmse": False, "haarpsi": True,
+                    "vsi": True, "ms_ssim": True}
+HAARPSI_MIN_SIZE = 16
+"""HaarPSI's smallest image side: its 8-tap Haar filter after the 2 x 2 average (taskloss.metrics.haarpsi)."""
+MS_SSIM_MIN_SIZE = smallest_size(len(MS_SSIM_WEIGHTS), 11, "pytorch_msssim")
+"""MS-SSIM's smallest image side: five scales of the 11-tap Gaussian window (161 px)."""
+Metric = Literal["mae", "psnr", "ssim", "hfen", "nmse", "haarpsi", "vsi", "ms_ssim"]
+
+
+def extra_metric_problems(size: int, normalize: str) -> dict[str, str]:
+    """Why each of :data:`EXTRA_METRICS` cannot be computed on images of side ``size`` and the data's
+    ``normalize`` (metric -> reason; the ones absent can be).
+
+    Examples:
+        >>> sorted(extra_metric_problems(64, "minmax"))
+        ['ms_ssim']
+    """
+    problems = {}
+    if normalize == "none":
+        why = "takes images in [0, data_range], so the data must be normalised (data.normalize other than none)"
+        problems.update(haarpsi=why, vsi=why)
+    elif size < HAARPSI_MIN_SIZE:
+        problems["haarpsi"] = f"needs data.size >= {HAARPSI_MIN_SIZE}, got {size}"
+    if size < MS_SSIM_MIN_SIZE:
+        problems["ms_ssim"] = (f"needs data.size >= {MS_SSIM_MIN_SIZE} (five scales of an 11-tap window), got "
+                               f"{size}")
+    return problems
+
+
+def extra_metrics(size: int, normalize: str) -> tuple[str, ...]:
+    """The :data:`EXTRA_METRICS` that images of side ``size`` with this ``normalize`` allow."""
+    problems = extra_metric_problems(size, normalize)
+    return tuple(m for m in EXTRA_METRICS if m not in problems)
 
 
 class SpecModel(StrictModel):
@@ -470,10 +509,9 @@ class StudySpec(SpecModel):
     data: AnyDataSpec
     networks: dict[str, NetworkSpec] = Field(min_length=1)
     losses: dict[str, LossSpec] = Field(min_length=1)
-    metrics: list[Literal["mae", "psnr", "ssim", "hfen", "nmse"]] = Field(
-        default_factory=lambda: ["mae", "psnr", "ssim"], min_length=1)
+    metrics: list[Metric] = Field(default_factory=lambda: ["mae", "psnr", "ssim"], min_length=1)
     baseline: str | None = None
-    primary: list[Literal["mae", "psnr", "ssim", "hfen", "nmse", "dice", "sis"]] | None = None
+    primary: list[Literal[Metric, "dice", "sis"]] | None = None
     seeds: Seeds | None = None
     training: TrainingSpec = TrainingSpec()
     segmentation: SegmentationSpec = SegmentationSpec()
@@ -516,6 +554,15 @@ class StudySpec(SpecModel):
         return primary
 
     @model_validator(mode="after")
+    def _metrics_fit_the_data(self) -> "StudySpec":
+        problems = extra_metric_problems(self.data.size, self.data.normalize)
+        for metric in self.metrics:
+            if metric in problems:
+                # a ValueError, as below: its message names the key (the check spans data and metrics)
+                raise ValueError(f"metrics: {metric} {problems[metric]}; leave it out or change the data")
+        return self
+
+    @model_validator(mode="after")
     def _networks_fit_the_data(self) -> "StudySpec":
         checks = [(f"networks.{key}", network.name, network.options) for key, network in self.networks.items()]
         checks += [(f"losses.{key}.adversarial.discriminator", loss.adversarial.discriminator.name,
@@ -535,8 +582,9 @@ class StudySpec(SpecModel):
 
     @property
     def monitor(self) -> str:
-        """The metric that selects best checkpoints."""
-        return self.training.monitor or self.metrics[0]
+        """The metric that selects best checkpoints: ``training.monitor``, else the first of ``metrics``
+        that validation computes (:data:`IMAGE_METRICS`), else ``mae``."""
+        return self.training.monitor or next((m for m in self.metrics if m in IMAGE_METRICS), IMAGE_METRICS[0])
 
 
 FILE_STUDY = "file"
