@@ -199,11 +199,17 @@ def comparisons_markdown(comparisons: Sequence[Comparison], label: Callable[[str
              "|---|---|---|---:|---:|---|---:|---|"]
     lines += [f"| {c.family} | {c.metric.upper().replace('_', ' ')} | {label(c.method)} vs {label(c.baseline)} | "
               f"{c.n_subjects} | {c.n_seeds} | {_number(c.difference)} [{_number(c.ci_low)}, {_number(c.ci_high)}] | "
-              f"{_p(c.p_adjusted)} | {c.verdict} |" for c in comparisons]
+              f"{_p(c.p_adjusted)} | {_verdict_cell(c)} |" for c in comparisons]
     lines = [*lines, "", METHOD_NOTE]
     if commands:
         lines += ["", "```", commands, "```"]
     return "\n".join(lines) + "\n"
+
+
+def _verdict_cell(c: Comparison) -> str:
+    """The verdict, and for a direction whether it is the better one: ``higher (worse)``."""
+    judged = better(c.metric, c.verdict) if c.verdict in ("higher", "lower") else ""
+    return f"{c.verdict} ({judged})" if judged else c.verdict
 
 
 METHOD_NOTE = ("*Method minus baseline on the same test images, averaged per subject (and seed); the 95 % t "
@@ -211,16 +217,41 @@ METHOD_NOTE = ("*Method minus baseline on the same test images, averaged per sub
                "independent; with several training seeds the seed-to-seed variance widens the interval, and a "
                "direction is called only when every seed agrees), SIS by the delta method on the ratio of sums; "
                f"Holm-adjusted within each family (α = {ALPHA}). `primary`: the comparisons the study declares, "
-               "every other family exploratory. The `taskloss compare` calls below recompute every row from "
-               "`results/per_image.csv`.*")
+               "every other family exploratory. A verdict's direction is the sign of the difference, marked "
+               "better or worse by the metric's good direction (lower for MAE, MSE, NMSE, HFEN). The `taskloss "
+               "compare` calls below recompute every row from `results/per_image.csv`.*")
 
 
 NO_COMPARISON = ("No comparison: the test split holds {subjects} subject(s), and an interval over subjects needs "
                  "at least 2 (run a larger preset, or give data with more subjects).")
 
 
+LOWER_IS_BETTER = frozenset({"mae", "mse", "nmse", "hfen"})
+"""Metrics of the studies where a lower value is the better one (errors)."""
+HIGHER_IS_BETTER = frozenset({"psnr", "ssim", "ms_ssim", "haarpsi", "vsi", "sis"})
+"""Metrics of the studies where a higher value is the better one (and every Dice column)."""
+
+
+def better(metric: str, verdict: str) -> str:
+    """Whether a ``higher`` / ``lower`` verdict on ``metric`` is the ``better`` or the ``worse``
+    direction; ``""`` for a metric whose good direction the studies do not know.
+
+    Examples:
+        >>> better("hfen", "higher"), better("psnr", "higher"), better("bone_dice", "lower"), better("x", "lower")
+        ('worse', 'better', 'worse', '')
+    """
+    if metric in LOWER_IS_BETTER:
+        good = "lower"
+    elif metric in HIGHER_IS_BETTER or "dice" in metric:
+        good = "higher"
+    else:
+        return ""
+    return "better" if verdict == good else "worse"
+
+
 def verdict_sentence(comparison: Comparison, label: Callable[[str], str]) -> str:
-    """One plain sentence for a comparison, quoting its interval.
+    """One plain sentence for a comparison, quoting its interval; a direction says whether it is the
+    better one (:func:`better`).
 
     "no effect larger than X" is said only of an interval that holds 0, X its farther end (the
     interval rules out larger effects of either sign at its level).
@@ -228,7 +259,7 @@ def verdict_sentence(comparison: Comparison, label: Callable[[str], str]) -> str
     Examples:
         >>> c = Comparison("primary", "psnr", "b", "a", 6, 1, 0.5, 0.1, 0.9, 0.002, 0.004, "higher", (0.5,))
         >>> verdict_sentence(c, str)
-        '- b vs a, PSNR: higher by +0.5 (95 % CI [+0.1, +0.9], 6 subjects, Holm p = 0.004; primary).'
+        '- b vs a, PSNR: higher by +0.5, better (95 % CI [+0.1, +0.9], 6 subjects, Holm p = 0.004; primary).'
         >>> c = Comparison("primary", "dice", "b", "a", 6, 1, 0.01, -0.02, 0.04, 0.4, 0.8, "inconclusive", (0.01,))
         >>> verdict_sentence(c, str)  # doctest: +ELLIPSIS
         '- b vs a, DICE: inconclusive, +0.01 (95 % CI [-0.02, +0.04], ...); no effect larger than 0.04 ...'
@@ -239,7 +270,8 @@ def verdict_sentence(comparison: Comparison, label: Callable[[str], str]) -> str
     interval = (f"95 % CI [{_number(c.ci_low)}, {_number(c.ci_high)}], {c.n_subjects} subjects{seeds}, "
                 f"Holm p {'= ' if c.p_adjusted >= 1e-3 else ''}{_p(c.p_adjusted)}; {c.family}")
     if c.verdict in ("higher", "lower"):
-        return f"{what}: {c.verdict} by {_number(c.difference)} ({interval})."
+        judged = better(c.metric, c.verdict)
+        return f"{what}: {c.verdict} by {_number(c.difference)}{', ' + judged if judged else ''} ({interval})."
     bound = max(abs(c.ci_low), abs(c.ci_high))
     tail = f"; no effect larger than {bound:.3g} (either sign: the far end of the interval)" if \
         c.ci_low <= 0 <= c.ci_high else ""
