@@ -32,8 +32,8 @@ Pooling = Literal["max", "avg"]
 _BLOCKS = ((64, 64), (128, 128), (256, 256, 256, 256), (512, 512, 512, 512), (512, 512, 512, 512))
 
 
-def _build(pooling: Pooling, blocks: tuple[tuple[int, ...], ...] = _BLOCKS,
-           ) -> tuple[nn.Sequential, dict[str, int], dict[str, str]]:
+def build_vgg_layers(pooling: Pooling, blocks: tuple[tuple[int, ...], ...] = _BLOCKS,
+                     ) -> tuple[nn.Sequential, dict[str, int], dict[str, str]]:
     """Layers in torchvision's order, taps name -> index, and the ``relu`` aliases (VGG-19, or ``blocks``)."""
     if pooling not in ("max", "avg"):
         raise InputError(f"pooling={pooling!r} is unknown; use 'max' (torchvision's VGG-19) or "
@@ -57,7 +57,7 @@ def _build(pooling: Pooling, blocks: tuple[tuple[int, ...], ...] = _BLOCKS,
     return nn.Sequential(*layers), taps, aliases
 
 
-VGG19_LAYERS: tuple[str, ...] = tuple(_build("max")[1])
+VGG19_LAYERS: tuple[str, ...] = tuple(build_vgg_layers("max")[1])
 """Every addressable layer, shallow to deep: conv1_1, conv1_2, pool1, ..., conv5_4, pool5."""
 CRN_LAYERS: tuple[str, ...] = ("conv1_2", "conv2_2", "conv3_2", "conv4_2", "conv5_2")
 """Chen & Koltun's layers (activations after the ReLU of these convolutions)."""
@@ -88,7 +88,7 @@ class VGG19Features(SequentialFeatureExtractor):
         pooling: Pooling = "max",
         seed: int = 0,
     ) -> None:
-        features, taps, aliases = _build(pooling)
+        features, taps, aliases = build_vgg_layers(pooling)
         if weights == "imagenet":
             path = resolve_vgg19_weights(weights_path)
             expected = {f"features.{key}": value.shape for key, value in features.state_dict().items()}
@@ -100,7 +100,7 @@ class VGG19Features(SequentialFeatureExtractor):
             if weights_path is not None:
                 raise InputError("weights_path is given but weights='random'; use "
                                  "weights='imagenet' to load the file, or drop weights_path")
-            _init_random(features, seed)
+            init_vgg_random(features, seed)
             source = f"random weights (seed {seed})"
         else:
             raise InputError(f"weights={weights!r} is unknown; use 'imagenet' or 'random'")
@@ -108,7 +108,7 @@ class VGG19Features(SequentialFeatureExtractor):
                          description=f"VGG-19 ({pooling} pooling), {source}")
 
 
-def _init_random(features: nn.Sequential, seed: int) -> None:
+def init_vgg_random(features: nn.Sequential, seed: int) -> None:
     """torchvision's VGG initialisation, drawn from a private generator (global RNG untouched)."""
     generator = torch.Generator().manual_seed(seed)
     for layer in features:

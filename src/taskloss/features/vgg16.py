@@ -21,7 +21,7 @@ from torch import nn
 
 from taskloss.errors import InputError
 from taskloss.features.base import IMAGENET_INPUT, SequentialFeatureExtractor
-from taskloss.features.vgg import _build, _init_random
+from taskloss.features.vgg import build_vgg_layers, init_vgg_random
 from taskloss.features.weights import VGG16_WEIGHTS, load_torchvision_features
 
 Weights = Literal["imagenet", "random"]
@@ -75,7 +75,7 @@ def _build_vgg16(pooling: VGG16Pooling) -> tuple[nn.Sequential, dict[str, int], 
     if pooling not in ("max", "avg", "l2"):
         raise InputError(f"pooling={pooling!r} is unknown; use 'max' (torchvision's VGG-16), 'avg', or 'l2' "
                          "(DISTS's L2 pooling)")
-    features, taps, aliases = _build("avg" if pooling == "avg" else "max", VGG16_BLOCKS)
+    features, taps, aliases = build_vgg_layers("avg" if pooling == "avg" else "max", VGG16_BLOCKS)
     if pooling == "l2":
         for block, widths in enumerate(VGG16_BLOCKS, start=1):
             features[taps[f"pool{block}"]] = L2Pooling(widths[-1])
@@ -121,7 +121,7 @@ class VGG16Features(SequentialFeatureExtractor):
             if weights_path is not None:
                 raise InputError("weights_path is given but weights='random'; use "
                                  "weights='imagenet' to load the file, or drop weights_path")
-            _init_random(features, seed)
+            init_vgg_random(features, seed)
             source = f"random weights (seed {seed})"
         else:
             raise InputError(f"weights={weights!r} is unknown; use 'imagenet' or 'random'")

@@ -35,7 +35,7 @@ REDUCTIONS = ("mean", "none")
 FFT_NORMS = ("ortho", "backward")
 
 
-def _detached(target: object) -> object:
+def detached(target: object) -> object:
     """The target without gradient: losses train ``pred`` only (a target that requires grad, e.g.
     another network's output, must not receive gradients from this loss)."""
     return target.detach() if isinstance(target, torch.Tensor) else target
@@ -58,7 +58,7 @@ def check_reduction(reduction: object) -> None:
         raise ConfigError(f"reduction={reduction!r} is unknown; use 'mean' or 'none' (per image)")
 
 
-def _reduce(values: torch.Tensor, reduction: Reduction) -> torch.Tensor:
+def reduce_values(values: torch.Tensor, reduction: Reduction) -> torch.Tensor:
     """Per-image values (B,) -> their mean (a scalar) or themselves."""
     check_reduction(reduction)
     return values.mean() if reduction == "mean" else values
@@ -90,7 +90,7 @@ def l1_loss(pred: torch.Tensor, target: torch.Tensor, *, reduction: Reduction = 
         >>> l1_loss(torch.ones(2, 1, 3, 3), torch.zeros(2, 1, 3, 3), reduction="none")
         tensor([1., 1.])
     """
-    return _reduce(mae(pred, _detached(target)), reduction)
+    return reduce_values(mae(pred, detached(target)), reduction)
 
 
 def mse_loss(pred: torch.Tensor, target: torch.Tensor, *, reduction: Reduction = "mean") -> torch.Tensor:
@@ -101,7 +101,7 @@ def mse_loss(pred: torch.Tensor, target: torch.Tensor, *, reduction: Reduction =
         >>> mse_loss(pred, torch.zeros_like(pred))  # (0 + 1 + 4 + 9) / 4
         tensor(3.5000)
     """
-    return _reduce(mse(pred, _detached(target)), reduction)
+    return reduce_values(mse(pred, detached(target)), reduction)
 
 
 def nmse_loss(
@@ -131,8 +131,8 @@ def nmse_loss(
         [0.0, 0.0]
     """
     _check_squared(squared)
-    values = nmse(pred, _detached(target))
-    return _reduce(values if squared else sqrt_zero_safe(values), reduction)
+    values = nmse(pred, detached(target))
+    return reduce_values(values if squared else sqrt_zero_safe(values), reduction)
 
 
 
@@ -169,13 +169,13 @@ def frequency_mse_loss(
         (tensor(0.2500), tensor(4.))
     """
     _check_frequency_options(input_range, norm)
-    pred, target = check_image_pair(pred, _detached(target), ndims=(4,), finite=False)
+    pred, target = check_image_pair(pred, detached(target), ndims=(4,), finite=False)
     low, high = input_range
     dtype = torch.float64 if pred.dtype == torch.float64 else torch.float32  # no half-precision FFT
     magnitudes = [fft2c((x.to(dtype) - low) / (high - low)).abs() for x in (pred, target)]
     scale = float(pred.shape[-2] * pred.shape[-1]) if norm == "backward" else 1.0
     values = (magnitudes[0] - magnitudes[1]).square().flatten(1).mean(dim=1) * scale
-    return _reduce(values, reduction)
+    return reduce_values(values, reduction)
 
 
 def ssim_loss(
@@ -195,7 +195,7 @@ def ssim_loss(
         >>> ssim_loss(0.5 * target, target, data_range=1.0, reduction="none").round(decimals=4)  # 1 - SSIM
         tensor([0.3586, 0.3585])
     """
-    return _reduce(1.0 - ssim(pred, _detached(target), data_range=data_range, convention=convention), reduction)
+    return reduce_values(1.0 - ssim(pred, detached(target), data_range=data_range, convention=convention), reduction)
 
 
 def ms_ssim_loss(
@@ -215,9 +215,9 @@ def ms_ssim_loss(
         >>> ms_ssim_loss(target, target, data_range=1.0)
         tensor(0.)
     """
-    values = ms_ssim(pred, _detached(target), data_range=data_range, weights=weights, convention=convention,
+    values = ms_ssim(pred, detached(target), data_range=data_range, weights=weights, convention=convention,
                      style=style)
-    return _reduce(1.0 - values, reduction)
+    return reduce_values(1.0 - values, reduction)
 
 
 def cross_entropy_loss(
@@ -258,8 +258,8 @@ def cross_entropy_loss(
         return F.cross_entropy(logits, labels, weight=class_weights)
     losses = F.cross_entropy(logits, labels, weight=class_weights, reduction="none").flatten(1)
     if class_weights is None:
-        return _reduce(losses.mean(dim=1), reduction)
-    return _reduce(losses.sum(dim=1) / class_weights[labels.flatten(1)].sum(dim=1), reduction)
+        return reduce_values(losses.mean(dim=1), reduction)
+    return reduce_values(losses.sum(dim=1) / class_weights[labels.flatten(1)].sum(dim=1), reduction)
 
 
 def _check_labels(labels: object, logits: torch.Tensor) -> torch.Tensor:

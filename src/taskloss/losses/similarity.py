@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from taskloss.errors import ConfigError
-from taskloss.losses.pixel import Reduction, _detached, _reduce
+from taskloss.losses.pixel import Reduction, detached, reduce_values
 from taskloss.metrics.data_range import DataRange, check_data_range
 from taskloss.metrics.haarpsi import haarpsi
 from taskloss.metrics.vsi import vsi
@@ -26,14 +26,14 @@ def haarpsi_loss(pred: torch.Tensor, target: torch.Tensor, *, data_range: DataRa
         >>> haarpsi_loss(target, target, data_range=1.0).abs() < 1e-5  # 0 up to float32 rounding
         tensor(True)
     """
-    values = haarpsi(pred, _detached(target), data_range=data_range, subsample=subsample)
-    return _reduce(1.0 - values, reduction)
+    values = haarpsi(pred, detached(target), data_range=data_range, subsample=subsample)
+    return reduce_values(1.0 - values, reduction)
 
 
 def vsi_loss(pred: torch.Tensor, target: torch.Tensor, *, data_range: DataRange | None = None,
              reduction: Reduction = "mean") -> torch.Tensor:
     """``1 - VSI`` per image (:func:`taskloss.metrics.vsi`; same arguments, data_range required)."""
-    return _reduce(1.0 - vsi(pred, _detached(target), data_range=data_range), reduction)
+    return reduce_values(1.0 - vsi(pred, detached(target), data_range=data_range), reduction)
 
 
 def _check_options(data_range: object, reduction: object) -> None:
