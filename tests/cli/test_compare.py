@@ -55,6 +55,12 @@ def test_method_restricts_the_families_and_so_holm(tmp_path, results, taskloss_c
     assert [(r["family"], r["metric"], r["method"]) for r in written] == [
         ("primary", "psnr", "perceptual"), ("exploratory:mae", "mae", "perceptual")]
     assert all(r["p"] == r["p_adjusted"] for r in written)
+    # Rank stability ranks the same methods: the baseline and perceptual, not mse.
+    with open(out / "rank_stability.csv", newline="") as file:
+        shares = list(csv.DictReader(file))
+    assert {r["method"] for r in shares} == {"l1", "perceptual"}
+    psnr = {r["method"]: float(r["share_first"]) for r in shares if r["metric"] == "psnr"}
+    assert psnr["perceptual"] > 0.99 and sum(psnr.values()) == pytest.approx(1.0)  # +1 dB on every subject
 
 
 @pytest.mark.parametrize(("args", "message"), [

@@ -155,7 +155,8 @@ def compare_command(
     families = [replace(f, methods=tuple(method)) if method else f for f in families_for(metrics, primary or [])]
     rows = compare(table, baseline, families, alpha=alpha,
                    smallest_effects=_smallest_effects(smallest_effect or []), ratios=ratios)
-    shares = rank_stability(table, metrics, lower_is_better=lower_is_better or [], ratios=ratios)
+    shares = rank_stability(table, metrics, lower_is_better=lower_is_better or [], ratios=ratios,
+                            methods=[baseline, *method] if method else None)
     mdes = design_mdes(table, baseline, families, alpha=alpha, ratios=ratios) if mde else []
     written = [out / COMPARISONS_FILE, out / RANK_FILE, out / RANK_FIGURE] + ([out / MDE_FILE] if mde else [])
     with output_folder(out):

@@ -734,7 +734,8 @@ def ratio_units(numerator: np.ndarray, denominator: np.ndarray, base_numerator: 
 
 
 def rank_stability(table: LongTable, metrics: Sequence[str], *, lower_is_better: Iterable[str] = (),
-                   ratios: Sequence[Ratio] = (), resamples: int = RANK_RESAMPLES, seed: int = 0) -> list[RankShare]:
+                   ratios: Sequence[Ratio] = (), resamples: int = RANK_RESAMPLES, seed: int = 0,
+                   methods: Sequence[str] | None = None) -> list[RankShare]:
     """How often each method ranks first per metric when subjects (and each method's seeds) are resampled.
 
     Each resample draws the subjects with replacement (the same draw for every method: the
@@ -749,6 +750,8 @@ def rank_stability(table: LongTable, metrics: Sequence[str], *, lower_is_better:
         ratios: ratio metrics named in ``metrics``.
         resamples: bootstrap resamples.
         seed: seed of the resampling.
+        methods: the methods ranked against each other (e.g. a baseline and the methods compared with
+            it); None for every method of the table.
 
     Returns:
         One :class:`RankShare` per metric and method, in table order; per metric the shares sum to 1.
@@ -765,12 +768,15 @@ def rank_stability(table: LongTable, metrics: Sequence[str], *, lower_is_better:
     if unknown:
         raise InputError(f"lower-is-better metric {unknown[0]} is not among the metrics ranked "
                          f"({', '.join(metrics)}); name a ranked metric")
+    for method in methods or ():
+        table.check_method(method)
+    ranked = tuple(m for m in table.methods if methods is None or m in methods)
     rng = np.random.default_rng(seed)
-    reference = table.methods[0]
+    reference = ranked[0]
     keys, subjects = _keys(table, reference)
-    rows = {m: _rows(table, m, keys, table.seeds[m], f"method {reference}") for m in table.methods}
+    rows = {m: _rows(table, m, keys, table.seeds[m], f"method {reference}") for m in ranked}
     seed_draws = {m: rng.integers(0, len(table.seeds[m]), size=(resamples, len(table.seeds[m])))
-                  for m in table.methods}
+                  for m in ranked}
     shares = []
     for metric in metrics:
         columns = _columns_of(metric, ratio_by_name)
@@ -784,13 +790,13 @@ def rank_stability(table: LongTable, metrics: Sequence[str], *, lower_is_better:
         renumbered = np.searchsorted(kept, subjects[complete])
         weights = rng.multinomial(kept.size, np.full(kept.size, 1.0 / kept.size), size=resamples).astype(float)
         scores = np.stack([_resampled_score(values[m][:, complete], renumbered, weights, seed_draws[m])
-                           for m in table.methods])  # (methods, B)
+                           for m in ranked])  # (methods, B)
         if metric in lower:
             scores = -scores
         first = scores == scores.max(axis=0)
         share = (first / first.sum(axis=0)).mean(axis=1)
         shares.extend(RankShare(metric, "lower" if metric in lower else "higher", m, float(s), resamples)
-                      for m, s in zip(table.methods, share, strict=True))
+                      for m, s in zip(ranked, share, strict=True))
     return shares
 
 
