@@ -258,7 +258,7 @@ def white_noise_contrast(signal: Signal, roi_size: tuple[int, int], sigma: float
 
 
 def calibrate_contrast(images: object, signal: Signal, roi_size: tuple[int, int], target_dprime: float, *,
-                       observer: str = "cho", seed: int = 0, tolerance: float = 1e-3,
+                       observer: str = "cho", seed: int = 0, tolerance: float = 1e-3, mask: object = None,
                        **observer_options: object) -> float:
     """The contrast at which a model observer reaches ``target_dprime`` on a calibration set of images.
 
@@ -277,6 +277,8 @@ def calibrate_contrast(images: object, signal: Signal, roi_size: tuple[int, int]
         observer: an observer of :func:`taskloss.observers.detectability`.
         seed: seed of the locations and of the observer's split.
         tolerance: absolute tolerance on the contrast, as a fraction of the white-noise contrast.
+        mask: optional (H, W) or (N, H, W) booleans where the signal's centre may lie (as in
+            :func:`insert_signals`), e.g. inside the anatomy, as the task will place it.
         **observer_options: passed to :func:`taskloss.observers.detectability` (``channels``,
             ``channel_width``, ...).
 
@@ -296,10 +298,13 @@ def calibrate_contrast(images: object, signal: Signal, roi_size: tuple[int, int]
         raise InputError(f"target_dprime must be a finite number > 0, got {target_dprime}")
     half = stack.shape[0] // 2
     unit = signal.with_contrast(math.copysign(1.0, signal.contrast))
-    placed = insert_signals(stack[:half], unit, roi_size, seed=seed)
+    masks = (None, None) if mask is None else (
+        (mask, mask) if np.ndim(mask) == 2 else (np.asarray(mask)[:half], np.asarray(mask)[half:]))
+    placed = insert_signals(stack[:half], unit, roi_size, seed=seed, mask=masks[0])
     background = cut_rois(placed.absent, placed.locations, placed.roi_size)
     shape_roi = cut_rois(placed.present, placed.locations, placed.roi_size) - background
-    absent = cut_rois(stack[half:], insert_signals(stack[half:], unit, roi_size, seed=seed + 1).locations, roi_size)
+    absent = cut_rois(stack[half:], insert_signals(stack[half:], unit, roi_size, seed=seed + 1,
+                                                   mask=masks[1]).locations, roi_size)
 
     def deficit(contrast: float) -> float:
         return detectability(background + contrast * shape_roi, absent, observer, seed=seed,

@@ -22,6 +22,7 @@ PSNR-SIS trade-off figure (``tradeoff.png``).
 
 import csv
 import functools
+import json
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -81,6 +82,7 @@ from taskloss.studies.csmri_runs import (
     dagan_output_magnitude,
     lesion_masks,
 )
+from taskloss.studies.detection import DETECTION_FILE, DetectionSettings, calibrate, detection_section, score_methods
 from taskloss.studies.layout import (
     CSMRI_SCORER_RUN,
     CSMRI_TASK_NETWORK_RUN,
@@ -145,6 +147,8 @@ class CsmriPreset(StrictModel):
             score SIS ``sis_segmentation`` and that the task loss uses ``segmentation``.
         seeds: run the whole study once per training seed (:mod:`taskloss.studies.seeds`); None: once, in
             the study folder itself, with the runs' own seeds.
+        detection: the signal-detection task scored by model observers
+            (:mod:`taskloss.studies.detection`); None: not scored.
     """
 
     study: Literal["csmri"]
@@ -155,6 +159,7 @@ class CsmriPreset(StrictModel):
     figure_cases: int = Field(3, ge=1)
     runs: dict[str, CsmriRun]
     seeds: Seeds | None = None
+    detection: DetectionSettings | None = None
 
     @field_validator("data")
     @classmethod
@@ -323,6 +328,22 @@ def _save_images(folder: Path, ids: list[str], images: torch.Tensor) -> None:
         np.save(folder / f"{image_id}.npy", image[0].clamp(0, 1).cpu().numpy().astype(np.float32))
 
 
+def evaluate_detection(out_dir: Path, preset: CsmriPreset, settings: DetectionSettings, config: CsmriConfig,
+                       fabric: Fabric) -> Path:
+    """Score every method on the detection task (:mod:`taskloss.studies.detection`): the contrast set on
+    the validation ground truth, the test slices with and without the signal; ``results/detection.json``."""
+    splits = study_splits(config)
+    validation = np.stack([splits.val[i]["magnitude"][0].double().numpy() for i in range(len(splits.val))])
+    contrast = calibrate(settings, validation)
+    methods = _reconstructors(out_dir, fabric, preset.dlmri, {})
+    with torch.no_grad():
+        batches = [fabric.to_device(b) for b in DataLoader(splits.test, batch_size=8, shuffle=False)]
+        record = score_methods(settings, contrast, batches, methods)
+    path = out_dir / RESULTS_DIR / DETECTION_FILE
+    write_json(path, record)
+    return path
+
+
 def evaluate_generalisation(out_dir: Path, preset: CsmriPreset, config: CsmriConfig, fabric: Fabric) -> None:
     """Score every method on real MR images (pydicom, pydicom-data), resized to the study's size,
     scaled to a maximum of 1 and undersampled with fixed seeded masks of the study's kind."""
@@ -388,6 +409,8 @@ def run_csmri(preset: str | Path | CsmriPreset, out_dir: Path, data_dir: Path | 
     if fabric.is_global_zero:
         config = runs["recnet"].data_config()
         per_image = evaluate_methods(out_dir, preset, config, fabric)
+        if preset.detection is not None:
+            evaluate_detection(out_dir, preset, preset.detection, config, fabric)
         evaluate_generalisation(out_dir, preset, config, fabric)
         write_json(out_dir / STUDY_RECORD, {
             "study": CSMRI_STUDY, "preset": preset.name, "notes": preset.notes, "data": runs["recnet"].data,
@@ -478,7 +501,14 @@ def render_csmri(out_dir: Path) -> str:
     figure = _lesion_figure(results, per_method)
     tradeoff = _tradeoff_figure(results, per_method)
     verdicts = verdict_lines(reported.comparisons, method_label, reported.subjects)
-    return _csmri_section(out_dir, study, table, reported, generalisation, figure, tradeoff, verdicts)
+    detection: list[str] = []
+    if (results / DETECTION_FILE).is_file():
+        record = json.loads((results / DETECTION_FILE).read_text())
+        detection = detection_section(record, method_label, {m: float(np.mean(v["psnr"])) for m, v in
+                                                             per_method.items()})
+        detection += ["", f"![csmri PSNR against detectability](csmri/results/"
+                      f"{_detection_tradeoff(results, per_method, record).name})"]
+    return _csmri_section(out_dir, study, table, reported, generalisation, figure, tradeoff, verdicts, detection)
 
 
 def _csmri_long_rows(per_method: dict[str, dict[str, np.ndarray]]) -> list[LongRow]:
@@ -568,9 +598,29 @@ def _tradeoff_figure(results: Path, per_method: dict[str, dict[str, np.ndarray]]
                            f"SIS (scored by {CSMRI_SCORER_RUN})", title="CS-MRI: image quality against the task")
 
 
+DETECTION_TRADEOFF = "tradeoff_detection.png"
+
+
+def _detection_tradeoff(results: Path, per_method: dict[str, dict[str, np.ndarray]], record: Mapping[str, Any]
+                        ) -> Path:
+    """PSNR (95 % bootstrap CI) against the CHO's d' (normal-theory CI) of the detection task, per method."""
+    points = []
+    for method in per_method:
+        if method == "ground_truth" or method not in record["methods"]:
+            continue
+        psnr_summary, cho = summarize(per_method[method]["psnr"]), record["methods"][method]["cho"]
+        x, y = (psnr_summary.mean, psnr_summary.ci_low, psnr_summary.ci_high), (cho["snr"], *cho["snr_ci"])
+        if method.startswith(TASK_METHOD):
+            points.append(TradeoffPoint(f"λ = {method.removeprefix(TASK_METHOD)}", x, y, curve=SWEEP_CURVE))
+        else:
+            points.append(TradeoffPoint(method_label(method), x, y))
+    return tradeoff_figure(results / DETECTION_TRADEOFF, points, "PSNR (dB), mean over test slices",
+                           "detectability d' (CHO, Laguerre-Gauss)", title="CS-MRI: image quality against detection")
+
+
 def _csmri_section(out_dir: Path, study: dict[str, Any], table: ResultTable, reported: Reported,
                    generalisation: ResultTable | None, figure: Path | None, tradeoff: Path | None,
-                   verdict: list[str]) -> str:
+                   verdict: list[str], detection: list[str]) -> str:
     lines = ["## Compressed-sensing MRI (csmri)", ""]
     if study:
         data = study["data"]
@@ -585,6 +635,8 @@ def _csmri_section(out_dir: Path, study: dict[str, Any], table: ResultTable, rep
     if verdict:
         lines += ["Verdicts of the primary families (the source's methods vs RecNet on PSNR and SIS; the task loss "
                   "vs its same-budget control on Dice and PSNR):", "", *verdict, ""]
+    if detection:
+        lines += [*detection, ""]
     if tradeoff is not None:
         lines += [f"![csmri PSNR against SIS](csmri/results/{tradeoff.name})", ""]
     if figure is not None:
