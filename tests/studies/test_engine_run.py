@@ -465,6 +465,27 @@ def test_the_seed_report_pools_the_replicates_and_compare_recomputes_it(seeded, 
     assert "## seeded (study file), over 2 training seeds (0, 3)" in report
 
 
+def test_jobs_spread_the_runs_of_every_seed_and_give_the_same_results(study, seeded, tmp_path):
+    """--jobs 2 trains the six runs of both replicates in one pool of two workers (then each replicate
+    scores its finished runs): every per-image value equals the one-at-a-time study's."""
+    root, _ = study
+    result = CliRunner().invoke(app, ["study", "run", str(root / "seeded.yaml"), "--out", str(tmp_path),
+                                      "--accelerator", "cpu", "--jobs", "2"])
+    assert result.exit_code == 0, result.output
+    for replicate in ("0", "3"):
+        # The pool trained them before the replicate ran: the replicate found every run finished.
+        record = json.loads((tmp_path / "seeded" / "seeds" / replicate / "study.json").read_text())
+        assert record["jobs"] == 2 and set(record["seconds_per_step"].values()) == {None}
+        for run in ("unet-l1", "unet-ssim_l1", "unet-task_l1"):
+            part = Path("seeds") / replicate / "runs" / run / "evaluation" / "test.csv"
+            with open(seeded / part, newline="") as one, open(tmp_path / "seeded" / part, newline="") as two:
+                first, second = list(csv.DictReader(one)), list(csv.DictReader(two))
+            assert [r["id"] for r in first] == [r["id"] for r in second]
+            for a, b in zip(first, second, strict=True):
+                # thread counts change float rounding (a worker uses cores // 2 threads)
+                assert float(a["mae"]) == pytest.approx(float(b["mae"]), rel=1e-4, abs=1e-6)
+
+
 def test_one_seed_verdicts_say_they_are_exploratory_and_seeded_ones_do_not(study, seeded):
     _, folder = study
     one = render_report(folder.parent).read_text()

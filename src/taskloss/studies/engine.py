@@ -81,7 +81,7 @@ from taskloss.studies.layout import (
 )
 from taskloss.studies.paired import paired_data, paired_splits
 from taskloss.studies.report_kit import ALPHA, mde_markdown, plan_mdes
-from taskloss.studies.seeds import is_seeded, replicate_dir, run_seeds
+from taskloss.studies.seeds import is_seeded, replicate_dir, run_seeds, seed_offset
 from taskloss.studies.spec import (
     FILE_STUDY,
     TASKS,
@@ -439,8 +439,9 @@ def train_job(job: RunJob) -> float:
 
 
 def _jobs(runs: Mapping[str, FileRun], out_dir: Path, devices: int, accelerator: str, threads: int | None,
-          progress: bool) -> list[RunJob]:
-    return [RunJob(name, run.model_dump(mode="json"), str(out_dir / RUNS_DIR / name), devices, accelerator, threads,
+          progress: bool, run_dirs: Mapping[str, Path] | None = None) -> list[RunJob]:
+    folders = run_dirs or {name: out_dir / RUNS_DIR / name for name in runs}
+    return [RunJob(name, run.model_dump(mode="json"), str(folders[name]), devices, accelerator, threads,
                    progress) for name, run in runs.items()]
 
 
@@ -452,12 +453,14 @@ def _pin_device(devices: Any) -> None:
 
 
 def train_local(runs: Mapping[str, FileRun], out_dir: Path, jobs: int = 1, devices: int = 1,
-                accelerator: str = "auto") -> dict[str, float]:
+                accelerator: str = "auto", run_dirs: Mapping[str, Path] | None = None) -> dict[str, float]:
     """Train runs on this machine, ``jobs`` at a time.
 
     With ``jobs > 1`` each run trains in a worker process (spawned: a fresh interpreter, as CUDA and
     OpenMP need) with ``cores // jobs`` CPU threads, so the processes do not oversubscribe the
     cores; on a machine with GPUs worker k sees only GPU ``k mod count`` (``CUDA_VISIBLE_DEVICES``).
+    Each run trains in ``out_dir/runs/<name>``, or in ``run_dirs[name]`` when given (the runs of
+    several seed replicates in one pool).
 
     Returns:
         Seconds per training step of every run (NaN for runs that had finished).
@@ -467,7 +470,7 @@ def train_local(runs: Mapping[str, FileRun], out_dir: Path, jobs: int = 1, devic
                           "start; use --launcher slurm, or train one run with `taskloss train "
                           f"{out_dir / 'runs' / '<run>' / RUN_CONFIG_FILE} training.devices={devices}`")
     if jobs == 1:
-        return {job.name: train_job(job) for job in _jobs(runs, out_dir, devices, accelerator, None, True)}
+        return {job.name: train_job(job) for job in _jobs(runs, out_dir, devices, accelerator, None, True, run_dirs)}
     threads = max(1, (os.cpu_count() or 1) // jobs)
     context = multiprocessing.get_context("spawn")
     gpus = torch.cuda.device_count() if accelerator != "cpu" else 0
@@ -477,7 +480,7 @@ def train_local(runs: Mapping[str, FileRun], out_dir: Path, jobs: int = 1, devic
     with concurrent.futures.ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_pin_device,
                                                 initargs=(queue,)) as pool:
         futures = {job.name: pool.submit(train_job, job)
-                   for job in _jobs(runs, out_dir, devices, accelerator, threads, False)}
+                   for job in _jobs(runs, out_dir, devices, accelerator, threads, False, run_dirs)}
         return {name: future.result() for name, future in futures.items()}
 
 
@@ -589,8 +592,26 @@ def _run_file_seeds(spec: StudySpec, out_dir: Path, devices: int, accelerator: s
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / STUDY_FILE).write_text(yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False))
     assert spec.seeds is not None
+    if jobs > 1 and LAUNCHERS[launcher] is None:
+        _train_replicates(spec, out_dir, devices, accelerator, jobs)
     return run_seeds(out_dir, spec.seeds, lambda folder, offset: run_file_study(
         replicate_spec(spec, offset), folder, devices, accelerator, jobs, launcher), render_file_study)
+
+
+def _train_replicates(spec: StudySpec, out_dir: Path, devices: int, accelerator: str, jobs: int) -> None:
+    """With ``--jobs``, the runs of every seed's replicate in one pool of ``jobs`` workers (each replicate's
+    task network first, in this process): the replicates then find their runs finished and score them."""
+    assert spec.seeds is not None
+    runs: dict[str, FileRun] = {}
+    folders: dict[str, Path] = {}
+    for seed in spec.seeds:
+        replicate, folder = replicate_spec(spec, seed_offset(seed)), replicate_dir(out_dir, seed)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / STUDY_FILE).write_text(yaml.safe_dump(replicate.model_dump(mode="json"), sort_keys=False))
+        train_task_network(replicate, folder, devices, accelerator)
+        for name, run in build_runs(replicate).items():
+            runs[f"{SEEDS_DIR}/{seed}/{name}"], folders[f"{SEEDS_DIR}/{seed}/{name}"] = run, folder / RUNS_DIR / name
+    train_local(runs, out_dir, jobs, devices, accelerator, run_dirs=folders)
 
 
 # -- plan ------------------------------------------------------------------------------------------
