@@ -38,6 +38,7 @@ from taskloss.metrics.power import POWER, DesignMde, design_mdes
 from taskloss.studies.common import write_json, write_text
 from taskloss.studies.layout import COMPARISONS_CSV, COMPARISONS_MD, PER_IMAGE_CSV, PLANS_FILE, RESULTS_DIR
 from taskloss.studies.paired import subject_of
+from taskloss.studies.spec import HIGHER_IS_BETTER
 from taskloss.training.checkpoint import atomic_write
 
 ALPHA = 0.05
@@ -226,9 +227,10 @@ NO_COMPARISON = ("No comparison: the test split holds {subjects} subject(s), and
                  "at least 2 (run a larger preset, or give data with more subjects).")
 
 
-LOWER_IS_BETTER = frozenset({"mae", "mse", "nmse", "hfen"})
-"""Metrics of the studies where a lower value is the better one (errors)."""
-HIGHER_IS_BETTER = frozenset({"psnr", "ssim", "ms_ssim", "haarpsi", "vsi", "sis"})
+LOWER_IS_BETTER = frozenset({*(m for m, higher in HIGHER_IS_BETTER.items() if not higher), "mse"})
+"""Metrics of the studies where a lower value is the better one (the errors of
+:data:`taskloss.studies.spec.HIGHER_IS_BETTER`, and MSE)."""
+BETTER_HIGHER = frozenset({*(m for m, higher in HIGHER_IS_BETTER.items() if higher), "sis"})
 """Metrics of the studies where a higher value is the better one (and every Dice column)."""
 
 
@@ -242,7 +244,7 @@ def better(metric: str, verdict: str) -> str:
     """
     if metric in LOWER_IS_BETTER:
         good = "lower"
-    elif metric in HIGHER_IS_BETTER or "dice" in metric:
+    elif metric in BETTER_HIGHER or "dice" in metric:
         good = "higher"
     else:
         return ""
