@@ -51,6 +51,10 @@ def test_the_signal_present_slice_is_the_slice_plus_the_signal_acquired_with_its
     truth = torch.complex(batch["target"][:, 0], batch["target"][:, 1])[:, None] + signal
     torch.testing.assert_close(present["magnitude"], truth.abs())
     assert torch.equal(present["mask"], batch["mask"])
+    # A zero signal acquires a slice exactly as the dataset did: the absent rows of a mixed batch are the slices.
+    unchanged = present_batch(batch, torch.zeros_like(signal))
+    for key in ("input", "kspace", "magnitude", "target"):
+        torch.testing.assert_close(unchanged[key], batch[key], atol=1e-6, rtol=0)
 
 
 def test_identity_reaches_the_white_noise_dprime_and_a_blind_method_stays_at_chance():
