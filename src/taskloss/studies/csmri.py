@@ -575,23 +575,36 @@ def _lesion_figure(results: Path, per_method: dict[str, dict[str, np.ndarray]]) 
                              target_label="Ground truth", title="CS-MRI, test slices with the largest lesions")
 
 
-def _tradeoff_figure(results: Path, per_method: dict[str, dict[str, np.ndarray]]) -> Path | None:
-    """PSNR against SIS (independent scorer) with 95 % bootstrap CIs; the weight sweep as a curve from RecNet."""
-    truth = per_method["ground_truth"]
+def _tradeoff_points(per_method: dict[str, dict[str, np.ndarray]],
+                     task_value: Callable[[str], tuple[float, float, float] | None]) -> list[TradeoffPoint]:
+    """Every method (not the ground truth) as PSNR (mean and 95 % bootstrap CI) against ``task_value``
+    (mean, low, high; None leaves the method out); the weight sweep as one curve from its λ = 0 (the
+    MSE control, else RecNet)."""
     points = []
     for method, values in per_method.items():
-        sis = _sis_cell(values, truth)
-        if method == "ground_truth" or sis is None:
+        y = task_value(method) if method != "ground_truth" else None
+        if y is None:
             continue
         psnr_summary = summarize(values["psnr"])
         x = (psnr_summary.mean, psnr_summary.ci_low, psnr_summary.ci_high)
-        y = (sis.mean, sis.ci_low, sis.ci_high)
         if method.startswith(TASK_METHOD):
             points.append(TradeoffPoint(f"λ = {method.removeprefix(TASK_METHOD)}", x, y, curve=SWEEP_CURVE))
             continue
         if method == (CONTROL if CONTROL in per_method else "recnet"):  # the sweep's λ = 0
             points.append(TradeoffPoint("λ = 0", x, y, curve=SWEEP_CURVE))
         points.append(TradeoffPoint(method_label(method), x, y))
+    return points
+
+
+def _tradeoff_figure(results: Path, per_method: dict[str, dict[str, np.ndarray]]) -> Path | None:
+    """PSNR against SIS (independent scorer) with 95 % bootstrap CIs; the weight sweep as a curve from RecNet."""
+    truth = per_method["ground_truth"]
+
+    def sis(method: str) -> tuple[float, float, float] | None:
+        cell = _sis_cell(per_method[method], truth)
+        return None if cell is None else (cell.mean, cell.ci_low, cell.ci_high)
+
+    points = _tradeoff_points(per_method, sis)
     if not points:
         return None
     return tradeoff_figure(results / "tradeoff.png", points, "PSNR (dB), mean over test slices",
@@ -604,16 +617,11 @@ DETECTION_TRADEOFF = "tradeoff_detection.png"
 def _detection_tradeoff(results: Path, per_method: dict[str, dict[str, np.ndarray]], record: Mapping[str, Any]
                         ) -> Path:
     """PSNR (95 % bootstrap CI) against the CHO's d' (normal-theory CI) of the detection task, per method."""
-    points = []
-    for method in per_method:
-        if method == "ground_truth" or method not in record["methods"]:
-            continue
-        psnr_summary, cho = summarize(per_method[method]["psnr"]), record["methods"][method]["cho"]
-        x, y = (psnr_summary.mean, psnr_summary.ci_low, psnr_summary.ci_high), (cho["snr"], *cho["snr_ci"])
-        if method.startswith(TASK_METHOD):
-            points.append(TradeoffPoint(f"λ = {method.removeprefix(TASK_METHOD)}", x, y, curve=SWEEP_CURVE))
-        else:
-            points.append(TradeoffPoint(method_label(method), x, y))
+    def dprime(method: str) -> tuple[float, float, float] | None:
+        cho = record["methods"].get(method, {}).get("cho")
+        return None if cho is None else (cho["snr"], *cho["snr_ci"])
+
+    points = _tradeoff_points(per_method, dprime)
     return tradeoff_figure(results / DETECTION_TRADEOFF, points, "PSNR (dB), mean over test slices",
                            "detectability d' (CHO, Laguerre-Gauss)", title="CS-MRI: image quality against detection")
 
