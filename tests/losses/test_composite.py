@@ -117,10 +117,28 @@ def test_bad_terms_are_named() -> None:
         loss({"a": torch.tensor(1.0), "c": torch.tensor(1.0)})
     with pytest.raises(InputError, match=r"term 'b' must be a scalar tensor, got \(4,\)"):
         loss({"a": torch.tensor(1.0), "b": torch.ones(4)})
-    with pytest.raises(InputError, match=r"cannot normalise loss term 'b' by its size: its value on a "
-                                         r"balancing batch is 0.0"):
+    with pytest.raises(InputError, match=r"cannot normalise loss term 'b' by its size: it is 0 on all 1 "
+                                         r"balancing batches; balance over more batches"):
         loss({"a": torch.tensor(1.0), "b": torch.tensor(0.0)})
+    with pytest.raises(InputError, match=r"cannot normalise loss term 'b' by its size: its value on a "
+                                         r"balancing batch is -1.0; a term must be finite and >= 0"):
+        loss({"a": torch.tensor(1.0), "b": torch.tensor(-1.0)})
     assert loss.normalizer is not None and not loss.normalizer.frozen
+
+
+def test_a_term_that_is_zero_on_some_balancing_batches_is_divided_by_its_mean_over_all() -> None:
+    """A hinge term (0 where it is satisfied) on 3 balancing batches: 0, 0.3, 0.6 -> divisor 0.3."""
+    loss = CompositeLoss({"a": 1.0, "hinge": 2.0}, normalize="first", normalize_batches=3).train()
+    first = loss({"a": torch.tensor(2.0), "hinge": torch.tensor(0.0)})
+    assert float(first.weighted["hinge"]) == 0.0 and float(first.weighted["a"]) == 1.0
+    loss({"a": torch.tensor(2.0), "hinge": torch.tensor(0.3)})
+    loss({"a": torch.tensor(2.0), "hinge": torch.tensor(0.6)})
+    assert loss.normalizer is not None and loss.normalizer.frozen
+    assert float(loss({"a": torch.tensor(4.0), "hinge": torch.tensor(0.6)}).weighted["hinge"]) == pytest.approx(4.0)
+    zero = CompositeLoss({"a": 1.0, "hinge": 1.0}, normalize="first", normalize_batches=2).train()
+    zero({"a": torch.tensor(1.0), "hinge": torch.tensor(0.0)})
+    with pytest.raises(InputError, match=r"'hinge' by its size: it is 0 on all 2 balancing batches"):
+        zero({"a": torch.tensor(1.0), "hinge": torch.tensor(0.0)})
 
 
 def test_seitzer_presets() -> None:

@@ -16,6 +16,9 @@ import pytest
 GOLDEN = Path(__file__).with_name("golden") / "tiny_studies.json"
 PATTERNS = {"mr2xray": ("runs/*/evaluation/test.csv",),
             "csmri": ("results/per_image/*.csv", "results/generalisation/*.csv")}
+ADDED = {"csmri": ("results/per_image/recnet_observer.csv", "results/generalisation/recnet_observer.csv")}
+"""Files of methods added to the tiny study files after the golden numbers were made (the observer loss's
+row, issue 21): each added method trains after every golden run and leaves their numbers as they were."""
 RTOL, ATOL = 1e-4, 1e-6
 """Not bit-exact: float summation order depends on the thread count and the CPU's vector unit. Measured
 on this project's 2-core machine, one thread against two (the same code, `make_golden.py` twice): at
@@ -32,13 +35,13 @@ def _read(path: Path) -> dict[str, list[str]]:
 def assert_golden() -> Callable[[str, Path], None]:
     """``assert_golden(study, study_dir)``: every golden per-image file of ``study`` exists in
     ``study_dir`` with the same ids, columns and values (within :data:`RTOL`, :data:`ATOL`), and no
-    file is new."""
+    file is new but those of :data:`ADDED`."""
     golden = json.loads(GOLDEN.read_text())
 
     def check(study: str, study_dir: Path) -> None:
         expected = golden[study]
         found = sorted(str(p.relative_to(study_dir)) for pattern in PATTERNS[study] for p in study_dir.glob(pattern))
-        assert found == sorted(expected)
+        assert found == sorted([*expected, *ADDED.get(study, ())])
         for name, columns in expected.items():
             actual = _read(study_dir / name)
             assert list(actual) == list(columns), name

@@ -79,6 +79,27 @@ def _independent_scorers(study: str, runs: dict[str, Any], resolved: bool) -> di
     return runs
 
 
+OBSERVER = {"demo": (2.0, 0.7, 16, 4.0), "small": (2.0, 0.7, 16, 4.0), "full": (4.0, 1.0, 32, 8.0)}
+"""The observer-loss row's disc radius, edge, ROI and channel width per scale (issue 21), contrast 0.1, weight 1."""
+
+
+def _observer_row(scale: str, runs: dict[str, Any], resolved: bool) -> dict[str, Any]:
+    """The second deliberate change (issue 21): ``recnet_observer``, the MSE control fine-tuned with the observer
+    loss instead, trained right after the λ sweep."""
+    size, edge, roi, width = OBSERVER[scale]
+    observer: dict[str, Any] = {"weight": 1.0, "size": size, "edge": edge, "contrast": 0.1, "roi": roi,
+                                "channel_width": width}
+    if resolved:
+        observer["n_channels"] = 5
+    row = {**json.loads(json.dumps(runs["recnet_finetuned"])), "task_balance_batches": 5, "observer": observer}
+    if resolved:  # the new option, unset, in every other run's config.yaml
+        runs = {name: {**run, "observer": None} for name, run in runs.items()}
+    names = list(runs)
+    at = names.index("recnet_task_10") + 1
+    return {name: (row if name == "recnet_observer" else runs[name])
+            for name in [*names[:at], "recnet_observer", *names[at:]]}
+
+
 NOTES = {"mr2xray-small": "64 px, 30 subjects x 12 views, the demo's widths, 30 epochs, every task-loss row, 3 seeds; "
                           "25 min on 2 CPU cores",
          "csmri-small": "64 px, 4x, 36 subjects x 16 slices, the demo's widths, every row, 3 seeds; about 25 min per "
@@ -92,7 +113,8 @@ def test_each_shipped_file_holds_the_values_of_the_python_preset(study, scale):
     expected = HEAD["presets"][f"{study}-{scale}"]
     expected = {**expected, "notes": NOTES.get(f"{study}-{scale}", expected["notes"])}
     if study == "csmri":
-        expected = {**expected, "runs": _independent_scorers(study, expected["runs"], resolved=False)}
+        expected = {**expected, "runs": _observer_row(scale, _independent_scorers(study, expected["runs"],
+                                                                                   resolved=False), False)}
     assert _head_shape(preset) == expected
     order = "networks" if study == "mr2xray" else "runs"
     assert list(_head_shape(preset)[order]) == list(expected[order])  # the runs train in this order
@@ -102,6 +124,8 @@ def test_each_shipped_file_holds_the_values_of_the_python_preset(study, scale):
 def test_each_shipped_file_resolves_to_the_same_run_configurations(study, scale):
     resolved = _resolved_runs(study, scale)
     expected = _independent_scorers(study, HEAD["runs"][f"{study}-{scale}"], resolved=True)
+    if study == "csmri":
+        expected = _observer_row(scale, expected, True)
     assert list(resolved) == list(expected)
     assert resolved == expected  # so config.yaml of an existing run folder is accepted as unchanged
 

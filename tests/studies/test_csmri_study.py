@@ -10,7 +10,7 @@ import pytest
 from taskloss.studies import render_report
 from taskloss.studies.csmri import METHODS, csmri_plans, run_csmri
 
-TASK_METHODS = ("recnet_finetuned", "recnet_task_0.5", "refinement_task")
+TASK_METHODS = ("recnet_finetuned", "recnet_task_0.5", "recnet_observer", "refinement_task")
 TINY_FILE = Path(__file__).with_name("tiny") / "csmri-tiny.yaml"
 
 
@@ -37,17 +37,19 @@ def test_every_method_is_scored_per_slice(study):
     assert all(float(r["psnr"]) == float("inf") and float(r["ssim"]) == pytest.approx(1.0) for r in truth)
     methods = json.loads((results / "methods.json").read_text())["methods"]
     assert [m["key"] for m in methods] == [*METHODS, *TASK_METHODS]
-    assert methods[-2]["label"] == "RecNet + task loss (λ = 0.5)"
+    assert [m["label"] for m in methods[-3:]] == ["RecNet + task loss (λ = 0.5)", "RecNet + observer loss",
+                                                  "RecNet + refinement + task loss"]
 
 
 def test_table_has_the_source_rows_and_a_dash_for_mos(study):
     table = (study / "csmri" / "results" / "table.md").read_text().splitlines()
     assert table[0] == "| Method | PSNR ↑ | SSIM ↑ | SIS ↑ | SIS, loss's network ↑ | MOS ↑ |"
-    assert [line.split(" | ")[0].removeprefix("| ") for line in table[2:11]] == [
+    assert [line.split(" | ")[0].removeprefix("| ") for line in table[2:12]] == [
         "Ground truth", "Zero-filled", "DLMRI", "DAGAN", "RecNet", "RecNet + refinement",
-        "RecNet, fine-tuned with MSE (λ = 0)", "RecNet + task loss (λ = 0.5)", "RecNet + refinement + task loss"]
+        "RecNet, fine-tuned with MSE (λ = 0)", "RecNet + task loss (λ = 0.5)", "RecNet + observer loss",
+        "RecNet + refinement + task loss"]
     assert table[2].startswith("| Ground truth | ∞ | 1.000 ± 0.000 |")
-    assert all(line.endswith("| — |") for line in table[2:11])
+    assert all(line.endswith("| — |") for line in table[2:12])
 
 
 def test_task_runs_use_the_segmentation_network_and_scoring_uses_another(study):
@@ -58,17 +60,23 @@ def test_task_runs_use_the_segmentation_network_and_scoring_uses_another(study):
     assert recnet_task.endswith(", fine-tuned from run 'recnet'")
     control = json.loads((runs / "recnet_finetuned" / "evaluation" / "run.json").read_text())["loss"]
     assert control == "MSE on the complex image (2 channels), fine-tuned from run 'recnet'"
+    observer = json.loads((runs / "recnet_observer" / "evaluation" / "run.json").read_text())["loss"]
+    assert observer == ("MSE on the complex image + 1 x CHO observer loss (LG 5 channels, width 4 px) of a disc of "
+                        "radius 2 px, contrast 0.1, in 16 px ROIs (each term divided by its mean over the first 2 "
+                        "batches), fine-tuned from run 'recnet'")
     refinement_task = json.loads((runs / "refinement_task" / "evaluation" / "run.json").read_text())["loss"]
     assert "1 x task loss (kl" in refinement_task
     scorer = (runs / "sis_segmentation" / "config.yaml").read_text()
     assert "seed: 1" in scorer and "network: segmentation_resnet" in scorer
     plans = csmri_plans(dict.fromkeys(["ground_truth", "zero_filled", "dlmri", "dagan", "recnet", "refinement",
-                                        "recnet_finetuned", "recnet_task_0.5", "refinement_task"]))
+                                        "recnet_finetuned", "recnet_task_0.5", "recnet_observer",
+                                        "refinement_task"]))
     assert [plan.command("results/per_image.csv") for plan in plans] == [
         "taskloss compare results/per_image.csv --baseline recnet --method zero_filled --method dlmri --method dagan "
         "--method refinement --metric psnr --metric ssim --metric nmse --metric dice --metric sis --primary psnr "
         "--primary sis --ratio sis=dice/dice_truth --out comparisons/recnet",
-        "taskloss compare results/per_image.csv --baseline recnet_finetuned --method recnet_task_0.5 --metric dice "
+        "taskloss compare results/per_image.csv --baseline recnet_finetuned --method recnet_task_0.5 "
+        "--method recnet_observer --metric dice "
         "--metric psnr --metric ssim --metric sis --metric dice_loss_net --primary dice --primary psnr "
         "--ratio sis=dice/dice_truth --out comparisons/recnet_finetuned",
         "taskloss compare results/per_image.csv --baseline refinement --method refinement_task --metric dice "
@@ -78,7 +86,7 @@ def test_task_runs_use_the_segmentation_network_and_scoring_uses_another(study):
     # any reconstruction: SIS is undefined, so there is no PSNR-vs-SIS trade-off to draw (nor an SIS cell).
     assert not (study / "csmri" / "results" / "tradeoff.png").exists()
     assert all(line.split(" | ")[3] == "—" for line in (study / "csmri" / "results" / "table.md").read_text()
-               .splitlines()[2:11])
+               .splitlines()[2:12])
 
 
 def test_mos_from_a_reader_study_fills_the_column(study):

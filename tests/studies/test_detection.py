@@ -12,13 +12,19 @@ from scipy import stats
 from taskloss.data.csmri import CsmriConfig, csmri_splits
 from taskloss.data.kspace import complex_to_channels, fft2c, ifft2c
 from taskloss.data.signals import Signal, white_noise_contrast
+from taskloss.errors import ConfigError
+from taskloss.observers import auc_delong, dprime
+from taskloss.studies.csmri_runs import CsmriRun, csmri_task
 from taskloss.studies.detection import (
     DetectionSettings,
     calibrate,
+    detection_comparisons,
     detection_section,
     head_masks,
     present_batch,
     score_methods,
+    subject_resamples,
+    write_detection_comparisons,
 )
 
 SIZE = 32
@@ -121,3 +127,85 @@ def test_the_report_states_where_psnr_and_detectability_disagree():
 
 def test_signal_is_a_disc_of_the_settings():
     assert DetectionSettings(size=3.0, edge=0.5).signal(0.1) == Signal("disc", 3.0, 0.1, edge=0.5)
+
+
+def scored_record(seed=0, subjects=6, per_class=4):
+    """A detection record with per-slice scores: a baseline, a method whose signal stands out more in every
+    subject, and a copy of the baseline."""
+    rng = np.random.default_rng(seed)
+    ids_p = [f"s{s:02d}_z{2 * k:03d}" for s in range(subjects) for k in range(per_class)]
+    ids_a = [f"s{s:02d}_z{2 * k + 1:03d}" for s in range(subjects) for k in range(per_class)]
+    n = subjects * per_class
+    absent = rng.normal(size=n)
+    base = {"present": 0.5 + rng.normal(size=n), "absent": absent}
+    better = {"present": base["present"] + 2.0, "absent": absent}
+
+    def entry(parts):
+        auc, auc_ci = auc_delong(parts["present"], parts["absent"])
+        snr, snr_ci = dprime(parts["present"], parts["absent"])
+        scores = {"auc": auc, "auc_ci": list(auc_ci), "snr": snr, "snr_ci": list(snr_ci),
+                  "scores_present": parts["present"].tolist(), "scores_absent": parts["absent"].tolist()}
+        return {"cho": scores, "npw": scores}
+
+    return {"settings": DetectionSettings().model_dump(), "contrast": 0.02, "n_present": n, "n_absent": n,
+            "ids_present": ids_p, "ids_absent": ids_a,
+            "methods": {"base": entry(base), "better": entry(better), "copy": entry(base)}}
+
+
+def by_hand_subject_dprime(record, method, subject):
+    scores = record["methods"][method]["cho"]
+    p = [v for i, v in zip(record["ids_present"], scores["scores_present"], strict=True) if i.startswith(subject)]
+    a = [v for i, v in zip(record["ids_absent"], scores["scores_absent"], strict=True) if i.startswith(subject)]
+    return (np.mean(p) - np.mean(a)) / math.sqrt((np.var(p, ddof=1) + np.var(a, ddof=1)) / 2)
+
+
+def test_detection_comparisons_take_the_subject_as_the_unit():
+    record = scored_record()
+    found = detection_comparisons(record, [("base", ("better", "copy", "absent_method")), ("missing", ("base",))])
+    assert [(c.baseline, c.method, c.subjects) for c in found] == [("base", "better", 6), ("base", "copy", 6)]
+    better, copy = found
+    differences = [by_hand_subject_dprime(record, "better", f"s{s:02d}") - by_hand_subject_dprime(record, "base",
+                                                                                                   f"s{s:02d}")
+                   for s in range(6)]
+    t = stats.ttest_1samp(differences, 0.0)
+    interval = t.confidence_interval(0.95)
+    assert better.difference == pytest.approx(np.mean(differences))
+    assert (better.ci_low, better.ci_high, better.p) == pytest.approx((interval.low, interval.high, t.pvalue))
+    assert better.verdict == "higher" and better.p_holm == pytest.approx(min(1.0, 2 * better.p))
+    # Paired: a copy of the baseline differs by exactly 0 in every subject.
+    assert (copy.difference, copy.ci_low, copy.ci_high, copy.p, copy.verdict) == (0.0, 0.0, 0.0, 1.0, "inconclusive")
+    assert detection_comparisons({k: v for k, v in record.items() if k != "ids_present"}, [("base", ("better",))]) == []
+
+
+def test_the_section_gives_subject_intervals_and_the_comparisons(tmp_path):
+    record = scored_record(subjects=12)
+    comparisons = detection_comparisons(record, [("base", ("better", "copy"))])
+    lines = detection_section(record, str.upper, {"base": 28.0, "better": 27.0, "copy": 28.0}, comparisons,
+                              reference="base")
+    assert "Intervals: 95 % bootstrap intervals over the 12 test subjects (the per-slice scores held fixed" in lines[0]
+    low, high = np.nanpercentile(subject_resamples(record)["better"][1], [2.5, 97.5])
+    assert f"| BETTER | {record['methods']['better']['cho']['auc']:.3f} [" in lines[5]
+    assert f" | {record['methods']['better']['cho']['snr']:.2f} [{low:.2f}, {high:.2f}] |" in lines[5]
+    assert f"| BETTER | BASE | {comparisons[0].difference:+.2f} [" in "\n".join(lines)
+    assert lines[-1].startswith("- PSNR and detectability disagree: BETTER has -1.00 dB PSNR but +")
+    write_detection_comparisons(tmp_path / "c.csv", comparisons)
+    rows = (tmp_path / "c.csv").read_text().splitlines()
+    assert rows[0] == ("family,baseline,method,observer,measure,difference,ci_low,ci_high,p,p_holm,verdict,"
+                       "subjects") and rows[2].startswith("base,base,copy,cho,snr,0.0,0.0,0.0,1.0,1.0,inconclusive,12")
+
+
+def test_with_few_subjects_the_table_keeps_the_intervals_over_images():
+    """2 subjects give 3 distinct bootstrap resamples: no interval over subjects from them."""
+    record = scored_record(subjects=2)
+    lines = detection_section(record, str.upper, {"base": 28.0}, ())
+    assert "not over subjects: 2 test subjects are too few for a bootstrap over subjects (at least 10)" in lines[0]
+    o = record["methods"]["base"]["cho"]
+    assert f"| BASE | {o['auc']:.3f} [{o['auc_ci'][0]:.3f}, {o['auc_ci'][1]:.3f}] |" in lines[4]
+
+
+def test_observer_runs_are_recnet_runs_without_a_task_term(tmp_path):
+    observer = {"weight": 1.0}
+    with pytest.raises(ConfigError, match=r"either task_run \(the task loss\) or observer \(the observer loss\)"):
+        csmri_task(CsmriRun(stage="recnet", network="recnet", observer=observer, task_run="seg"), tmp_path / "r")
+    with pytest.raises(ConfigError, match=r"observer applies to recnet runs, not to a 'dagan' run; remove it"):
+        csmri_task(CsmriRun(stage="dagan", network="dagan_generator", observer=observer), tmp_path / "r")

@@ -62,28 +62,36 @@ class TermNormalizer(nn.Module):
                 Before any batch is recorded, a call that does not record divides each term by
                 its own value (by 1 where that value is 0).
 
+        A term may be 0 on some balancing batches (a hinge, e.g. :class:`~taskloss.losses.ObserverLoss`,
+        that is satisfied there): until a positive value is recorded its divisor is 1, which leaves
+        it 0; once frozen every divisor is the term's mean over the balancing batches.
+
         Raises:
-            InputError: when a recorded value is not finite or not > 0 (a term that is 0 on the
-                first batches cannot be normalised by its size).
+            InputError: when a recorded value is not finite or negative, or a term's mean over all the
+                balancing batches is 0 (a term that is 0 on every balancing batch cannot be normalised
+                by its size).
         """
         values = values.detach()
         if record and not self.frozen:
             batch = _mean_over_processes(values.to(self.total.dtype))
-            self._check_positive(batch)
+            self._check_recordable(batch, self.total + batch, int(self.count) + 1 >= self.batches)
             self.total += batch
             self.count += 1
         if int(self.count) == 0:
             return torch.where(values > 0, values, torch.ones_like(values))
-        return (self.total / self.count).to(values.dtype)
+        mean = self.total / self.count
+        return torch.where(mean > 0, mean, torch.ones_like(mean)).to(values.dtype)
 
-    def _check_positive(self, batch: torch.Tensor) -> None:
-        bad = [(name, float(value)) for name, value in zip(self.names, batch.cpu(), strict=True)
-               if not (torch.isfinite(value) and value > 0)]
-        if bad:
-            name, value = bad[0]
-            raise InputError(f"cannot normalise loss term {name!r} by its size: its value on a "
-                             f"balancing batch is {value}; a term must be finite and > 0 there "
-                             "(check the inputs, or give that term a fixed weight instead)")
+    def _check_recordable(self, batch: torch.Tensor, total: torch.Tensor, last: bool) -> None:
+        for name, value, summed in zip(self.names, batch.cpu(), total.cpu(), strict=True):
+            if not (torch.isfinite(value) and value >= 0):
+                raise InputError(f"cannot normalise loss term {name!r} by its size: its value on a "
+                                 f"balancing batch is {float(value)}; a term must be finite and >= 0 there "
+                                 "(check the inputs, or give that term a fixed weight instead)")
+            if last and not summed > 0:
+                raise InputError(f"cannot normalise loss term {name!r} by its size: it is 0 on all "
+                                 f"{self.batches} balancing batches; balance over more batches "
+                                 "(normalize_batches) or give that term a fixed weight instead")
 
     def get_extra_state(self) -> dict[str, Any]:
         return {"names": list(self.names), "batches": self.batches}

@@ -5,7 +5,8 @@
   DeLong's interval and d' with its interval (:class:`Detectability`);
 - :mod:`taskloss.observers.channels`: Laguerre-Gauss, Gabor and difference-of-Gaussians channels
   (after the FDA LCD-CT toolbox) and the NPWE eye filter;
-- :mod:`taskloss.observers.roc`: :func:`auc_delong` and :func:`dprime` on any two sets of scores.
+- :mod:`taskloss.observers.roc`: :func:`auc_delong` and :func:`dprime` on any two sets of scores, and
+  :func:`grouped_bootstrap` (AUC and d' resampled over subjects, paired through :func:`group_draws`).
 
 This package is of the metrics layer: it imports only errors, validation and the lowest layers.
 Formulas, the bias guard and a detection study on one's own images: ``docs/observers.md``.
@@ -24,7 +25,7 @@ from taskloss.observers.channels import (
     roi_grid,
 )
 from taskloss.observers.detect import OBSERVERS, Detectability, detectability
-from taskloss.observers.roc import auc_delong, dprime
+from taskloss.observers.roc import auc_delong, dprime, group_draws, grouped_bootstrap
 
 __all__ = [
     "CHANNEL_FAMILIES",
@@ -39,6 +40,8 @@ __all__ = [
     "dprime",
     "eye_filter",
     "gabor_channels",
+    "group_draws",
+    "grouped_bootstrap",
     "laguerre_gauss_channels",
     "make_channels",
     "roi_grid",

@@ -82,7 +82,16 @@ from taskloss.studies.csmri_runs import (
     dagan_output_magnitude,
     lesion_masks,
 )
-from taskloss.studies.detection import DETECTION_FILE, DetectionSettings, calibrate, detection_section, score_methods
+from taskloss.studies.detection import (
+    DETECTION_COMPARISONS_FILE,
+    DETECTION_FILE,
+    DetectionSettings,
+    calibrate,
+    detection_comparisons,
+    detection_section,
+    score_methods,
+    write_detection_comparisons,
+)
 from taskloss.studies.layout import (
     CSMRI_SCORER_RUN,
     CSMRI_TASK_NETWORK_RUN,
@@ -111,10 +120,12 @@ METHODS = ("ground_truth", "zero_filled", "dlmri", "dagan", "recnet", "refinemen
 METHOD_LABELS = {"ground_truth": "Ground truth", "zero_filled": "Zero-filled", "dlmri": "DLMRI", "dagan": "DAGAN",
           "recnet": "RecNet", "refinement": "RecNet + refinement",
           "refinement_task": "RecNet + refinement + task loss",
-          "recnet_finetuned": "RecNet, fine-tuned with MSE (λ = 0)"}
+          "recnet_finetuned": "RecNet, fine-tuned with MSE (λ = 0)", "recnet_observer": "RecNet + observer loss"}
 TASK_METHOD = "recnet_task_"
 """Prefix of the RecNet + task loss runs (and methods) of the weight sweep: ``recnet_task_<weight>``."""
 REFINEMENT_TASK = "refinement_task"
+OBSERVER_METHOD = "recnet_observer"
+"""The RecNet fine-tuned with MSE + the observer loss (its run's ``observer:`` option), against the control."""
 CSMRI_METRICS = ("psnr", "ssim", "nmse", "dice", "dice_loss_net")
 CONTROL = "recnet_finetuned"
 """The same-budget control of the sweep: RecNet fine-tuned as long with MSE alone (λ = 0)."""
@@ -237,12 +248,12 @@ Reconstructor = Callable[[dict[str, Any]], torch.Tensor]
 
 def trained_methods(out_dir: Path) -> list[str]:
     """The methods beyond the source whose runs exist in ``out_dir/runs``: the control, the sweep by
-    weight, then refinement + task loss."""
+    weight, the observer loss, then refinement + task loss."""
     runs = out_dir / RUNS_DIR
     sweep = sorted((p.name for p in runs.glob(f"{TASK_METHOD}*") if p.is_dir()),
                    key=lambda name: float(name.removeprefix(TASK_METHOD)))
     return ([CONTROL] if (runs / CONTROL).is_dir() else []) + sweep + \
-        ([REFINEMENT_TASK] if (runs / REFINEMENT_TASK).is_dir() else [])
+        [name for name in (OBSERVER_METHOD, REFINEMENT_TASK) if (runs / name).is_dir()]
 
 
 def _reconstructors(out_dir: Path, fabric: Fabric, dlmri_config: DlmriConfig, timings: dict[str, float]
@@ -436,7 +447,7 @@ def _read_methods(folder: Path) -> dict[str, dict[str, np.ndarray]]:
     found = {}
     task_methods = sorted((p.stem for p in folder.glob(f"{TASK_METHOD}*.csv")),
                           key=lambda name: float(name.removeprefix(TASK_METHOD)))
-    for method in (*METHODS, CONTROL, *task_methods, REFINEMENT_TASK):
+    for method in (*METHODS, CONTROL, *task_methods, OBSERVER_METHOD, REFINEMENT_TASK):
         path = folder / f"{method}.csv"
         if path.is_file():
             ids, values = read_per_image(path)
@@ -504,8 +515,12 @@ def render_csmri(out_dir: Path) -> str:
     detection: list[str] = []
     if (results / DETECTION_FILE).is_file():
         record = json.loads((results / DETECTION_FILE).read_text())
+        families = [(plan.baseline, plan.methods) for plan in csmri_plans(per_method)]
+        comparisons = detection_comparisons(record, families)
+        if comparisons:
+            write_detection_comparisons(results / DETECTION_COMPARISONS_FILE, comparisons)
         detection = detection_section(record, method_label, {m: float(np.mean(v["psnr"])) for m, v in
-                                                             per_method.items()})
+                                                             per_method.items()}, comparisons)
         detection += ["", f"![csmri PSNR against detectability](csmri/results/"
                       f"{_detection_tradeoff(results, per_method, record).name})"]
     return _csmri_section(out_dir, study, table, reported, generalisation, figure, tradeoff, verdicts, detection)
@@ -533,10 +548,11 @@ SOURCE_METHODS = ("zero_filled", "dlmri", "dagan", "refinement")
 
 def csmri_plans(per_method: Mapping[str, Any]) -> list[Plan]:
     """The declared comparisons: the source's methods against RecNet (primary: PSNR and SIS, the source's
-    columns); the λ sweep against its same-budget control, fine-tuning with MSE alone, and refinement +
+    columns); the λ sweep and the observer loss against their same-budget control, fine-tuning with MSE
+    alone, and refinement +
     task loss against the refinement (primary: the scorer's Dice and PSNR, the trade-off the task loss
     is about). SSIM, NMSE and the loss's own network's Dice (circular) are exploratory."""
-    sweep = tuple(m for m in per_method if m.startswith(TASK_METHOD))
+    sweep = (*(m for m in per_method if m.startswith(TASK_METHOD)), OBSERVER_METHOD)
     declared = [("recnet", SOURCE_METHODS, ("psnr", "ssim", "nmse", "dice", "sis"), ("psnr", "sis")),
                 (CONTROL, sweep, ("dice", "psnr", "ssim", "sis", "dice_loss_net"), ("dice", "psnr")),
                 ("refinement", (REFINEMENT_TASK,), ("dice", "psnr", "ssim", "sis", "dice_loss_net"), ("dice", "psnr"))]

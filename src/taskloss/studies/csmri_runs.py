@@ -23,6 +23,9 @@
   magnitudes (task consistency, no labels). With ``loss_mode: first`` each term is divided by
   its mean over the first ``task_balance_batches`` batches and the task term then weighs
   ``task_weight`` (MSE, resp. the VGG term, weighs 1).
+- observer loss (``observer``, ``recnet`` runs): MSE + ``weight`` x the CHO observer loss of a disc
+  inserted into each training batch's ground truth (:class:`~taskloss.studies.detection.ObserverTerm`,
+  :class:`ObserverFineTuning`), balanced as the task term is (``loss_mode``, ``task_balance_batches``).
 - ``init_run`` (``recnet`` runs): start from the best weights of that RecNet run instead of random
   weights (fine-tuning; the presets fine-tune the trained RecNet with the task term, and with MSE
   alone as the same-budget control).
@@ -33,11 +36,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
+from lightning.fabric import Fabric
 from pydantic import Field
 from torch import nn
 
 from taskloss.data.csmri import CsmriConfig
 from taskloss.data.kspace import magnitude
+from taskloss.data.signals import cut_rois
 from taskloss.errors import ConfigError
 from taskloss.features import VGG19Features
 from taskloss.losses import (
@@ -57,6 +62,7 @@ from taskloss.losses.pixel import nmse_loss
 from taskloss.metrics import dice, mse, nmse, psnr, ssim
 from taskloss.networks import VisualRefinement, create_network
 from taskloss.studies.common import BuiltinRun, validate_config
+from taskloss.studies.detection import ObserverTerm, signal_batch
 from taskloss.studies.layout import CHECKPOINT_DIR, RUN_CONFIG_FILE
 from taskloss.studies.perception import PerceptionChoice, perception_network
 from taskloss.studies.task_loss import WeightedSum
@@ -89,6 +95,7 @@ class CsmriRun(BuiltinRun):
     task_weight: float = Field(1.0, gt=0, description="weight of the task term after balancing")
     task_balance_batches: int = Field(5, ge=1, description="batches whose mean balances each term")
     init_run: str | None = Field(None, description="recnet: start from this RecNet run's best weights")
+    observer: ObserverTerm | None = Field(None, description="recnet: add the observer loss of an inserted disc")
     data: dict[str, Any] = Field(default_factory=dict)
     training: TrainingConfig = TrainingConfig()
 
@@ -204,9 +211,53 @@ def _recnet_factory(run: CsmriRun, run_dir: Path) -> Callable[[], nn.Module]:
     return lambda: load_trained(init_dir, "recnet", "init_run").train()
 
 
+class ObserverFineTuning(SupervisedTask):
+    """RecNet trained on MSE + the observer loss of a disc inserted into each batch (:class:`ObserverTerm`).
+
+    One step reconstructs the batch (MSE against the ground truth, and the signal-absent ROIs) and the
+    same slices with the disc in their ground truth, acquired again with their masks (the signal-present
+    ROIs); the CHO's d' on the outputs' ROIs is compared with its d' on the ground truth's
+    (:class:`~taskloss.losses.ObserverLoss`). The locations are drawn from the global torch generator,
+    which the engine seeds and checkpoints. Validation is the plain RecNet's (:func:`magnitude_metrics`).
+    """
+
+    def __init__(self, model_factory: Callable[[], nn.Module], term: ObserverTerm, composite: CompositeLoss) -> None:
+        super().__init__(model_factory, composite, magnitude_metrics, forward=reconstruct)
+        self.term = term
+        self.observer = term.loss()
+
+    def training_step(self, batch: Batch, fabric: Fabric) -> dict[str, torch.Tensor]:
+        """Forward of both versions, MSE + observer term, backward, (clip), Adam step; logs both raw terms."""
+        self.optimizer.zero_grad(set_to_none=True)
+        pred = self.forward(self.model, batch)
+        seed = int(torch.randint(0, 2**31 - 1, (1,)))
+        present, locations = signal_batch(batch, self.term.signal(), self.term.roi, seed)
+        pred_present = self.forward(self.model, present)
+        roi = (self.term.roi, self.term.roi)
+        rois = [cut_rois(image, locations, roi) for image in
+                (magnitude(pred_present), magnitude(pred), present["magnitude"], batch["magnitude"])]
+        mse_term = nn.functional.mse_loss(pred, batch["target"])
+        output = self.criterion({"mse": mse_term, "observer": self.observer(*rois)})
+        fabric.backward(output.total)
+        if self.grad_clip is not None:
+            fabric.clip_gradients(self.model, self.optimizer, max_norm=self.grad_clip)
+        self.optimizer.step()
+        return {"loss": output.total.detach(), **{f"raw_{name}": value for name, value in output.raw.items()}}
+
+
 def _recnet_task(run: CsmriRun, run_dir: Path) -> tuple[TrainingTask, str]:
     factory = _recnet_factory(run, run_dir)
     start = f", fine-tuned from run {run.init_run!r}" if run.init_run is not None else ""
+    balance = (f"each term divided by its mean over the first {run.task_balance_batches} batches"
+               if run.loss_mode == "first" else "raw terms")
+    if run.observer is not None:
+        if run.task_run is not None:
+            raise ConfigError("a recnet run takes either task_run (the task loss) or observer (the observer loss), "
+                              "not both; make two runs")
+        composite = CompositeLoss({"mse": 1.0, "observer": run.observer.weight}, normalize=run.loss_mode,
+                                  normalize_batches=run.task_balance_batches if run.loss_mode == "first" else 1)
+        return ObserverFineTuning(factory, run.observer, composite), (
+            f"MSE on the complex image + {run.observer.weight:g} x {run.observer.description()} ({balance}){start}")
     if run.task_run is None:
         task = SupervisedTask(factory, nn.MSELoss(), magnitude_metrics, forward=reconstruct)
         return task, f"MSE on the complex image (2 channels){start}"
@@ -215,8 +266,6 @@ def _recnet_task(run: CsmriRun, run_dir: Path) -> tuple[TrainingTask, str]:
     composite.losses.update({"mse": nn.MSELoss(), "task": task_term})
     criterion = WeightedSum(composite)
     task = SupervisedTask(factory, criterion, magnitude_metrics, forward=reconstruct)
-    balance = (f"each term divided by its mean over the first {run.task_balance_batches} batches"
-               if run.loss_mode == "first" else "raw terms")
     return task, (f"MSE on the complex image + {run.task_weight:g} x {task_term.description} ({balance}){start}")
 
 
@@ -293,6 +342,8 @@ def csmri_task(run: CsmriRun, run_dir: Path) -> tuple[TrainingTask, str]:
         raise ConfigError(f"task_run applies to recnet and refinement runs, not to a {run.stage!r} run; remove it")
     if run.init_run is not None and run.stage != "recnet":
         raise ConfigError(f"init_run applies to recnet runs, not to a {run.stage!r} run; remove it")
+    if run.observer is not None and run.stage != "recnet":
+        raise ConfigError(f"observer applies to recnet runs, not to a {run.stage!r} run; remove it")
     if run.stage == "recnet":
         return _recnet_task(run, run_dir)
     if run.stage == "segmentation":

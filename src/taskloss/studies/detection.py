@@ -21,27 +21,43 @@ With ``detection:`` in a csmri study file, every method is scored that way on th
    upper reference), and ROIs of ``roi`` x ``roi`` px centred on the locations are scored by the CHO
    and the non-prewhitening matched filter (NPW) of :func:`taskloss.observers.detectability`:
    templates estimated on one half and scored on the other (2-fold, no resubstitution bias), AUC
-   with DeLong's interval and d' with its normal-theory interval. The intervals are over images:
-   the template is fitted across images, so a subject-level interval would need the fit inside a
-   resampling of subjects (not done; say so where it matters).
+   with DeLong's interval and d' with its normal-theory interval (over images), and every slice's
+   score.
+4. **Intervals and comparisons over subjects.** The study's declared families (each baseline with
+   its methods) compare d' per test subject (each subject's d' from its own slices' scores), the
+   mean difference with a t interval and test over subjects, Holm within a family
+   (:func:`detection_comparisons`, ``results/detection_comparisons.csv``). With at least
+   :data:`MIN_BOOTSTRAP_SUBJECTS` test subjects the table's intervals resample the subjects
+   (:func:`taskloss.observers.grouped_bootstrap`, the per-slice scores held fixed: the template's
+   fit is not redone in each resample); with fewer they are over images.
+
+An ``observer:`` option of a RecNet run (:class:`ObserverTerm`) trains with the observer loss on
+the same kind of disc.
 
 ``results/detection.json`` records the settings, the calibrated contrast and each method's scores;
-:func:`detection_section` writes the report's table and the methods where PSNR and the CHO's d'
-order them differently from RecNet.
+:func:`detection_section` writes the report's table, the comparisons, and the methods where PSNR and
+the CHO's d' order them differently from RecNet.
 """
 
+import csv
 import math
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import torch
 from pydantic import Field
+from statsmodels.stats.multitest import multipletests
 
 from taskloss.config import StrictModel
 from taskloss.data.kspace import complex_to_channels, undersample
 from taskloss.data.signals import Signal, calibrate_contrast, cut_rois, dprime_for_auc, insert_signals
-from taskloss.observers import detectability
+from taskloss.losses import ObserverLoss
+from taskloss.metrics.comparisons import subject_analysis, verdicts
+from taskloss.observers import detectability, group_draws, grouped_bootstrap
+from taskloss.studies.paired import subject_of
 
 ANATOMY_FRACTION = 0.1
 """A signal's centre pixel lies where the slice's magnitude exceeds this fraction of its maximum (the head)."""
@@ -106,6 +122,69 @@ def present_batch(batch: Mapping[str, Any], signals: torch.Tensor) -> dict[str, 
             "magnitude": image.abs()}
 
 
+def signal_batch(batch: Mapping[str, Any], signal: Signal, roi: int, seed: int,
+                 rows: np.ndarray | None = None) -> tuple[dict[str, Any], np.ndarray]:
+    """``batch`` with ``signal`` inserted into the ground truth of ``rows`` (default: every slice) at
+    locations drawn inside the head (:func:`head_masks`) from ``seed``, acquired again
+    (:func:`present_batch`; a row without the signal is acquired exactly as the dataset did).
+
+    Returns:
+        The new batch and the (B, 2) signal centres (y, x), one per slice (drawn for every slice).
+    """
+    magnitudes = batch["magnitude"][:, 0].detach().cpu().double().numpy()
+    inserted = insert_signals(magnitudes, signal, (roi, roi), seed=seed, mask=head_masks(magnitudes))
+    signals = torch.from_numpy(inserted.present - inserted.absent).float()[:, None]
+    if rows is not None:
+        signals = signals * torch.from_numpy(rows).float()[:, None, None, None]
+    return present_batch(batch, signals.to(batch["target"].device)), inserted.locations
+
+
+class ObserverTerm(StrictModel):
+    """The ``observer:`` option of a csmri ``recnet`` run: the training loss becomes
+    MSE + ``weight`` x :class:`~taskloss.losses.ObserverLoss`, balanced as the task term is
+    (``loss_mode``, ``task_balance_batches``).
+
+    In every training step a disc of ``contrast`` is inserted into each slice's ground truth at a
+    location drawn inside the head (from the global torch generator, which checkpoints carry, so a
+    resumed run draws the same), that signal-present slice is acquired again with the slice's mask
+    and reconstructed too, and the CHO's d' on ``roi`` x ``roi`` ROIs of the outputs (present: the
+    signal-present reconstructions, absent: the batch's own, at the same locations) is compared with
+    its d' on the same ROIs of the ground truth. The pairs share their anatomy, so the mean difference
+    the observer sees is the network's response to the signal and its covariance the anatomy's.
+
+    Attributes:
+        weight: the observer term's weight after balancing (MSE weighs 1).
+        size: the disc's radius in pixels.
+        edge: its edge blur in pixels.
+        contrast: its peak on the [0, 1] magnitude (the demo's detection calibration gave 0.092).
+        roi: the ROI side in pixels.
+        channel_width: the Laguerre-Gauss channels' width in pixels.
+        n_channels: their number.
+    """
+
+    weight: float = Field(1.0, gt=0)
+    size: float = Field(2.0, gt=0)
+    edge: float = Field(0.7, gt=0)
+    contrast: float = Field(0.1, gt=0)
+    roi: int = Field(16, ge=8)
+    channel_width: float = Field(4.0, gt=0)
+    n_channels: int = Field(5, ge=1, le=10)
+
+    def signal(self) -> Signal:
+        """The disc inserted into the training targets."""
+        return Signal("disc", self.size, self.contrast, edge=self.edge)
+
+    def loss(self) -> ObserverLoss:
+        """The CHO observer loss on this term's channels."""
+        return ObserverLoss("cho", channels="laguerre-gauss", channel_width=self.channel_width,
+                            n_channels=self.n_channels)
+
+    def description(self) -> str:
+        """One line for the run's loss description."""
+        return (f"CHO observer loss (LG {self.n_channels} channels, width {self.channel_width:g} px) of a disc of "
+                f"radius {self.size:g} px, contrast {self.contrast:g}, in {self.roi} px ROIs")
+
+
 def score_methods(settings: DetectionSettings, contrast: float, batches: Sequence[Mapping[str, Any]],
                   methods: Mapping[str, Callable[[dict[str, Any]], torch.Tensor]]) -> dict[str, Any]:
     """Reconstruct the signal-present and signal-absent test slices with every method and score them.
@@ -113,31 +192,32 @@ def score_methods(settings: DetectionSettings, contrast: float, batches: Sequenc
     Args:
         settings: the detection section.
         contrast: the calibrated contrast.
-        batches: the test split in batches (the csmri dataset's items, collated).
+        batches: the test split in batches (the csmri dataset's items, collated, with their ``id``).
         methods: method key -> reconstructor (batch -> magnitude (B, 1, H, W)).
 
     Returns:
-        The record of ``results/detection.json``: settings, contrast, class sizes, and per method and
-        observer ``auc``, ``auc_ci``, ``snr``, ``snr_ci``.
+        The record of ``results/detection.json``: settings, contrast, class sizes, the ids of the
+        signal-present and signal-absent slices, and per method and observer ``auc``, ``auc_ci``,
+        ``snr``, ``snr_ci`` (over images) and every slice's score (``scores_present``, ``scores_absent``,
+        in the order of the ids).
     """
     roi = (settings.roi, settings.roi)
     offset, rois = 0, {m: {"present": [], "absent": []} for m in methods}
+    ids: dict[str, list[str]] = {"present": [], "absent": []}
     for batch in batches:
-        magnitudes = batch["magnitude"][:, 0].cpu().double().numpy()
-        n = len(magnitudes)
+        n = len(batch["magnitude"])
         present = (offset + np.arange(n)) % 2 == 0
-        inserted = insert_signals(magnitudes, settings.signal(contrast), roi, seed=settings.seed + offset,
-                                  mask=head_masks(magnitudes))
-        signals = torch.from_numpy(inserted.present - inserted.absent).float()[:, None] * torch.from_numpy(
-            present).float()[:, None, None, None]
         # One pass per batch: the signal-present rows carry the signal, the others a zero signal, which
         # acquires them exactly as the dataset did (present_batch's undersample is the dataset's).
-        mixed = present_batch(batch, signals.to(batch["target"].device))
+        mixed, locations = signal_batch(batch, settings.signal(contrast), settings.roi, settings.seed + offset,
+                                        rows=present)
+        for kind, rows in (("present", present), ("absent", ~present)):
+            ids[kind] += [str(batch["id"][i]) for i in np.flatnonzero(rows)]
         for method, reconstruct in methods.items():
             estimate = reconstruct(mixed).float().cpu().numpy()[:, 0]
             for kind, rows in (("present", present), ("absent", ~present)):
                 if rows.any():
-                    rois[method][kind].append(cut_rois(estimate[rows], inserted.locations[rows], roi))
+                    rois[method][kind].append(cut_rois(estimate[rows], locations[rows], roi))
         offset += n
     scores: dict[str, Any] = {}
     for method, parts in rois.items():
@@ -147,48 +227,223 @@ def score_methods(settings: DetectionSettings, contrast: float, batches: Sequenc
             result = detectability(present_rois, absent_rois, observer, seed=settings.seed,
                                    **settings.observer_options(observer))
             scores[method][observer] = {"auc": result.auc, "auc_ci": list(result.auc_ci), "snr": result.snr,
-                                        "snr_ci": list(result.snr_ci)}
-    first = next(iter(rois.values()))
+                                        "snr_ci": list(result.snr_ci),
+                                        "scores_present": result.scores_present.tolist(),
+                                        "scores_absent": result.scores_absent.tolist()}
     return {"settings": settings.model_dump(), "contrast": contrast, "signal": "disc",
-            "n_present": int(sum(len(r) for r in first["present"])),
-            "n_absent": int(sum(len(r) for r in first["absent"])), "methods": scores}
+            "n_present": len(ids["present"]), "n_absent": len(ids["absent"]), "ids_present": ids["present"],
+            "ids_absent": ids["absent"], "methods": scores}
+
+
+SUBJECT_RESAMPLES = 2000
+"""Bootstrap resamples of the test subjects behind the detection table's intervals."""
+MIN_BOOTSTRAP_SUBJECTS = 10
+"""Fewest test subjects for the table's bootstrap intervals over subjects: n subjects give only
+``C(2n - 1, n)`` distinct resamples (3 for 2 subjects, 126 for 5), and a percentile interval from so few
+under-covers; below this the table shows the intervals over images."""
+DETECTION_COMPARISONS_FILE = "detection_comparisons.csv"
+"""``results/detection_comparisons.csv``: the declared detection comparisons (one row per method)."""
+
+
+@dataclass(frozen=True)
+class DetectionComparison:
+    """One method against a baseline on an observer's d', paired over the test subjects.
+
+    Attributes:
+        family: the baseline's family (Holm within it).
+        baseline: the method compared against.
+        method: the method.
+        observer: "cho" or "npw".
+        measure: "snr" (d').
+        difference: the mean over test subjects of the per-subject difference method - baseline of d'
+            (each subject's d' from its own signal-present and signal-absent slices' scores).
+        ci_low: lower end of its t interval over subjects
+            (:func:`taskloss.metrics.comparisons.subject_analysis`, n_subjects - 1 df).
+        ci_high: upper end.
+        p: the paired t test's p over subjects.
+        p_holm: Holm-adjusted within the family.
+        verdict: ``higher``, ``lower`` or ``inconclusive`` (:func:`taskloss.metrics.comparisons.verdicts`).
+        subjects: test subjects with at least 2 slices of each class.
+    """
+
+    family: str
+    baseline: str
+    method: str
+    observer: str
+    measure: str
+    difference: float
+    ci_low: float
+    ci_high: float
+    p: float
+    p_holm: float
+    verdict: str
+    subjects: int
+
+
+def _groups(record: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """The subject of every signal-present and every signal-absent slice."""
+    return (np.array([subject_of(i) or i for i in record["ids_present"]]),
+            np.array([subject_of(i) or i for i in record["ids_absent"]]))
+
+
+def detection_subjects(record: Mapping[str, Any]) -> int:
+    """The number of test subjects of a record with per-slice scores (0 without them)."""
+    if "ids_present" not in record:
+        return 0
+    return len(np.unique(np.concatenate(_groups(record))))
+
+
+def subject_resamples(record: Mapping[str, Any], observer: str = "cho", resamples: int = SUBJECT_RESAMPLES,
+                      seed: int = 0) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Method -> (AUC, d') over the same ``resamples`` bootstrap resamples of the test subjects
+    (:func:`taskloss.observers.grouped_bootstrap`: the per-slice scores held fixed); empty for a record
+    without per-slice scores (made before they were kept)."""
+    if "ids_present" not in record:
+        return {}
+    g_p, g_a = _groups(record)
+    counts = group_draws(detection_subjects(record), resamples, seed)
+    return {method: grouped_bootstrap(np.array(o[observer]["scores_present"]), np.array(o[observer]["scores_absent"]),
+                                      g_p, g_a, counts=counts)
+            for method, o in record["methods"].items()}
+
+
+def subject_dprimes(record: Mapping[str, Any], method: str, observer: str = "cho") -> dict[str, float]:
+    """Subject -> d' of ``method`` from that subject's slices' scores (``(mean_p - mean_a) /
+    sqrt((var_p + var_a) / 2)``, sample variances), for subjects with at least 2 slices of each class
+    whose scores vary."""
+    g_p, g_a = _groups(record)
+    scores = record["methods"][method][observer]
+    present, absent = np.array(scores["scores_present"]), np.array(scores["scores_absent"])
+    found = {}
+    for subject in np.unique(np.concatenate([g_p, g_a])):
+        p, a = present[g_p == subject], absent[g_a == subject]
+        if len(p) >= 2 and len(a) >= 2:
+            spread = math.sqrt((np.var(p, ddof=1) + np.var(a, ddof=1)) / 2)
+            if spread > 0:
+                found[str(subject)] = float((p.mean() - a.mean()) / spread)
+    return found
+
+
+def _interval(values: np.ndarray) -> tuple[float, float]:
+    low, high = np.nanpercentile(values, [2.5, 97.5])
+    return float(low), float(high)
+
+
+def detection_comparisons(record: Mapping[str, Any], families: Sequence[tuple[str, Sequence[str]]],
+                          observer: str = "cho", alpha: float = 0.05) -> list[DetectionComparison]:
+    """The declared comparisons on detectability: each family (baseline, methods) of the study's plans,
+    every method's d' minus the baseline's per test subject (:func:`subject_dprimes`), the mean over
+    subjects with its t interval and test (the subject is the unit, as in ``taskloss compare``), Holm
+    within the family.
+
+    Empty for a record without per-slice scores; a family whose baseline the record lacks, or with
+    fewer than 2 subjects, is skipped.
+    """
+    if "ids_present" not in record:
+        return []
+    found: list[DetectionComparison] = []
+    for baseline, members in families:
+        methods = [m for m in members if m in record["methods"]]
+        if baseline not in record["methods"] or not methods:
+            continue
+        base = subject_dprimes(record, baseline, observer)
+        rows = []
+        for method in methods:
+            own = subject_dprimes(record, method, observer)
+            subjects = sorted(base.keys() & own.keys())
+            if len(subjects) < 2:
+                continue
+            analysis = subject_analysis(np.array([[own[s] - base[s]] for s in subjects]), alpha)
+            rows.append((method, float(analysis.difference), float(analysis.ci_low), float(analysis.ci_high),
+                         float(analysis.p), len(subjects)))
+        if not rows:
+            continue
+        holm = multipletests([r[4] for r in rows], method="holm")[1]
+        called = verdicts([r[1] for r in rows], [r[2] for r in rows], [r[3] for r in rows], holm, True, alpha)
+        found += [DetectionComparison(baseline, baseline, method, observer, "snr", difference, low, high, p,
+                                      float(adjusted), str(verdict), n)
+                  for (method, difference, low, high, p, n), adjusted, verdict in zip(rows, holm, called, strict=True)]
+    return found
+
+
+def write_detection_comparisons(path: Path, comparisons: Sequence[DetectionComparison]) -> None:
+    """``results/detection_comparisons.csv``, one row per comparison (the fields of :class:`DetectionComparison`)."""
+    names = [f.name for f in fields(DetectionComparison)]
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=names)
+        writer.writeheader()
+        for comparison in comparisons:
+            writer.writerow(asdict(comparison))
+
+
+def _cell(value: float, interval: tuple[float, float], digits: int) -> str:
+    return f"{value:.{digits}f} [{interval[0]:.{digits}f}, {interval[1]:.{digits}f}]"
 
 
 def detection_section(record: Mapping[str, Any], labels: Callable[[str], str], psnr: Mapping[str, float],
-                      reference: str = "recnet") -> list[str]:
-    """The report's lines: the detection table and where PSNR and the CHO's d' disagree with ``reference``.
+                      comparisons: Sequence[DetectionComparison] = (), reference: str = "recnet") -> list[str]:
+    """The report's lines: the detection table (intervals over the test subjects where the record has
+    per-slice scores, else over images), the declared comparisons, and where PSNR and the CHO's d'
+    disagree with ``reference``.
 
     Args:
         record: ``results/detection.json``.
         labels: method key -> row label.
         psnr: method key -> mean test PSNR (the image metrics' table).
+        comparisons: :func:`detection_comparisons` of the study's families.
         reference: the method the disagreements are stated against.
     """
     s = record["settings"]
+    subjects = detection_subjects(record)
+    by_subject = subjects >= MIN_BOOTSTRAP_SUBJECTS
+    resampled = {observer: subject_resamples(record, observer) for observer in OBSERVERS} if by_subject else {}
+    unit = (f"95 % bootstrap intervals over the {subjects} test subjects (the per-slice scores held fixed; "
+            "DeLong's and the normal-theory intervals over images are in detection.json)" if by_subject else
+            f"95 % over images (DeLong for AUC, normal theory for d'), not over subjects: {subjects or 'the'} test "
+            f"subjects are too few for a bootstrap over subjects (at least {MIN_BOOTSTRAP_SUBJECTS})")
     lines = [f"Detection task (model observers): a disc of radius {s['size']:g} px (edge {s['edge']:g} px), contrast "
              f"{record['contrast']:.4g} (set on the validation ground truth so that the CHO reaches AUC "
              f"{s['target_auc']:g}), in {record['n_present']} test slices against {record['n_absent']} without; "
              f"{s['roi']} x {s['roi']} px ROIs at known locations; CHO with {s['n_channels']} Laguerre-Gauss channels "
              f"(width {s['channel_width']:g} px) and NPW, templates fitted on one half and scored on the other. "
-             "Intervals are 95 % over images (DeLong for AUC), not over subjects.", "",
+             f"Intervals: {unit}.", "",
              "| Method | CHO AUC | CHO d' | NPW AUC | NPW d' |", "|---|---|---|---|---|"]
+    intervals: dict[str, tuple[float, float]] = {}
     order = [m for m in psnr if m in record["methods"]] + [m for m in record["methods"] if m not in psnr]
     for method in order:
         scores, cells = record["methods"][method], []
         for observer in OBSERVERS:
             o = scores[observer]
-            cells += [f"{o['auc']:.3f} [{o['auc_ci'][0]:.3f}, {o['auc_ci'][1]:.3f}]",
-                      f"{o['snr']:.2f} [{o['snr_ci'][0]:.2f}, {o['snr_ci'][1]:.2f}]"]
+            auc_ci, snr_ci = ((_interval(resampled[observer][method][0]), _interval(resampled[observer][method][1]))
+                              if by_subject else (tuple(o["auc_ci"]), tuple(o["snr_ci"])))
+            if observer == "cho":
+                intervals[method] = snr_ci
+            cells += [_cell(o["auc"], auc_ci, 3), _cell(o["snr"], snr_ci, 2)]
         lines.append(f"| {labels(method)} | " + " | ".join(cells) + " |")
-    lines += ["", *disagreements(record, labels, psnr, reference)]
+    lines += ["", *comparison_lines(comparisons, labels), *disagreements(record, labels, psnr, intervals, reference)]
     return lines
 
 
+def comparison_lines(comparisons: Sequence[DetectionComparison], labels: Callable[[str], str]) -> list[str]:
+    """The declared detection comparisons as a table (empty without any)."""
+    if not comparisons:
+        return []
+    first = comparisons[0]
+    lines = [f"Declared comparisons on the CHO's d' (method - baseline: the mean over the {first.subjects} test "
+             "subjects of each subject's d' difference, t interval over subjects, Holm within each baseline's "
+             "family):", "",
+             "| Method | Baseline | Δ d' [95 % CI] | p (Holm) | Verdict |", "|---|---|---|---|---|"]
+    for c in comparisons:
+        lines.append(f"| {labels(c.method)} | {labels(c.baseline)} | {c.difference:+.2f} [{c.ci_low:+.2f}, "
+                     f"{c.ci_high:+.2f}] | {c.p_holm:.3g} | {c.verdict} |")
+    return [*lines, ""]
+
+
 def disagreements(record: Mapping[str, Any], labels: Callable[[str], str], psnr: Mapping[str, float],
-                  reference: str = "recnet") -> list[str]:
+                  intervals: Mapping[str, tuple[float, float]], reference: str = "recnet") -> list[str]:
     """Where PSNR and the CHO's d' move in opposite directions against ``reference``: one line per method
-    whose d' interval lies apart from the reference's, one line naming those whose intervals overlap
-    (not settled), or one line saying they agree everywhere."""
+    whose d' interval (``intervals``, method -> (low, high)) lies apart from the reference's, one line
+    naming those whose intervals overlap (not settled), or one line saying they agree everywhere."""
     methods = record["methods"]
     if reference not in methods or reference not in psnr:
         return []
@@ -201,7 +456,7 @@ def disagreements(record: Mapping[str, Any], labels: Callable[[str], str], psnr:
         d_psnr, d_snr = psnr[method] - psnr[reference], cho["snr"] - base["snr"]
         if not (d_psnr * d_snr < 0 and math.isfinite(d_snr)):
             continue
-        if cho["snr_ci"][0] > base["snr_ci"][1] or cho["snr_ci"][1] < base["snr_ci"][0]:
+        if intervals[method][0] > intervals[reference][1] or intervals[method][1] < intervals[reference][0]:
             settled.append(f"- PSNR and detectability disagree: {labels(method)} has {d_psnr:+.2f} dB PSNR but "
                            f"{d_snr:+.2f} CHO d' against {labels(reference)}, the d' intervals apart.")
         else:
