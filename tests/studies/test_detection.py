@@ -18,6 +18,7 @@ from taskloss.studies.csmri_runs import CsmriRun, csmri_task
 from taskloss.studies.detection import (
     DetectionSettings,
     calibrate,
+    comparison_lines,
     detection_comparisons,
     detection_section,
     head_masks,
@@ -209,3 +210,19 @@ def test_observer_runs_are_recnet_runs_without_a_task_term(tmp_path):
         csmri_task(CsmriRun(stage="recnet", network="recnet", observer=observer, task_run="seg"), tmp_path / "r")
     with pytest.raises(ConfigError, match=r"observer applies to recnet runs, not to a 'dagan' run; remove it"):
         csmri_task(CsmriRun(stage="dagan", network="dagan_generator", observer=observer), tmp_path / "r")
+
+
+def test_over_seeds_each_subject_keeps_a_difference_per_seed():
+    """Two seeds in which 'better' gains in every subject: called; a second seed in which it loses: not."""
+    first, second = scored_record(seed=0), scored_record(seed=1)
+    both = detection_comparisons([first, second], [("base", ("better",))])[0]
+    table = np.array([[by_hand_subject_dprime(r, "better", f"s{s:02d}") - by_hand_subject_dprime(r, "base",
+                                                                                                 f"s{s:02d}")
+                       for r in (first, second)] for s in range(6)])
+    assert both.difference == pytest.approx(table.mean()) and both.verdict == "higher" and both.subjects == 6
+    flipped = {**second, "methods": {**second["methods"], "better": second["methods"]["base"],
+                                     "base": second["methods"]["better"]}}
+    mixed = detection_comparisons([first, flipped], [("base", ("better",))])[0]
+    assert mixed.verdict == "inconclusive" and mixed.ci_low < 0 < mixed.ci_high
+    lines = comparison_lines([both], str.upper, seeds=2)
+    assert "over the 2 training seeds too: interval over subjects and seeds" in lines[0]

@@ -329,41 +329,56 @@ def _interval(values: np.ndarray) -> tuple[float, float]:
     return float(low), float(high)
 
 
-def detection_comparisons(record: Mapping[str, Any], families: Sequence[tuple[str, Sequence[str]]],
-                          observer: str = "cho", alpha: float = 0.05) -> list[DetectionComparison]:
+def detection_comparisons(record: Mapping[str, Any] | Sequence[Mapping[str, Any]],
+                          families: Sequence[tuple[str, Sequence[str]]], observer: str = "cho",
+                          alpha: float = 0.05) -> list[DetectionComparison]:
     """The declared comparisons on detectability: each family (baseline, methods) of the study's plans,
     every method's d' minus the baseline's per test subject (:func:`subject_dprimes`), the mean over
     subjects with its t interval and test (the subject is the unit, as in ``taskloss compare``), Holm
     within the family.
 
-    Empty for a record without per-slice scores; a family whose baseline the record lacks, or with
-    fewer than 2 subjects, is skipped.
+    ``record`` may be one ``detection.json`` or one per training seed (the replicates of a study run with
+    ``seeds``): then each subject's difference is kept per seed and the interval is
+    :func:`~taskloss.metrics.comparisons.subject_analysis`'s over subjects and seeds (a method is called
+    only when every seed's difference has the sign of the mean).
+
+    Empty for records without per-slice scores; a family whose baseline the records lack, or a method
+    with fewer than 2 subjects, is skipped.
     """
-    if "ids_present" not in record:
+    records = [record] if isinstance(record, Mapping) else list(record)
+    if not records or any("ids_present" not in r for r in records):
         return []
     found: list[DetectionComparison] = []
     for baseline, members in families:
-        methods = [m for m in members if m in record["methods"]]
-        if baseline not in record["methods"] or not methods:
+        methods = [m for m in members if all(m in r["methods"] for r in records)]
+        if not all(baseline in r["methods"] for r in records) or not methods:
             continue
-        base = subject_dprimes(record, baseline, observer)
         rows = []
         for method in methods:
-            own = subject_dprimes(record, method, observer)
-            subjects = sorted(base.keys() & own.keys())
+            per_seed = [_subject_differences(r, method, baseline, observer) for r in records]
+            subjects = sorted(set().union(*per_seed))
             if len(subjects) < 2:
                 continue
-            analysis = subject_analysis(np.array([[own[s] - base[s]] for s in subjects]), alpha)
+            table = np.array([[seed.get(s, np.nan) for seed in per_seed] for s in subjects])
+            analysis = subject_analysis(table, alpha)
             rows.append((method, float(analysis.difference), float(analysis.ci_low), float(analysis.ci_high),
-                         float(analysis.p), len(subjects)))
+                         float(analysis.p), bool(analysis.seeds_agree), len(subjects)))
         if not rows:
             continue
         holm = multipletests([r[4] for r in rows], method="holm")[1]
-        called = verdicts([r[1] for r in rows], [r[2] for r in rows], [r[3] for r in rows], holm, True, alpha)
+        called = verdicts([r[1] for r in rows], [r[2] for r in rows], [r[3] for r in rows], holm,
+                          [r[5] for r in rows], alpha)
         found += [DetectionComparison(baseline, baseline, method, observer, "snr", difference, low, high, p,
                                       float(adjusted), str(verdict), n)
-                  for (method, difference, low, high, p, n), adjusted, verdict in zip(rows, holm, called, strict=True)]
+                  for (method, difference, low, high, p, _, n), adjusted, verdict
+                  in zip(rows, holm, called, strict=True)]
     return found
+
+
+def _subject_differences(record: Mapping[str, Any], method: str, baseline: str, observer: str) -> dict[str, float]:
+    """Subject -> d'(method) - d'(baseline), for subjects where both are defined."""
+    own, base = subject_dprimes(record, method, observer), subject_dprimes(record, baseline, observer)
+    return {s: own[s] - base[s] for s in own.keys() & base.keys()}
 
 
 def write_detection_comparisons(path: Path, comparisons: Sequence[DetectionComparison]) -> None:
@@ -424,14 +439,18 @@ def detection_section(record: Mapping[str, Any], labels: Callable[[str], str], p
     return lines
 
 
-def comparison_lines(comparisons: Sequence[DetectionComparison], labels: Callable[[str], str]) -> list[str]:
-    """The declared detection comparisons as a table (empty without any)."""
+def comparison_lines(comparisons: Sequence[DetectionComparison], labels: Callable[[str], str],
+                     seeds: int = 1) -> list[str]:
+    """The declared detection comparisons as a table (empty without any); ``seeds`` > 1: pooled over
+    that many training seeds."""
     if not comparisons:
         return []
     first = comparisons[0]
+    unit = ("t interval over subjects" if seeds == 1 else
+            f"over the {seeds} training seeds too: interval over subjects and seeds, called only when every seed "
+            "agrees in sign")
     lines = [f"Declared comparisons on the CHO's d' (method - baseline: the mean over the {first.subjects} test "
-             "subjects of each subject's d' difference, t interval over subjects, Holm within each baseline's "
-             "family):", "",
+             f"subjects of each subject's d' difference, {unit}, Holm within each baseline's family):", "",
              "| Method | Baseline | Δ d' [95 % CI] | p (Holm) | Verdict |", "|---|---|---|---|---|"]
     for c in comparisons:
         lines.append(f"| {labels(c.method)} | {labels(c.baseline)} | {c.difference:+.2f} [{c.ci_low:+.2f}, "

@@ -17,6 +17,7 @@ per-seed means, mean ± sd over the seeds.
 """
 
 import csv
+import json
 import math
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -25,11 +26,19 @@ from typing import Protocol, TypeVar
 import numpy as np
 
 from taskloss.studies.common import write_json, write_text
+from taskloss.studies.detection import (
+    DETECTION_COMPARISONS_FILE,
+    DETECTION_FILE,
+    comparison_lines,
+    detection_comparisons,
+    write_detection_comparisons,
+)
 from taskloss.studies.layout import PER_IMAGE_CSV, PLANS_FILE, RESULTS_DIR, SEEDS_DIR
 from taskloss.studies.report_kit import (
     NO_COMPARISON,
     SIS_RATIO,
     LongRow,
+    Plan,
     comparisons_markdown,
     read_plans,
     report_comparisons,
@@ -196,4 +205,21 @@ def render_seeded(out_dir: Path, render_one: Callable[[Path], str], rerender: bo
              "Verdicts of the primary families:", ""]
     lines += verdict_lines(reported.comparisons, lambda m: labels.get(m, m), reported.subjects) \
         if reported.comparisons else ["- " + NO_COMPARISON.format(subjects=reported.subjects)]
+    lines += _pooled_detection(found, plans, results, lambda m: labels.get(m, m))
     return "\n".join(lines) + "\n"
+
+
+def _pooled_detection(found: Sequence[tuple[int, Path]], plans: Sequence[Plan], results: Path,
+                      label: Callable[[str], str]) -> list[str]:
+    """The detection comparisons over every seed (:func:`detection_comparisons` of all replicates'
+    ``detection.json``), written to ``results/detection_comparisons.csv``; empty unless every replicate
+    has a detection record with per-slice scores."""
+    paths = [folder / RESULTS_DIR / DETECTION_FILE for _, folder in found]
+    if not all(path.is_file() for path in paths):
+        return []
+    records = [json.loads(path.read_text()) for path in paths]
+    comparisons = detection_comparisons(records, [(plan.baseline, plan.methods) for plan in plans])
+    if not comparisons:
+        return []
+    write_detection_comparisons(results / DETECTION_COMPARISONS_FILE, comparisons)
+    return ["", *comparison_lines(comparisons, label, seeds=len(records))]
