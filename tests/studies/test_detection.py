@@ -121,7 +121,8 @@ def test_the_report_states_where_psnr_and_detectability_disagree():
     close = detection_section(record({"recnet": (1.5, 0.3), "refinement": (1.6, 0.3), "dagan": (1.0, 0.2)}),
                               str.upper, psnr)
     assert close[-1] == ("- PSNR and the CHO's d' move in opposite directions against RECNET for REFINEMENT (-0.80 "
-                         "dB, d' +0.10), but the d' intervals overlap: not a settled difference.")
+                         "dB, d' +0.10), but not settled (the comparison is inconclusive, or the d' intervals "
+                         "overlap).")
     same = detection_section(record({"recnet": (1.5, 0.1), "dagan": (1.0, 0.2)}), str.upper, psnr)
     assert same[-1] == "- PSNR and the CHO's d' order every method the same way against RECNET."
 
@@ -189,6 +190,8 @@ def test_the_section_gives_subject_intervals_and_the_comparisons(tmp_path):
     assert f" | {record['methods']['better']['cho']['snr']:.2f} [{low:.2f}, {high:.2f}] |" in lines[5]
     assert f"| BETTER | BASE | {comparisons[0].difference:+.2f} [" in "\n".join(lines)
     assert lines[-1].startswith("- PSNR and detectability disagree: BETTER has -1.00 dB PSNR but +")
+    assert lines[-1].endswith(f"(per subject {comparisons[0].difference:+.2f} [{comparisons[0].ci_low:+.2f}, "
+                              f"{comparisons[0].ci_high:+.2f}], Holm p {comparisons[0].p_holm:.3g}).")
     write_detection_comparisons(tmp_path / "c.csv", comparisons)
     rows = (tmp_path / "c.csv").read_text().splitlines()
     assert rows[0] == ("family,baseline,method,observer,measure,difference,ci_low,ci_high,p,p_holm,verdict,"

@@ -435,7 +435,9 @@ def detection_section(record: Mapping[str, Any], labels: Callable[[str], str], p
                 intervals[method] = snr_ci
             cells += [_cell(o["auc"], auc_ci, 3), _cell(o["snr"], snr_ci, 2)]
         lines.append(f"| {labels(method)} | " + " | ".join(cells) + " |")
-    lines += ["", *comparison_lines(comparisons, labels), *disagreements(record, labels, psnr, intervals, reference)]
+    called = {c.method: c for c in comparisons if c.baseline == reference}
+    lines += ["", *comparison_lines(comparisons, labels),
+              *disagreements(record, labels, psnr, intervals, reference, called)]
     return lines
 
 
@@ -459,10 +461,13 @@ def comparison_lines(comparisons: Sequence[DetectionComparison], labels: Callabl
 
 
 def disagreements(record: Mapping[str, Any], labels: Callable[[str], str], psnr: Mapping[str, float],
-                  intervals: Mapping[str, tuple[float, float]], reference: str = "recnet") -> list[str]:
+                  intervals: Mapping[str, tuple[float, float]], reference: str = "recnet",
+                  compared: Mapping[str, DetectionComparison] | None = None) -> list[str]:
     """Where PSNR and the CHO's d' move in opposite directions against ``reference``: one line per method
-    whose d' interval (``intervals``, method -> (low, high)) lies apart from the reference's, one line
-    naming those whose intervals overlap (not settled), or one line saying they agree everywhere."""
+    whose difference is settled, one line naming those where it is not, or one line saying they agree
+    everywhere. Settled: the declared comparison with ``reference`` (``compared``, method -> comparison)
+    called it; for a method without one, its d' interval (``intervals``, method -> (low, high)) lies
+    apart from the reference's."""
     methods = record["methods"]
     if reference not in methods or reference not in psnr:
         return []
@@ -475,12 +480,19 @@ def disagreements(record: Mapping[str, Any], labels: Callable[[str], str], psnr:
         d_psnr, d_snr = psnr[method] - psnr[reference], cho["snr"] - base["snr"]
         if not (d_psnr * d_snr < 0 and math.isfinite(d_snr)):
             continue
-        if intervals[method][0] > intervals[reference][1] or intervals[method][1] < intervals[reference][0]:
+        comparison = (compared or {}).get(method)
+        if comparison is not None and comparison.verdict in ("higher", "lower"):
+            settled.append(f"- PSNR and detectability disagree: {labels(method)} has {d_psnr:+.2f} dB PSNR but "
+                           f"{d_snr:+.2f} CHO d' against {labels(reference)} (per subject {comparison.difference:+.2f} "
+                           f"[{comparison.ci_low:+.2f}, {comparison.ci_high:+.2f}], Holm p {comparison.p_holm:.3g}).")
+        elif comparison is None and (intervals[method][0] > intervals[reference][1]
+                                     or intervals[method][1] < intervals[reference][0]):
             settled.append(f"- PSNR and detectability disagree: {labels(method)} has {d_psnr:+.2f} dB PSNR but "
                            f"{d_snr:+.2f} CHO d' against {labels(reference)}, the d' intervals apart.")
         else:
             unsettled.append(f"{labels(method)} ({d_psnr:+.2f} dB, d' {d_snr:+.2f})")
     if unsettled:
         settled.append(f"- PSNR and the CHO's d' move in opposite directions against {labels(reference)} for "
-                       f"{'; '.join(unsettled)}, but the d' intervals overlap: not a settled difference.")
+                       f"{'; '.join(unsettled)}, but not settled (the comparison is inconclusive, or the d' "
+                       "intervals overlap).")
     return settled or [f"- PSNR and the CHO's d' order every method the same way against {labels(reference)}."]
