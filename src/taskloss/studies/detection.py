@@ -66,25 +66,33 @@ DETECTION_FILE = "detection.json"
 OBSERVERS = ("cho", "npw")
 
 
-class DetectionSettings(StrictModel):
-    """The ``detection:`` section of a csmri study file (module docstring).
+class DiscObserver(StrictModel):
+    """The disc and the CHO shared by the detection task and the observer loss.
 
     Attributes:
         size: the disc's radius in pixels.
         edge: the standard deviation of its edge blur in pixels.
-        target_auc: the CHO's AUC on the validation ground truth that sets the contrast, in (0.5, 1).
         roi: the observers' ROI side in pixels (even or odd).
         channel_width: the Laguerre-Gauss channels' width in pixels.
         n_channels: the number of Laguerre-Gauss channels.
-        seed: seed of the signal locations (and of the calibration's).
     """
 
     size: float = Field(2.0, gt=0)
     edge: float = Field(0.7, gt=0)
-    target_auc: float = Field(0.85, gt=0.5, lt=1.0)
     roi: int = Field(16, ge=8)
     channel_width: float = Field(4.0, gt=0)
     n_channels: int = Field(5, ge=1, le=10)
+
+
+class DetectionSettings(DiscObserver):
+    """The ``detection:`` section of a csmri study file (module docstring).
+
+    Attributes (besides :class:`DiscObserver`'s disc and CHO):
+        target_auc: the CHO's AUC on the validation ground truth that sets the contrast, in (0.5, 1).
+        seed: seed of the signal locations (and of the calibration's).
+    """
+
+    target_auc: float = Field(0.85, gt=0.5, lt=1.0)
     seed: int = Field(0, ge=0)
 
     def signal(self, contrast: float) -> Signal:
@@ -139,7 +147,7 @@ def signal_batch(batch: Mapping[str, Any], signal: Signal, roi: int, seed: int,
     return present_batch(batch, signals.to(batch["target"].device)), inserted.locations
 
 
-class ObserverTerm(StrictModel):
+class ObserverTerm(DiscObserver):
     """The ``observer:`` option of a csmri ``recnet`` run: the training loss becomes
     MSE + ``weight`` x :class:`~taskloss.losses.ObserverLoss`, balanced as the task term is
     (``loss_mode``, ``task_balance_batches``).
@@ -152,23 +160,13 @@ class ObserverTerm(StrictModel):
     its d' on the same ROIs of the ground truth. The pairs share their anatomy, so the mean difference
     the observer sees is the network's response to the signal and its covariance the anatomy's.
 
-    Attributes:
+    Attributes (besides :class:`DiscObserver`'s disc and CHO):
         weight: the observer term's weight after balancing (MSE weighs 1).
-        size: the disc's radius in pixels.
-        edge: its edge blur in pixels.
-        contrast: its peak on the [0, 1] magnitude (the demo's detection calibration gave 0.092).
-        roi: the ROI side in pixels.
-        channel_width: the Laguerre-Gauss channels' width in pixels.
-        n_channels: their number.
+        contrast: the disc's peak on the [0, 1] magnitude (the demo's detection calibration gave 0.092).
     """
 
     weight: float = Field(1.0, gt=0)
-    size: float = Field(2.0, gt=0)
-    edge: float = Field(0.7, gt=0)
     contrast: float = Field(0.1, gt=0)
-    roi: int = Field(16, ge=8)
-    channel_width: float = Field(4.0, gt=0)
-    n_channels: int = Field(5, ge=1, le=10)
 
     def signal(self) -> Signal:
         """The disc inserted into the training targets."""
