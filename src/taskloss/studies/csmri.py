@@ -505,7 +505,8 @@ def render_csmri(out_dir: Path) -> str:
                "optimise), MOS (reader study; — until one exists); best in bold.")
     table = ResultTable(CSMRI_COLUMNS, rows, caption)
     write_table(results, table)
-    reported = report_comparisons(results, _csmri_long_rows(per_method), csmri_plans(per_method), method_label)
+    plans = csmri_plans(per_method)
+    reported = report_comparisons(results, _csmri_long_rows(per_method), plans, method_label)
     generalisation = _generalisation_table(results)
     if generalisation is not None:
         write_text(results / "generalisation.md", generalisation.markdown())
@@ -515,8 +516,7 @@ def render_csmri(out_dir: Path) -> str:
     detection: list[str] = []
     if (results / DETECTION_FILE).is_file():
         record = json.loads((results / DETECTION_FILE).read_text())
-        families = [(plan.baseline, plan.methods) for plan in csmri_plans(per_method)]
-        comparisons = detection_comparisons(record, families)
+        comparisons = detection_comparisons(record, [(plan.baseline, plan.methods) for plan in plans])
         if comparisons:
             write_detection_comparisons(results / DETECTION_COMPARISONS_FILE, comparisons)
         detection = detection_section(record, method_label, {m: float(np.mean(v["psnr"])) for m, v in
@@ -549,12 +549,12 @@ SOURCE_METHODS = ("zero_filled", "dlmri", "dagan", "refinement")
 def csmri_plans(per_method: Mapping[str, Any]) -> list[Plan]:
     """The declared comparisons: the source's methods against RecNet (primary: PSNR and SIS, the source's
     columns); the λ sweep and the observer loss against their same-budget control, fine-tuning with MSE
-    alone, and refinement +
-    task loss against the refinement (primary: the scorer's Dice and PSNR, the trade-off the task loss
-    is about). SSIM, NMSE and the loss's own network's Dice (circular) are exploratory."""
-    sweep = (*(m for m in per_method if m.startswith(TASK_METHOD)), OBSERVER_METHOD)
+    alone, and refinement + task loss against the refinement (primary: the scorer's Dice and PSNR, the
+    trade-off the task loss is about). SSIM, NMSE and the loss's own network's Dice (circular) are
+    exploratory."""
+    finetuned = (*(m for m in per_method if m.startswith(TASK_METHOD)), OBSERVER_METHOD)
     declared = [("recnet", SOURCE_METHODS, ("psnr", "ssim", "nmse", "dice", "sis"), ("psnr", "sis")),
-                (CONTROL, sweep, ("dice", "psnr", "ssim", "sis", "dice_loss_net"), ("dice", "psnr")),
+                (CONTROL, finetuned, ("dice", "psnr", "ssim", "sis", "dice_loss_net"), ("dice", "psnr")),
                 ("refinement", (REFINEMENT_TASK,), ("dice", "psnr", "ssim", "sis", "dice_loss_net"), ("dice", "psnr"))]
     return [Plan(baseline, tuple(m for m in methods if m in per_method), metrics, primary)
             for baseline, methods, metrics, primary in declared if baseline in per_method]

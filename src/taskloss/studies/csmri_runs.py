@@ -196,10 +196,12 @@ def task_loss(run: CsmriRun, run_dir: Path, complex_input: bool) -> TaskLoss:
                     description=f"lesion-segmentation UNet of run {run.task_run!r} (best checkpoint)")
 
 
-def _task_weights(run: CsmriRun, weights: dict[str, float]) -> CompositeLoss:
-    """``weights`` plus the task term, balanced over the first batches (``loss_mode: first``) or fixed."""
+def _task_weights(run: CsmriRun, weights: dict[str, float], term: str = "task") -> CompositeLoss:
+    """``weights`` plus the task term (``term``: "task" at ``task_weight``, "observer" at the observer's
+    weight), balanced over the first ``task_balance_batches`` batches (``loss_mode: first``) or fixed."""
     mode = run.loss_mode
-    return CompositeLoss({**weights, "task": run.task_weight}, normalize=mode,
+    weight = run.observer.weight if term == "observer" and run.observer is not None else run.task_weight
+    return CompositeLoss({**weights, term: weight}, normalize=mode,
                          normalize_batches=run.task_balance_batches if mode == "first" else 1)
 
 
@@ -254,9 +256,7 @@ def _recnet_task(run: CsmriRun, run_dir: Path) -> tuple[TrainingTask, str]:
         if run.task_run is not None:
             raise ConfigError("a recnet run takes either task_run (the task loss) or observer (the observer loss), "
                               "not both; make two runs")
-        composite = CompositeLoss({"mse": 1.0, "observer": run.observer.weight}, normalize=run.loss_mode,
-                                  normalize_batches=run.task_balance_batches if run.loss_mode == "first" else 1)
-        return ObserverFineTuning(factory, run.observer, composite), (
+        return ObserverFineTuning(factory, run.observer, _task_weights(run, {"mse": 1.0}, "observer")), (
             f"MSE on the complex image + {run.observer.weight:g} x {run.observer.description()} ({balance}){start}")
     if run.task_run is None:
         task = SupervisedTask(factory, nn.MSELoss(), magnitude_metrics, forward=reconstruct)

@@ -54,9 +54,10 @@ from statsmodels.stats.multitest import multipletests
 from taskloss.config import StrictModel
 from taskloss.data.kspace import complex_to_channels, undersample
 from taskloss.data.signals import Signal, calibrate_contrast, cut_rois, dprime_for_auc, insert_signals
+from taskloss.errors import InputError
 from taskloss.losses import ObserverLoss
 from taskloss.metrics.comparisons import subject_analysis, verdicts
-from taskloss.observers import detectability, group_draws, grouped_bootstrap
+from taskloss.observers import detectability, dprime, group_draws, grouped_bootstrap
 from taskloss.studies.paired import subject_of
 
 ANATOMY_FRACTION = 0.1
@@ -306,19 +307,17 @@ def subject_resamples(record: Mapping[str, Any], observer: str = "cho", resample
 
 
 def subject_dprimes(record: Mapping[str, Any], method: str, observer: str = "cho") -> dict[str, float]:
-    """Subject -> d' of ``method`` from that subject's slices' scores (``(mean_p - mean_a) /
-    sqrt((var_p + var_a) / 2)``, sample variances), for subjects with at least 2 slices of each class
-    whose scores vary."""
+    """Subject -> d' of ``method`` from that subject's slices' scores (:func:`taskloss.observers.dprime`),
+    for subjects with at least 2 slices of each class whose scores vary."""
     g_p, g_a = _groups(record)
     scores = record["methods"][method][observer]
     present, absent = np.array(scores["scores_present"]), np.array(scores["scores_absent"])
     found = {}
     for subject in np.unique(np.concatenate([g_p, g_a])):
-        p, a = present[g_p == subject], absent[g_a == subject]
-        if len(p) >= 2 and len(a) >= 2:
-            spread = math.sqrt((np.var(p, ddof=1) + np.var(a, ddof=1)) / 2)
-            if spread > 0:
-                found[str(subject)] = float((p.mean() - a.mean()) / spread)
+        try:
+            found[str(subject)] = dprime(present[g_p == subject], absent[g_a == subject])[0]
+        except InputError:  # fewer than 2 slices of a class, or scores that do not vary: no d'
+            continue
     return found
 
 
@@ -351,9 +350,11 @@ def detection_comparisons(record: Mapping[str, Any] | Sequence[Mapping[str, Any]
         methods = [m for m in members if all(m in r["methods"] for r in records)]
         if not all(baseline in r["methods"] for r in records) or not methods:
             continue
+        base = [subject_dprimes(r, baseline, observer) for r in records]
         rows = []
         for method in methods:
-            per_seed = [_subject_differences(r, method, baseline, observer) for r in records]
+            per_seed = [_differences(subject_dprimes(r, method, observer), b)
+                        for r, b in zip(records, base, strict=True)]
             subjects = sorted(set().union(*per_seed))
             if len(subjects) < 2:
                 continue
@@ -373,9 +374,8 @@ def detection_comparisons(record: Mapping[str, Any] | Sequence[Mapping[str, Any]
     return found
 
 
-def _subject_differences(record: Mapping[str, Any], method: str, baseline: str, observer: str) -> dict[str, float]:
+def _differences(own: Mapping[str, float], base: Mapping[str, float]) -> dict[str, float]:
     """Subject -> d'(method) - d'(baseline), for subjects where both are defined."""
-    own, base = subject_dprimes(record, method, observer), subject_dprimes(record, baseline, observer)
     return {s: own[s] - base[s] for s in own.keys() & base.keys()}
 
 
@@ -395,9 +395,9 @@ def _cell(value: float, interval: tuple[float, float], digits: int) -> str:
 
 def detection_section(record: Mapping[str, Any], labels: Callable[[str], str], psnr: Mapping[str, float],
                       comparisons: Sequence[DetectionComparison] = (), reference: str = "recnet") -> list[str]:
-    """The report's lines: the detection table (intervals over the test subjects where the record has
-    per-slice scores, else over images), the declared comparisons, and where PSNR and the CHO's d'
-    disagree with ``reference``.
+    """The report's lines: the detection table (bootstrap intervals over the test subjects where the
+    record has per-slice scores of at least :data:`MIN_BOOTSTRAP_SUBJECTS` subjects, else the intervals
+    over images), the declared comparisons, and where PSNR and the CHO's d' disagree with ``reference``.
 
     Args:
         record: ``results/detection.json``.
@@ -410,10 +410,11 @@ def detection_section(record: Mapping[str, Any], labels: Callable[[str], str], p
     subjects = detection_subjects(record)
     by_subject = subjects >= MIN_BOOTSTRAP_SUBJECTS
     resampled = {observer: subject_resamples(record, observer) for observer in OBSERVERS} if by_subject else {}
+    few = (f"{subjects} test subjects are too few for a bootstrap over subjects (at least {MIN_BOOTSTRAP_SUBJECTS})"
+           if subjects else "this record keeps no per-slice scores")
     unit = (f"95 % bootstrap intervals over the {subjects} test subjects (the per-slice scores held fixed; "
             "DeLong's and the normal-theory intervals over images are in detection.json)" if by_subject else
-            f"95 % over images (DeLong for AUC, normal theory for d'), not over subjects: {subjects or 'the'} test "
-            f"subjects are too few for a bootstrap over subjects (at least {MIN_BOOTSTRAP_SUBJECTS})")
+            f"95 % over images (DeLong for AUC, normal theory for d'), not over subjects: {few}")
     lines = [f"Detection task (model observers): a disc of radius {s['size']:g} px (edge {s['edge']:g} px), contrast "
              f"{record['contrast']:.4g} (set on the validation ground truth so that the CHO reaches AUC "
              f"{s['target_auc']:g}), in {record['n_present']} test slices against {record['n_absent']} without; "
