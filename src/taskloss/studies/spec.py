@@ -319,11 +319,11 @@ class PerceptualTerm(TermSpec):
 
     Attributes:
         network: "auto" (ImageNet VGG-19 when its weights are found, else the domain network),
-            "vgg19" or "domain".
+            "vgg19", "domain" or "efficientnet_lite0" (ImageNet weights from ``taskloss[imagenet]``).
         layers: layer names; default the network's CRN-style set.
         distance: "l1" or "l2".
         include_pixel: add the pixel term (layer 0).
-        weights_path: an explicit VGG-19 checkpoint file.
+        weights_path: an explicit VGG-19 or EfficientNet-Lite0 checkpoint file.
     """
 
     network: PerceptionChoice = "auto"
