@@ -42,10 +42,11 @@ from torch.utils.data import Dataset
 from taskloss.config import StrictModel
 from taskloss.data import io
 from taskloss.data.fields import generator_for
-from taskloss.data.phantoms import Variation, head_phantom
+from taskloss.data.phantoms import Phantom, Variation, head_phantom
 from taskloss.data.physics import (
     RadiographDisplay,
     SpinEcho,
+    Tissue,
     attenuation_volume,
     bone_fraction,
     detector_blur,
@@ -237,24 +238,131 @@ def simulate_subject(config: Mr2XrayConfig, subject: int) -> tuple[torch.Tensor,
 
 def simulate_views(config: Mr2XrayConfig, subject: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """MR and X-ray projections (A, 1, S, S) in [0, 1] and bone masks (A, 1, S, S) bool of one subject."""
+    return finish_views(config, view_integrals(config, subject))
+
+
+NODULE_STREAM = 2
+"""``generator_for(seed, subject, NODULE_STREAM)`` draws a subject's nodule site (stream 1 is its noise)."""
+NODULE_SITE_FRACTION = 0.9
+"""A nodule's centre lies in a voxel of at least this white-matter fraction (as the phantoms' lesions)."""
+
+
+@dataclass(frozen=True)
+class ViewIntegrals:
+    """One subject's noise-free line integrals at every angle, and the state of its noise generator.
+
+    Attributes:
+        mr: MR signal line integrals (A, 1, S, S).
+        mu: attenuation line integrals (A, 1, S, S), dimensionless.
+        bone_mm: bone path length (A, 1, S, S), mm.
+        noise_state: the state of the subject's generator after the MR bias field, where its noise
+            draws start (:func:`finish_views` draws from a copy, so every call gives the same noise).
+        nodule_mr: with a nodule, the line integrals of the MR signal inside it (A, 1, S, S); else None.
+        nodule_mu: with a nodule, those of the attenuation inside it; else None.
+        nodule_px: with a nodule, its centre in every view, (A, 2) int64 (row, column) pixels, where its
+            projected chord is longest; else None.
+    """
+
+    mr: torch.Tensor
+    mu: torch.Tensor
+    bone_mm: torch.Tensor
+    noise_state: torch.Tensor
+    nodule_mr: torch.Tensor | None = None
+    nodule_mu: torch.Tensor | None = None
+    nodule_px: torch.Tensor | None = None
+
+
+def nodule_site(phantom: Phantom, config: Mr2XrayConfig) -> tuple[int, int, int]:
+    """The voxel (d, h, w) of the subject's nodule centre: drawn among the white-matter voxels
+    (:data:`NODULE_SITE_FRACTION`) with ``generator_for(config.seed, subject, NODULE_STREAM)``."""
+    candidates = (phantom.fractions[Tissue.WHITE_MATTER] >= NODULE_SITE_FRACTION).nonzero()
+    if len(candidates) == 0:
+        raise DataError(f"subject {phantom.subject}'s phantom has no white-matter voxel for a nodule; use more "
+                        "pixels (data.size) or the mni152 anatomy")
+    generator = generator_for(config.seed, phantom.subject, NODULE_STREAM)
+    d, h, w = candidates[int(torch.randint(len(candidates), (1,), generator=generator))].tolist()
+    return d, h, w
+
+
+def nodule_volume(shape: tuple[int, int, int], centre: tuple[int, int, int], radius_mm: float,
+                  spacing_mm: float) -> torch.Tensor:
+    """A sphere's share of every voxel, (D, H, W) float32 in [0, 1]: 1 inside, 0 outside, a linear
+    ramp one voxel wide across the surface (partial volume)."""
+    axes = [(torch.arange(n, dtype=torch.float32) - c) * spacing_mm for n, c in zip(shape, centre, strict=True)]
+    z, y, x = torch.meshgrid(*axes, indexing="ij")
+    distance = (z.square() + y.square() + x.square()).sqrt()
+    return ((radius_mm - distance) / spacing_mm + 0.5).clamp(0.0, 1.0)
+
+
+def view_integrals(config: Mr2XrayConfig, subject: int, nodule_radius_mm: float | None = None) -> ViewIntegrals:
+    """The line integrals of one subject's views (:func:`finish_views` makes the images).
+
+    With ``nodule_radius_mm``, also those of a spherical nodule of that radius at :func:`nodule_site`,
+    whose MR signal and attenuation are the surrounding tissue's (a nodule of contrast c multiplies
+    both by 1 + c inside the sphere, see :func:`finish_views`), and its centre in every view.
+    """
     phantom = head_phantom(subject, config.seed, anatomy=config.anatomy,
                            spacing_mm=config.phantom_spacing_mm(), variation=config.variation)
     generator = generator_for(config.seed, subject, 1)
-    volumes = torch.cat([
-        mr_volume(phantom.fractions, phantom.properties, SpinEcho.preset(config.weighting), config.bias,
-                  generator),
-        attenuation_volume(phantom.fractions, phantom.properties),
-        bone_fraction(phantom.fractions),
-    ])[None]
-    line_integrals = project(volumes, phantom.spacing, config.angle_list(), config.geometry())[0]
-    mr, mu = line_integrals[0][:, None], line_integrals[1][:, None]  # (A, 1, S, S) each
-    bone = line_integrals[2][:, None] >= config.bone_threshold_mm  # bone path length, mm
-    sigma = config.mr_noise * mr.flatten(1).amax(dim=1).reshape(-1, 1, 1, 1)
-    mr = rician(mr, sigma, generator)
-    xray = xray_line_integral(mu, config.photons, generator)
+    channels = [mr_volume(phantom.fractions, phantom.properties, SpinEcho.preset(config.weighting), config.bias,
+                          generator),
+                attenuation_volume(phantom.fractions, phantom.properties), bone_fraction(phantom.fractions)]
+    if nodule_radius_mm is not None:
+        sphere = nodule_volume(tuple(phantom.fractions.shape[1:]), nodule_site(phantom, config), nodule_radius_mm,
+                               phantom.spacing_mm)[None]
+        channels += [sphere * channels[0], sphere * channels[1], sphere]
+    line_integrals = project(torch.cat(channels)[None], phantom.spacing, config.angle_list(), config.geometry())[0]
+    views = line_integrals[:, :, None]  # (C, A, 1, S, S)
+    nodule: dict[str, torch.Tensor] = {}
+    if nodule_radius_mm is not None:
+        chords = views[5].flatten(1).argmax(dim=1)
+        size = config.size
+        nodule = {"nodule_mr": views[3], "nodule_mu": views[4],
+                  "nodule_px": torch.stack([chords // size, chords % size], dim=1)}
+    return ViewIntegrals(views[0], views[1], views[2], generator.get_state(), **nodule)
+
+
+def finish_views(config: Mr2XrayConfig, integrals: ViewIntegrals, contrast: float = 0.0
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The measured images of a subject's views: MR with Rician noise, X-ray with Poisson noise and
+    detector blur, normalised as the data set is (module docstring).
+
+    A nodule is inserted into the measured data, as lesion-insertion studies add a lesion's projection
+    to the raw data: ``contrast`` times its line integrals is added to the noisy MR and X-ray line
+    integrals, before the detector blur, and the result is normalised (MR) and windowed (X-ray) as the
+    view without it. The noise is therefore that of the views without it (its change by a low-contrast
+    nodule is neglected): the views with and without the nodule differ by the signal alone (clipped to
+    [0, 1]), and an observer's d' is a smooth function of the contrast.
+
+    Args:
+        config: the data settings.
+        integrals: the subject's :func:`view_integrals`.
+        contrast: the nodule's relative contrast c (its MR signal and attenuation times 1 + c); 0 or
+            no nodule in ``integrals``: the views as simulated for the data set.
+
+    Returns:
+        MR (A, 1, S, S) in [0, 1], X-ray (A, 1, S, S) in [0, 1], bone masks (A, 1, S, S) bool; the
+        noise is the same for every ``contrast`` (drawn from a copy of ``integrals.noise_state``).
+    """
+    if contrast != 0.0 and (integrals.nodule_mr is None or integrals.nodule_mu is None):
+        raise InputError("contrast is not 0 but these integrals have no nodule; pass nodule_radius_mm to "
+                         "view_integrals")
+    generator = torch.Generator().set_state(integrals.noise_state)
+    bone = integrals.bone_mm >= config.bone_threshold_mm  # bone path length, mm
+    sigma = config.mr_noise * integrals.mr.flatten(1).amax(dim=1).reshape(-1, 1, 1, 1)
+    mr = rician(integrals.mr, sigma, generator)
+    xray = xray_line_integral(integrals.mu, config.photons, generator)
     pixel_mm = config.geometry().pixel_mm
-    xray = detector_blur(xray, config.detector_blur_mm, pixel_mm)
-    return normalize_min_max(mr), RadiographDisplay(config.display_compression)(xray, pixel_mm), bone
+    display = RadiographDisplay(config.display_compression)
+    blurred = detector_blur(xray, config.detector_blur_mm, pixel_mm)
+    if contrast == 0.0:
+        return normalize_min_max(mr), display(blurred, pixel_mm), bone
+    # The nodule's views are normalised and windowed as the views without it, so that they differ by the signal.
+    window = display.window(blurred, pixel_mm)
+    low = mr.flatten(1).amin(dim=1).reshape(-1, 1, 1, 1)
+    span = (mr.flatten(1).amax(dim=1).reshape(-1, 1, 1, 1) - low).clamp(min=torch.finfo(mr.dtype).tiny)
+    xray = detector_blur(xray + contrast * integrals.nodule_mu, config.detector_blur_mm, pixel_mm)
+    return ((mr + contrast * integrals.nodule_mr - low) / span).clamp(0, 1), display(xray, pixel_mm, window), bone
 
 
 def simulate_mr2xray(

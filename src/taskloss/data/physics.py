@@ -359,19 +359,30 @@ class RadiographDisplay:
                              f"0.5 < window_quantile <= 1, got {self.compression}, {self.kernel_mm}, "
                              f"{self.window_quantile}")
 
-    def __call__(self, line_integral: torch.Tensor, pixel_mm: float) -> torch.Tensor:
+    def __call__(self, line_integral: torch.Tensor, pixel_mm: float,
+                 window: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
         """Display images of line integrals (N, 1, H, W) >= 0 with pixels of ``pixel_mm``: (N, 1, H, W)
-        in [0, 1]."""
+        in [0, 1]; ``window`` (low, high), each (N,), replaces the images' own (:meth:`window`), e.g. to
+        show an image with an inserted signal exactly as the image without it."""
+        processed = self._processed(line_integral, pixel_mm)
+        low, high = self.window(line_integral, pixel_mm) if window is None else window
+        shape = (-1,) + (1,) * (line_integral.ndim - 1)
+        span = (high - low).clamp(min=torch.finfo(processed.dtype).tiny)
+        return ((processed - low.reshape(shape)) / span.reshape(shape)).clamp(0, 1)
+
+    def _processed(self, line_integral: torch.Tensor, pixel_mm: float) -> torch.Tensor:
         if pixel_mm <= 0:
             raise InputError(f"pixel_mm must be > 0, got {pixel_mm}")
-        processed = line_integral
         if self.compression > 0:
-            processed = line_integral - self.compression * gaussian_blur(line_integral, self.kernel_mm / pixel_mm)
-        flat, values = processed.flatten(1), line_integral.flatten(1)
+            return line_integral - self.compression * gaussian_blur(line_integral, self.kernel_mm / pixel_mm)
+        return line_integral
+
+    def window(self, line_integral: torch.Tensor, pixel_mm: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """The display window of each image, (low, high), each (N,): the lowest processed value (>= 0) and
+        the ``window_quantile`` of the processed values inside the object."""
+        flat, values = self._processed(line_integral, pixel_mm).flatten(1), line_integral.flatten(1)
         inside = values > 0.05 * values.amax(dim=1, keepdim=True)
         low = flat.amin(dim=1).clamp(min=0)
         high = torch.stack([row[mask].quantile(self.window_quantile) if bool(mask.any()) else row.max()
                             for row, mask in zip(flat, inside, strict=True)])
-        shape = (-1,) + (1,) * (line_integral.ndim - 1)
-        span = (high - low).clamp(min=torch.finfo(processed.dtype).tiny)
-        return ((processed - low.reshape(shape)) / span.reshape(shape)).clamp(0, 1)
+        return low, high

@@ -67,22 +67,36 @@ DETECTION_FILE = "detection.json"
 OBSERVERS = ("cho", "npw")
 
 
-class DiscObserver(StrictModel):
-    """The disc and the CHO shared by the detection task and the observer loss.
+class ObserverSettings(StrictModel):
+    """The observers' ROI and the CHO's channels, shared by every detection task and the observer loss.
 
     Attributes:
-        size: the disc's radius in pixels.
-        edge: the standard deviation of its edge blur in pixels.
         roi: the observers' ROI side in pixels (even or odd).
         channel_width: the Laguerre-Gauss channels' width in pixels.
         n_channels: the number of Laguerre-Gauss channels.
     """
 
-    size: float = Field(2.0, gt=0)
-    edge: float = Field(0.7, gt=0)
     roi: int = Field(16, ge=8)
     channel_width: float = Field(4.0, gt=0)
     n_channels: int = Field(5, ge=1, le=10)
+
+    def observer_options(self, observer: Literal["cho", "npw"]) -> dict[str, Any]:
+        """Keyword arguments of :func:`taskloss.observers.detectability` for ``observer``."""
+        if observer == "cho":
+            return {"channels": "laguerre-gauss", "channel_width": self.channel_width, "n_channels": self.n_channels}
+        return {}
+
+
+class DiscObserver(ObserverSettings):
+    """The disc and the CHO shared by the csmri detection task and the observer loss.
+
+    Attributes (besides :class:`ObserverSettings`' ROI and channels):
+        size: the disc's radius in pixels.
+        edge: the standard deviation of its edge blur in pixels.
+    """
+
+    size: float = Field(2.0, gt=0)
+    edge: float = Field(0.7, gt=0)
 
 
 class DetectionSettings(DiscObserver):
@@ -99,12 +113,6 @@ class DetectionSettings(DiscObserver):
     def signal(self, contrast: float) -> Signal:
         """The disc of this section with ``contrast`` (peak value added to the [0, 1] magnitude)."""
         return Signal("disc", self.size, contrast, edge=self.edge)
-
-    def observer_options(self, observer: Literal["cho", "npw"]) -> dict[str, Any]:
-        """Keyword arguments of :func:`taskloss.observers.detectability` for ``observer``."""
-        if observer == "cho":
-            return {"channels": "laguerre-gauss", "channel_width": self.channel_width, "n_channels": self.n_channels}
-        return {}
 
 
 def head_masks(magnitudes: np.ndarray) -> np.ndarray:
@@ -218,20 +226,26 @@ def score_methods(settings: DetectionSettings, contrast: float, batches: Sequenc
                 if rows.any():
                     rois[method][kind].append(cut_rois(estimate[rows], locations[rows], roi))
         offset += n
-    scores: dict[str, Any] = {}
-    for method, parts in rois.items():
-        present_rois, absent_rois = np.concatenate(parts["present"]), np.concatenate(parts["absent"])
-        scores[method] = {}
-        for observer in OBSERVERS:
-            result = detectability(present_rois, absent_rois, observer, seed=settings.seed,
-                                   **settings.observer_options(observer))
-            scores[method][observer] = {"auc": result.auc, "auc_ci": list(result.auc_ci), "snr": result.snr,
-                                        "snr_ci": list(result.snr_ci),
-                                        "scores_present": result.scores_present.tolist(),
-                                        "scores_absent": result.scores_absent.tolist()}
+    scores = {method: observer_scores(np.concatenate(parts["present"]), np.concatenate(parts["absent"]), settings,
+                                      settings.seed)
+              for method, parts in rois.items()}
     return {"settings": settings.model_dump(), "contrast": contrast, "signal": "disc",
             "n_present": len(ids["present"]), "n_absent": len(ids["absent"]), "ids_present": ids["present"],
             "ids_absent": ids["absent"], "methods": scores}
+
+
+def observer_scores(present: np.ndarray, absent: np.ndarray, settings: ObserverSettings, seed: int
+                    ) -> dict[str, dict[str, Any]]:
+    """Every observer of :data:`OBSERVERS` on one method's signal-present and signal-absent ROIs (N, h, w):
+    observer -> ``auc``, ``auc_ci``, ``snr``, ``snr_ci`` (over images) and each ROI's score
+    (``scores_present``, ``scores_absent``), as ``detection.json`` keeps them."""
+    found = {}
+    for observer in OBSERVERS:
+        result = detectability(present, absent, observer, seed=seed, **settings.observer_options(observer))
+        found[observer] = {"auc": result.auc, "auc_ci": list(result.auc_ci), "snr": result.snr,
+                           "snr_ci": list(result.snr_ci), "scores_present": result.scores_present.tolist(),
+                           "scores_absent": result.scores_absent.tolist()}
+    return found
 
 
 SUBJECT_RESAMPLES = 2000
@@ -394,7 +408,8 @@ def _cell(value: float, interval: tuple[float, float], digits: int) -> str:
 
 
 def detection_section(record: Mapping[str, Any], labels: Callable[[str], str], psnr: Mapping[str, float],
-                      comparisons: Sequence[DetectionComparison] = (), reference: str = "recnet") -> list[str]:
+                      comparisons: Sequence[DetectionComparison] = (), reference: str = "recnet",
+                      task: str | None = None) -> list[str]:
     """The report's lines: the detection table (bootstrap intervals over the test subjects where the
     record has per-slice scores of at least :data:`MIN_BOOTSTRAP_SUBJECTS` subjects, else the intervals
     over images), the declared comparisons, and where PSNR and the CHO's d' disagree with ``reference``.
@@ -405,6 +420,8 @@ def detection_section(record: Mapping[str, Any], labels: Callable[[str], str], p
         psnr: method key -> mean test PSNR (the image metrics' table).
         comparisons: :func:`detection_comparisons` of the study's families.
         reference: the method the disagreements are stated against.
+        task: the sentence that describes the signal and the images (default: the csmri disc's, from the
+            record's settings).
     """
     s = record["settings"]
     subjects = detection_subjects(record)
@@ -415,10 +432,11 @@ def detection_section(record: Mapping[str, Any], labels: Callable[[str], str], p
     unit = (f"95 % bootstrap intervals over the {subjects} test subjects (the per-slice scores held fixed; "
             "DeLong's and the normal-theory intervals over images are in detection.json)" if by_subject else
             f"95 % over images (DeLong for AUC, normal theory for d'), not over subjects: {few}")
-    lines = [f"Detection task (model observers): a disc of radius {s['size']:g} px (edge {s['edge']:g} px), contrast "
-             f"{record['contrast']:.4g} (set on the validation ground truth so that the CHO reaches AUC "
-             f"{s['target_auc']:g}), in {record['n_present']} test slices against {record['n_absent']} without; "
-             f"{s['roi']} x {s['roi']} px ROIs at known locations; CHO with {s['n_channels']} Laguerre-Gauss channels "
+    task = task or (f"a disc of radius {s['size']:g} px (edge {s['edge']:g} px), contrast {record['contrast']:.4g} "
+                    "(set on the validation ground truth so that the CHO reaches AUC "
+                    f"{s['target_auc']:g}), in {record['n_present']} test slices against {record['n_absent']} without")
+    lines = [f"Detection task (model observers): {task}; {s['roi']} x {s['roi']} px ROIs at known locations; "
+             f"CHO with {s['n_channels']} Laguerre-Gauss channels "
              f"(width {s['channel_width']:g} px) and NPW, templates fitted on one half and scored on the other. "
              f"Intervals: {unit}.", "",
              "| Method | CHO AUC | CHO d' | NPW AUC | NPW d' |", "|---|---|---|---|---|"]
@@ -434,6 +452,7 @@ def detection_section(record: Mapping[str, Any], labels: Callable[[str], str], p
                 intervals[method] = snr_ci
             cells += [_cell(o["auc"], auc_ci, 3), _cell(o["snr"], snr_ci, 2)]
         lines.append(f"| {labels(method)} | " + " | ".join(cells) + " |")
+    lines += [f"- Not scored: {labels(method)} ({reason})." for method, reason in record.get("unscored", {}).items()]
     called = {c.method: c for c in comparisons if c.baseline == reference}
     lines += ["", *comparison_lines(comparisons, labels),
               *disagreements(record, labels, psnr, intervals, reference, called)]

@@ -20,7 +20,7 @@ synthesised against the real X-ray), each term balanced over the first batches.
 
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal
@@ -42,7 +42,16 @@ from taskloss.metrics import Summary, dice, haarpsi, hfen, mae, ms_ssim, psnr, s
 from taskloss.metrics.distribution import KID_SUBSET_SIZE, KID_SUBSETS, frechet_distance, kernel_inception_distance
 from taskloss.metrics.ms_ssim import smallest_size
 from taskloss.networks import create_network
-from taskloss.report import Case, Column, ResultTable, Row, comparison_figure, detail_crop
+from taskloss.report import (
+    Case,
+    Column,
+    ResultTable,
+    Row,
+    TradeoffPoint,
+    comparison_figure,
+    detail_crop,
+    tradeoff_figure,
+)
 from taskloss.studies.common import (
     SCALES,
     BuiltinRun,
@@ -61,6 +70,13 @@ from taskloss.studies.common import (
     write_table,
     write_text,
 )
+from taskloss.studies.detection import (
+    DETECTION_COMPARISONS_FILE,
+    DETECTION_FILE,
+    detection_comparisons,
+    detection_section,
+    write_detection_comparisons,
+)
 from taskloss.studies.layout import (
     BONE_NETWORK,
     BONE_SCORER,
@@ -73,6 +89,7 @@ from taskloss.studies.layout import (
     TASK_NETWORKS_DIR,
     TEST_CSV,
 )
+from taskloss.studies.nodules import GROUND_TRUTH, NoduleDetection, calibrate_nodule, nodule_task, score_nodules
 from taskloss.studies.perception import PerceptionChoice, perception_network
 from taskloss.studies.report_kit import (
     Plan,
@@ -366,7 +383,10 @@ class Mr2XrayPreset(StrictModel):
         bone_epochs: epochs of the two bone-segmentation networks.
         balance_batches: K of the perceptual loss's layer balancing.
         figure_cases: test images shown in the figure.
-        perception: the perceptual loss's network ("auto", "vgg19", "domain"; :mod:`taskloss.studies.perception`).
+        perception: the perceptual loss's network ("auto", "vgg19", "domain", "efficientnet_lite0";
+            :mod:`taskloss.studies.perception`).
+        detection: the nodule-detection task scored by model observers on the synthesised X-rays
+            (:mod:`taskloss.studies.nodules`; simulated data only); None: not scored.
         seeds: run the whole study once per training seed (:mod:`taskloss.studies.seeds`); None: once, in
             the study folder itself, with the file's seeds.
     """
@@ -384,6 +404,7 @@ class Mr2XrayPreset(StrictModel):
     balance_batches: int = Field(10, ge=1)
     figure_cases: int = Field(3, ge=1)
     perception: PerceptionChoice = "auto"
+    detection: NoduleDetection | None = None
     seeds: Seeds | None = None
 
     @field_validator("data")
@@ -515,13 +536,51 @@ def run_mr2xray(preset: str | Path | Mr2XrayPreset, out_dir: Path, data_dir: Pat
     for name, run in runs.items():
         timings[name] = train_run(run, out_dir / RUNS_DIR / name, fabric).seconds_per_step
         evaluate_mr2xray_run(out_dir / RUNS_DIR / name, "test", fabric, preset.figure_cases)
+    detection_seconds = None
+    if fabric.is_global_zero and preset.detection is not None and data_dir is None:
+        started_detection = time.perf_counter()
+        score_mr2xray_detection(out_dir, preset.detection, runs, fabric)
+        detection_seconds = time.perf_counter() - started_detection
     if fabric.is_global_zero:
         write_json(out_dir / STUDY_RECORD, {
             "study": MR2XRAY_STUDY, "preset": preset.name, "notes": preset.notes, "data": runs[next(iter(runs))].data,
-            "seconds": time.perf_counter() - started, "seconds_per_step": timings})
+            "seconds": time.perf_counter() - started, "seconds_per_step": timings,
+            "detection_seconds": detection_seconds})
         render_mr2xray(out_dir)
     fabric.barrier()
     return out_dir / RESULTS_DIR
+
+
+def score_mr2xray_detection(out_dir: Path, settings: NoduleDetection, runs: Mapping[str, Mr2XrayRun],
+                            fabric: Fabric) -> Path:
+    """The nodule-detection task (:mod:`taskloss.studies.nodules`): the contrast calibrated on the training
+    and validation subjects' real X-rays, every run's synthesised test X-rays with and without the nodule
+    scored by the observers; writes ``results/detection.json``."""
+    config = next(iter(runs.values())).data_config()
+    contrast = calibrate_nodule(config, settings)
+    methods = {name: _synthesiser(out_dir / RUNS_DIR / name, fabric) for name in runs}
+    record = score_nodules(config, settings, contrast, methods)
+    path = out_dir / RESULTS_DIR / DETECTION_FILE
+    write_json(path, record)
+    return path
+
+
+SYNTHESIS_BATCH = 8
+"""MR projections per forward pass when the detection task synthesises its views."""
+
+
+def _synthesiser(run_dir: Path, fabric: Fabric) -> Callable[[torch.Tensor], torch.Tensor]:
+    """A trained run's best checkpoint as MR projections (B, 1, S, S) -> X-rays (B, 1, S, S) in [0, 1], on the CPU."""
+    run = validate_config(Mr2XrayRun, load_yaml(run_dir / RUN_CONFIG_FILE), str(run_dir / RUN_CONFIG_FILE))
+    task, _ = mr2xray_task(run, run_dir)
+    trainer = Trainer(task, run.training, run_dir, fabric)
+    trainer.load_weights("best")
+    task.set_training(False)
+
+    def synthesise(mr: torch.Tensor) -> torch.Tensor:
+        return torch.cat([task.predict(fabric.to_device({"input": part})).clamp(0, 1).float().cpu()
+                          for part in mr.split(SYNTHESIS_BATCH)])
+    return synthesise
 
 
 def _check_imagenet_weights(preset: Mr2XrayPreset) -> None:
@@ -575,7 +634,43 @@ def render_mr2xray(out_dir: Path) -> str:
     reported = report_comparisons(results, rows, mr2xray_plans(runs), _row_label)
     figure = _projection_figure(out_dir, runs, ordered, labels)
     distribution = _distribution_table(out_dir, ordered)
-    return _mr2xray_section(study, table, reported, runs, figure, out_dir, distribution)
+    detection = _detection_lines(results, runs, ordered, mr2xray_plans(runs))
+    return _mr2xray_section(study, table, reported, runs, figure, out_dir, distribution) + detection
+
+
+def _method_label(name: str) -> str:
+    return "Real X-ray (ground truth)" if name == GROUND_TRUTH else _row_label(name)
+
+
+def _detection_lines(results: Path, runs: Mapping[str, Any], ordered: Sequence[str], plans: Sequence[Plan]) -> str:
+    """The detection subsection (table, declared comparisons on d', disagreements with PSNR against the
+    first ℓ1 run) and its PSNR-against-d' figure; empty without ``results/detection.json``."""
+    path = results / DETECTION_FILE
+    if not path.is_file():
+        return ""
+    record = json.loads(path.read_text())
+    comparisons = detection_comparisons(record, [(plan.baseline, plan.methods) for plan in plans])
+    if comparisons:
+        write_detection_comparisons(results / DETECTION_COMPARISONS_FILE, comparisons)
+    psnr = {name: float(np.mean(runs[name][2]["psnr"])) for name in ordered}
+    reference = next((plan.baseline for plan in plans), ordered[0])
+    lines = detection_section(record, _method_label, psnr, comparisons, reference, task=nodule_task(record))
+    points = [TradeoffPoint(_row_label(name), _mean_ci(runs[name][2]["psnr"]), (cho["snr"], *cho["snr_ci"]))
+              for name in ordered if (cho := record["methods"].get(name, {}).get("cho")) is not None]
+    figure = tradeoff_figure(results / DETECTION_TRADEOFF, points, "PSNR (dB), mean over test views",
+                             "detectability d' (CHO, Laguerre-Gauss)",
+                             title="MR -> X-ray: image quality against nodule detection")
+    return "\n\n### Nodule detection (model observers)\n\n" + "\n".join(lines) + (
+        f"\n\n![mr2xray PSNR against detectability](mr2xray/results/{figure.name})\n")
+
+
+DETECTION_TRADEOFF = "tradeoff_detection.png"
+"""``results/tradeoff_detection.png``: every run's PSNR (95 % bootstrap CI) against its CHO d' (normal-theory CI)."""
+
+
+def _mean_ci(values: np.ndarray) -> tuple[float, float, float]:
+    summary = summarize(values)
+    return summary.mean, summary.ci_low, summary.ci_high
 
 
 DISTRIBUTION_CSV = "distribution.csv"

@@ -1,0 +1,188 @@
+"""A nodule-detection task in the mr2xray study, scored by model observers on the synthesised X-rays.
+
+The csmri study's detection task (:mod:`taskloss.studies.detection`) adds a disc to an image; here the
+signal is anatomy: a spherical nodule in the subject's 3-D head phantom, so the MR projection (the
+networks' input) and the X-ray projection (their target) both show it, each through its own physics,
+and a network can only hand it on to the X-ray it synthesises if it carries the MR's small feature.
+With ``detection:`` in an mr2xray study file:
+
+1. **The nodule.** A sphere of radius ``radius_mm`` centred on a white-matter voxel drawn per subject
+   (:func:`taskloss.data.mr2xray.nodule_site`); inside it the MR signal and the attenuation are the
+   surrounding tissue's times ``1 + c`` (a denser, brighter nodule; one contrast ``c`` for both
+   modalities). Its line integrals along the data set's rays are added to the measured (noisy) MR and
+   X-ray line integrals of each view (:func:`taskloss.data.mr2xray.view_integrals`,
+   :func:`~taskloss.data.mr2xray.finish_views`), as lesion-insertion studies add a lesion's projection to
+   raw data: the same phantom, rays and noise as the data set, plus the nodule; its centre in each view
+   is where its projected chord is longest.
+2. **Contrast.** ``c`` is set on the real X-rays of the training and validation subjects (never the
+   test split; no network is involved, so the training subjects add views without any selection on
+   them) so that the CHO reaches ``target_auc`` there (Brent's method on d' = sqrt(2) Phi^-1(AUC)):
+   the ground truth is not at ceiling. The validation split alone (3 subjects in the demo, 24 views)
+   moved the test AUC far from the target.
+3. **Signal-present and signal-absent views.** Of every test subject's views, those at even angle
+   positions show the nodule and those at odd positions are the data set's own (no nodule), each
+   with its ROI at the nodule's projected centre: the classes differ in the nodule and in the angle,
+   never in the subject.
+4. **Scoring.** Every run's network synthesises the X-rays of both classes from their MR
+   projections; the real X-rays are the upper reference. ROIs of ``roi`` px are scored by the CHO
+   (Laguerre-Gauss) and the NPW as in csmri (:func:`taskloss.studies.detection.observer_scores`:
+   templates fitted on one half, scored on the other), and the declared families (each network's
+   losses against its ℓ1 run) compare d' per test subject with Holm
+   (:func:`~taskloss.studies.detection.detection_comparisons`).
+
+``results/detection.json`` has the record's usual keys (settings, contrast, ids, every view's scores).
+"""
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from pydantic import Field
+from scipy import optimize
+
+from taskloss.data.mr2xray import Mr2XrayConfig, ViewIntegrals, finish_views, view_integrals
+from taskloss.data.signals import cut_rois, dprime_for_auc
+from taskloss.data.splits import split_subjects
+from taskloss.errors import InputError
+from taskloss.observers import detectability
+from taskloss.studies.detection import ObserverSettings, observer_scores
+
+GROUND_TRUTH = "ground_truth"
+"""The method key of the real X-rays in the record (the upper reference)."""
+CONTRAST_BRACKET = (1e-3, 4.0)
+"""The relative contrasts c between which the calibration searches (from a nodule 0.1 % denser to one 5 times
+as dense as its surroundings)."""
+CONTRAST_TOLERANCE = 1e-3
+"""Relative tolerance of the calibrated contrast."""
+
+
+class NoduleDetection(ObserverSettings):
+    """The ``detection:`` section of an mr2xray study file (module docstring).
+
+    Attributes (besides :class:`~taskloss.studies.detection.ObserverSettings`' ROI and channels):
+        radius_mm: the nodule's radius, mm.
+        target_auc: the CHO's AUC on the validation subjects' real X-rays that sets the contrast, in (0.5, 1).
+        seed: seed of the observers' template/score split.
+    """
+
+    radius_mm: float = Field(8.0, gt=0)
+    target_auc: float = Field(0.85, gt=0.5, lt=1.0)
+    seed: int = Field(0, ge=0)
+
+
+class NoduleViews:
+    """One split's views with the nodule at even angle positions, the data set's own at odd ones.
+
+    Attributes:
+        ids: view ids as the data set names them (``s003_a045.0``), in subject then angle order.
+        present: (N,) bool, whether the view shows the nodule.
+        locations: (N, 2) float ROI centres (y, x) for ``roi`` px ROIs (a pixel's centre for odd
+            ROIs, its lower-right corner for even ones, as :func:`cut_rois` centres them).
+    """
+
+    def __init__(self, config: Mr2XrayConfig, subjects: Sequence[int], settings: NoduleDetection) -> None:
+        self.config = config
+        self.integrals: list[ViewIntegrals] = [view_integrals(config, s, settings.radius_mm) for s in subjects]
+        angles = config.angle_list()
+        self.ids = [f"s{s:03d}_a{a:05.1f}" for s in subjects for a in angles]
+        self.present = np.array([k % 2 == 0 for _ in subjects for k in range(len(angles))])
+        offset = 0.5 if settings.roi % 2 == 0 else 0.0
+        self.locations = np.concatenate([i.nodule_px.double().numpy() for i in self.integrals
+                                         if i.nodule_px is not None]) + offset
+        self._without = [finish_views(config, integrals)[:2] for integrals in self.integrals]
+
+    def images(self, contrast: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """MR projections and real X-rays (N, 1, S, S) in [0, 1]: nodule of ``contrast`` where ``present``."""
+        mr, xray = [], []
+        for integrals, without in zip(self.integrals, self._without, strict=True):
+            with_nodule = finish_views(self.config, integrals, contrast)
+            rows = torch.tensor([k % 2 == 0 for k in range(len(with_nodule[0]))])[:, None, None, None]
+            mr.append(torch.where(rows, with_nodule[0], without[0]))
+            xray.append(torch.where(rows, with_nodule[1], without[1]))
+        return torch.cat(mr), torch.cat(xray)
+
+    def rois(self, images: torch.Tensor | np.ndarray, roi: int) -> tuple[np.ndarray, np.ndarray]:
+        """The signal-present and signal-absent ROIs (n, roi, roi) of images (N, 1, S, S) in view order."""
+        array = images.detach().double().cpu().numpy() if isinstance(images, torch.Tensor) else np.asarray(images)
+        cut = cut_rois(array[:, 0], self.locations, (roi, roi))
+        return cut[self.present], cut[~self.present]
+
+
+def split_of(config: Mr2XrayConfig, *splits: str) -> list[int]:
+    """The subjects of ``splits`` ("train", "val", "test"), as the data set splits them, in order."""
+    found = split_subjects(range(config.subjects), config.seed, config.val_fraction, config.test_fraction)
+    return sorted(subject for subject, name in found.items() if name in splits)
+
+
+def calibrate_nodule(config: Mr2XrayConfig, settings: NoduleDetection) -> float:
+    """The contrast c at which the CHO reaches ``settings.target_auc`` on the real X-rays of the training and
+    validation subjects.
+
+    Raises:
+        InputError: fewer than 4 such views of each class, or a target the CHO does not reach within
+            :data:`CONTRAST_BRACKET`.
+    """
+    views = NoduleViews(config, split_of(config, "train", "val"), settings)
+    if min(views.present.sum(), (~views.present).sum()) < 4:
+        raise InputError(f"the training and validation splits have {len(views.ids)} views; the nodule's contrast "
+                         "needs at least 4 with and 4 without it: use more subjects or angles")
+    target = dprime_for_auc(settings.target_auc)
+
+    def deficit(contrast: float) -> float:
+        present, absent = views.rois(views.images(contrast)[1], settings.roi)
+        return detectability(present, absent, "cho", seed=settings.seed,
+                             **settings.observer_options("cho")).snr - target
+
+    low, high = CONTRAST_BRACKET
+    if deficit(high) < 0:
+        raise InputError(f"the CHO does not reach AUC {settings.target_auc:g} on the training and validation X-rays "
+                         f"with a nodule "
+                         f"{high:g} times denser than its surroundings; use a larger radius_mm or a lower target_auc")
+    if deficit(low) >= 0:
+        return low
+    return float(optimize.brentq(deficit, low, high, xtol=CONTRAST_TOLERANCE * low, rtol=CONTRAST_TOLERANCE))
+
+
+def score_nodules(config: Mr2XrayConfig, settings: NoduleDetection, contrast: float,
+                  methods: Mapping[str, Callable[[torch.Tensor], torch.Tensor]]) -> dict[str, Any]:
+    """Synthesise the test views with and without the nodule with every method and score them.
+
+    Args:
+        config: the data settings.
+        settings: the detection section.
+        contrast: the calibrated contrast.
+        methods: run name -> synthesiser (MR projections (B, 1, S, S) -> X-rays (B, 1, S, S) in [0, 1]).
+
+    Returns:
+        The record of ``results/detection.json``, with the real X-rays as method :data:`GROUND_TRUTH`; a
+        method the observers cannot score (its ROIs do not vary, ...) is left out of ``methods`` and named
+        in ``unscored`` with the reason.
+    """
+    views = NoduleViews(config, split_of(config, "test"), settings)
+    mr, xray = views.images(contrast)
+    outputs = {GROUND_TRUTH: xray}
+    with torch.no_grad():
+        outputs.update({name: synthesise(mr) for name, synthesise in methods.items()})
+    scores, unscored = {}, {}
+    for name, images in outputs.items():
+        try:
+            scores[name] = observer_scores(*views.rois(images, settings.roi), settings, settings.seed)
+        except InputError as error:  # e.g. a network whose output does not vary in the ROIs: no observer fits
+            unscored[name] = str(error)
+    present = [i for i, p in zip(views.ids, views.present, strict=True) if p]
+    absent = [i for i, p in zip(views.ids, views.present, strict=True) if not p]
+    return {"settings": settings.model_dump(), "contrast": contrast, "signal": "nodule", "n_present": len(present),
+            "n_absent": len(absent), "ids_present": present, "ids_absent": absent, "methods": scores,
+            "unscored": unscored}
+
+
+def nodule_task(record: Mapping[str, Any]) -> str:
+    """The report's sentence on the signal and the views (:func:`~taskloss.studies.detection.detection_section`)."""
+    s = record["settings"]
+    return (f"a spherical nodule of radius {s['radius_mm']:g} mm in the 3-D phantom, its MR signal and attenuation "
+            f"{100 * record['contrast']:.3g} % above its surroundings' (set on the training and validation "
+            f"subjects' real X-rays so that the CHO reaches AUC {s['target_auc']:g}), in {record['n_present']} test "
+            f"views against {record['n_absent']} without (even and odd angle positions of each test subject); the "
+            "X-rays each network synthesises from the MR projections")
+

@@ -1,0 +1,143 @@
+"""The mr2xray nodule-detection task: the nodule in the phantom, its views, the calibration, the record,
+and a small study end to end."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from taskloss.data.mr2xray import (
+    Mr2XrayConfig,
+    finish_views,
+    mr2xray_splits,
+    nodule_volume,
+    simulate_views,
+    view_integrals,
+)
+from taskloss.data.signals import dprime_for_auc
+from taskloss.errors import InputError
+from taskloss.observers import detectability
+from taskloss.studies import render_report
+from taskloss.studies.detection import detection_section
+from taskloss.studies.mr2xray import Mr2XrayPreset, run_mr2xray
+from taskloss.studies.nodules import (
+    GROUND_TRUTH,
+    NoduleDetection,
+    NoduleViews,
+    calibrate_nodule,
+    nodule_task,
+    score_nodules,
+    split_of,
+)
+
+CONFIG = Mr2XrayConfig(subjects=8, angles=12, size=32, anatomy="ellipsoid")
+SETTINGS = NoduleDetection(radius_mm=16.0, roi=8, channel_width=2.0, n_channels=3)
+
+
+def test_views_without_the_nodule_are_the_data_sets_own():
+    plain = simulate_views(CONFIG, 3)
+    integrals = view_integrals(CONFIG, 3, nodule_radius_mm=16.0)
+    for found, expected in zip(finish_views(CONFIG, integrals), plain, strict=True):
+        assert torch.equal(found, expected)
+
+
+def test_the_nodule_shows_where_its_chord_is_longest_in_both_modalities():
+    integrals = view_integrals(CONFIG, 2, nodule_radius_mm=16.0)
+    (mr0, x0, _), (mr1, x1, _) = finish_views(CONFIG, integrals), finish_views(CONFIG, integrals, 0.5)
+    assert integrals.nodule_px is not None and integrals.nodule_px.shape == (12, 2)
+    for view in range(12):
+        for before, after in ((mr0, mr1), (x0, x1)):
+            change = (after - before)[view, 0].abs()
+            peak = np.unravel_index(int(change.argmax()), change.shape)
+            # within the nodule's projected radius (2 px: 16 mm at 8.1 mm per pixel) + 1 px of its centre
+            assert np.abs(np.array(peak) - integrals.nodule_px[view].numpy()).max() <= 3
+            assert float(change.max()) > 0.01
+
+
+def test_a_nodule_volume_holds_a_spheres_volume():
+    sphere = nodule_volume((40, 40, 40), (20, 20, 20), radius_mm=10.0, spacing_mm=1.0)
+    assert float(sphere.sum()) == pytest.approx(4 / 3 * math.pi * 10.0**3, rel=0.01)
+    assert float(sphere[20, 20, 20]) == 1.0 and float(sphere[0, 0, 0]) == 0.0
+    assert float(sphere[20, 20, 30]) == 0.5  # the surface: half inside
+
+
+def test_a_contrast_without_a_nodule_is_refused():
+    with pytest.raises(InputError, match="contrast is not 0 but these integrals have no nodule; pass "
+                                         "nodule_radius_mm to view_integrals"):
+        finish_views(CONFIG, view_integrals(CONFIG, 0), 0.1)
+
+
+def test_the_calibrated_contrast_reaches_the_target_on_training_and_validation_x_rays():
+    contrast = calibrate_nodule(CONFIG, SETTINGS)
+    assert 0.05 < contrast < 1.0
+    subjects = split_of(CONFIG, "train", "val")
+    assert not set(subjects) & set(split_of(CONFIG, "test"))
+    views = NoduleViews(CONFIG, subjects, SETTINGS)
+    present, absent = views.rois(views.images(contrast)[1], SETTINGS.roi)
+    found = detectability(present, absent, "cho", seed=0, channels="laguerre-gauss", channel_width=2.0,
+                          n_channels=3).snr
+    assert found == pytest.approx(dprime_for_auc(0.85), abs=1e-3)
+
+
+def test_the_record_scores_the_data_sets_test_views_with_every_method():
+    splits = mr2xray_splits(CONFIG)
+    test_ids = [splits.test[i]["id"] for i in range(len(splits.test))]
+    inputs = torch.stack([splits.test[i]["input"] for i in range(len(splits.test))])
+    seen = {}
+
+    def identity(mr):
+        seen["mr"] = mr
+        return mr
+
+    record = score_nodules(CONFIG, SETTINGS, 0.3, {"copy": identity})
+    assert record["ids_present"] + record["ids_absent"] == [i for k, i in enumerate(test_ids) if k % 2 == 0] + [
+        i for k, i in enumerate(test_ids) if k % 2 == 1]
+    assert (record["n_present"], record["n_absent"]) == (12, 12) and set(record["methods"]) == {GROUND_TRUTH, "copy"}
+    odd = torch.arange(len(test_ids)) % 2 == 1
+    assert torch.equal(seen["mr"][odd], inputs[odd])  # the signal-absent views are those the image metrics score
+    assert not torch.equal(seen["mr"][~odd], inputs[~odd])
+    cho = record["methods"][GROUND_TRUTH]["cho"]
+    assert len(cho["scores_present"]) == 12 and 0.5 < cho["auc"] <= 1.0
+    assert json.loads(json.dumps(record)) == record
+
+
+def test_too_few_views_for_the_calibration_are_refused():
+    few = Mr2XrayConfig(subjects=4, angles=2, size=32, anatomy="ellipsoid")
+    with pytest.raises(InputError, match="the training and validation splits have 6 views; the nodule's contrast "
+                                         "needs at least 4 with and 4 without it"):
+        calibrate_nodule(few, SETTINGS)
+
+
+STUDY = {"study": "mr2xray", "name": "nodules",
+         "data": {"subjects": 8, "angles": 12, "size": 32, "anatomy": "ellipsoid"},
+         "training": {"epochs": 2, "batch_size": 4, "progress": False, "optimizer": {"lr": 0.01}},
+         "networks": {"UNet": {"name": "unet", "options": {"widths": [4, 8, 8, 8, 8]}}},
+         "task_networks": [], "bone_epochs": 1, "balance_batches": 1, "figure_cases": 1, "perception": "domain",
+         "detection": SETTINGS.model_dump()}
+
+
+def test_a_study_with_detection_reports_the_observers_and_the_comparisons(tmp_path):
+    run_mr2xray(Mr2XrayPreset.model_validate(STUDY), tmp_path / "mr2xray", accelerator="cpu")
+    results = tmp_path / "mr2xray" / "results"
+    record = json.loads((results / "detection.json").read_text())
+    assert set(record["methods"]) == {GROUND_TRUTH, "unet-perceptual", "unet-l1"}
+    assert record["signal"] == "nodule" and record["contrast"] > 0
+    assert (results / "tradeoff_detection.png").read_bytes()[:4] == b"\x89PNG"
+    lines = (results / "detection_comparisons.csv").read_text().splitlines()
+    assert lines[0].startswith("family,baseline,method") and lines[1].startswith("unet-l1,unet-l1,unet-perceptual,")
+    report = render_report(tmp_path).read_text()
+    assert "### Nodule detection (model observers)" in report
+    assert "a spherical nodule of radius 16 mm in the 3-D phantom" in report
+    assert "| Real X-ray (ground truth) |" in report and "| UNet - p loss |" in report
+    assert "![mr2xray PSNR against detectability](mr2xray/results/tradeoff_detection.png)" in report
+
+
+def test_a_method_whose_output_does_not_vary_is_named_unscored():
+    record = score_nodules(CONFIG, SETTINGS, 0.3, {"flat": lambda mr: torch.zeros_like(mr)})
+    assert set(record["methods"]) == {GROUND_TRUTH}
+    assert record["unscored"]["flat"].startswith("present: all 12 images are identical")
+    lines = detection_section(record, str, {}, task=nodule_task(record))
+    assert "- Not scored: flat (present: all 12 images are identical (no image-to-image variation); an observer " \
+           "needs one independent noise realisation per image)." in lines
