@@ -148,3 +148,10 @@ def read_config(folder: Path) -> dict[str, Any] | None:
     except json.JSONDecodeError as error:
         raise DataError(f"{path} is not valid JSON ({error}); delete it or rewrite the folder with "
                         "taskloss simulate") from None
+
+
+def subject_of(name: str) -> str | None:
+    """The subject of a file stem or image id, the part before the last underscore (None without one):
+    ``s003_a045.0`` -> ``s003``, ``file_z012`` -> ``file``."""
+    prefix, sep, _ = name.rpartition("_")
+    return prefix if sep and prefix else None

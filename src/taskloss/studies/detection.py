@@ -54,17 +54,19 @@ from statsmodels.stats.multitest import multipletests
 from taskloss.config import StrictModel
 from taskloss.data.kspace import complex_to_channels, undersample
 from taskloss.data.signals import Signal, calibrate_contrast, cut_rois, dprime_for_auc, insert_signals
+from taskloss.data.splits import subject_of
 from taskloss.errors import InputError
 from taskloss.losses import ObserverLoss
 from taskloss.metrics.comparisons import subject_analysis, verdicts
 from taskloss.observers import detectability, dprime, group_draws, grouped_bootstrap
-from taskloss.studies.paired import subject_of
 
 ANATOMY_FRACTION = 0.1
 """A signal's centre pixel lies where the slice's magnitude exceeds this fraction of its maximum (the head)."""
 DETECTION_FILE = "detection.json"
 """``results/detection.json``: the detection task's settings, contrast and every method's scores."""
 OBSERVERS = ("cho", "npw")
+GROUND_TRUTH = "ground_truth"
+"""The method key of the reference images (the ground truth, signal inserted) in a detection record."""
 
 
 class ObserverSettings(StrictModel):
@@ -248,6 +250,8 @@ def observer_scores(present: np.ndarray, absent: np.ndarray, settings: ObserverS
     return found
 
 
+NO_DETECTION_COMPARISON = ("No declared comparison on d': a subject's d' needs at least 2 signal-present and 2 "
+                           "signal-absent test images of that subject, and a comparison at least 2 such subjects.")
 SUBJECT_RESAMPLES = 2000
 """Bootstrap resamples of the test subjects behind the detection table's intervals."""
 MIN_BOOTSTRAP_SUBJECTS = 10
@@ -409,7 +413,8 @@ def _cell(value: float, interval: tuple[float, float], digits: int) -> str:
 
 def detection_section(record: Mapping[str, Any], labels: Callable[[str], str], psnr: Mapping[str, float],
                       comparisons: Sequence[DetectionComparison] = (), reference: str = "recnet",
-                      task: str | None = None) -> list[str]:
+                      task: str | None = None, families: Sequence[tuple[str, Sequence[str]]] | None = None
+                      ) -> list[str]:
     """The report's lines: the detection table (bootstrap intervals over the test subjects where the
     record has per-slice scores of at least :data:`MIN_BOOTSTRAP_SUBJECTS` subjects, else the intervals
     over images), the declared comparisons, and where PSNR and the CHO's d' disagree with ``reference``.
@@ -422,6 +427,8 @@ def detection_section(record: Mapping[str, Any], labels: Callable[[str], str], p
         reference: the method the disagreements are stated against.
         task: the sentence that describes the signal and the images (default: the csmri disc's, from the
             record's settings).
+        families: (baseline, methods) pairs: the disagreements are stated within each family against its
+            baseline instead of every method against ``reference``.
     """
     s = record["settings"]
     subjects = detection_subjects(record)
@@ -452,10 +459,16 @@ def detection_section(record: Mapping[str, Any], labels: Callable[[str], str], p
                 intervals[method] = snr_ci
             cells += [_cell(o["auc"], auc_ci, 3), _cell(o["snr"], snr_ci, 2)]
         lines.append(f"| {labels(method)} | " + " | ".join(cells) + " |")
-    lines += [f"- Not scored: {labels(method)} ({reason})." for method, reason in record.get("unscored", {}).items()]
-    called = {c.method: c for c in comparisons if c.baseline == reference}
-    lines += ["", *comparison_lines(comparisons, labels),
-              *disagreements(record, labels, psnr, intervals, reference, called)]
+    unscored = record.get("unscored", {})
+    lines += ["", *(f"- Not scored: {labels(method)} ({reason})." for method, reason in unscored.items())] \
+        if unscored else []
+    lines += ["", *comparison_lines(comparisons, labels)]
+    if not comparisons and "ids_present" in record:
+        lines += [NO_DETECTION_COMPARISON, ""]
+    for baseline, members in families or [(reference, list(psnr))]:
+        called = {c.method: c for c in comparisons if c.baseline == baseline}
+        within = {m: psnr[m] for m in (baseline, *members) if m in psnr}
+        lines += disagreements(record, labels, within, intervals, baseline, called)
     return lines
 
 

@@ -49,7 +49,9 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from taskloss.config import StrictModel
-from taskloss.errors import ConfigError, DataError
+from taskloss.data.kspace import undersample
+from taskloss.data.signals import cut_rois, insert_signals
+from taskloss.errors import ConfigError, DataError, InputError
 from taskloss.losses import AdversarialLoss, CompositeLoss, CrossEntropyLoss, load_task_network
 from taskloss.metrics import DataRange, dice, haarpsi, hfen, mae, ms_ssim, nmse, psnr, ssim, vsi
 from taskloss.metrics.comparisons import read_long_table
@@ -63,7 +65,9 @@ from taskloss.studies.common import (
     write_run_config,
     write_run_info,
 )
+from taskloss.studies.detection import DETECTION_FILE, GROUND_TRUTH, calibrate, head_masks, observer_scores
 from taskloss.studies.file_report import file_plans, render_file_study
+from taskloss.studies.kspace_pairs import slice_mask
 from taskloss.studies.layout import (
     CHECKPOINT_DIR,
     EVALUATION_DIR,
@@ -88,6 +92,7 @@ from taskloss.studies.spec import (
     AnyDataSpec,
     DataSpec,
     FileRun,
+    KspaceDataSpec,
     SegmentationSpec,
     StudySpec,
     build_runs,
@@ -414,6 +419,110 @@ def evaluate_inputs(spec: StudySpec, out_dir: Path) -> Path:
     return path
 
 
+# -- the detection task ----------------------------------------------------------------------------
+
+MIN_DETECTION_IMAGES = {"val": 8, "test": 4}
+"""Fewest images per split for ``detection:``: the calibration puts the signal in half of the validation
+images (:func:`taskloss.data.signals.calibrate_contrast` needs 8), and each test class needs 2."""
+
+
+def check_detection_data(spec: StudySpec) -> None:
+    """Refuse, before anything is trained, ``detection:`` on splits too small for it.
+
+    Raises:
+        DataError: naming the split, its size and the fix.
+    """
+    if spec.detection is None:
+        return
+    splits = paired_splits(spec.data)
+    for split, fewest in MIN_DETECTION_IMAGES.items():
+        found = len(getattr(splits, split))
+        if found < fewest:
+            raise DataError(f"detection: the {split} split holds {found} images, fewer than the {fewest} the "
+                            "detection task needs; add data, change data.split, or leave detection out")
+
+
+def detection_images(spec: StudySpec, contrast: float) -> tuple[dict[str, torch.Tensor], np.ndarray, np.ndarray,
+                                                                list[str]]:
+    """The test split with the disc of ``contrast`` inserted into the even positions' images.
+
+    ``task: paired``: the disc is added to the input and the target at the same place (exact when the
+    input is the target plus noise, an approximation for other degradations); ``task: csmri``: to the
+    fully sampled complex image, which is acquired again with the slice's own mask (undersampling is
+    linear, so the odd positions stay the data set's pairs exactly).
+
+    Returns:
+        ``{"input", "target", "signal"}`` (N, 1, S, S) float32 (the signal: the real disc added, 0 at odd
+        positions), the signal centres (N, 2), which images have the signal (N,) bool, and the ids.
+    """
+    settings = spec.detection
+    assert settings is not None
+    data, test = paired_data(spec.data), paired_splits(spec.data).test
+    rows = [data.ids.index(test[i]["id"]) for i in range(len(test))]
+    targets = data.targets[rows].double()[:, 0].numpy()
+    inserted = insert_signals(targets, settings.signal(contrast), (settings.roi, settings.roi), seed=settings.seed,
+                              mask=head_masks(targets))
+    present = np.arange(len(rows)) % 2 == 0
+    signals = torch.from_numpy((inserted.present - inserted.absent) * present[:, None, None]).float()[:, None]
+    inputs, new_targets = data.inputs[rows].clone(), data.targets[rows] + signals
+    if data.references is not None and isinstance(spec.data, KspaceDataSpec):
+        image = data.references[rows] + signals.to(torch.complex64)
+        masks = torch.stack([slice_mask(spec.data, data.ids[r]) for r in rows])
+        zero_filled = undersample(image, masks)[0].abs().float()
+        inputs[present], new_targets[present] = zero_filled[present], image.abs().float()[present]
+    else:
+        inputs = inputs + signals
+    images = {"input": inputs, "target": new_targets, "signal": signals}
+    return images, inserted.locations, present, [data.ids[r] for r in rows]
+
+
+def score_file_detection(spec: StudySpec, out_dir: Path, names: Sequence[str]) -> Path:
+    """The detection task of a study file (docs/observers.md, "Detection in study files"): the disc's
+    contrast calibrated on the validation targets (:func:`taskloss.studies.detection.calibrate`), the test
+    images with and without it (:func:`detection_images`) through every run's best checkpoint, scored by
+    the CHO and NPW with the targets (and, for ``task: csmri``, the zero-filled inputs) as references;
+    writes ``results/detection.json``."""
+    settings = spec.detection
+    assert settings is not None
+    splits = paired_splits(spec.data)
+    validation = np.stack([splits.val[i]["target"][0].double().numpy() for i in range(len(splits.val))])
+    contrast = calibrate(settings, validation)
+    images, locations, present, ids = detection_images(spec, contrast)
+    outputs = {GROUND_TRUTH: images["target"]}
+    if spec.task == "csmri":
+        outputs["zero_filled"] = images["input"].clamp(0, 1)
+    for name in names:
+        outputs[name] = _predict_images(out_dir / RUNS_DIR / name, images["input"])
+    scores, unscored = {}, {}
+    for name, output in outputs.items():
+        rois = cut_rois(output[:, 0].double().numpy(), locations, (settings.roi, settings.roi))
+        try:
+            scores[name] = observer_scores(rois[present], rois[~present], settings, settings.seed)
+        except InputError as error:  # e.g. a collapsed network whose output does not vary in the ROIs
+            unscored[name] = str(error)
+    record = {"settings": settings.model_dump(), "contrast": contrast, "signal": "disc",
+              "n_present": int(present.sum()), "n_absent": int((~present).sum()),
+              "ids_present": [i for i, p in zip(ids, present, strict=True) if p],
+              "ids_absent": [i for i, p in zip(ids, present, strict=True) if not p],
+              "methods": scores, "unscored": unscored}
+    path = out_dir / RESULTS_DIR / DETECTION_FILE
+    write_json(path, record)
+    return path
+
+
+def _predict_images(run_dir: Path, inputs: torch.Tensor) -> torch.Tensor:
+    """A run's best checkpoint on ``inputs`` (N, 1, S, S): its output images as scored (N, 1, S, S), CPU."""
+    run = load_file_run(run_dir)
+    task, _ = build_task(run, run_dir)
+    trainer = Trainer(task, _hardware(run.training, 1, "auto", False), run_dir)
+    trainer.load_weights("best")
+    task.set_training(False)
+    predict = task.predict  # type: ignore[attr-defined]
+    with torch.no_grad():
+        return torch.cat([output_image(predict(trainer.fabric.to_device({"input": part})).float(), run.data).cpu()
+                          for part in inputs.split(run.training.batch_size)])
+
+
 # -- running many runs -----------------------------------------------------------------------------
 
 
@@ -553,6 +662,7 @@ def run_file_study(spec: StudySpec, out_dir: Path, devices: int = 1, accelerator
     started = time.perf_counter()
     runs = build_runs(spec)
     paired_splits(spec.data)  # read and check the data first: a data error stops the study before it writes
+    check_detection_data(spec)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / STUDY_FILE).write_text(yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False))
     train_task_network(spec, out_dir, devices, accelerator)
@@ -569,6 +679,8 @@ def run_file_study(spec: StudySpec, out_dir: Path, devices: int = 1, accelerator
         evaluate_file_run(out_dir / RUNS_DIR / name, "test", segment)
     if spec.task == "csmri":
         evaluate_inputs(spec, out_dir)
+    if spec.detection is not None:
+        score_file_detection(spec, out_dir, list(runs))
     write_json(out_dir / STUDY_RECORD, {
         "study": spec.name, "jobs": jobs, "launcher": launcher, "devices": devices,
         "seconds": time.perf_counter() - started, "seconds_training": trained - started,

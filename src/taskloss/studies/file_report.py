@@ -36,6 +36,14 @@ from taskloss.studies.common import (
     write_json,
     write_table,
 )
+from taskloss.studies.detection import (
+    DETECTION_COMPARISONS_FILE,
+    DETECTION_FILE,
+    GROUND_TRUTH,
+    detection_comparisons,
+    detection_section,
+    write_detection_comparisons,
+)
 from taskloss.studies.layout import (
     EVALUATION_DIR,
     PREDICTIONS_FILE,
@@ -61,7 +69,6 @@ from taskloss.studies.spec import HIGHER_IS_BETTER, KspaceDataSpec, StudySpec, b
 from taskloss.studies.terms import describe_loss
 
 Results = dict[str, tuple[list[str], dict[str, np.ndarray]]]
-GROUND_TRUTH = "ground_truth"
 
 
 def _label(spec: StudySpec, name: str) -> str:
@@ -70,8 +77,27 @@ def _label(spec: StudySpec, name: str) -> str:
 
 
 def _method_label(spec: StudySpec, name: str) -> str:
-    """A method's label: a run's ``network - loss``, or "Zero-filled" for the inputs (``task: csmri``)."""
-    return "Zero-filled" if name == ZERO_FILLED_DIR else _label(spec, name)
+    """A method's label: a run's ``network - loss``, "Zero-filled" for the inputs (``task: csmri``), "Ground
+    truth" for the targets (the detection task's reference)."""
+    return {ZERO_FILLED_DIR: "Zero-filled", GROUND_TRUTH: "Ground truth"}.get(name) or _label(spec, name)
+
+
+def _detection_lines(out_dir: Path, spec: StudySpec, results: Results, plans: list[Plan]) -> list[str]:
+    """The detection subsection (``results/detection.json``, docs/observers.md "Detection in study files"):
+    the observers' table, the per-subject comparisons on d' (``results/detection_comparisons.csv``) and
+    where PSNR and d' disagree against the first baseline; empty without a record."""
+    path = out_dir / RESULTS_DIR / DETECTION_FILE
+    if not path.is_file():
+        return []
+    record = json.loads(path.read_text())
+    comparisons = detection_comparisons(record, [(plan.baseline, plan.methods) for plan in plans])
+    if comparisons:
+        write_detection_comparisons(out_dir / RESULTS_DIR / DETECTION_COMPARISONS_FILE, comparisons)
+    psnr = {name: float(np.mean(values["psnr"])) for name, (_, values) in results.items() if "psnr" in values}
+    label = functools.partial(_method_label, spec)
+    families = [(plan.baseline, plan.methods) for plan in plans]
+    return ["### Detection (model observers)", "",
+            *detection_section(record, label, psnr, comparisons, families=families), ""]
 
 
 def _parts(spec: StudySpec, name: str) -> tuple[str, str]:
@@ -237,8 +263,8 @@ def render_file_study(out_dir: Path) -> str:
     targets = {test[i]["id"]: test[i]["target"][0].numpy() for i in range(len(test))}
     write_reader_images(results_dir, spec, predictions, targets)
     figure = _test_figure(results_dir, spec, predictions)
-    return _file_section(out_dir, spec, table, reported, figure,
-                         list(results))
+    detection = _detection_lines(out_dir, spec, results, file_plans(spec, results, scored))
+    return _file_section(out_dir, spec, table, reported, figure, list(results), detection)
 
 
 def _data_line(spec: StudySpec) -> str:
@@ -258,7 +284,7 @@ def _data_line(spec: StudySpec) -> str:
 
 
 def _file_section(out_dir: Path, spec: StudySpec, table: ResultTable, reported: Reported,
-                  figure: Path | None, names: list[str]) -> str:
+                  figure: Path | None, names: list[str], detection: list[str]) -> str:
     study: dict[str, Any] = {}
     if (out_dir / STUDY_RECORD).is_file():
         study = json.loads((out_dir / STUDY_RECORD).read_text())
@@ -276,6 +302,7 @@ def _file_section(out_dir: Path, spec: StudySpec, table: ResultTable, reported: 
               *verdict_lines(reported.comparisons, label, reported.subjects), ""]
     if figure is not None:
         lines += [f"![{spec.name} test images]({out_dir.name}/results/{figure.name})", ""]
+    lines += detection
     info = {name: read_run_info(out_dir / RUNS_DIR / name) for name in names}
     lines += ["| Run | seconds per training step | steps | best epoch |", "|---|---|---|---|"]
     lines += [f"| {_label(spec, n)} | {i['seconds_per_step']:.3f} | {i['steps']} | {i['best_epoch']} |"

@@ -90,7 +90,7 @@ def read_kspace_pairs(spec: KspaceDataSpec) -> PairedData:
             smaller than ``size``, a kept slice that is blank (constant, e.g. all-zero k-space;
             file and slice named), a ``slices`` range that keeps nothing, fewer than 3 files.
     """
-    inputs, targets, ids, subjects = [], [], [], []
+    inputs, targets, references, ids, subjects = [], [], [], [], []
     for path in find_files(spec.path):
         volume = io.read_fastmri(path, reconstruction_optional=True)
         kept = kept_slices(spec, volume.kspace.shape[0], path)
@@ -102,12 +102,13 @@ def read_kspace_pairs(spec: KspaceDataSpec) -> PairedData:
         zero_filled, _ = undersample(reference, masks)
         inputs.append(zero_filled.abs())
         targets.append(reference.abs())
+        references.append(reference)
         ids += names
         subjects += [path.stem] * len(kept)
     splits = split_groups(subjects, spec.split, f"{spec.path}: {len(ids)} slices", "file",
                           "add fastMRI files (each file is one volume)")
     data = PairedData(inputs=torch.cat(inputs).float(), targets=torch.cat(targets).float(), labels=None, ids=ids,
-                      subjects=subjects, splits=splits, by="file")
+                      subjects=subjects, splits=splits, by="file", references=torch.cat(references))
     warn_identical(ids, data.inputs, data.targets, str(spec.path), "slice {id}, at data.acceleration "
                    f"{spec.acceleration:g}: its mask keeps the whole k-space")
     return data

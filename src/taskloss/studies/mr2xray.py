@@ -653,8 +653,8 @@ def _detection_lines(results: Path, runs: Mapping[str, Any], ordered: Sequence[s
     if comparisons:
         write_detection_comparisons(results / DETECTION_COMPARISONS_FILE, comparisons)
     psnr = {name: float(np.mean(runs[name][2]["psnr"])) for name in ordered}
-    reference = next((plan.baseline for plan in plans), ordered[0])
-    lines = detection_section(record, _method_label, psnr, comparisons, reference, task=nodule_task(record))
+    families = sorted(((plan.baseline, plan.methods) for plan in plans), key=lambda f: _network_order(f[0]))
+    lines = detection_section(record, _method_label, psnr, comparisons, task=nodule_task(record), families=families)
     points = [TradeoffPoint(_row_label(name), _mean_ci(runs[name][2]["psnr"]), (cho["snr"], *cho["snr_ci"]))
               for name in ordered if (cho := record["methods"].get(name, {}).get("cho")) is not None]
     figure = tradeoff_figure(results / DETECTION_TRADEOFF, points, "PSNR (dB), mean over test views",

@@ -46,10 +46,8 @@ from taskloss.data.signals import cut_rois, dprime_for_auc
 from taskloss.data.splits import split_subjects
 from taskloss.errors import InputError
 from taskloss.observers import detectability
-from taskloss.studies.detection import ObserverSettings, observer_scores
+from taskloss.studies.detection import GROUND_TRUTH, ObserverSettings, observer_scores
 
-GROUND_TRUTH = "ground_truth"
-"""The method key of the real X-rays in the record (the upper reference)."""
 CONTRAST_BRACKET = (1e-3, 4.0)
 """The relative contrasts c between which the calibration searches (from a nodule 0.1 % denser to one 5 times
 as dense as its surroundings)."""

@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 
 from taskloss.data import io
-from taskloss.data.splits import SPLITS, Splits
+from taskloss.data.splits import SPLITS, Splits, subject_of
 from taskloss.errors import DataError
 from taskloss.studies.kspace_pairs import read_kspace_pairs
 from taskloss.studies.pairs import PairedData, PairedDataset, check_varies, split_groups, warn_identical
@@ -47,12 +47,6 @@ from taskloss.studies.spec import AnyDataSpec, DataSpec, KspaceDataSpec
 
 FOLDERS = ("input", "target")
 LABELS = "labels"
-
-
-def subject_of(name: str) -> str | None:
-    """The subject of a file stem, the part before the last underscore (None without one)."""
-    prefix, sep, _ = name.rpartition("_")
-    return prefix if sep and prefix else None
 
 
 def assign_subjects(ids: list[str], by: str) -> tuple[list[str], str]:

@@ -41,6 +41,8 @@ class PairedData:
         subjects: subject of each pair, N.
         splits: "train", "val" or "test" for each pair.
         by: "subject" or "file": how the split was made.
+        references: ``task: csmri``: the fully sampled complex images (N, 1, S, S) complex64 whose
+            magnitudes are the targets (the detection task inserts its signal there); else None.
     """
 
     inputs: torch.Tensor
@@ -50,6 +52,7 @@ class PairedData:
     subjects: list[str]
     splits: list[str]
     by: str
+    references: torch.Tensor | None = None
 
 
 class PairedDataset(Dataset):

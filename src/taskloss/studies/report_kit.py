@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from taskloss.data.splits import subject_of
 from taskloss.metrics.comparisons import (
     PRIMARY,
     Comparison,
@@ -37,7 +38,6 @@ from taskloss.metrics.comparisons import (
 from taskloss.metrics.power import POWER, DesignMde, design_mdes
 from taskloss.studies.common import write_json, write_text
 from taskloss.studies.layout import COMPARISONS_CSV, COMPARISONS_MD, PER_IMAGE_CSV, PLANS_FILE, RESULTS_DIR
-from taskloss.studies.paired import subject_of
 from taskloss.studies.spec import HIGHER_IS_BETTER
 from taskloss.training.checkpoint import atomic_write
 

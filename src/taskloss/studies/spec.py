@@ -48,6 +48,7 @@ from taskloss.metrics.ms_ssim import MS_SSIM_WEIGHTS, smallest_size
 from taskloss.networks.base import Network
 from taskloss.networks.factory import NETWORKS, create_network, list_networks
 from taskloss.studies.common import validate_config
+from taskloss.studies.detection import DetectionSettings
 from taskloss.studies.perception import PerceptionChoice
 from taskloss.training.config import OptimizerConfig, TrainingConfig, load_yaml
 
@@ -517,6 +518,7 @@ class StudySpec(SpecModel):
     segmentation: SegmentationSpec = SegmentationSpec()
     figure_cases: int = Field(3, ge=1)
     slurm: SlurmSpec = SlurmSpec()
+    detection: DetectionSettings | None = None
 
     @field_validator("data", mode="wrap")
     @classmethod
