@@ -64,7 +64,8 @@ CHOICES = "l1, mse, nmse, ssim, frequency, perceptual, adversarial, feature_matc
 
 @pytest.mark.parametrize(("change", "line"), [
     (lambda d: d.update(epochs=3), "study.yaml: (root): unknown key 'epochs'; choose one of name, task, data, "
-     "networks, losses, metrics, baseline, primary, seeds, training, segmentation, figure_cases, slurm"),
+     "networks, losses, metrics, baseline, primary, seeds, training, segmentation, figure_cases, slurm, "
+     "detection"),
     (lambda d: d["losses"]["ssim_l1"].update(sssim=1), f"study.yaml: losses.ssim_l1: unknown key 'sssim'; choose "
      f"one of {CHOICES}"),
     (lambda d: d["networks"]["unet"].update(name="unett"), "study.yaml: networks.unet.name: unknown network "

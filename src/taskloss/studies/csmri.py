@@ -22,7 +22,6 @@ PSNR-SIS trade-off figure (``tradeoff.png``).
 
 import csv
 import functools
-import json
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -83,14 +82,12 @@ from taskloss.studies.csmri_runs import (
     lesion_masks,
 )
 from taskloss.studies.detection import (
-    DETECTION_COMPARISONS_FILE,
     DETECTION_FILE,
+    DETECTION_TRADEOFF,
     DetectionSettings,
     calibrate,
-    detection_comparisons,
-    detection_section,
+    report_detection,
     score_methods,
-    write_detection_comparisons,
 )
 from taskloss.studies.layout import (
     CSMRI_SCORER_RUN,
@@ -514,15 +511,11 @@ def render_csmri(out_dir: Path) -> str:
     tradeoff = _tradeoff_figure(results, per_method)
     verdicts = verdict_lines(reported.comparisons, method_label, reported.subjects)
     detection: list[str] = []
-    if (results / DETECTION_FILE).is_file():
-        record = json.loads((results / DETECTION_FILE).read_text())
-        comparisons = detection_comparisons(record, [(plan.baseline, plan.methods) for plan in plans])
-        if comparisons:
-            write_detection_comparisons(results / DETECTION_COMPARISONS_FILE, comparisons)
-        detection = detection_section(record, method_label, {m: float(np.mean(v["psnr"])) for m, v in
-                                                             per_method.items()}, comparisons)
-        detection += ["", f"![csmri PSNR against detectability](csmri/results/"
-                      f"{_detection_tradeoff(results, per_method, record).name})"]
+    found = report_detection(results, method_label, {m: float(np.mean(v["psnr"])) for m, v in per_method.items()},
+                             [(plan.baseline, plan.methods) for plan in plans], reference="recnet")
+    if found is not None:
+        detection = [*found[1], "", f"![csmri PSNR against detectability](csmri/results/"
+                     f"{_detection_tradeoff(results, per_method, found[0]).name})"]
     return _csmri_section(out_dir, study, table, reported, generalisation, figure, tradeoff, verdicts, detection)
 
 
@@ -625,9 +618,6 @@ def _tradeoff_figure(results: Path, per_method: dict[str, dict[str, np.ndarray]]
         return None
     return tradeoff_figure(results / "tradeoff.png", points, "PSNR (dB), mean over test slices",
                            f"SIS (scored by {CSMRI_SCORER_RUN})", title="CS-MRI: image quality against the task")
-
-
-DETECTION_TRADEOFF = "tradeoff_detection.png"
 
 
 def _detection_tradeoff(results: Path, per_method: dict[str, dict[str, np.ndarray]], record: Mapping[str, Any]

@@ -40,6 +40,7 @@ the CHO's d' order them differently from RecNet.
 """
 
 import csv
+import json
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
@@ -470,6 +471,35 @@ def detection_section(record: Mapping[str, Any], labels: Callable[[str], str], p
         within = {m: psnr[m] for m in (baseline, *members) if m in psnr}
         lines += disagreements(record, labels, within, intervals, baseline, called)
     return lines
+
+
+DETECTION_TRADEOFF = "tradeoff_detection.png"
+"""``results/tradeoff_detection.png``: every method's PSNR against its CHO d' (a study's detection figure)."""
+
+
+def report_detection(results: Path, labels: Callable[[str], str], psnr: Mapping[str, float],
+                     families: Sequence[tuple[str, Sequence[str]]],
+                     task: Callable[[Mapping[str, Any]], str] | None = None,
+                     reference: str | None = None) -> tuple[dict[str, Any], list[str]] | None:
+    """A study's detection report from ``results/detection.json``: the declared comparisons of ``families``
+    (written to ``results/detection_comparisons.csv``) and the section of :func:`detection_section`, the
+    disagreements with PSNR within each family, or against ``reference`` when it is given; ``task``
+    makes the sentence on the signal from the record (default: the disc's).
+
+    Returns:
+        The record and the section's lines; None without a record.
+    """
+    path = results / DETECTION_FILE
+    if not path.is_file():
+        return None
+    record = json.loads(path.read_text())
+    comparisons = detection_comparisons(record, families)
+    if comparisons:
+        write_detection_comparisons(results / DETECTION_COMPARISONS_FILE, comparisons)
+    sentence = None if task is None else task(record)
+    if reference is not None:
+        return record, detection_section(record, labels, psnr, comparisons, reference, task=sentence)
+    return record, detection_section(record, labels, psnr, comparisons, task=sentence, families=families)
 
 
 def comparison_lines(comparisons: Sequence[DetectionComparison], labels: Callable[[str], str],

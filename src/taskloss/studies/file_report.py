@@ -36,14 +36,7 @@ from taskloss.studies.common import (
     write_json,
     write_table,
 )
-from taskloss.studies.detection import (
-    DETECTION_COMPARISONS_FILE,
-    DETECTION_FILE,
-    GROUND_TRUTH,
-    detection_comparisons,
-    detection_section,
-    write_detection_comparisons,
-)
+from taskloss.studies.detection import GROUND_TRUTH, report_detection
 from taskloss.studies.layout import (
     EVALUATION_DIR,
     PREDICTIONS_FILE,
@@ -82,22 +75,14 @@ def _method_label(spec: StudySpec, name: str) -> str:
     return {ZERO_FILLED_DIR: "Zero-filled", GROUND_TRUTH: "Ground truth"}.get(name) or _label(spec, name)
 
 
-def _detection_lines(out_dir: Path, spec: StudySpec, results: Results, plans: list[Plan]) -> list[str]:
+def _detection_report(out_dir: Path, spec: StudySpec, results: Results, plans: list[Plan]) -> list[str]:
     """The detection subsection (``results/detection.json``, docs/observers.md "Detection in study files"):
     the observers' table, the per-subject comparisons on d' (``results/detection_comparisons.csv``) and
     where PSNR and d' disagree against the first baseline; empty without a record."""
-    path = out_dir / RESULTS_DIR / DETECTION_FILE
-    if not path.is_file():
-        return []
-    record = json.loads(path.read_text())
-    comparisons = detection_comparisons(record, [(plan.baseline, plan.methods) for plan in plans])
-    if comparisons:
-        write_detection_comparisons(out_dir / RESULTS_DIR / DETECTION_COMPARISONS_FILE, comparisons)
     psnr = {name: float(np.mean(values["psnr"])) for name, (_, values) in results.items() if "psnr" in values}
-    label = functools.partial(_method_label, spec)
-    families = [(plan.baseline, plan.methods) for plan in plans]
-    return ["### Detection (model observers)", "",
-            *detection_section(record, label, psnr, comparisons, families=families), ""]
+    found = report_detection(out_dir / RESULTS_DIR, functools.partial(_method_label, spec), psnr,
+                             [(plan.baseline, plan.methods) for plan in plans])
+    return [] if found is None else ["### Detection (model observers)", "", *found[1], ""]
 
 
 def _parts(spec: StudySpec, name: str) -> tuple[str, str]:
@@ -263,7 +248,7 @@ def render_file_study(out_dir: Path) -> str:
     targets = {test[i]["id"]: test[i]["target"][0].numpy() for i in range(len(test))}
     write_reader_images(results_dir, spec, predictions, targets)
     figure = _test_figure(results_dir, spec, predictions)
-    detection = _detection_lines(out_dir, spec, results, file_plans(spec, results, scored))
+    detection = _detection_report(out_dir, spec, results, file_plans(spec, results, scored))
     return _file_section(out_dir, spec, table, reported, figure, list(results), detection)
 
 

@@ -70,13 +70,7 @@ from taskloss.studies.common import (
     write_table,
     write_text,
 )
-from taskloss.studies.detection import (
-    DETECTION_COMPARISONS_FILE,
-    DETECTION_FILE,
-    detection_comparisons,
-    detection_section,
-    write_detection_comparisons,
-)
+from taskloss.studies.detection import DETECTION_FILE, DETECTION_TRADEOFF, report_detection
 from taskloss.studies.layout import (
     BONE_NETWORK,
     BONE_SCORER,
@@ -638,23 +632,15 @@ def render_mr2xray(out_dir: Path) -> str:
     return _mr2xray_section(study, table, reported, runs, figure, out_dir, distribution) + detection
 
 
-def _method_label(name: str) -> str:
-    return "Real X-ray (ground truth)" if name == GROUND_TRUTH else _row_label(name)
-
-
 def _detection_lines(results: Path, runs: Mapping[str, Any], ordered: Sequence[str], plans: Sequence[Plan]) -> str:
     """The detection subsection (table, declared comparisons on d', disagreements with PSNR against the
     first ℓ1 run) and its PSNR-against-d' figure; empty without ``results/detection.json``."""
-    path = results / DETECTION_FILE
-    if not path.is_file():
-        return ""
-    record = json.loads(path.read_text())
-    comparisons = detection_comparisons(record, [(plan.baseline, plan.methods) for plan in plans])
-    if comparisons:
-        write_detection_comparisons(results / DETECTION_COMPARISONS_FILE, comparisons)
     psnr = {name: float(np.mean(runs[name][2]["psnr"])) for name in ordered}
     families = sorted(((plan.baseline, plan.methods) for plan in plans), key=lambda f: _network_order(f[0]))
-    lines = detection_section(record, _method_label, psnr, comparisons, task=nodule_task(record), families=families)
+    found = report_detection(results, _row_label, psnr, families, task=nodule_task)
+    if found is None:
+        return ""
+    record, lines = found
     points = [TradeoffPoint(_row_label(name), _mean_ci(runs[name][2]["psnr"]), (cho["snr"], *cho["snr_ci"]))
               for name in ordered if (cho := record["methods"].get(name, {}).get("cho")) is not None]
     figure = tradeoff_figure(results / DETECTION_TRADEOFF, points, "PSNR (dB), mean over test views",
@@ -662,10 +648,6 @@ def _detection_lines(results: Path, runs: Mapping[str, Any], ordered: Sequence[s
                              title="MR -> X-ray: image quality against nodule detection")
     return "\n\n### Nodule detection (model observers)\n\n" + "\n".join(lines) + (
         f"\n\n![mr2xray PSNR against detectability](mr2xray/results/{figure.name})\n")
-
-
-DETECTION_TRADEOFF = "tradeoff_detection.png"
-"""``results/tradeoff_detection.png``: every run's PSNR (95 % bootstrap CI) against its CHO d' (normal-theory CI)."""
 
 
 def _mean_ci(values: np.ndarray) -> tuple[float, float, float]:
@@ -734,6 +716,8 @@ def _cells(values: dict[str, np.ndarray]) -> dict[str, Summary | None]:
 
 
 def _row_label(run_name_: str) -> str:
+    if run_name_ == GROUND_TRUTH:  # the detection task's reference
+        return "Real X-ray (ground truth)"
     network, loss = run_name_.rsplit("-", 1)
     display = {"unet": "UNet", "resnet": "ResNet", "crn": "CRN"}.get(network, network)
     return f"{display} - {LOSS_LABELS.get(loss, loss)}"
