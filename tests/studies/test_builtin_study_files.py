@@ -100,15 +100,26 @@ def _observer_row(scale: str, runs: dict[str, Any], resolved: bool) -> dict[str,
             for name in [*names[:at], "recnet_observer", *names[at:]]}
 
 
-def _imagenet_row(runs: dict[str, Any]) -> dict[str, Any]:
-    """The third deliberate change (issue 18): ``unet-perceptual_imagenet``, UNet's perceptual run on
-    EfficientNet-Lite0 ImageNet features, trained after every other generator run (before the bone networks
-    in this listing, as ``config.yaml`` files are listed)."""
-    row = json.loads(json.dumps(runs["unet-perceptual"]))
-    row["loss"] = "perceptual_imagenet"
-    row["perceptual"]["network"] = "efficientnet_lite0"
+OBSERVER_MR2XRAY = {"demo": (16, 4.0), "small": (16, 4.0), "full": (32, 8.0)}
+"""The mr2xray observer-loss row's ROI and channel width per scale (issue 21); radius 8 mm, contrast 0.4."""
+
+
+def _added_rows(scale: str, runs: dict[str, Any]) -> dict[str, Any]:
+    """The mr2xray rows added since (``runs`` as ``config.yaml`` files record them): issue 18's
+    ``unet-perceptual_imagenet`` (UNet's perceptual run on EfficientNet-Lite0 ImageNet features) and issue
+    21's ``unet-observer`` (UNet's l1 run with the observer loss), trained after every other generator run
+    (listed before the bone networks, as ``config.yaml`` files are); every run gains ``observer``."""
+    runs = {name: ({**run, "observer": None} if not name.startswith("task_networks/") else run)
+            for name, run in json.loads(json.dumps(runs)).items()}
+    imagenet = json.loads(json.dumps(runs["unet-perceptual"]))
+    imagenet["loss"] = "perceptual_imagenet"
+    imagenet["perceptual"]["network"] = "efficientnet_lite0"
+    roi, width = OBSERVER_MR2XRAY[scale]
+    observer = {**json.loads(json.dumps(runs["unet-l1"])), "loss": "observer", "observer": {
+        "roi": roi, "channel_width": width, "n_channels": 5, "weight": 1.0, "radius_mm": 8.0, "contrast": 0.4,
+        "balance_batches": 5}}
     names = [name for name in runs if not name.startswith("task_networks/")]
-    return {**{name: runs[name] for name in names}, "unet-perceptual_imagenet": row,
+    return {**{name: runs[name] for name in names}, "unet-perceptual_imagenet": imagenet, "unet-observer": observer,
             **{name: run for name, run in runs.items() if name.startswith("task_networks/")}}
 
 
@@ -128,7 +139,7 @@ def test_each_shipped_file_holds_the_values_of_the_python_preset(study, scale):
         expected = {**expected, "runs": _observer_row(scale, _independent_scorers(study, expected["runs"],
                                                                                    resolved=False), False)}
     if study == "mr2xray":
-        assert preset.imagenet_networks == ("UNet",)  # the deliberate change of issue 18 (_imagenet_row)
+        assert preset.imagenet_networks == preset.observer_networks == ("UNet",)  # deliberate changes (_added_rows)
     assert _head_shape(preset) == expected
     order = "networks" if study == "mr2xray" else "runs"
     assert list(_head_shape(preset)[order]) == list(expected[order])  # the runs train in this order
@@ -138,7 +149,7 @@ def test_each_shipped_file_holds_the_values_of_the_python_preset(study, scale):
 def test_each_shipped_file_resolves_to_the_same_run_configurations(study, scale):
     resolved = _resolved_runs(study, scale)
     expected = _independent_scorers(study, HEAD["runs"][f"{study}-{scale}"], resolved=True)
-    expected = _observer_row(scale, expected, True) if study == "csmri" else _imagenet_row(expected)
+    expected = _observer_row(scale, expected, True) if study == "csmri" else _added_rows(scale, expected)
     assert list(resolved) == list(expected)
     assert resolved == expected  # so config.yaml of an existing run folder is accepted as unchanged
 
@@ -169,8 +180,8 @@ def demo_copy(tmp_path):
 
 @pytest.mark.parametrize(("change", "message"), [
     (lambda d: d.update(epochz=3), "(root): unknown key 'epochz'; choose one of study, name, notes, data, training, "
-                                   "networks, task_networks, imagenet_networks, task_weight, bone_epochs, "
-                                   "balance_batches, figure_cases"),
+                                   "networks, task_networks, imagenet_networks, observer_networks, observer, "
+                                   "task_weight, bone_epochs, balance_batches, figure_cases"),
     (lambda d: d["training"].update(epochz=3), "training: unknown key 'epochz'; choose one of epochs, batch_size, "
                                                "seed, accelerator, devices, "),
     (lambda d: d["networks"]["UNet"].update(option={}), "networks.UNet: unknown key 'option'; choose one of name, "

@@ -111,11 +111,13 @@ def test_changed_settings_in_an_existing_run_folder_are_refused(study):
 def test_presets_build_valid_runs_and_unknown_keys_are_named():
     for preset in MR2XRAY_PRESETS.values():
         runs = mr2xray_preset_runs(preset)
-        assert len(runs) == 6 + len(preset.task_networks) + len(preset.imagenet_networks)
+        added = len(preset.task_networks) + len(preset.imagenet_networks) + len(preset.observer_networks)
+        assert len(runs) == 6 + added
         assert all(isinstance(r, Mr2XrayRun) for r in runs.values())
         assert [n for n in runs if n.endswith("-task")] == [f"{label.lower()}-task" for label in preset.task_networks]
         assert [n for n in runs if n.endswith("-perceptual_imagenet")] == ["unet-perceptual_imagenet"]
-        assert list(runs)[-1] == "unet-perceptual_imagenet"  # trains last: the runs before it keep their numbers
+        assert list(runs)[-2:] == ["unet-perceptual_imagenet", "unet-observer"]  # last: the others keep their numbers
+        assert runs["unet-observer"].observer == preset.observer and runs["unet-l1"].observer is None
     with pytest.raises(ConfigError) as error:
         next(iter(mr2xray_preset_runs(TINY, {"subject": 3}).values())).data_config()
     assert str(error.value).startswith("mr2xray data settings: (root): unknown key 'subject'; choose one of "

@@ -1,6 +1,7 @@
 """The mr2xray nodule-detection task: the nodule in the phantom, its views, the calibration, the record,
 and a small study end to end."""
 
+import csv
 import json
 import math
 
@@ -115,22 +116,33 @@ STUDY = {"study": "mr2xray", "name": "nodules",
          "training": {"epochs": 2, "batch_size": 4, "progress": False, "optimizer": {"lr": 0.01}},
          "networks": {"UNet": {"name": "unet", "options": {"widths": [4, 8, 8, 8, 8]}}},
          "task_networks": [], "bone_epochs": 1, "balance_batches": 1, "figure_cases": 1, "perception": "domain",
-         "detection": SETTINGS.model_dump()}
+         "detection": SETTINGS.model_dump(), "observer_networks": ["UNet"],
+         "observer": {"radius_mm": 16.0, "contrast": 0.3, "roi": 8, "channel_width": 2.0, "n_channels": 3,
+                      "balance_batches": 2}}
 
 
 def test_a_study_with_detection_reports_the_observers_and_the_comparisons(tmp_path):
     run_mr2xray(Mr2XrayPreset.model_validate(STUDY), tmp_path / "mr2xray", accelerator="cpu")
     results = tmp_path / "mr2xray" / "results"
     record = json.loads((results / "detection.json").read_text())
-    assert set(record["methods"]) == {GROUND_TRUTH, "unet-perceptual", "unet-l1"}
+    assert set(record["methods"]) == {GROUND_TRUTH, "unet-perceptual", "unet-l1", "unet-observer"}
     assert record["signal"] == "nodule" and record["contrast"] > 0
     assert (results / "tradeoff_detection.png").read_bytes()[:4] == b"\x89PNG"
     lines = (results / "detection_comparisons.csv").read_text().splitlines()
-    assert lines[0].startswith("family,baseline,method") and lines[1].startswith("unet-l1,unet-l1,unet-perceptual,")
+    assert lines[0].startswith("family,baseline,method")
+    assert sorted(line.split(",")[2] for line in lines[1:]) == ["unet-observer", "unet-perceptual"]
     report = render_report(tmp_path).read_text()
     assert "### Nodule detection (model observers)" in report
     assert "a spherical nodule of radius 16 mm in the 3-D phantom" in report
     assert "| Real X-ray (ground truth) |" in report and "| UNet - p loss |" in report
+    assert "| UNet - ℓ1 + observer loss | UNet - ℓ1 loss |" in report  # its declared comparison on d'
+    # The observer term trained: finite and positive in the log (a hinge, 0 once the output's d' is the truth's).
+    with open(tmp_path / "mr2xray" / "runs" / "unet-observer" / "train_log.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    observer = [float(row["raw_observer"]) for row in rows]
+    assert len(observer) == 2 and all(math.isfinite(v) and v >= 0 for v in observer) and max(observer) > 0  # per 10
+    loss = json.loads((tmp_path / "mr2xray" / "runs" / "unet-observer" / "evaluation" / "run.json").read_text())
+    assert loss["loss"].startswith("l1 + 1 x CHO observer loss (LG 3 channels, width 2 px) of a nodule of radius 16 mm")
     assert "![mr2xray PSNR against detectability](mr2xray/results/tradeoff_detection.png)" in report
 
 

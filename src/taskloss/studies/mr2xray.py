@@ -33,11 +33,12 @@ from pydantic import Field, field_validator, model_validator
 
 from taskloss.config import Seeds, StrictModel, check_section
 from taskloss.data.mr2xray import Mr2XrayConfig
+from taskloss.data.signals import cut_rois
 from taskloss.errors import DataError, MissingWeightsError
 from taskloss.features.base import FeatureNetwork
 from taskloss.features.distribution import image_features
 from taskloss.features.efficientnet import EfficientNetLite0, resolve_efficientnet_lite0_weights
-from taskloss.losses import CrossEntropyLoss, L1Loss, PerceptualLoss, TaskLoss
+from taskloss.losses import CompositeLoss, CrossEntropyLoss, L1Loss, PerceptualLoss, TaskLoss
 from taskloss.metrics import Summary, dice, haarpsi, hfen, mae, ms_ssim, psnr, ssim, summarize
 from taskloss.metrics.distribution import KID_SUBSET_SIZE, KID_SUBSETS, frechet_distance, kernel_inception_distance
 from taskloss.metrics.ms_ssim import smallest_size
@@ -83,7 +84,15 @@ from taskloss.studies.layout import (
     TASK_NETWORKS_DIR,
     TEST_CSV,
 )
-from taskloss.studies.nodules import GROUND_TRUTH, NoduleDetection, calibrate_nodule, nodule_task, score_nodules
+from taskloss.studies.nodules import (
+    GROUND_TRUTH,
+    NoduleDetection,
+    NoduleObserverTerm,
+    calibrate_nodule,
+    nodule_task,
+    score_nodules,
+    training_nodules,
+)
 from taskloss.studies.perception import PerceptionChoice, perception_network
 from taskloss.studies.report_kit import (
     Plan,
@@ -101,13 +110,13 @@ from taskloss.training.config import load_yaml
 from taskloss.training.task import Batch
 
 MR2XRAY_STUDY = "mr2xray"
-LOSSES = ("perceptual", "l1", "task", "perceptual_imagenet")
-"""The losses in training order ("perceptual_imagenet", added later, trains last so that the runs before it
-keep their numbers)."""
-TABLE_LOSSES = ("perceptual", "perceptual_imagenet", "l1", "task")
-"""The losses in the table's order: the two perceptual losses side by side."""
+LOSSES = ("perceptual", "l1", "task", "perceptual_imagenet", "observer")
+"""The losses in training order ("perceptual_imagenet" and "observer", added later, train last so that the
+runs before them keep their numbers)."""
+TABLE_LOSSES = ("perceptual", "perceptual_imagenet", "l1", "task", "observer")
+"""The losses in the table's order: the two perceptual losses side by side, the task-based ones last."""
 LOSS_LABELS = {"perceptual": "p loss", "perceptual_imagenet": "p loss, ImageNet", "l1": "ℓ1 loss",
-               "task": "task loss"}
+               "task": "task loss", "observer": "ℓ1 + observer loss"}
 IMAGENET_PERCEPTION = "efficientnet_lite0"
 """The network of the "perceptual_imagenet" rows: EfficientNet-Lite0 with ImageNet weights, the natural-image
 features that install offline (:mod:`taskloss.features.efficientnet`)."""
@@ -171,9 +180,10 @@ class Mr2XrayRun(BuiltinRun):
     study: Literal["mr2xray"] = "mr2xray"
     network: str
     network_options: dict[str, Any] = Field(default_factory=dict)
-    loss: Literal["perceptual", "l1", "task", "perceptual_imagenet"]
+    loss: Literal["perceptual", "l1", "task", "perceptual_imagenet", "observer"]
     perceptual: PerceptualSettings = PerceptualSettings()
     task: TaskSettings = TaskSettings()
+    observer: NoduleObserverTerm | None = None
     data: dict[str, Any] = Field(default_factory=dict)
     training: TrainingConfig = TrainingConfig(monitor="ssim", monitor_mode="max")
 
@@ -182,6 +192,8 @@ class Mr2XrayRun(BuiltinRun):
         if self.loss == "perceptual_imagenet" and self.perceptual.network != IMAGENET_PERCEPTION:
             raise ValueError(f"loss 'perceptual_imagenet' is the perceptual loss on {IMAGENET_PERCEPTION} ImageNet "
                              f"features; set perceptual.network: {IMAGENET_PERCEPTION} (or use loss 'perceptual')")
+        if (self.loss == "observer") != (self.observer is not None):
+            raise ValueError("loss 'observer' and the observer: settings go together; give both or neither")
         return self
 
     def data_config(self) -> Mr2XrayConfig:
@@ -253,10 +265,63 @@ def mr2xray_task(run: Mr2XrayRun, run_dir: Path | None = None,
                  scorers: tuple[torch.nn.Module, torch.nn.Module] | None = None) -> tuple[SupervisedTask, str]:
     """The supervised task of a run and its loss description; with ``scorers`` (the independent scorer,
     the loss's bone network), its metrics add the bone Dice (:data:`TASK_METRICS`)."""
-    criterion, description = mr2xray_loss(run, run_dir)
     metrics = _metrics if scorers is None else _with_bone_dice(*scorers)
-    task = SupervisedTask(lambda: create_network(run.network, **run.network_options), criterion, metrics)
-    return task, description
+    factory = lambda: create_network(run.network, **run.network_options)  # noqa: E731
+    if run.observer is not None:
+        term = run.observer
+        composite = CompositeLoss({"l1": 1.0, "observer": term.weight}, normalize="first",
+                                  normalize_batches=term.balance_batches)
+        return NoduleObserverTask(factory, term, composite, metrics, run.data_config()), (
+            f"l1 + {term.weight:g} x {term.description()}, each term divided by its mean over the first "
+            f"{term.balance_batches} batches")
+    criterion, description = mr2xray_loss(run, run_dir)
+    return SupervisedTask(factory, criterion, metrics), description
+
+
+class NoduleObserverTask(SupervisedTask):
+    """A generator trained on ℓ1 + the observer loss of a nodule (:class:`NoduleObserverTerm`).
+
+    One step synthesises the batch (ℓ1 against the real X-rays, and the signal-absent ROIs) and the same
+    views with the nodule in the subject's phantom (the signal-present ROIs; :func:`training_nodules`,
+    made at the first step, not for evaluation); the CHO's d' on the outputs' ROIs is compared with its
+    d' on the real X-rays' (:class:`~taskloss.losses.ObserverLoss`). A batch of fewer than
+    :data:`MIN_OBSERVER_BATCH` views adds no observer term (0, which the balancing allows).
+    """
+
+    def __init__(self, model_factory: Callable[[], torch.nn.Module], term: NoduleObserverTerm,
+                 composite: CompositeLoss, metrics: Callable[[torch.Tensor, Batch], dict[str, torch.Tensor]],
+                 config: Mr2XrayConfig) -> None:
+        super().__init__(model_factory, composite, metrics)
+        self.term, self.config = term, config
+        self.observer = term.loss()
+        self._nodules: dict[str, tuple[torch.Tensor, torch.Tensor, np.ndarray]] | None = None
+
+    def training_step(self, batch: Batch, fabric: Fabric) -> dict[str, torch.Tensor]:
+        """Forward of both versions, ℓ1 + observer term, backward, (clip), Adam step; logs both raw terms."""
+        if self._nodules is None:
+            self._nodules = training_nodules(self.config, self.term)
+        self.optimizer.zero_grad(set_to_none=True)
+        pred = self.forward(self.model, batch)
+        terms = {"l1": torch.nn.functional.l1_loss(pred, batch["target"])}
+        if len(batch["id"]) >= MIN_OBSERVER_BATCH:
+            found = [self._nodules[str(i)] for i in batch["id"]]
+            mr, xray = (fabric.to_device(torch.stack([f[k] for f in found])) for k in (0, 1))
+            locations, roi = np.stack([f[2] for f in found]), (self.term.roi, self.term.roi)
+            pred_present = self.forward(self.model, {**batch, "input": mr})
+            rois = [cut_rois(image, locations, roi) for image in (pred_present, pred, xray, batch["target"])]
+            terms["observer"] = self.observer(*rois)
+        else:
+            terms["observer"] = pred.new_zeros(())
+        output = self.criterion(terms)
+        fabric.backward(output.total)
+        if self.grad_clip is not None:
+            fabric.clip_gradients(self.model, self.optimizer, max_norm=self.grad_clip)
+        self.optimizer.step()
+        return {"loss": output.total.detach(), **{f"raw_{name}": value for name, value in output.raw.items()}}
+
+
+MIN_OBSERVER_BATCH = 4
+"""Fewest views in a batch for the observer term: the CHO's d' needs at least 2 ROIs of each class per fold."""
 
 
 def _bone_dice_metric(logits: torch.Tensor, batch: Batch) -> dict[str, torch.Tensor]:
@@ -370,6 +435,9 @@ class Mr2XrayPreset(StrictModel):
         training: :class:`TrainingConfig` settings of the six runs (the monitor is validation SSIM).
         networks: table label -> network; run folders are ``<label lowercased>-<loss>``.
         task_networks: labels of ``networks`` that also train with the task loss.
+        observer_networks: labels of ``networks`` that also train with ℓ1 + the observer loss (``observer``;
+            run folders ``<label>-observer``), compared with their ℓ1 run.
+        observer: the observer term of those runs (:class:`~taskloss.studies.nodules.NoduleObserverTerm`).
         imagenet_networks: labels of ``networks`` that also train with the perceptual loss on ImageNet
             features (EfficientNet-Lite0, ``pip install taskloss[imagenet]``; run folders
             ``<label>-perceptual_imagenet``), beside the ``perception`` network's perceptual loss.
@@ -393,6 +461,8 @@ class Mr2XrayPreset(StrictModel):
     networks: dict[str, PresetNetwork] = Field(min_length=1)
     task_networks: tuple[str, ...] = ("UNet", "ResNet", "CRN")
     imagenet_networks: tuple[str, ...] = ()
+    observer_networks: tuple[str, ...] = ()
+    observer: NoduleObserverTerm = NoduleObserverTerm()
     task_weight: float = Field(1.0, gt=0)
     bone_epochs: int = Field(20, ge=1)
     balance_batches: int = Field(10, ge=1)
@@ -409,7 +479,7 @@ class Mr2XrayPreset(StrictModel):
 
     @model_validator(mode="after")
     def _task_networks_are_networks(self) -> "Mr2XrayPreset":
-        for key in ("task_networks", "imagenet_networks"):
+        for key in ("task_networks", "imagenet_networks", "observer_networks"):
             unknown = [label for label in getattr(self, key) if label not in self.networks]
             if unknown:
                 raise ValueError(f"{key}: {unknown[0]!r} is not a key of networks; choose among "
@@ -437,7 +507,8 @@ def mr2xray_preset_runs(preset: Mr2XrayPreset, data: dict[str, Any] | None = Non
     """
     training_settings = {"monitor": "ssim", "monitor_mode": "max", **preset.training_settings(), **(training or {})}
     runs = {}
-    only = {"task": preset.task_networks, "perceptual_imagenet": preset.imagenet_networks}
+    only = {"task": preset.task_networks, "perceptual_imagenet": preset.imagenet_networks,
+            "observer": preset.observer_networks}
     for loss in LOSSES:
         for label, network in preset.networks.items():
             if loss in only and label not in only[loss]:
@@ -447,6 +518,7 @@ def mr2xray_preset_runs(preset: Mr2XrayPreset, data: dict[str, Any] | None = Non
                 network=network.name, network_options=network.options, loss=loss,
                 perceptual=PerceptualSettings(network=perception, balance_batches=preset.balance_batches),
                 task=TaskSettings(weight=preset.task_weight),
+                observer=preset.observer if loss == "observer" else None,
                 data={**preset.data, **(data or {})}, training=TrainingConfig(**training_settings))
     return runs
 

@@ -45,6 +45,7 @@ from taskloss.data.mr2xray import Mr2XrayConfig, ViewIntegrals, finish_views, vi
 from taskloss.data.signals import cut_rois, dprime_for_auc
 from taskloss.data.splits import split_subjects
 from taskloss.errors import InputError
+from taskloss.losses import ObserverLoss
 from taskloss.observers import detectability
 from taskloss.studies.detection import GROUND_TRUTH, ObserverSettings, observer_scores
 
@@ -105,6 +106,59 @@ class NoduleViews:
         array = images.detach().double().cpu().numpy() if isinstance(images, torch.Tensor) else np.asarray(images)
         cut = cut_rois(array[:, 0], self.locations, (roi, roi))
         return cut[self.present], cut[~self.present]
+
+
+class NoduleObserverTerm(ObserverSettings):
+    """The observer loss of an mr2xray run (loss ``observer``): ℓ1 + ``weight`` x
+    :class:`~taskloss.losses.ObserverLoss` (the CHO), each term balanced over the first ``balance_batches``.
+
+    Every training view also exists with a nodule of ``radius_mm`` and relative contrast ``contrast`` in
+    the subject's phantom (:func:`training_nodules`, made once when the run starts); a step synthesises
+    the batch and its nodule versions, and the CHO's d' on the outputs' ROIs (present: the nodule
+    versions', absent: the batch's own, at the same places) is compared with its d' on the same ROIs of
+    the real X-rays. The pairs share their anatomy, so what the observer sees is the network's response
+    to the nodule.
+
+    Attributes (besides :class:`~taskloss.studies.detection.ObserverSettings`' ROI and channels):
+        weight: the observer term's weight after balancing (ℓ1 weighs 1).
+        radius_mm: the nodule's radius, mm.
+        contrast: its relative contrast c (MR signal and attenuation times 1 + c; the demo's detection
+            calibration gave 0.41).
+        balance_batches: the first batches whose means balance the two terms.
+    """
+
+    weight: float = Field(1.0, gt=0)
+    radius_mm: float = Field(8.0, gt=0)
+    contrast: float = Field(0.4, gt=0)
+    balance_batches: int = Field(5, ge=1)
+
+    def loss(self) -> ObserverLoss:
+        """The CHO observer loss on this term's channels."""
+        return ObserverLoss("cho", channels="laguerre-gauss", channel_width=self.channel_width,
+                            n_channels=self.n_channels)
+
+    def description(self) -> str:
+        """One line for the run's loss description."""
+        return (f"CHO observer loss (LG {self.n_channels} channels, width {self.channel_width:g} px) of a nodule of "
+                f"radius {self.radius_mm:g} mm, contrast {self.contrast:g}, in {self.roi} px ROIs")
+
+
+def training_nodules(config: Mr2XrayConfig, term: NoduleObserverTerm) -> dict[str, tuple[torch.Tensor, torch.Tensor,
+                                                                                              np.ndarray]]:
+    """Every training view with the nodule of ``term``: view id -> (MR (1, S, S), X-ray (1, S, S), ROI centre (2,)).
+
+    The nodule's site is the subject's (:func:`taskloss.data.mr2xray.nodule_site`), inserted as in the
+    detection task (:func:`~taskloss.data.mr2xray.finish_views`); only training subjects are simulated.
+    """
+    views: dict[str, tuple[torch.Tensor, torch.Tensor, np.ndarray]] = {}
+    offset = 0.5 if term.roi % 2 == 0 else 0.0
+    for subject in split_of(config, "train"):
+        integrals = view_integrals(config, subject, term.radius_mm)
+        mr, xray, _ = finish_views(config, integrals, term.contrast)
+        assert integrals.nodule_px is not None
+        for k, angle in enumerate(config.angle_list()):
+            views[f"s{subject:03d}_a{angle:05.1f}"] = (mr[k], xray[k], integrals.nodule_px[k].double().numpy() + offset)
+    return views
 
 
 def split_of(config: Mr2XrayConfig, *splits: str) -> list[int]:
