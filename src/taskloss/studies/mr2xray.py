@@ -657,7 +657,7 @@ def _check_imagenet_weights(preset: Mr2XrayPreset) -> None:
         rows = ", ".join(f"{label} - {LOSS_LABELS['perceptual_imagenet']}" for label in preset.imagenet_networks)
         raise MissingWeightsError(f"the {preset.name} preset's rows {rows} need EfficientNet-Lite0's ImageNet "
                                   f"weights: {error}; or leave those rows out: `taskloss study run STUDY_FILE "
-                                  "--set imagenet_networks=[]`") from None
+                                  "--set imagenet_networks=[]` (the shipped files: `taskloss study list`)") from None
 
 
 def _load_runs(out_dir: Path) -> dict[str, tuple[Mr2XrayRun, list[str], dict[str, np.ndarray]]]:
