@@ -213,3 +213,13 @@ def test_the_distribution_table_reads_each_runs_record(tmp_path, monkeypatch):
     assert [row["run"] for row in rows] == ["unet-perceptual_imagenet", "unet-l1"]
     assert float(rows[1]["fid"]) == record["fid"]
     assert "were not computed" in mr2xray._distribution_table(tmp_path, ["crn-l1"])
+
+
+def test_an_observer_run_needs_its_settings_and_only_it_has_them():
+    preset = TINY.model_copy(update={"observer_networks": ("UNet",)})
+    runs = mr2xray_preset_runs(preset)
+    assert runs["unet-observer"].observer == preset.observer and runs["unet-l1"].observer is None
+    for loss, observer in (("observer", None), ("l1", preset.observer.model_dump())):
+        with pytest.raises(ValueError) as error:
+            Mr2XrayRun.model_validate({**runs["unet-l1"].model_dump(), "loss": loss, "observer": observer})
+        assert "loss 'observer' and the observer: settings go together; give both or neither" in str(error.value)
