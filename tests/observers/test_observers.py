@@ -212,3 +212,23 @@ def test_bad_input_gets_its_message(present, absent, kwargs, message):
     with pytest.raises(InputError) as error:
         detectability(present, absent, **kwargs)
     assert str(error.value) == message
+
+
+def test_paired_images_stay_together_in_the_split():
+    rng = np.random.default_rng(3)
+    backgrounds = rng.normal(size=(40, 8, 8)) * 3  # strong anatomy, shared by each pair
+    signal = np.zeros((8, 8))
+    signal[3:5, 3:5] = 0.5
+    present = backgrounds + signal + rng.normal(size=(40, 8, 8)) * 0.3
+    absent = backgrounds + rng.normal(size=(40, 8, 8)) * 0.3
+    paired = detectability(present, absent, "npw", signal=signal, paired=True, seed=1)
+    # NPW with the signal known: template s, score (x . s - centre) / spread with a centre and spread per fold.
+    # A pair scored by one fold's template: (score_p - score_a) / ((p - a) . s) is 1 / spread, two values in all.
+    ratios = (paired.scores_present - paired.scores_absent) / np.einsum("nij,ij->n", present - absent, signal)
+    assert len(np.unique(np.round(ratios, 9))) == 2
+    unpaired = detectability(present, absent, "npw", signal=signal, seed=1)
+    ratios = (unpaired.scores_present - unpaired.scores_absent) / np.einsum("nij,ij->n", present - absent, signal)
+    assert len(np.unique(np.round(ratios, 9))) > 2  # pairs split across the folds
+    with pytest.raises(InputError, match="paired=True needs one absent image per present image, got 40 present "
+                                         "and 39 absent"):
+        detectability(present, absent[:39], "npw", signal=signal, paired=True)

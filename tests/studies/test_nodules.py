@@ -72,14 +72,30 @@ def test_a_contrast_without_a_nodule_is_refused():
 
 def test_the_calibrated_contrast_reaches_the_target_on_training_and_validation_x_rays():
     contrast = calibrate_nodule(CONFIG, SETTINGS)
-    assert 0.05 < contrast < 1.0
+    assert 0.01 < contrast < 1.0
     subjects = split_of(CONFIG, "train", "val")
     assert not set(subjects) & set(split_of(CONFIG, "test"))
     views = NoduleViews(CONFIG, subjects, SETTINGS)
     present, absent = views.rois(views.images(contrast)[1], SETTINGS.roi)
     found = detectability(present, absent, "cho", seed=0, channels="laguerre-gauss", channel_width=2.0,
-                          n_channels=3).snr
+                          n_channels=3, paired=True).snr
     assert found == pytest.approx(dprime_for_auc(0.85), abs=1e-3)
+
+
+def test_each_view_is_a_pair_that_differs_by_the_nodule_and_the_noise():
+    views = NoduleViews(CONFIG, [2], SETTINGS)
+    mr, xray = views.images(0.3)
+    plain_mr, plain_xray, _ = simulate_views(CONFIG, 2)
+    assert torch.equal(mr[12:], plain_mr) and torch.equal(xray[12:], plain_xray)  # the data set's views
+    no_signal = views.images(0.0)[1][:12]
+    assert not torch.equal(no_signal, plain_xray)  # another noise realisation
+    assert float((no_signal - plain_xray).abs().mean()) < 0.01  # of the same views
+    signal = (xray[:12] - no_signal)[:, 0]
+    for k in range(12):  # the difference is the nodule, at its computed centre
+        peak = np.unravel_index(int(signal[k].abs().argmax()), signal[k].shape)
+        assert np.abs(np.array(peak) - (views.locations[k] - 0.5)).max() <= 3
+    assert views.present.tolist() == [True] * 12 + [False] * 12
+    np.testing.assert_array_equal(views.locations[:12], views.locations[12:])
 
 
 def test_the_record_scores_the_data_sets_test_views_with_every_method():
@@ -93,21 +109,28 @@ def test_the_record_scores_the_data_sets_test_views_with_every_method():
         return mr
 
     record = score_nodules(CONFIG, SETTINGS, 0.3, {"copy": identity})
-    assert record["ids_present"] + record["ids_absent"] == [i for k, i in enumerate(test_ids) if k % 2 == 0] + [
-        i for k, i in enumerate(test_ids) if k % 2 == 1]
-    assert (record["n_present"], record["n_absent"]) == (12, 12) and set(record["methods"]) == {GROUND_TRUTH, "copy"}
-    odd = torch.arange(len(test_ids)) % 2 == 1
-    assert torch.equal(seen["mr"][odd], inputs[odd])  # the signal-absent views are those the image metrics score
-    assert not torch.equal(seen["mr"][~odd], inputs[~odd])
+    assert record["ids_present"] == record["ids_absent"] == test_ids and record["paired"] is True
+    assert (record["n_present"], record["n_absent"]) == (24, 24) and set(record["methods"]) == {GROUND_TRUTH, "copy"}
+    assert torch.equal(seen["mr"][24:], inputs)  # the signal-absent views are those the image metrics score
+    assert not torch.equal(seen["mr"][:24], inputs)
     cho = record["methods"][GROUND_TRUTH]["cho"]
-    assert len(cho["scores_present"]) == 12 and 0.5 < cho["auc"] <= 1.0
+    assert len(cho["scores_present"]) == 24 and 0.5 < cho["auc"] <= 1.0
     assert json.loads(json.dumps(record)) == record
 
 
+def test_a_method_whose_output_does_not_vary_is_named_unscored():
+    record = score_nodules(CONFIG, SETTINGS, 0.3, {"flat": lambda mr: torch.zeros_like(mr)})
+    assert set(record["methods"]) == {GROUND_TRUTH}
+    assert record["unscored"]["flat"].startswith("present: all 24 images are identical")
+    lines = detection_section(record, str, {}, task=nodule_task(record))
+    assert "- Not scored: flat (present: all 24 images are identical (no image-to-image variation); an observer " \
+           "needs one independent noise realisation per image)." in lines
+
+
 def test_too_few_views_for_the_calibration_are_refused():
-    few = Mr2XrayConfig(subjects=4, angles=2, size=32, anatomy="ellipsoid")
-    with pytest.raises(InputError, match="the training and validation splits have 6 views; the nodule's contrast "
-                                         "needs at least 4 with and 4 without it"):
+    few = Mr2XrayConfig(subjects=3, angles=1, size=32, anatomy="ellipsoid")
+    with pytest.raises(InputError, match="the training and validation splits have 2 views; the nodule's contrast "
+                                         "needs at least 4"):
         calibrate_nodule(few, SETTINGS)
 
 
@@ -145,11 +168,3 @@ def test_a_study_with_detection_reports_the_observers_and_the_comparisons(tmp_pa
     assert loss["loss"].startswith("l1 + 1 x CHO observer loss (LG 3 channels, width 2 px) of a nodule of radius 16 mm")
     assert "![mr2xray PSNR against detectability](mr2xray/results/tradeoff_detection.png)" in report
 
-
-def test_a_method_whose_output_does_not_vary_is_named_unscored():
-    record = score_nodules(CONFIG, SETTINGS, 0.3, {"flat": lambda mr: torch.zeros_like(mr)})
-    assert set(record["methods"]) == {GROUND_TRUTH}
-    assert record["unscored"]["flat"].startswith("present: all 12 images are identical")
-    lines = detection_section(record, str, {}, task=nodule_task(record))
-    assert "- Not scored: flat (present: all 12 images are identical (no image-to-image variation); an observer " \
-           "needs one independent noise realisation per image)." in lines

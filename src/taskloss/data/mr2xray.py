@@ -322,8 +322,8 @@ def view_integrals(config: Mr2XrayConfig, subject: int, nodule_radius_mm: float 
     return ViewIntegrals(views[0], views[1], views[2], generator.get_state(), **nodule)
 
 
-def finish_views(config: Mr2XrayConfig, integrals: ViewIntegrals, contrast: float = 0.0
-                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def finish_views(config: Mr2XrayConfig, integrals: ViewIntegrals, contrast: float = 0.0,
+                 noise_state: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The measured images of a subject's views: MR with Rician noise, X-ray with Poisson noise and
     detector blur, normalised as the data set is (module docstring).
 
@@ -339,6 +339,8 @@ def finish_views(config: Mr2XrayConfig, integrals: ViewIntegrals, contrast: floa
         integrals: the subject's :func:`view_integrals`.
         contrast: the nodule's relative contrast c (its MR signal and attenuation times 1 + c); 0 or
             no nodule in ``integrals``: the views as simulated for the data set.
+        noise_state: the state of the generator of the noise draws; default ``integrals.noise_state``
+            (the data set's noise). Another state gives the same views with other noise.
 
     Returns:
         MR (A, 1, S, S) in [0, 1], X-ray (A, 1, S, S) in [0, 1], bone masks (A, 1, S, S) bool; the
@@ -347,7 +349,7 @@ def finish_views(config: Mr2XrayConfig, integrals: ViewIntegrals, contrast: floa
     if contrast != 0.0 and (integrals.nodule_mr is None or integrals.nodule_mu is None):
         raise InputError("contrast is not 0 but these integrals have no nodule; pass nodule_radius_mm to "
                          "view_integrals")
-    generator = torch.Generator().set_state(integrals.noise_state)
+    generator = torch.Generator().set_state(integrals.noise_state if noise_state is None else noise_state)
     bone = integrals.bone_mm >= config.bone_threshold_mm  # bone path length, mm
     sigma = config.mr_noise * integrals.mr.flatten(1).amax(dim=1).reshape(-1, 1, 1, 1)
     mr = rician(integrals.mr, sigma, generator)

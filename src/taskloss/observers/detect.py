@@ -112,6 +112,7 @@ def detectability(
     pixels_per_degree: float = LCD_CT_PIXELS_PER_DEGREE,
     confidence: float = 0.95,
     seed: int = 0,
+    paired: bool = False,
 ) -> Detectability:
     """Score signal-present against signal-absent images with a model observer (signal known exactly).
 
@@ -141,6 +142,10 @@ def detectability(
             LCD-CT toolbox's display, about 20.7).
         confidence: coverage of the AUC and d' intervals, in (0, 1).
         seed: seed of the split into halves and of the internal noise.
+        paired: ``present[i]`` and ``absent[i]`` show the same background (one scene with and without
+            the signal, each with its own noise): the split keeps each pair in one half, so no template
+            scores an image whose twin it was fitted to. Needs N_p = N_a. The intervals still treat the
+            classes as independent samples.
 
     Returns:
         A :class:`Detectability` with AUC, d', their intervals and every image's score.
@@ -179,9 +184,12 @@ def detectability(
     p_features = _features(present_images, basis)
     a_features = _features(absent_images, basis)
     s_features = None if expected is None else _features(expected[None], basis)[0]
+    if paired and len(p_features) != len(a_features):
+        raise InputError(f"paired=True needs one absent image per present image, got {len(p_features)} present and "
+                         f"{len(a_features)} absent; pass the pairs in the same order, or paired=False")
     rng = np.random.default_rng(seed)
     p_halves = np.array_split(rng.permutation(len(p_features)), 2)
-    a_halves = np.array_split(rng.permutation(len(a_features)), 2)
+    a_halves = p_halves if paired else np.array_split(rng.permutation(len(a_features)), 2)
     scores_p, scores_a = np.empty(len(p_features)), np.empty(len(a_features))
     for test in (0, 1):
         train_p, train_a = p_features[p_halves[1 - test]], a_features[a_halves[1 - test]]

@@ -237,14 +237,16 @@ def score_methods(settings: DetectionSettings, contrast: float, batches: Sequenc
             "ids_absent": ids["absent"], "methods": scores}
 
 
-def observer_scores(present: np.ndarray, absent: np.ndarray, settings: ObserverSettings, seed: int
-                    ) -> dict[str, dict[str, Any]]:
+def observer_scores(present: np.ndarray, absent: np.ndarray, settings: ObserverSettings, seed: int,
+                    paired: bool = False) -> dict[str, dict[str, Any]]:
     """Every observer of :data:`OBSERVERS` on one method's signal-present and signal-absent ROIs (N, h, w):
     observer -> ``auc``, ``auc_ci``, ``snr``, ``snr_ci`` (over images) and each ROI's score
-    (``scores_present``, ``scores_absent``), as ``detection.json`` keeps them."""
+    (``scores_present``, ``scores_absent``), as ``detection.json`` keeps them; ``paired``: ``present[i]``
+    and ``absent[i]`` are one scene (:func:`taskloss.observers.detectability`)."""
     found = {}
     for observer in OBSERVERS:
-        result = detectability(present, absent, observer, seed=seed, **settings.observer_options(observer))
+        result = detectability(present, absent, observer, seed=seed, paired=paired,
+                               **settings.observer_options(observer))
         found[observer] = {"auc": result.auc, "auc_ci": list(result.auc_ci), "snr": result.snr,
                            "snr_ci": list(result.snr_ci), "scores_present": result.scores_present.tolist(),
                            "scores_absent": result.scores_absent.tolist()}
