@@ -124,10 +124,11 @@ def _added_rows(scale: str, runs: dict[str, Any]) -> dict[str, Any]:
 
 
 NOTES = {"mr2xray-small": "64 px, 30 subjects x 12 views, the demo's widths, 30 epochs, every task-loss row, 3 seeds; "
-                          "25 min on 2 CPU cores",
+                          "about 22 min per seed on 2 CPU cores",
          "csmri-small": "64 px, 4x, 36 subjects x 16 slices, the demo's widths, every row, 3 seeds; about 25 min per "
                         "seed on 2 CPU cores"}
-"""The small files' notes since they run 3 seeds (times measured by the runs in docs/results/small)."""
+"""The small files' notes since they run 3 seeds (times measured by the runs in docs/results/small; mr2xray's by seed 0
+of docs/results/small-mr2xray, with the rows added since)."""
 
 
 @pytest.mark.parametrize(("study", "scale"), FILES)
