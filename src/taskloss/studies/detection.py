@@ -89,6 +89,15 @@ class ObserverSettings(StrictModel):
             return {"channels": "laguerre-gauss", "channel_width": self.channel_width, "n_channels": self.n_channels}
         return {}
 
+    def loss(self) -> ObserverLoss:
+        """The CHO observer loss on these channels (the observer-loss rows' training term)."""
+        return ObserverLoss("cho", channels="laguerre-gauss", channel_width=self.channel_width,
+                            n_channels=self.n_channels)
+
+    def loss_name(self) -> str:
+        """The observer loss in words, for a run's loss description."""
+        return f"CHO observer loss (LG {self.n_channels} channels, width {self.channel_width:g} px)"
+
 
 class DiscObserver(ObserverSettings):
     """The disc and the CHO shared by the csmri detection task and the observer loss.
@@ -184,15 +193,10 @@ class ObserverTerm(DiscObserver):
         """The disc inserted into the training targets."""
         return Signal("disc", self.size, self.contrast, edge=self.edge)
 
-    def loss(self) -> ObserverLoss:
-        """The CHO observer loss on this term's channels."""
-        return ObserverLoss("cho", channels="laguerre-gauss", channel_width=self.channel_width,
-                            n_channels=self.n_channels)
-
     def description(self) -> str:
         """One line for the run's loss description."""
-        return (f"CHO observer loss (LG {self.n_channels} channels, width {self.channel_width:g} px) of a disc of "
-                f"radius {self.size:g} px, contrast {self.contrast:g}, in {self.roi} px ROIs")
+        return (f"{self.loss_name()} of a disc of radius {self.size:g} px, contrast {self.contrast:g}, in "
+                f"{self.roi} px ROIs")
 
 
 def score_methods(settings: DetectionSettings, contrast: float, batches: Sequence[Mapping[str, Any]],

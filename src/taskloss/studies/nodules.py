@@ -50,7 +50,6 @@ from taskloss.data.mr2xray import Mr2XrayConfig, ViewIntegrals, finish_views, vi
 from taskloss.data.signals import cut_rois, dprime_for_auc
 from taskloss.data.splits import split_subjects
 from taskloss.errors import InputError
-from taskloss.losses import ObserverLoss
 from taskloss.observers import detectability
 from taskloss.studies.detection import GROUND_TRUTH, ObserverSettings, observer_scores
 
@@ -140,15 +139,10 @@ class NoduleObserverTerm(ObserverSettings):
     contrast: float = Field(0.4, gt=0)
     balance_batches: int = Field(5, ge=1)
 
-    def loss(self) -> ObserverLoss:
-        """The CHO observer loss on this term's channels."""
-        return ObserverLoss("cho", channels="laguerre-gauss", channel_width=self.channel_width,
-                            n_channels=self.n_channels)
-
     def description(self) -> str:
         """One line for the run's loss description."""
-        return (f"CHO observer loss (LG {self.n_channels} channels, width {self.channel_width:g} px) of a nodule of "
-                f"radius {self.radius_mm:g} mm, contrast {self.contrast:g}, in {self.roi} px ROIs")
+        return (f"{self.loss_name()} of a nodule of radius {self.radius_mm:g} mm, contrast {self.contrast:g}, in "
+                f"{self.roi} px ROIs")
 
 
 def training_nodules(config: Mr2XrayConfig, term: NoduleObserverTerm) -> dict[str, tuple[torch.Tensor, torch.Tensor,
