@@ -222,9 +222,10 @@ def mr2xray_splits(config: Mr2XrayConfig) -> Splits:
     return Splits(*(Mr2XrayDataset(data, split) for split in SPLITS))
 
 
-def normalize_min_max(images: torch.Tensor) -> torch.Tensor:
-    """Scale every image (N, C, H, W) to [0, 1] by its own minimum and maximum (constant -> 0)."""
-    flat = images.flatten(1)
+def normalize_min_max(images: torch.Tensor, reference: torch.Tensor | None = None) -> torch.Tensor:
+    """Scale every image (N, C, H, W) to [0, 1] by its own minimum and maximum (constant -> 0), or by those
+    of ``reference`` (same shape; values outside its range are clipped)."""
+    flat = (images if reference is None else reference).flatten(1)
     low = flat.min(dim=1).values.reshape(-1, *[1] * (images.ndim - 1))
     high = flat.max(dim=1).values.reshape(-1, *[1] * (images.ndim - 1))
     return ((images - low) / (high - low).clamp(min=torch.finfo(images.dtype).tiny)).clamp(0, 1)
@@ -344,7 +345,8 @@ def finish_views(config: Mr2XrayConfig, integrals: ViewIntegrals, contrast: floa
 
     Returns:
         MR (A, 1, S, S) in [0, 1], X-ray (A, 1, S, S) in [0, 1], bone masks (A, 1, S, S) bool; the
-        noise is the same for every ``contrast`` (drawn from a copy of ``integrals.noise_state``).
+        noise is the same for every ``contrast`` (drawn from a copy of ``noise_state``, by default
+        ``integrals.noise_state``).
     """
     if contrast != 0.0 and (integrals.nodule_mr is None or integrals.nodule_mu is None):
         raise InputError("contrast is not 0 but these integrals have no nodule; pass nodule_radius_mm to "
@@ -361,10 +363,8 @@ def finish_views(config: Mr2XrayConfig, integrals: ViewIntegrals, contrast: floa
         return normalize_min_max(mr), display(blurred, pixel_mm), bone
     # The nodule's views are normalised and windowed as the views without it, so that they differ by the signal.
     window = display.window(blurred, pixel_mm)
-    low = mr.flatten(1).amin(dim=1).reshape(-1, 1, 1, 1)
-    span = (mr.flatten(1).amax(dim=1).reshape(-1, 1, 1, 1) - low).clamp(min=torch.finfo(mr.dtype).tiny)
     xray = detector_blur(xray + contrast * integrals.nodule_mu, config.detector_blur_mm, pixel_mm)
-    return ((mr + contrast * integrals.nodule_mr - low) / span).clamp(0, 1), display(xray, pixel_mm, window), bone
+    return normalize_min_max(mr + contrast * integrals.nodule_mr, mr), display(xray, pixel_mm, window), bone
 
 
 def simulate_mr2xray(

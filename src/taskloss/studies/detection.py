@@ -233,12 +233,11 @@ def score_methods(settings: DetectionSettings, contrast: float, batches: Sequenc
                 if rows.any():
                     rois[method][kind].append(cut_rois(estimate[rows], locations[rows], roi))
         offset += n
-    scores = {method: observer_scores(np.concatenate(parts["present"]), np.concatenate(parts["absent"]), settings,
-                                      settings.seed)
-              for method, parts in rois.items()}
+    scores, unscored = score_methods_rois({method: (np.concatenate(parts["present"]), np.concatenate(parts["absent"]))
+                                           for method, parts in rois.items()}, settings, settings.seed)
     return {"settings": settings.model_dump(), "contrast": contrast, "signal": "disc",
             "n_present": len(ids["present"]), "n_absent": len(ids["absent"]), "ids_present": ids["present"],
-            "ids_absent": ids["absent"], "methods": scores}
+            "ids_absent": ids["absent"], "methods": scores, "unscored": unscored}
 
 
 def observer_scores(present: np.ndarray, absent: np.ndarray, settings: ObserverSettings, seed: int,
@@ -259,6 +258,20 @@ def observer_scores(present: np.ndarray, absent: np.ndarray, settings: ObserverS
 
 NO_DETECTION_COMPARISON = ("No declared comparison on d': a subject's d' needs at least 2 signal-present and 2 "
                            "signal-absent test images of that subject, and a comparison at least 2 such subjects.")
+def score_methods_rois(rois: Mapping[str, tuple[np.ndarray, np.ndarray]], settings: ObserverSettings, seed: int,
+                       paired: bool = False) -> tuple[dict[str, Any], dict[str, str]]:
+    """:func:`observer_scores` of every method's (present, absent) ROIs: the record's ``methods``, and its
+    ``unscored`` (method -> reason) for a method no observer can fit (e.g. a collapsed network whose
+    ROIs do not vary)."""
+    scores, unscored = {}, {}
+    for method, (present, absent) in rois.items():
+        try:
+            scores[method] = observer_scores(present, absent, settings, seed, paired)
+        except InputError as error:
+            unscored[method] = str(error)
+    return scores, unscored
+
+
 SUBJECT_RESAMPLES = 2000
 """Bootstrap resamples of the test subjects behind the detection table's intervals."""
 MIN_BOOTSTRAP_SUBJECTS = 10

@@ -51,7 +51,7 @@ from torch.utils.data import DataLoader
 from taskloss.config import StrictModel
 from taskloss.data.kspace import undersample
 from taskloss.data.signals import cut_rois, insert_signals
-from taskloss.errors import ConfigError, DataError, InputError
+from taskloss.errors import ConfigError, DataError
 from taskloss.losses import AdversarialLoss, CompositeLoss, CrossEntropyLoss, load_task_network
 from taskloss.metrics import DataRange, dice, haarpsi, hfen, mae, ms_ssim, nmse, psnr, ssim, vsi
 from taskloss.metrics.comparisons import read_long_table
@@ -65,7 +65,7 @@ from taskloss.studies.common import (
     write_run_config,
     write_run_info,
 )
-from taskloss.studies.detection import DETECTION_FILE, GROUND_TRUTH, calibrate, head_masks, observer_scores
+from taskloss.studies.detection import DETECTION_FILE, GROUND_TRUTH, calibrate, head_masks, score_methods_rois
 from taskloss.studies.file_report import file_plans, render_file_study
 from taskloss.studies.kspace_pairs import slice_mask
 from taskloss.studies.layout import (
@@ -493,13 +493,10 @@ def score_file_detection(spec: StudySpec, out_dir: Path, names: Sequence[str]) -
         outputs["zero_filled"] = images["input"].clamp(0, 1)
     for name in names:
         outputs[name] = _predict_images(out_dir / RUNS_DIR / name, images["input"])
-    scores, unscored = {}, {}
-    for name, output in outputs.items():
-        rois = cut_rois(output[:, 0].double().numpy(), locations, (settings.roi, settings.roi))
-        try:
-            scores[name] = observer_scores(rois[present], rois[~present], settings, settings.seed)
-        except InputError as error:  # e.g. a collapsed network whose output does not vary in the ROIs
-            unscored[name] = str(error)
+    cut = {name: cut_rois(output[:, 0].double().numpy(), locations, (settings.roi, settings.roi))
+           for name, output in outputs.items()}
+    scores, unscored = score_methods_rois({name: (rois[present], rois[~present]) for name, rois in cut.items()},
+                                          settings, settings.seed)
     record = {"settings": settings.model_dump(), "contrast": contrast, "signal": "disc",
               "n_present": int(present.sum()), "n_absent": int((~present).sum()),
               "ids_present": [i for i, p in zip(ids, present, strict=True) if p],
