@@ -38,7 +38,8 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,8 @@ from taskloss.data.splits import split_subjects
 from taskloss.features import VGG19Features
 from taskloss.losses import CRN_LAYERS, PerceptualLoss
 from taskloss.studies import csmri, mr2xray
+from taskloss.studies.common import train_run
+from taskloss.studies.graph import RunKind, graph_order
 from taskloss.training import make_fabric
 
 from common import machine, median_time
@@ -182,20 +185,24 @@ def _with_epochs(run: Any, epochs: int) -> Any:
 
 def trained_runs(study: str, preset: str, data: dict[str, Any], epochs: int, out: Path
                  ) -> list[tuple[str, Any, Path, Callable[[Any, Path], Any]]]:
-    """Every trained run of a study's preset in the order its ``run_mr2xray`` / ``run_csmri`` trains them:
-    (name, run configuration, run folder, the study's function that trains it).
+    """Every trained run of a study's preset in the order its run graph trains them (``--jobs 1``):
+    (name, run configuration, run folder, the function that trains it).
 
     mr2xray trains its two bone-segmentation networks (the task loss's and the scorer) first.
     """
     settings = {"epochs": epochs, "progress": False}
     if study == "csmri":
-        runs = csmri.csmri_preset_runs(csmri.CSMRI_PRESETS[preset], data, settings)
-        return [(name, run, out / "runs" / name, csmri.train_run) for name, run in runs.items()]
-    full = mr2xray.MR2XRAY_PRESETS[preset]
-    bone = [(name, _with_epochs(run, epochs), out / mr2xray.TASK_NETWORKS_DIR / name, mr2xray.train_run)
-            for name, run in mr2xray.bone_runs(full, data, settings).items()]
-    runs = mr2xray.mr2xray_preset_runs(full, data, settings)
-    return bone + [(name, run, out / "runs" / name, mr2xray.train_run) for name, run in runs.items()]
+        graph = csmri.csmri_graph(csmri.csmri_preset_runs(csmri.CSMRI_PRESETS[preset], data, settings), out)
+    else:
+        graph = mr2xray.mr2xray_graph(*mr2xray.mr2xray_runs(mr2xray.MR2XRAY_PRESETS[preset], hardware=settings))
+        graph = [replace(node, run=_with_epochs(node.run.model_copy(update={"data": {**node.run.data, **data}}),
+                                                epochs)) for node in graph]
+    return [(Path(node.name).name, node.run, out / node.name, partial(_train, node.kind))
+            for node in graph_order(graph)]
+
+
+def _train(kind: RunKind, run: Any, run_dir: Path) -> Any:
+    return kind.train(run, run_dir, None)
 
 
 def measure_epochs(preset: str, out: Path, subjects: int, views: int, size: int | None, epochs: int) -> list[Row]:
@@ -238,7 +245,7 @@ def ddp_child(devices: int, out: Path, preset: str, subjects: int, views: int, s
                                {"epochs": 1, "progress": False, "devices": devices, "accelerator": accelerator})
     name, run = next(iter(runs.items()))
     fabric = make_fabric(run.training)
-    result = mr2xray.train_run(run, out / f"runs-{devices}" / name, fabric)
+    result = train_run(run, out / f"runs-{devices}" / name, fabric)
     if fabric.is_global_zero:
         (out / f"ddp-{devices}.json").write_text(json.dumps({"run": name, "seconds_per_step":
                                                                result.seconds_per_step}))

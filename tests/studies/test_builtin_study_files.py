@@ -245,18 +245,18 @@ def run_cli(monkeypatch, capsys):
 def test_study_run_takes_an_edited_copy_of_a_shipped_file(demo_copy, run_cli, monkeypatch, tmp_path):
     path = demo_copy[1](lambda d: d["training"].update(epochs=2))
     calls = []
-    monkeypatch.setattr("taskloss.cli.study.run_builtin_study", lambda *args: calls.append(args))
-    assert run_cli("study", "run", str(path), "--out", str(tmp_path / "out"))[0] == 0
-    assert calls == [("mr2xray", path, None, tmp_path / "out", 1, "auto")]
+    monkeypatch.setattr("taskloss.cli.study.run_builtin_study", lambda *args, **options: calls.append((args, options)))
+    assert run_cli("study", "run", str(path), "--out", str(tmp_path / "out"), "--jobs", "2")[0] == 0
+    assert calls == [(("mr2xray", path, None, tmp_path / "out", 1, "auto"), {"jobs": 2})]
     assert load_preset(Mr2XrayPreset, "mr2xray", path).training.epochs == 2
 
 
 def test_study_run_refuses_what_a_builtin_file_cannot_do(demo_copy, run_cli, tmp_path):
     path = demo_copy[0]
-    status, _, error = run_cli("study", "run", str(path), "--jobs", "2", "--out", str(tmp_path / "out"))
+    status, _, error = run_cli("study", "run", str(path), "--launcher", "slurm", "--out", str(tmp_path / "out"))
     assert status == 2 and error.strip() == (
-        f"taskloss: error: {path} is a built-in mr2xray study, whose runs train in order (one builds on another); "
-        "leave out --jobs and --launcher")
+        f"taskloss: error: --launcher slurm: {path} is a built-in mr2xray study, which trains on this machine (use "
+        "--jobs N for runs at once); the slurm launcher runs study files of networks and losses")
     path = demo_copy[1](lambda d: d.update(study="mr2ct"))
     status, _, error = run_cli("study", "run", str(path), "--out", str(tmp_path / "out"))
     assert status == 2 and error.strip() == (
@@ -268,7 +268,7 @@ def test_study_run_refuses_what_a_builtin_file_cannot_do(demo_copy, run_cli, tmp
 def test_set_changes_a_shipped_file_for_one_command(run_cli, monkeypatch, tmp_path):
     shipped = PRESET_DIR / "csmri-demo.yaml"
     calls = []
-    monkeypatch.setattr("taskloss.cli.study.run_builtin_study", lambda *args: calls.append(args))
+    monkeypatch.setattr("taskloss.cli.study.run_builtin_study", lambda *args, **options: calls.append(args))
     assert run_cli("study", "run", str(shipped), "--set", "data.acceleration=8", "--set", "seeds=[0, 1]",
                    "--out", str(tmp_path / "out"))[0] == 0
     (name, settings, data, out, devices, accelerator), = calls

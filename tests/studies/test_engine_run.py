@@ -23,8 +23,9 @@ from taskloss.networks import create_network
 from taskloss.provenance import KEYS
 from taskloss.readers.study import read_results
 from taskloss.studies import render_report
-from taskloss.studies.engine import RunTimes, plan_detectable, plan_study, plan_table, run_file_study
+from taskloss.studies.engine import plan_detectable, plan_study, run_file_study
 from taskloss.studies.paired import assign_subjects, paired_data, subject_of
+from taskloss.studies.plan import plan_table
 from taskloss.studies.spec import DataSpec, load_study
 
 SIZE = 32
@@ -255,12 +256,15 @@ def test_plan_lists_runs_sizes_and_marks_finished_ones(study):
     root, folder = study
     spec = load_study(root / "study.yaml")
     planned = plan_study(spec, folder, steps=1, accelerator="cpu")
-    assert [run.name for run in planned] == RUNS
+    # The graph: the task loss's network, the runs (those with the task term need it), the scorer.
+    assert [run.name for run in planned] == ["task_network", *(f"runs/{r}" for r in RUNS), "segmentation"]
+    assert {run.name: run.needs for run in planned if run.needs} == {
+        "runs/unet-task_l1": ("task_network",), "runs/resnet-task_l1": ("task_network",)}
     unet = sum(p.numel() for p in create_network("unet", widths=[4, 8]).parameters())
-    assert planned[0].parameters == unet and planned[0].steps == 2  # ceil(train images / 4) x 1 epoch
+    assert planned[1].parameters == unet and planned[1].steps == 2  # ceil(train images / 4) x 1 epoch
     assert all(run.finished and run.seconds_per_step > 0 for run in planned)
     table = plan_table(planned, jobs=2)
-    assert f"| unet-l1 | {unet:,} | 2 |" in table and "done (skipped)" in table and "--jobs 2" in table
+    assert f"| runs/unet-l1 | {unet:,} | 2 |" in table and "done (skipped)" in table and "--jobs 2" in table
 
 
 def test_plan_gives_the_minimal_detectable_effects_from_the_studys_own_results(study):
@@ -289,13 +293,14 @@ def test_plan_lists_every_run_once_per_seed_and_times_each_once(study):
     seeded = spec.model_copy(update={"seeds": [0, 4]})
     calls = []
 
-    def measure(run, steps, accelerator, task_network):
-        calls.append(run.network.name)
-        return RunTimes(step=0.5, val_batch=0.25, checkpoint=2.0)
+    def measure(task, fabric, prepared, config, steps):
+        calls.append(type(task).__name__)
+        return 0.5, 0.25
 
     planned = plan_study(seeded, folder, steps=1, accelerator="cpu", measure=measure)
-    assert [p.name for p in planned] == [f"seeds/{s}/{r}" for s in (0, 4) for r in RUNS]
-    assert len(calls) == len(RUNS) and not any(p.finished for p in planned)  # no replicate trained yet
+    nodes = ["task_network", *(f"runs/{r}" for r in RUNS), "segmentation"]
+    assert [p.name for p in planned] == [f"seeds/{s}/{r}" for s in (0, 4) for r in nodes]
+    assert len(calls) == len(nodes) and not any(p.finished for p in planned)  # no replicate trained yet
 
 
 def test_set_overrides_a_study_file_for_plan_and_run(study, tmp_path):
@@ -306,7 +311,7 @@ def test_set_overrides_a_study_file_for_plan_and_run(study, tmp_path):
     more = runner.invoke(app, ["study", "plan", str(root / "study.yaml"), "--out", str(tmp_path), "--steps", "1",
                                "--accelerator", "cpu", "--set", "training.epochs=3"])
     assert base.exit_code == 0 and more.exit_code == 0, more.output
-    steps = [re.findall(r"^\| unet-l1 \| [\d,]+ \| (\d+) \|", r.output, re.M) for r in (base, more)]
+    steps = [re.findall(r"^\| runs/unet-l1 \| [\d,]+ \| (\d+) \|", r.output, re.M) for r in (base, more)]
     assert steps == [["2"], ["6"]]  # ceil(train images / 4) steps per epoch, 1 epoch vs 3
     out = tmp_path / "run"
     result = runner.invoke(app, ["study", "run", str(root / "study.yaml"), "--out", str(out), "--accelerator", "cpu",

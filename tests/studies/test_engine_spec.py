@@ -169,10 +169,10 @@ def test_built_in_studies_pass_the_request_to_their_study_unchanged(monkeypatch,
     monkeypatch.setattr(csmri, "run_csmri", lambda *args, **kwargs: calls.append((args, kwargs)) or tmp_path)
     request = StudyRequest(preset="small", data=tmp_path / "data", devices=2, accelerator="cpu")
     assert STUDIES["mr2xray"].run(tmp_path / "mr2xray", request) == tmp_path
-    STUDIES["csmri"].run(tmp_path / "csmri", StudyRequest(options={"acceleration": 4.0}))
-    assert calls == [(("small", tmp_path / "mr2xray", tmp_path / "data", 2, "cpu"), {}),
-                     (("demo", tmp_path / "csmri", None, 1, "auto"), {"acceleration": 4.0})]
-    with pytest.raises(ConfigError, match=r"study 'mr2xray' takes no option acceleration; it takes none"):
+    STUDIES["csmri"].run(tmp_path / "csmri", StudyRequest(options={"acceleration": 4.0, "jobs": 2}))
+    assert calls == [(("small", tmp_path / "mr2xray", tmp_path / "data", 2, "cpu"), {"jobs": 1}),
+                     (("demo", tmp_path / "csmri", None, 1, "auto", 4.0), {"jobs": 2})]
+    with pytest.raises(ConfigError, match=r"study 'mr2xray' takes no option acceleration; it takes jobs"):
         STUDIES["mr2xray"].run(tmp_path, StudyRequest(options={"acceleration": 4.0}))
 
 

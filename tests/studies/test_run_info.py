@@ -3,8 +3,11 @@
 import json
 import math
 
+import pytest
 import torch
 
+from taskloss.config import StrictModel
+from taskloss.errors import ConfigError
 from taskloss.provenance import KEYS
 from taskloss.studies.common import read_run_info, write_run_info
 from taskloss.training.engine import FitResult
@@ -31,3 +34,22 @@ def test_a_trained_run_records_its_provenance_and_a_skipped_one_keeps_the_traini
     write_run_info(tmp_path, _result(tmp_path, math.nan), "l1")
     again = read_run_info(tmp_path)
     assert (again["seconds_per_step"], again["provenance"]["git_commit"]) == (0.25, "0" * 40)
+
+
+def test_a_trained_run_resumes_with_other_progress_bars_but_not_other_settings(tmp_path):
+    """A run trained in a worker process (no bars) resumes in a terminal (bars): ``training.progress`` is
+    not a setting of the run (:data:`DISPLAY_KEYS`); any other change is refused."""
+    from taskloss.studies.common import DISPLAY_KEYS, write_run_config
+    from taskloss.training import TrainingConfig
+
+    class Run(StrictModel):
+        training: TrainingConfig
+
+    write_run_config(tmp_path, Run(training=TrainingConfig(progress=False)))
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "last.ckpt").write_bytes(b"trained")
+    write_run_config(tmp_path, Run(training=TrainingConfig(progress=True)))
+    assert DISPLAY_KEYS == ("training.progress",)
+    assert "progress: true" in (tmp_path / "config.yaml").read_text()
+    with pytest.raises(ConfigError, match=r"holds a run with other settings \(changed: training.epochs\)"):
+        write_run_config(tmp_path, Run(training=TrainingConfig(progress=False, epochs=3)))

@@ -25,6 +25,8 @@ Out = Annotated[Path, typer.Option(help="Output folder (the study writes OUT/<st
 Devices = Annotated[int, typer.Option(help="Devices per run; > 1 trains with DDP (or launch with torchrun).",
                                       min=1)]
 Accelerator = Annotated[str, typer.Option(help="auto, cpu or cuda.", callback=one_of("auto", "cpu", "cuda"))]
+Jobs = Annotated[int, typer.Option(min=1, help="Runs trained at once on this machine, each after the runs it builds "
+                                   "on (CPU cores are split between them).")]
 
 
 def run_builtin_study(name: str, preset: str | Path | BaseModel, data: Path | None, out: Path, devices: int,
@@ -44,20 +46,20 @@ def run_builtin_study(name: str, preset: str | Path | BaseModel, data: Path | No
 
 @study_app.command("mr2xray")
 def study_mr2xray(preset: Preset = "demo", data: Data = None, out: Out = Path("taskloss-out"),
-                  devices: Devices = 1, accelerator: Accelerator = "auto") -> None:
+                  devices: Devices = 1, accelerator: Accelerator = "auto", jobs: Jobs = 1) -> None:
     """MR -> X-ray projection synthesis: CRN, UNet, ResNet x perceptual, l1 (MAE, SSIM, PSNR)."""
-    run_builtin_study("mr2xray", preset, data, out, devices, accelerator)
+    run_builtin_study("mr2xray", preset, data, out, devices, accelerator, jobs=jobs)
 
 
 @study_app.command("csmri")
 def study_csmri(preset: Preset = "demo", data: Data = None, out: Out = Path("taskloss-out"),
-                devices: Devices = 1, accelerator: Accelerator = "auto",
+                devices: Devices = 1, accelerator: Accelerator = "auto", jobs: Jobs = 1,
                 acceleration: Annotated[float | None, typer.Option(
                     help="Undersampling factor; default the preset's (demo and small 4, full 8).", callback=finite)]
                 = None) -> None:
     """Compressed-sensing MRI: zero-filled, DLMRI, DAGAN, RecNet, RecNet + refinement (PSNR, SSIM, SIS, MOS)."""
     options = {} if acceleration is None else {"acceleration": acceleration}
-    run_builtin_study("csmri", preset, data, out, devices, accelerator, **options)
+    run_builtin_study("csmri", preset, data, out, devices, accelerator, jobs=jobs, **options)
 
 
 @app.command()

@@ -12,12 +12,13 @@ import typer
 from pydantic import BaseModel
 
 from taskloss.cli.app import output_folder
-from taskloss.cli.runs import Accelerator, Devices, Out, run_builtin_study, study_app
+from taskloss.cli.runs import Accelerator, Devices, Jobs, Out, run_builtin_study, study_app
 from taskloss.errors import ConfigError, InputError
-from taskloss.studies import STUDIES, StudyRequest, get_study, render_report
+from taskloss.studies import STUDIES, Study, StudyRequest, get_study, render_report
 from taskloss.studies.common import SCALES, shipped_study_files, validate_config
-from taskloss.studies.engine import FileStudy, plan_detectable, plan_study, plan_table
+from taskloss.studies.engine import FileStudy
 from taskloss.studies.layout import PER_IMAGE_CSV, RESULTS_DIR
+from taskloss.studies.plan import plan_table
 from taskloss.studies.spec import StudySpec, parse_study
 from taskloss.training.config import apply_overrides, load_yaml
 
@@ -33,8 +34,7 @@ def study_run(
     out: Out = Path("taskloss-out"),
     devices: Devices = 1,
     accelerator: Accelerator = "auto",
-    jobs: Annotated[int, typer.Option(min=1, help="Runs trained at once on this machine (CPU cores are split "
-                                      "between them).")] = 1,
+    jobs: Jobs = 1,
     launcher: Annotated[str, typer.Option(help="local (this machine) or slurm (one job per run, with submitit; "
                                           "settings in the file's slurm: section).")] = "local",
     sets: Sets = None,
@@ -43,15 +43,18 @@ def study_run(
 
     A built-in study's file (``study: mr2xray|csmri``, e.g. a shipped preset or an edited copy) runs
     that study with the file's settings into OUT/<study>/. ``--set`` changes settings of either kind
-    of file without editing it; every run folder records the settings it ran with.
+    of file without editing it; every run folder records the settings it ran with. With ``--jobs``,
+    runs train at once, each after the runs it builds on.
     """
     data = apply_overrides(load_yaml(study_file), sets or [])
     if "study" in data:
         study = _builtin_study(data, study_file)
-        if jobs != 1 or launcher != "local":
-            raise ConfigError(f"{study_file} is a built-in {study} study, whose runs train in order (one builds "
-                              "on another); leave out --jobs and --launcher")
-        run_builtin_study(study, _builtin_settings(study, data, study_file, sets), None, out, devices, accelerator)
+        if launcher != "local":
+            raise ConfigError(f"--launcher {launcher}: {study_file} is a built-in {study} study, which trains on this "
+                              "machine (use --jobs N for runs at once); the slurm launcher runs study files of "
+                              "networks and losses")
+        run_builtin_study(study, _builtin_settings(study, data, study_file, sets), None, out, devices, accelerator,
+                          jobs=jobs)
         return
     spec = _file_spec(data, study_file, sets)
     request = StudyRequest(devices=devices, accelerator=accelerator, options={"jobs": jobs, "launcher": launcher})
@@ -74,22 +77,30 @@ def study_plan(
                                                "per_image.csv when it exists.")] = None,
     sets: Sets = None,
 ) -> None:
-    """List the runs of a study file (per seed with ``seeds``) with their sizes and a time estimate from
-    measured steps; with a pilot, the smallest effects its primary comparisons can detect."""
+    """List the runs of a study file, shipped or not (per seed with ``seeds``), with their sizes and a time
+    estimate from measured steps; with a pilot, the smallest effects its primary comparisons can detect."""
     data = apply_overrides(load_yaml(study_file), sets or [])
-    if "study" in data:
-        raise ConfigError(f"{study_file} is a built-in {_builtin_study(data, study_file)} study; `taskloss study "
-                          "plan` plans a study file of networks and losses (docs/studies.md gives the built-in "
-                          "studies' sizes and times)")
-    spec = _file_spec(data, study_file, sets)
     if pilot is not None and not pilot.is_file():
         raise InputError(f"--pilot {pilot}: no such file; give a long per-image CSV such as an earlier run's "
                          "results/per_image.csv, or leave --pilot out")
-    found = pilot or out / spec.name / RESULTS_DIR / PER_IMAGE_CSV
-    detectable = plan_detectable(spec, found) if found.is_file() else (
+    study, request = _study_of(data, study_file, sets, accelerator)
+    folder = out / study.name
+    found = pilot or folder / RESULTS_DIR / PER_IMAGE_CSV
+    planned = study.plan(request, folder, steps)
+    detectable = study.detectable(request, found) if found.is_file() else (
         f"No pilot ({found} does not exist): give `--pilot RESULTS.csv`, a long per-image table of the same "
         "methods (e.g. a short run's results/per_image.csv), for the smallest effects this design detects.\n")
-    print(plan_table(plan_study(spec, out / spec.name, steps, accelerator), jobs) + "\n\n" + detectable)
+    print(plan_table(planned, jobs) + "\n\n" + detectable)
+
+
+def _study_of(data: dict[str, Any], study_file: Path, sets: list[str] | None, accelerator: str
+              ) -> tuple[Study, StudyRequest]:
+    """The study a study file describes (built-in or of networks and losses) and the request that runs it."""
+    if "study" in data:
+        name = _builtin_study(data, study_file)
+        return get_study(name), StudyRequest(preset=_builtin_settings(name, data, study_file, sets),
+                                             accelerator=accelerator)
+    return FileStudy(_file_spec(data, study_file, sets)), StudyRequest(accelerator=accelerator)
 
 
 def _source(study_file: Path, sets: list[str] | None) -> str:

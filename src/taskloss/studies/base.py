@@ -16,6 +16,7 @@ from pydantic import BaseModel
 
 from taskloss.errors import ConfigError
 from taskloss.studies.layout import RUNS_DIR, SEEDS_DIR
+from taskloss.studies.plan import Measure, PlannedRun, measure_steps
 from taskloss.training import FitResult
 
 
@@ -45,7 +46,8 @@ class StudyRequest:
 class Study(ABC):
     """A comparison study (the built-in ``mr2xray`` and ``csmri``, or one described by a study file).
 
-    A study implements five steps; :meth:`run` chains them and each can be called alone:
+    A study is a run graph (:mod:`taskloss.studies.graph`) and implements five steps; :meth:`run`
+    chains them and each can be called alone; :meth:`plan` times the graph before any training:
 
     - **build data**: the train/val/test splits its runs train and score on (seeded, split by
       subject), built once per process;
@@ -90,6 +92,26 @@ class Study(ABC):
             run_dir: the run folder (resumed when it holds a checkpoint).
             source: where ``config`` came from, for error messages.
         """
+
+    @abstractmethod
+    def plan(self, request: StudyRequest, out_dir: Path, steps: int = 3,
+             measure: Measure = measure_steps) -> list[PlannedRun]:
+        """Every run of the study's graph with its size and a time estimate from ``steps`` measured
+        training steps (``taskloss study plan``; :func:`taskloss.studies.plan.plan_graph`); nothing is
+        written to ``out_dir``, whose finished runs are marked.
+
+        Args:
+            request: the settings, data and accelerator, as :meth:`run` takes them.
+            out_dir: the study folder.
+            steps: real training steps timed per run (after one warm-up step).
+            measure: what times the steps (tests inject fixed times).
+        """
+
+    @abstractmethod
+    def detectable(self, request: StudyRequest, pilot: Path) -> str:
+        """The minimal detectable effects (Markdown) of the study's primary comparisons for its design
+        (test subjects x seeds), from the spread of the same comparisons in ``pilot``, a long per-image
+        table (e.g. an earlier run's ``results/per_image.csv``)."""
 
     @abstractmethod
     def evaluate(self, run_dir: Path, split: str = "test") -> Path:

@@ -26,11 +26,17 @@ from taskloss.data.splits import Splits
 from taskloss.errors import ConfigError, DataError
 from taskloss.provenance import provenance
 from taskloss.report import ResultTable
+from taskloss.studies.graph import Prepared, RunKind
 from taskloss.studies.layout import CHECKPOINT_DIR, EVALUATION_DIR, RUN_CONFIG_FILE, RUN_INFO_FILE, STUDY_RECORD
 from taskloss.training import FitResult, Trainer, TrainingConfig
 from taskloss.training.checkpoint import atomic_write
 from taskloss.training.config import load_yaml
 from taskloss.training.task import TrainingTask
+
+DISPLAY_KEYS = ("training.progress",)
+"""Keys of a run configuration that change how training shows itself, not what it trains: a run
+resumes with another value (e.g. trained in a worker process, without progress bars, then resumed
+in a terminal)."""
 
 
 def write_run_config(run_dir: Path, config: BaseModel) -> None:
@@ -39,7 +45,8 @@ def write_run_config(run_dir: Path, config: BaseModel) -> None:
     Resuming into a folder trained with other settings would mix two runs, so once a checkpoint
     exists the stored configuration must equal the new one. Before that, the folder holds no
     trained state: a configuration left by an attempt that failed before its first checkpoint
-    (a bad setting, unreadable data) is replaced, so that the corrected rerun is not blocked.
+    (a bad setting, unreadable data) is replaced, so that the corrected rerun is not blocked. Keys of
+    :data:`DISPLAY_KEYS` may differ.
     """
     path = run_dir / RUN_CONFIG_FILE
     text = yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
@@ -49,7 +56,10 @@ def write_run_config(run_dir: Path, config: BaseModel) -> None:
         except yaml.YAMLError:
             stored = {}
         new = config.model_dump(mode="json")
-        changed = sorted(_changed_keys(stored, new))
+        changed = sorted(key for key in _changed_keys(stored, new) if key not in DISPLAY_KEYS)
+        if not changed:
+            atomic_write(path, lambda tmp: tmp.write_text(text))
+            return
         raise ConfigError(f"{run_dir} holds a run with other settings (changed: {', '.join(changed)}); use "
                           "another --out folder or delete that run folder to start it again")
     atomic_write(path, lambda tmp: tmp.write_text(text))
@@ -251,6 +261,11 @@ the first ``n // 2`` or the rest): the task loss's network and the independent s
 disjoint halves, so the scorer never saw the subjects the loss's network learnt from (issue 20)."""
 
 
+def split_subjects(dataset: Dataset) -> list[int]:
+    """The subject of every item of an mr2xray or csmri split (``.data.subjects``, ``.indices``), in item order."""
+    return [int(dataset.data.subjects[i]) for i in dataset.indices]  # type: ignore[attr-defined]
+
+
 def subject_half(dataset: Dataset, half: TrainSubjects) -> Dataset:
     """The items of ``dataset`` (an mr2xray or csmri split: ``.data.subjects``, ``.indices``) whose
     subject is in ``half`` of its subjects; ``"all"``: the dataset itself.
@@ -260,7 +275,7 @@ def subject_half(dataset: Dataset, half: TrainSubjects) -> Dataset:
     """
     if half == "all":
         return dataset
-    subjects = [int(dataset.data.subjects[i]) for i in dataset.indices]  # type: ignore[attr-defined]
+    subjects = split_subjects(dataset)
     distinct = sorted(set(subjects))
     if len(distinct) < 2:
         raise DataError(f"the training split holds {len(distinct)} subject(s); a run with train_subjects "
@@ -303,3 +318,13 @@ def train_run(run: BuiltinRun, run_dir: Path, fabric: Fabric | None = None) -> F
     if trainer.fabric.is_global_zero:
         write_run_info(run_dir, result, description)
     return result
+
+
+def prepare_run(run: BuiltinRun, run_dir: Path) -> Prepared:
+    """What a built-in study's run trains (its task and datasets), without training it (``study plan``)."""
+    splits = study_splits(run.data_config())
+    return Prepared(run.training_task(run_dir)[0], subject_half(splits.train, run.train_subjects), splits.val)
+
+
+BUILTIN_RUN = RunKind(train=train_run, prepare=prepare_run)
+"""A run of a built-in study (:class:`BuiltinRun`) in the study's run graph (:mod:`taskloss.studies.graph`)."""

@@ -41,7 +41,7 @@ from taskloss.data.csmri import CsmriConfig
 from taskloss.data.fields import generator_for
 from taskloss.data.kspace import complex_to_channels, magnitude, undersample
 from taskloss.data.samples import real_mr_images
-from taskloss.errors import DataError
+from taskloss.errors import ConfigError, DataError
 from taskloss.metrics import (
     Summary,
     dice,
@@ -62,13 +62,13 @@ from taskloss.report import (
     tradeoff_figure,
 )
 from taskloss.studies.common import (
+    BUILTIN_RUN,
     SCALES,
     load_preset,
     read_per_image,
     read_run_info,
     read_study_json,
     study_splits,
-    train_run,
     validate_config,
     write_json,
     write_per_image,
@@ -89,6 +89,7 @@ from taskloss.studies.detection import (
     report_detection,
     score_methods,
 )
+from taskloss.studies.graph import RunNode, nodes_of, train_graph
 from taskloss.studies.layout import (
     CSMRI_SCORER_RUN,
     CSMRI_TASK_NETWORK_RUN,
@@ -382,10 +383,37 @@ def evaluate_generalisation(out_dir: Path, preset: CsmriPreset, config: CsmriCon
                 "ssim": ssim(estimate, reference, data_range="target_max").cpu().numpy()})
 
 
+RUN_REFERENCES = ("recnet_run", "init_run", "task_run")
+"""The keys of a :class:`CsmriRun` that name another run whose trained network it uses."""
+
+
+def csmri_graph(runs: Mapping[str, CsmriRun], out_dir: Path) -> list[RunNode]:
+    """The study's run graph: ``runs/<run>`` for every run, each needing the runs its
+    :data:`RUN_REFERENCES` name. A reference to no run of the file must be a trained run folder already
+    in ``out_dir/runs`` (or an absolute path).
+
+    Raises:
+        ConfigError: a reference that is neither, named with its run and key.
+    """
+    for name, run in runs.items():
+        for key in RUN_REFERENCES:
+            reference = getattr(run, key)
+            if reference is not None and reference not in runs and not (out_dir / RUNS_DIR / reference).is_dir():
+                raise ConfigError(f"runs.{name}.{key}: {reference!r} is no run of the study file ({', '.join(runs)}) "
+                                  f"and no run folder in {out_dir / RUNS_DIR}; name one of the file's runs")
+
+    def needs(run: CsmriRun) -> list[str]:
+        return [f"{RUNS_DIR}/{getattr(run, key)}" for key in RUN_REFERENCES if getattr(run, key) in runs]
+
+    return nodes_of(runs, BUILTIN_RUN, RUNS_DIR, needs)
+
+
 def run_csmri(preset: str | Path | CsmriPreset, out_dir: Path, data_dir: Path | None = None, devices: int = 1,
-              accelerator: str = "auto", acceleration: float | None = None, seed_offset: int = 0) -> Path:
-    """Train the runs of a preset in order (finished runs are skipped), evaluate every method on the test
-    split and on real MR images, and render the results.
+              accelerator: str = "auto", acceleration: float | None = None, seed_offset: int = 0, jobs: int = 1
+              ) -> Path:
+    """Train the runs of a preset as a graph (:func:`csmri_graph`: each after the runs it builds on,
+    ``jobs`` at a time; finished runs are skipped), evaluate every method on the test split and on real
+    MR images, and render the results.
 
     Args:
         preset: "demo", "small", "full" (a shipped study file), the path of a study file, or a
@@ -397,6 +425,7 @@ def run_csmri(preset: str | Path | CsmriPreset, out_dir: Path, data_dir: Path | 
         accelerator: "auto", "cpu" or "cuda".
         acceleration: undersampling factor instead of the study file's ``data.acceleration`` (whose default is 8).
         seed_offset: added to every run's training seed (one replicate of ``seeds``).
+        jobs: runs trained at once (in worker processes when > 1).
 
     Returns:
         The results folder.
@@ -405,15 +434,16 @@ def run_csmri(preset: str | Path | CsmriPreset, out_dir: Path, data_dir: Path | 
     if preset.seeds is not None:
         single = preset.model_copy(update={"seeds": None})
         return run_seeds(out_dir, preset.seeds, lambda folder, offset: run_csmri(
-            single, folder, data_dir, devices, accelerator, acceleration, offset), render_csmri)
+            single, folder, data_dir, devices, accelerator, acceleration, offset, jobs), render_csmri)
     data: dict[str, Any] = {"data": str(data_dir)} if data_dir is not None else {}
     if acceleration is not None:
         data["acceleration"] = acceleration
     runs = offset_seeds(csmri_preset_runs(preset, data, {"devices": devices, "accelerator": accelerator}), seed_offset)
+    graph = csmri_graph(runs, out_dir)
     fabric = make_fabric(runs["recnet"].training)
     started = time.perf_counter()
-    step_times = {name: train_run(runs[name], out_dir / RUNS_DIR / name, fabric).seconds_per_step
-                  for name in runs}
+    step_times = {name.removeprefix(f"{RUNS_DIR}/"): seconds
+                  for name, seconds in train_graph(graph, out_dir, jobs, accelerator, fabric).items()}
     if fabric.is_global_zero:
         config = runs["recnet"].data_config()
         per_image = evaluate_methods(out_dir, preset, config, fabric)

@@ -29,16 +29,11 @@ Best checkpoints are picked by the validation mean of ``training.monitor`` (defa
 metric); runs with an adversarial term keep their last epoch.
 """
 
-import concurrent.futures
 import math
-import multiprocessing
-import os
-import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 import torch
@@ -67,6 +62,7 @@ from taskloss.studies.common import (
 )
 from taskloss.studies.detection import DETECTION_FILE, GROUND_TRUTH, calibrate, head_masks, score_methods_rois
 from taskloss.studies.file_report import file_plans, render_file_study
+from taskloss.studies.graph import Prepared, RunKind, RunNode, graph_order, train_graph, train_node
 from taskloss.studies.kspace_pairs import slice_mask
 from taskloss.studies.layout import (
     CHECKPOINT_DIR,
@@ -84,8 +80,9 @@ from taskloss.studies.layout import (
     ZERO_FILLED_DIR,
 )
 from taskloss.studies.paired import paired_data, paired_splits
+from taskloss.studies.plan import Measure, PlannedRun, measure_steps, plan_graph
 from taskloss.studies.report_kit import ALPHA, mde_markdown, plan_mdes
-from taskloss.studies.seeds import is_seeded, replicate_dir, run_seeds, seed_offset
+from taskloss.studies.seeds import is_seeded, replicate_dir, run_seeds, seed_folders, seed_offset
 from taskloss.studies.spec import (
     FILE_STUDY,
     TASKS,
@@ -100,9 +97,9 @@ from taskloss.studies.spec import (
     load_study,
 )
 from taskloss.studies.terms import build_loss, describe_loss, term_values
-from taskloss.training import FitResult, SupervisedTask, Trainer, TrainingConfig, make_fabric
+from taskloss.training import FitResult, SupervisedTask, Trainer, TrainingConfig
 from taskloss.training.adversarial import AdversarialTask, Generated
-from taskloss.training.checkpoint import atomic_write, read_checkpoint
+from taskloss.training.checkpoint import read_checkpoint
 from taskloss.training.config import OptimizerConfig, load_yaml
 from taskloss.training.task import Batch, TrainingTask
 
@@ -269,30 +266,13 @@ def _segmentation_network(run: SegmentationRun) -> nn.Module:
     return create_network(run.network, **{"num_classes": run.classes, **run.options})
 
 
-def train_segmentation(run: SegmentationRun, run_dir: Path, devices: int = 1, accelerator: str = "auto"
-                       ) -> SupervisedTask:
-    """Train (or resume, or skip when finished) a segmentation run on the targets; the task with its best
-    weights, in evaluation mode."""
+def _fit_segmentation(run: SegmentationRun, run_dir: Path, fabric: Fabric | None = None) -> FitResult:
+    """Train (or resume, or skip when finished) a segmentation run on the targets in ``run_dir``; its
+    ``config.yaml`` leaves the hardware out, as a study file's runs do."""
     task = _segmentation_task(run)
     splits = paired_splits(run.data)
-    write_run_config(run_dir, run)
-    trainer = Trainer(task, _hardware(run.training, devices, accelerator, True), run_dir)
-    trainer.fit(splits.train, splits.val)
-    trainer.load_weights("best")
-    task.set_training(False)
-    return task
-
-
-def train_task_network(spec: StudySpec, out_dir: Path, devices: int = 1, accelerator: str = "auto") -> None:
-    """Train the task loss's network (``OUT/<name>/task_network``, seed ``training.seed + 1``) when a
-    loss asks for it."""
-    if not any(loss.trains_task_network for loss in spec.losses.values()):
-        return
-    run = segmentation_run(spec, seed_offset=1)
-    if run is None:
-        raise DataError(f"a task term with network 'segmentation' trains its network on {spec.data.path / 'labels'}, "
-                        "which does not exist; add labels/ or give the task term a TorchScript network file")
-    train_segmentation(run, out_dir / TASK_NETWORK_DIR, devices, accelerator)
+    write_run_config(run_dir, _with_hardware(run, 1, "auto"))
+    return Trainer(task, run.training, run_dir, fabric).fit(splits.train, splits.val)
 
 
 def task_network_of(run: FileRun, run_dir: Path) -> nn.Module:
@@ -302,28 +282,32 @@ def task_network_of(run: FileRun, run_dir: Path) -> nn.Module:
     assert term is not None
     if term.network != "segmentation":
         return load_task_network(term.network)
-    folder = run_dir.parent.parent / TASK_NETWORK_DIR
+    return _trained_segmentation(run_dir.parent.parent / TASK_NETWORK_DIR)
+
+
+def _trained_segmentation(folder: Path) -> nn.Module:
+    """The segmentation network of a trained segmentation run folder, best weights, evaluation mode."""
     config = validate_config(SegmentationRun, load_yaml(folder / RUN_CONFIG_FILE), str(folder / RUN_CONFIG_FILE))
     network = _segmentation_network(config)
     _load_state(network, folder / CHECKPOINT_DIR / "best.ckpt")
     return network.eval()
 
 
-def segmenter(spec: StudySpec, out_dir: Path, devices: int = 1, accelerator: str = "auto"
+def segmenter(spec: StudySpec, out_dir: Path, accelerator: str = "auto"
               ) -> Callable[[torch.Tensor], torch.Tensor] | None:
-    """The scoring network as ``images (B, 1, H, W) -> logits``: trained on the targets in
-    ``out_dir/segmentation`` (resumed, skipped when finished), or loaded from
-    ``segmentation.weights``; None when the data has no labels."""
+    """The scoring network as ``images (B, 1, H, W) -> logits``: the one trained in ``out_dir/segmentation``
+    (a node of :func:`file_graph`) or loaded from ``segmentation.weights``; None when the data has no labels."""
     run = segmentation_run(spec)
     if run is None:
         return None
     if spec.segmentation.weights is None:
-        model = train_segmentation(run, out_dir / SCORER_DIR, devices, accelerator).model
+        model = _trained_segmentation(out_dir / SCORER_DIR)
     else:
         model = _segmentation_network(run)
         _load_state(model, spec.segmentation.weights)
         model.eval()
-    device = next(model.parameters()).device
+    device = torch.device("cuda" if accelerator != "cpu" and torch.cuda.is_available() else "cpu")
+    model.to(device)
 
     def segment(images: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
@@ -520,97 +504,89 @@ def _predict_images(run_dir: Path, inputs: torch.Tensor) -> torch.Tensor:
                           for part in inputs.split(run.training.batch_size)])
 
 
-# -- running many runs -----------------------------------------------------------------------------
+# -- the run graph --------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class RunJob:
-    """One run to train: everything a worker process (local or SLURM) needs, picklable."""
-
-    name: str
-    config: dict[str, Any]
-    run_dir: str
-    devices: int
-    accelerator: str
-    threads: int | None
-    progress: bool
+def _train_file_node(run: FileRun, run_dir: Path, fabric: Fabric | None) -> FitResult:
+    """:class:`RunKind` ``train`` of a study file's run: its hardware is in ``run.training``."""
+    training = run.training
+    return train_file_run(run, run_dir, training.devices, training.accelerator, training.progress, fabric)
 
 
-def train_job(job: RunJob) -> float:
-    """Train one run (in this or a worker process); returns its seconds per step (NaN if skipped)."""
-    if job.threads is not None:
-        torch.set_num_threads(job.threads)
-    run = validate_config(FileRun, job.config, f"run {job.name}")
-    return train_file_run(run, Path(job.run_dir), job.devices, job.accelerator, job.progress).seconds_per_step
+def _prepare_file_run(run: FileRun, run_dir: Path) -> Prepared:
+    """:class:`RunKind` ``prepare`` of a study file's run (its task network read next to ``run_dir``)."""
+    splits = paired_splits(run.data)
+    return Prepared(build_task(run, run_dir)[0], splits.train, splits.val)
 
 
-def _jobs(runs: Mapping[str, FileRun], out_dir: Path, devices: int, accelerator: str, threads: int | None,
-          progress: bool, run_dirs: Mapping[str, Path] | None = None) -> list[RunJob]:
-    folders = run_dirs or {name: out_dir / RUNS_DIR / name for name in runs}
-    return [RunJob(name, run.model_dump(mode="json"), str(folders[name]), devices, accelerator, threads,
-                   progress) for name, run in runs.items()]
+def _train_segmentation_node(run: SegmentationRun, run_dir: Path, fabric: Fabric | None) -> FitResult:
+    """:class:`RunKind` ``train`` of a segmentation run (the task network, the scorer)."""
+    return _fit_segmentation(run, run_dir, fabric)
 
 
-def _pin_device(devices: Any) -> None:
-    """Pool worker start: take one GPU index from the queue and see only that GPU (None: CPU)."""
-    index = devices.get()
-    if index is not None:
-        os.environ["CUDA_VISIBLE_DEVICES"] = str(index)
+def _prepare_segmentation(run: SegmentationRun, run_dir: Path) -> Prepared:
+    """:class:`RunKind` ``prepare`` of a segmentation run."""
+    splits = paired_splits(run.data)
+    return Prepared(_segmentation_task(run), splits.train, splits.val)
 
 
-def train_local(runs: Mapping[str, FileRun], out_dir: Path, jobs: int = 1, devices: int = 1,
-                accelerator: str = "auto", run_dirs: Mapping[str, Path] | None = None) -> dict[str, float]:
-    """Train runs on this machine, ``jobs`` at a time.
-
-    With ``jobs > 1`` each run trains in a worker process (spawned: a fresh interpreter, as CUDA and
-    OpenMP need) with ``cores // jobs`` CPU threads, so the processes do not oversubscribe the
-    cores; on a machine with GPUs worker k sees only GPU ``k mod count`` (``CUDA_VISIBLE_DEVICES``).
-    Each run trains in ``out_dir/runs/<name>``, or in ``run_dirs[name]`` when given (the runs of
-    several seed replicates in one pool).
-
-    Returns:
-        Seconds per training step of every run (NaN for runs that had finished).
-    """
-    if devices > 1:
-        raise ConfigError(f"--devices {devices} trains each run with DDP, which the local launcher does not "
-                          "start; use --launcher slurm, or train one run with `taskloss train "
-                          f"{out_dir / 'runs' / '<run>' / RUN_CONFIG_FILE} training.devices={devices}`")
-    if jobs == 1:
-        return {job.name: train_job(job) for job in _jobs(runs, out_dir, devices, accelerator, None, True, run_dirs)}
-    threads = max(1, (os.cpu_count() or 1) // jobs)
-    context = multiprocessing.get_context("spawn")
-    gpus = torch.cuda.device_count() if accelerator != "cpu" else 0
-    queue = context.Queue()
-    for worker in range(jobs):
-        queue.put(worker % gpus if gpus else None)
-    with concurrent.futures.ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_pin_device,
-                                                initargs=(queue,)) as pool:
-        futures = {job.name: pool.submit(train_job, job)
-                   for job in _jobs(runs, out_dir, devices, accelerator, threads, False, run_dirs)}
-        return {name: future.result() for name, future in futures.items()}
+FILE_RUN = RunKind(train=_train_file_node, prepare=_prepare_file_run)
+"""A study file's network x loss run (``runs/<network>-<loss>``)."""
+SEGMENTATION_RUN = RunKind(train=_train_segmentation_node, prepare=_prepare_segmentation)
+"""A segmentation network trained on the targets: the task loss's (``task_network``) or the scorer
+(``segmentation``)."""
 
 
-def train_submitit(runs: Mapping[str, FileRun], out_dir: Path, spec: StudySpec, devices: int = 1,
-                   accelerator: str = "auto", cluster: str = "slurm") -> dict[str, float]:
-    """Train each run as a job submitted with submitit and wait for all of them.
+def file_graph(spec: StudySpec, devices: int = 1, accelerator: str = "auto") -> list[RunNode]:
+    """The run graph of a study file: the task loss's network (when a loss trains one), every network x
+    loss run (those with the trained task network need it), then the scoring network (when the data has
+    labels and no ``segmentation.weights`` are given). ``devices`` and ``accelerator`` go into each run's
+    training settings (the recorded ``config.yaml`` leaves them out)."""
+    nodes = []
+    if any(loss.trains_task_network for loss in spec.losses.values()):
+        task_run = segmentation_run(spec, seed_offset=1)
+        if task_run is None:
+            raise DataError(f"a task term with network 'segmentation' trains its network on "
+                            f"{spec.data.path / 'labels'}, which does not exist; add labels/ or give the task term "
+                            "a TorchScript network file")
+        nodes.append(RunNode(TASK_NETWORK_DIR, _with_hardware(task_run, devices, accelerator), SEGMENTATION_RUN))
+    for name, run in build_runs(spec).items():
+        needs = (TASK_NETWORK_DIR,) if run.loss.task is not None and run.loss.task.network == "segmentation" else ()
+        nodes.append(RunNode(f"{RUNS_DIR}/{name}", _with_hardware(run, devices, accelerator), FILE_RUN, needs))
+    scorer = segmentation_run(spec)
+    if scorer is not None and spec.segmentation.weights is None:
+        nodes.append(RunNode(SCORER_DIR, _with_hardware(scorer, devices, accelerator), SEGMENTATION_RUN))
+    return nodes
+
+
+RunT = TypeVar("RunT", FileRun, SegmentationRun)
+
+
+def _with_hardware(run: RunT, devices: int, accelerator: str) -> RunT:
+    return run.model_copy(update={"training": _hardware(run.training, devices, accelerator, True)})
+
+
+def train_submitit(nodes: Sequence[RunNode], out_dir: Path, spec: StudySpec, cluster: str = "slurm"
+                   ) -> dict[str, float]:
+    """Train each node as a job submitted with submitit, in waves: the nodes whose needs have finished.
 
     Args:
-        runs: the runs by name.
+        nodes: the study's run graph (:func:`file_graph`); a node's ``training.devices`` GPUs (and
+            tasks) make its job: ``devices`` tasks on one node, trained with DDP across them (Lightning
+            Fabric reads the SLURM environment).
         out_dir: the study folder; submitit's logs go to ``out_dir/submitit``.
         spec: the study (its ``slurm`` settings).
-        devices: GPUs (and tasks) per run: a job gets ``devices`` tasks on one node and the run
-            trains with DDP across them (Lightning Fabric reads the SLURM environment).
-        accelerator: "auto", "cpu" or "cuda".
         cluster: "slurm", or submitit's "local" (subprocesses) or "debug" (this process)
             executor, to try the path without a cluster.
 
     Returns:
-        Seconds per training step of every run.
+        Seconds per training step of every node.
     """
     import submitit
 
     slurm = spec.slurm
     executor = submitit.AutoExecutor(folder=out_dir / "submitit", cluster=cluster)
+    devices = max(node.run.training.devices for node in nodes)
     executor.update_parameters(timeout_min=slurm.timeout_min, tasks_per_node=devices, nodes=1,
                                cpus_per_task=slurm.cpus_per_task, mem_gb=slurm.mem_gb,
                                gpus_per_node=slurm.gpus_per_node if cluster == "slurm" else 0,
@@ -618,19 +594,22 @@ def train_submitit(runs: Mapping[str, FileRun], out_dir: Path, spec: StudySpec, 
     if cluster == "slurm":
         executor.update_parameters(slurm_partition=slurm.partition,
                                    slurm_additional_parameters=dict(slurm.additional))
-    jobs = _jobs(runs, out_dir, devices, accelerator, None, False)
-    with executor.batch():
-        submitted = [executor.submit(train_job, job) for job in jobs]
-    results = {}
-    for job, handle in zip(jobs, submitted, strict=True):
-        try:
-            outcome = handle.result()
-        except Exception as error:  # submitit re-raises the job's failure with its log
-            raise DataError(f"run {job.name} failed in its {cluster} job ({type(error).__name__}: "
-                            f"{str(error).splitlines()[-1] if str(error) else ''}); see {out_dir / 'submitit'}"
-                            ) from None
-        # A DDP job returns one value per task; rank 0's is the run's.
-        results[job.name] = outcome[0] if isinstance(outcome, list) else outcome
+    results: dict[str, float] = {}
+    pending = graph_order(nodes)
+    while pending:
+        wave = [node for node in pending if all(need in results for need in node.needs)]
+        pending = [node for node in pending if node not in wave]
+        with executor.batch():
+            submitted = [executor.submit(train_node, node, str(out_dir / node.name)) for node in wave]
+        for node, handle in zip(wave, submitted, strict=True):
+            try:
+                outcome = handle.result()
+            except Exception as error:  # submitit re-raises the job's failure with its log
+                raise DataError(f"run {node.name} failed in its {cluster} job ({type(error).__name__}: "
+                                f"{str(error).splitlines()[-1] if str(error) else ''}); see {out_dir / 'submitit'}"
+                                ) from None
+            # A DDP job returns one value per task; rank 0's is the run's.
+            results[node.name] = outcome[0] if isinstance(outcome, list) else outcome
     return results
 
 
@@ -656,20 +635,21 @@ def run_file_study(spec: StudySpec, out_dir: Path, devices: int = 1, accelerator
         raise ConfigError(f"--launcher {launcher!r} is unknown; use one of {', '.join(LAUNCHERS)}")
     if spec.seeds is not None:
         return _run_file_seeds(spec, out_dir, devices, accelerator, jobs, launcher)
+    _check_local_devices(devices, launcher, out_dir)
     started = time.perf_counter()
     runs = build_runs(spec)
     paired_splits(spec.data)  # read and check the data first: a data error stops the study before it writes
     check_detection_data(spec)
+    graph = file_graph(spec, devices, accelerator)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / STUDY_FILE).write_text(yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False))
-    train_task_network(spec, out_dir, devices, accelerator)
     cluster = LAUNCHERS[launcher]
     if cluster is None:
-        step_times = train_local(runs, out_dir, jobs, devices, accelerator)
+        step_times = train_graph(graph, out_dir, jobs, accelerator)
     else:
-        step_times = train_submitit(runs, out_dir, spec, devices, accelerator, cluster)
+        step_times = train_submitit(graph, out_dir, spec, cluster)
     trained = time.perf_counter()
-    segment = segmenter(spec, out_dir, devices, accelerator)
+    segment = segmenter(spec, out_dir, accelerator)
     if segment is not None:
         evaluate_targets(spec, out_dir, segment)
     for name in runs:
@@ -702,212 +682,52 @@ def _run_file_seeds(spec: StudySpec, out_dir: Path, devices: int, accelerator: s
     (out_dir / STUDY_FILE).write_text(yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False))
     assert spec.seeds is not None
     if jobs > 1 and LAUNCHERS[launcher] is None:
-        _train_replicates(spec, out_dir, devices, accelerator, jobs)
+        _check_local_devices(devices, launcher, out_dir)
+        train_graph(_replicates_graph(spec, out_dir, devices, accelerator), out_dir, jobs, accelerator)
     return run_seeds(out_dir, spec.seeds, lambda folder, offset: run_file_study(
         replicate_spec(spec, offset), folder, devices, accelerator, jobs, launcher), render_file_study)
 
 
-def _train_replicates(spec: StudySpec, out_dir: Path, devices: int, accelerator: str, jobs: int) -> None:
-    """With ``--jobs``, the runs of every seed's replicate in one pool of ``jobs`` workers (each replicate's
-    task network first, in this process): the replicates then find their runs finished and score them."""
+def _replicates_graph(spec: StudySpec, out_dir: Path, devices: int, accelerator: str) -> list[RunNode]:
+    """The run graphs of every seed's replicate as one graph (nodes ``seeds/<seed>/<node>``), so that
+    ``--jobs`` trains them in one pool; the replicates then find their runs finished and score them."""
     assert spec.seeds is not None
-    runs: dict[str, FileRun] = {}
-    folders: dict[str, Path] = {}
+    nodes = []
     for seed in spec.seeds:
         replicate, folder = replicate_spec(spec, seed_offset(seed)), replicate_dir(out_dir, seed)
         folder.mkdir(parents=True, exist_ok=True)
         (folder / STUDY_FILE).write_text(yaml.safe_dump(replicate.model_dump(mode="json"), sort_keys=False))
-        train_task_network(replicate, folder, devices, accelerator)
-        for name, run in build_runs(replicate).items():
-            runs[f"{SEEDS_DIR}/{seed}/{name}"], folders[f"{SEEDS_DIR}/{seed}/{name}"] = run, folder / RUNS_DIR / name
-    train_local(runs, out_dir, jobs, devices, accelerator, run_dirs=folders)
+        prefix = f"{SEEDS_DIR}/{seed}/"
+        nodes += [RunNode(prefix + node.name, node.run, node.kind, tuple(prefix + need for need in node.needs))
+                  for node in file_graph(replicate, devices, accelerator)]
+    return nodes
+
+
+def _check_local_devices(devices: int, launcher: str, out_dir: Path) -> None:
+    """Refuse ``--devices`` > 1 with the local launcher, which trains each run in one process."""
+    if devices > 1 and LAUNCHERS[launcher] is None:
+        raise ConfigError(f"--devices {devices} trains each run with DDP, which the local launcher does not "
+                          "start; use --launcher slurm, or train one run with `taskloss train "
+                          f"{out_dir / RUNS_DIR / '<run>' / RUN_CONFIG_FILE} training.devices={devices}`")
 
 
 # -- plan ------------------------------------------------------------------------------------------
 
 
-CHECKPOINTS_PER_EPOCH = 2
-"""Checkpoint writes per epoch in the plan's estimate: ``last.ckpt`` every epoch and ``best.ckpt``
-when the monitored metric improves (every epoch at most, so an upper bound)."""
-VALIDATION_BATCHES = 2
-"""Validation batches timed per run by :func:`measure_run`."""
-
-
-@dataclass(frozen=True)
-class RunTimes:
-    """Measured costs of one run, in seconds.
-
-    Attributes:
-        step: one training step (the median of a few real steps, after a warm-up step).
-        val_batch: one validation batch (the median of up to :data:`VALIDATION_BATCHES`).
-        checkpoint: writing one checkpoint of the run's state (models, optimisers), measured once.
-    """
-
-    step: float
-    val_batch: float
-    checkpoint: float
-
-
-@dataclass(frozen=True)
-class PlannedRun:
-    """A run of a study before training, and its time estimate.
-
-    Attributes:
-        name: the run's folder name.
-        parameters: trainable parameters of its network (and discriminator).
-        steps: optimiser steps it will take (``ceil(train images / batch) * epochs``).
-        val_batches: validation batches over the run (``ceil(val images / batch) * epochs``).
-        checkpoints: checkpoint writes over the run (:data:`CHECKPOINTS_PER_EPOCH` per epoch, plus
-            one every ``checkpoint_every_steps`` steps when set).
-        times: the measured costs on this machine.
-        finished: whether its folder holds a finished run (it will be skipped).
-    """
-
-    name: str
-    parameters: int
-    steps: int
-    val_batches: int
-    checkpoints: int
-    times: RunTimes
-    finished: bool
-
-    @property
-    def seconds_per_step(self) -> float:
-        """Measured seconds of one training step."""
-        return self.times.step
-
-    @property
-    def training_seconds(self) -> float:
-        """``steps * times.step``."""
-        return self.steps * self.times.step
-
-    @property
-    def validation_seconds(self) -> float:
-        """``val_batches * times.val_batch``."""
-        return self.val_batches * self.times.val_batch
-
-    @property
-    def checkpoint_seconds(self) -> float:
-        """``checkpoints * times.checkpoint``."""
-        return self.checkpoints * self.times.checkpoint
-
-    @property
-    def seconds(self) -> float:
-        """The estimate: training steps + validation passes + checkpoint writes."""
-        return self.training_seconds + self.validation_seconds + self.checkpoint_seconds
-
-
-def _median_seconds(action: Callable[[Any], Any], batches: Sequence[Any], warm_up: int) -> float:
-    """Median seconds of ``action(batch)`` over ``batches[warm_up:]`` (the first ``warm_up`` untimed)."""
-    times = []
-    for batch in batches:
-        start = time.perf_counter()
-        action(batch)
-        times.append(time.perf_counter() - start)
-    return float(np.median(times[warm_up:]))
-
-
-def _time_checkpoint(task: TrainingTask) -> float:
-    """Seconds to write the task's state once, as the trainer does (``torch.save``, fsync, rename)."""
-    payload = {"task": {name: state.state_dict() for name, state in task.checkpoint_state().items()}}
-    with tempfile.TemporaryDirectory() as folder:
-        start = time.perf_counter()
-        atomic_write(Path(folder) / "last.ckpt", lambda tmp: torch.save(payload, tmp))
-        return time.perf_counter() - start
-
-
-def measure_run(run: FileRun, steps: int, accelerator: str, task_network: nn.Module | None) -> RunTimes:
-    """Time a run's costs on this machine: ``steps`` real training steps (after one warm-up step),
-    up to :data:`VALIDATION_BATCHES` validation batches (after the steps, without gradients) and one
-    checkpoint write."""
-    config = run.training.model_copy(update={"accelerator": accelerator, "devices": 1, "progress": False})
-    fabric = make_fabric(config)
-    fabric.seed_everything(config.seed, verbose=False)
-    task, _ = build_task(run, Path(), task_network)
-    task.setup(fabric, config)
-    task.set_training(True)
-    splits = paired_splits(run.data)
-    loader = DataLoader(splits.train, batch_size=config.batch_size, shuffle=True,
-                        generator=torch.Generator().manual_seed(0), drop_last=False)
-    batches = [fabric.to_device(batch) for _, batch in zip(range(steps + 1), _cycle(loader), strict=False)]
-    step = _median_seconds(lambda batch: task.training_step(batch, fabric), batches, warm_up=1)
-    val_loader = DataLoader(splits.val, batch_size=config.batch_size, shuffle=False)
-    val = [fabric.to_device(batch) for _, batch in zip(range(VALIDATION_BATCHES), val_loader, strict=False)]
-    task.set_training(False)
-    with torch.no_grad():
-        val_batch = _median_seconds(task.validation_step, val, warm_up=0)
-    return RunTimes(step=step, val_batch=val_batch, checkpoint=_time_checkpoint(task))
-
-
-def _untrained_task_network(spec: StudySpec, run: FileRun) -> nn.Module | None:
-    """A stand-in of the same cost for a task network not trained yet (timing only)."""
-    if run.loss.task is None:
-        return None
-    if run.loss.task.network != "segmentation":
-        return load_task_network(run.loss.task.network)
-    segmentation = segmentation_run(spec)
-    if segmentation is None:
-        raise DataError(f"a task term with network 'segmentation' needs {spec.data.path / 'labels'}; add labels/ "
-                        "or give the task term a TorchScript network file")
-    return _segmentation_network(segmentation)
-
-
-def _cycle(loader: DataLoader) -> Any:
-    while True:
-        yield from loader
-
-
-def trainable_parameters(name: str, options: Mapping[str, Any]) -> int:
-    """Trainable parameters of ``create_network(name, **options)``, built on the meta device (no memory)."""
-    with torch.device("meta"):
-        network = create_network(name, **options)
-    return sum(p.numel() for p in network.parameters() if p.requires_grad)
-
-
-def _parameters(run: FileRun) -> int:
-    count = trainable_parameters(run.network.name, run.network.options)
-    if run.loss.adversarial is not None:
-        discriminator = run.loss.adversarial.discriminator
-        count += trainable_parameters(discriminator.name, discriminator.options)
-    return count
-
-
-Measure = Callable[[FileRun, int, str, nn.Module | None], RunTimes]
-
-
-def plan_run(name: str, run: FileRun, train_images: int, val_images: int, times: RunTimes, parameters: int,
-             finished: bool) -> PlannedRun:
-    """A run's counts of steps, validation batches and checkpoint writes, with its measured costs."""
-    training = run.training
-    steps = math.ceil(train_images / training.batch_size) * training.epochs
-    checkpoints = CHECKPOINTS_PER_EPOCH * training.epochs
-    if training.checkpoint_every_steps:
-        checkpoints += steps // training.checkpoint_every_steps
-    return PlannedRun(name, parameters, steps, math.ceil(val_images / training.batch_size) * training.epochs,
-                      checkpoints, times, finished)
-
-
 def plan_study(spec: StudySpec, out_dir: Path, steps: int = 3, accelerator: str = "auto",
-               measure: Measure = measure_run) -> list[PlannedRun]:
-    """The runs of a study with their sizes and a time estimate from measured costs.
+               measure: Measure = measure_steps) -> list[PlannedRun]:
+    """The runs of a study file's graph with their sizes and a time estimate from measured costs
+    (:func:`taskloss.studies.plan.plan_graph`); with seeds, every run once per replicate, timed once.
 
     Args:
         spec: the study.
         out_dir: its folder (runs that have finished there are marked).
         steps: real training steps timed per run (after one warm-up step).
         accelerator: where to time them.
-        measure: what times a run (:func:`measure_run`; tests inject fixed times).
+        measure: what times the steps (tests inject fixed times).
     """
-    splits = paired_splits(spec.data)
-    runs = build_runs(spec)
-    times = {name: measure(run, steps, accelerator, _untrained_task_network(spec, run)) for name, run in runs.items()}
-    # With seeds, every run once per replicate (seeds/<seed>/runs/<name>), timed once: a seed changes
-    # the initialisation and the data order, not the cost of a step.
-    folders = [("", out_dir)] if spec.seeds is None else [
-        (f"{SEEDS_DIR}/{seed}/", replicate_dir(out_dir, seed)) for seed in spec.seeds]
-    return [plan_run(prefix + name, run, len(splits.train), len(splits.val), times[name], _parameters(run),
-                     _finished(folder / RUNS_DIR / name, run.training.epochs))
-            for prefix, folder in folders for name, run in runs.items()]
+    paired_splits(spec.data)
+    return plan_graph(file_graph(spec), seed_folders(out_dir, spec.seeds), steps, accelerator, measure)
 
 
 def plan_detectable(spec: StudySpec, pilot: Path, alpha: float = ALPHA) -> str:
@@ -921,35 +741,6 @@ def plan_detectable(spec: StudySpec, pilot: Path, alpha: float = ALPHA) -> str:
     plans = file_plans(spec, build_runs(spec), scored=segmentation_run(spec) is not None)
     rows, skipped = plan_mdes(read_long_table(pilot), plans, n_subjects, n_seeds, alpha=alpha)
     return mde_markdown(rows, skipped, str(pilot), n_subjects, n_seeds, alpha)
-
-
-def _finished(run_dir: Path, epochs: int) -> bool:
-    path = run_dir / CHECKPOINT_DIR / "last.ckpt"
-    return path.is_file() and read_checkpoint(path)["loop"]["epoch"] >= epochs
-
-
-def duration(seconds: float) -> str:
-    """Seconds as text: ``"42.0 s"`` below a minute, else ``"3.5 min"``."""
-    return f"{seconds:.1f} s" if seconds < 60 else f"{seconds / 60:.1f} min"
-
-
-def plan_table(planned: Sequence[PlannedRun], jobs: int = 1) -> str:
-    """The plan as a Markdown table, with the total estimate and what it includes."""
-    lines = ["| run | trainable parameters | steps | s / step (measured) | training | validation | checkpoints "
-             "| estimate |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
-    for run in planned:
-        estimate = "done (skipped)" if run.finished else duration(run.seconds)
-        lines.append(f"| {run.name} | {run.parameters:,} | {run.steps} | {run.seconds_per_step:.3f} | "
-                     f"{duration(run.training_seconds)} | {duration(run.validation_seconds)} | "
-                     f"{duration(run.checkpoint_seconds)} | {estimate} |")
-    total = sum(run.seconds for run in planned if not run.finished)
-    parallel = "" if jobs == 1 else f"; with --jobs {jobs} at best {duration(total / jobs)}"
-    lines += ["", f"Estimate: {duration(total)} one run at a time{parallel}. Included, from costs measured on "
-              "this machine: the training steps; a validation pass per epoch (validation batches timed, times the "
-              f"batches of the val split); {CHECKPOINTS_PER_EPOCH} checkpoint writes per epoch (last and best; "
-              "best is written only when it improves, so this is an upper bound), one write timed. Not included: "
-              "reading the data, the task network, evaluation, the report, and other load on the machine."]
-    return "\n".join(lines)
 
 
 # -- the Study interface ---------------------------------------------------------------------------
@@ -972,13 +763,24 @@ class FileStudy(Study):
     def run(self, out_dir: Path, request: StudyRequest) -> Path:
         """Train, score and report the study (:func:`run_file_study`)."""
         self.check_options(request, self.OPTIONS)
-        if self.spec is None:
-            raise ConfigError("a study file is needed to run a study; use `taskloss study run STUDY.yaml`")
-        spec = self.spec
-        if request.data is not None:
-            spec = spec.model_copy(update={"data": spec.data.model_copy(update={"path": request.data.resolve()})})
-        return run_file_study(spec, out_dir, request.devices, request.accelerator,
+        return run_file_study(self._spec(request), out_dir, request.devices, request.accelerator,
                               int(request.options.get("jobs", 1)), str(request.options.get("launcher", "local")))
+
+    def plan(self, request: StudyRequest, out_dir: Path, steps: int = 3,
+             measure: Measure = measure_steps) -> list[PlannedRun]:
+        """The study file's graph timed (:func:`plan_study`)."""
+        return plan_study(self._spec(request), out_dir, steps, request.accelerator, measure)
+
+    def detectable(self, request: StudyRequest, pilot: Path) -> str:
+        """The study file's primary comparisons' minimal detectable effects (:func:`plan_detectable`)."""
+        return plan_detectable(self._spec(request), pilot)
+
+    def _spec(self, request: StudyRequest) -> StudySpec:
+        if self.spec is None:
+            raise ConfigError("a study file is needed to run or plan a study; use `taskloss study run STUDY.yaml`")
+        if request.data is None:
+            return self.spec
+        return self.spec.model_copy(update={"data": self.spec.data.model_copy(update={"path": request.data.resolve()})})
 
     def train(self, config: Mapping[str, Any], run_dir: Path, source: str) -> FitResult:
         """One run from its configuration (``taskloss train runs/<run>/config.yaml``; its

@@ -54,6 +54,7 @@ from taskloss.report import (
     tradeoff_figure,
 )
 from taskloss.studies.common import (
+    BUILTIN_RUN,
     SCALES,
     BuiltinRun,
     collect_predictions,
@@ -64,7 +65,6 @@ from taskloss.studies.common import (
     read_study_json,
     save_npz,
     study_splits,
-    train_run,
     validate_config,
     write_json,
     write_per_image,
@@ -72,6 +72,7 @@ from taskloss.studies.common import (
     write_text,
 )
 from taskloss.studies.detection import DETECTION_FILE, DETECTION_TRADEOFF, report_detection
+from taskloss.studies.graph import RunNode, nodes_of, train_graph
 from taskloss.studies.layout import (
     BONE_NETWORK,
     BONE_SCORER,
@@ -561,12 +562,33 @@ MR2XRAY_COLUMNS = (Column("mae", "MAE", higher_is_better=False), Column("ssim", 
                    Column("task_loss_net", "Task, loss's network (circular)", higher_is_better=True, show_sd=False))
 
 
+def mr2xray_runs(preset: Mr2XrayPreset, data_dir: Path | None = None, hardware: dict[str, Any] | None = None,
+                 seed_offset: int = 0) -> tuple[dict[str, BoneSegmentationRun], dict[str, Mr2XrayRun]]:
+    """The bone-segmentation runs and the synthesis runs of a preset, seeds offset by ``seed_offset``.
+
+    With simulated data, the two bone-segmentation networks (the task loss's and the scorer); a user's
+    data (``data_dir``) has no bone masks, so its study has neither them nor the task-loss runs.
+    """
+    data = {"data": str(data_dir)} if data_dir is not None else {}
+    runs = offset_seeds(mr2xray_preset_runs(preset, data, hardware), seed_offset)
+    if data_dir is not None:
+        return {}, {name: run for name, run in runs.items() if run.loss != "task"}
+    return offset_seeds(bone_runs(preset, data, hardware), seed_offset), runs
+
+
+def mr2xray_graph(bones: Mapping[str, BoneSegmentationRun], runs: Mapping[str, Mr2XrayRun]) -> list[RunNode]:
+    """The study's run graph: ``task_networks/<bone run>``, then ``runs/<run>``; a task-loss run needs the
+    bone network inside its loss (:attr:`TaskSettings.network_dir`)."""
+    return [*nodes_of(bones, BUILTIN_RUN, TASK_NETWORKS_DIR),
+            *nodes_of(runs, BUILTIN_RUN, RUNS_DIR, lambda run: (run.task.network_dir,) if run.loss == "task" else ())]
+
+
 def run_mr2xray(preset: str | Path | Mr2XrayPreset, out_dir: Path, data_dir: Path | None = None, devices: int = 1,
-                accelerator: str = "auto", seed_offset: int = 0) -> Path:
+                accelerator: str = "auto", seed_offset: int = 0, jobs: int = 1) -> Path:
     """Train and score the runs of a preset (finished runs are skipped), then render results.
 
-    With simulated data, the two bone-segmentation networks are trained first (the task loss's
-    and the scorer); a user's data has no bone masks, so its study has no task runs or column.
+    The runs train as a graph (:func:`mr2xray_graph`, :func:`~taskloss.studies.graph.train_graph`):
+    the bone networks before the task-loss runs, ``jobs`` at a time; every run is then scored.
 
     Args:
         preset: "demo", "small", "full" (a shipped study file), the path of a study file, or a
@@ -576,6 +598,7 @@ def run_mr2xray(preset: str | Path | Mr2XrayPreset, out_dir: Path, data_dir: Pat
         devices: devices (processes) per run; > 1 trains with DDP.
         accelerator: "auto", "cpu" or "cuda".
         seed_offset: added to every run's training seed (one replicate of ``seeds``).
+        jobs: runs trained at once (in worker processes when > 1).
 
     Returns:
         The results folder.
@@ -584,23 +607,15 @@ def run_mr2xray(preset: str | Path | Mr2XrayPreset, out_dir: Path, data_dir: Pat
     if preset.seeds is not None:
         single = preset.model_copy(update={"seeds": None})
         return run_seeds(out_dir, preset.seeds, lambda folder, offset: run_mr2xray(
-            single, folder, data_dir, devices, accelerator, offset), render_mr2xray)
-    data = {"data": str(data_dir)} if data_dir is not None else {}
-    hardware = {"devices": devices, "accelerator": accelerator}
-    runs = offset_seeds(mr2xray_preset_runs(preset, data, hardware), seed_offset)
+            single, folder, data_dir, devices, accelerator, offset, jobs), render_mr2xray)
+    bones, runs = mr2xray_runs(preset, data_dir, {"devices": devices, "accelerator": accelerator}, seed_offset)
     if any(run.loss == "perceptual_imagenet" for run in runs.values()):
-        _check_imagenet_weights(preset)
+        check_imagenet_weights(preset)
     fabric = make_fabric(next(iter(runs.values())).training)
     started = time.perf_counter()
-    timings: dict[str, float] = {}
-    if data_dir is None:  # simulated data: bone masks, so the bone task and the task-loss runs
-        for name, bone_run in offset_seeds(bone_runs(preset, data, hardware), seed_offset).items():
-            timings[f"{TASK_NETWORKS_DIR}/{name}"] = train_run(bone_run, out_dir / TASK_NETWORKS_DIR / name,
-                                                              fabric).seconds_per_step
-    else:
-        runs = {name: run for name, run in runs.items() if run.loss != "task"}
-    for name, run in runs.items():
-        timings[name] = train_run(run, out_dir / RUNS_DIR / name, fabric).seconds_per_step
+    trained = train_graph(mr2xray_graph(bones, runs), out_dir, jobs, accelerator, fabric)
+    timings = {name.removeprefix(f"{RUNS_DIR}/"): seconds for name, seconds in trained.items()}
+    for name in runs:
         evaluate_mr2xray_run(out_dir / RUNS_DIR / name, "test", fabric, preset.figure_cases)
     detection_seconds = None
     if fabric.is_global_zero and preset.detection is not None and data_dir is None:
@@ -649,7 +664,7 @@ def _synthesiser(run_dir: Path, fabric: Fabric) -> Callable[[torch.Tensor], torc
     return synthesise
 
 
-def _check_imagenet_weights(preset: Mr2XrayPreset) -> None:
+def check_imagenet_weights(preset: Mr2XrayPreset) -> None:
     """Refuse, before anything is trained, a preset with ImageNet rows on a machine without their weights."""
     try:
         resolve_efficientnet_lite0_weights()

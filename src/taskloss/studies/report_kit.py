@@ -353,7 +353,13 @@ def plan_mdes(pilot: LongTable, plans: Sequence[Plan], n_subjects: int, n_seeds:
     Returns:
         The MDE rows, and one line per primary metric or method the pilot does not hold (not estimated).
     """
-    rows, skipped = [], []
+    rows: list[DesignMde] = []
+    skipped: list[str] = []
+    if SIS_RATIO.numerator in pilot.metric_columns and not _ratio_defined(pilot, SIS_RATIO):
+        # As in the report (study_comparisons): SIS is undefined when the scorer finds nothing on the ground truth.
+        skipped.append(f"{SIS_RATIO.name}: undefined in the pilot (its scorer's {SIS_RATIO.denominator} sums to 0 for "
+                       "some method and seed)")
+        plans = [replace(plan, primary=tuple(m for m in plan.primary if m != SIS_RATIO.name)) for plan in plans]
     for plan in plans:
         if plan.baseline not in pilot.methods:
             skipped.append(f"{plan.baseline} and the methods compared with it: the pilot holds no {plan.baseline}")

@@ -88,6 +88,14 @@ def replicate_dir(out_dir: Path, seed: int) -> Path:
     return out_dir / SEEDS_DIR / str(seed)
 
 
+def seed_folders(out_dir: Path, seeds: Sequence[int] | None) -> list[tuple[str, Path]]:
+    """``(prefix, study folder)`` of every replicate: ``[("", out_dir)]`` without seeds, else
+    ``("seeds/<seed>/", out_dir/seeds/<seed>)`` per seed (the folders a plan lists its runs in)."""
+    if seeds is None:
+        return [("", out_dir)]
+    return [(f"{SEEDS_DIR}/{seed}/", replicate_dir(out_dir, seed)) for seed in seeds]
+
+
 def replicates(out_dir: Path) -> list[tuple[int, Path]]:
     """The replicates of ``out_dir`` that hold results, by seed: ``[(seed, folder), ...]``."""
     folder = out_dir / SEEDS_DIR
