@@ -6,6 +6,7 @@ requires: spawned worker processes import them by name.
 
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -31,6 +32,7 @@ def train(run: SleepRun, run_dir: Path, fabric: object) -> FitResult:
         raise ValueError(f"run in {run_dir} failed")
     run_dir.mkdir(parents=True, exist_ok=True)
     record = {"start": start, "end": time.time(), "pid": os.getpid(), "threads": torch.get_num_threads(),
+              "terminal": sys.stderr.isatty(), "stderr": type(sys.stderr).__name__,
               "progress": run.training.progress, "fabric": fabric is not None}
     (run_dir / "record.json").write_text(json.dumps(record))
     return FitResult(run_dir, 1, 1, None, 1, [], run.seconds)

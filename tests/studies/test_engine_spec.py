@@ -99,6 +99,10 @@ CHOICES = "l1, mse, nmse, ssim, frequency, perceptual, adversarial, feature_matc
     (lambda d: d.update(seeds=[-1]), "study.yaml: seeds.0: Input should be greater than or equal to 0"),
     (lambda d: d.update(primary=["nmse"]), "study.yaml: primary: nmse is not among the study's metrics "
      "(mae, psnr, ssim, hfen) or dice / sis; add it to metrics or leave it out of primary"),
+    (lambda d: d["training"].update(optimizer={"lr": 0.01}), "study.yaml: training: lr is given twice, as "
+     "training.lr and training.optimizer.lr; keep one"),
+    (lambda d: d["training"].update(optimizer={"betaz": [0.5, 0.9]}), "study.yaml: training.optimizer: unknown key "
+     "'betaz'; choose one of lr, betas, weight_decay, step_epochs, gamma"),
 ])
 def test_a_bad_key_is_one_line_naming_the_key_and_the_choices(change, line):
     data = copy.deepcopy(example())
@@ -106,6 +110,22 @@ def test_a_bad_key_is_one_line_naming_the_key_and_the_choices(change, line):
     with pytest.raises(ConfigError) as error:
         parse_study(data, "study.yaml")
     assert str(error.value) == line
+
+
+def test_training_optimizer_is_the_built_in_files_shape_and_lr_its_shorthand():
+    """A study file's ``training.optimizer`` takes the keys of the built-in files' (``OptimizerConfig``);
+    ``lr`` and ``betas`` are its shorthands, and the study file's defaults fill what neither gives."""
+    data = copy.deepcopy(example())
+    data["training"] = {"epochs": 5, "optimizer": {"betas": [0.5, 0.999], "step_epochs": 2, "weight_decay": 1e-5}}
+    spec = parse_study(data, "study.yaml")
+    optimizer = build_runs(spec)["unet-l1"].training.optimizer
+    assert (optimizer.lr, optimizer.betas, optimizer.step_epochs, optimizer.weight_decay) == (1e-3, (0.5, 0.999), 2,
+                                                                                               1e-5)
+    data["training"] = {"lr": 0.01}
+    assert build_runs(parse_study(data, "study.yaml"))["unet-l1"].training.optimizer.lr == 0.01
+    # The study as recorded in OUT/<name>/study.yaml reads back to the same runs.
+    again = parse_study(yaml.safe_load(yaml.safe_dump(spec.model_dump(mode="json"))), "study.yaml")
+    assert build_runs(again) == build_runs(spec)
 
 
 def test_the_test_only_metrics_are_accepted_where_the_data_allow_them_and_never_pick_the_checkpoint(tmp_path):

@@ -15,6 +15,7 @@ worker processes, each run started as soon as every run it needs has finished.
 import concurrent.futures
 import multiprocessing
 import os
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,7 +116,7 @@ def train_graph(nodes: Sequence[RunNode], study_dir: Path, jobs: int = 1, accele
     its own). With ``jobs > 1`` in spawned worker processes (a fresh interpreter, as CUDA and OpenMP
     need) with ``cores // jobs`` CPU threads each, so the processes do not oversubscribe the cores;
     on a machine with GPUs worker k sees only GPU ``k mod count``. A run starts as soon as every run
-    it needs has finished; progress bars are off in workers (each prints one line per epoch instead).
+    it needs has finished; a worker prints one line per epoch instead of a progress bar.
 
     Returns:
         Seconds per training step of every node by name (NaN for runs that had finished).
@@ -166,13 +167,26 @@ def _pin_device(devices: Any) -> None:
 
 
 def train_node(node: RunNode, run_dir: str, threads: int | None = None) -> float:
-    """Train one node in a worker process (a pool's, a cluster job's) without progress bars, with
-    ``threads`` CPU threads (None: torch's default); returns its seconds per step."""
+    """Train one node in a worker process (a pool's, a cluster job's) with ``threads`` CPU threads (None:
+    torch's default); returns its seconds per step. Its progress is one line per epoch, never a bar:
+    bars redrawn by several processes on one terminal would garble each other."""
     if threads is not None:
         torch.set_num_threads(threads)
-    training = node.run.training.model_copy(update={"progress": False})
-    run = node.run.model_copy(update={"training": training})
-    return node.kind.train(run, Path(run_dir), None).seconds_per_step
+    sys.stderr = _NoTerminal(sys.stderr)  # the trainer draws a bar only on a terminal
+    return node.kind.train(node.run, Path(run_dir), None).seconds_per_step
+
+
+class _NoTerminal:
+    """A stream that writes where ``stream`` writes and says it is no terminal (``isatty()`` False)."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def isatty(self) -> bool:
+        return False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
 
 
 def nodes_of(runs: Mapping[str, Any], kind: RunKind, folder: str, needs: Callable[[Any], Sequence[str]] = lambda _: ()

@@ -41,7 +41,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from taskloss.config import Seeds, StrictModel
+from taskloss.config import Seeds, StrictModel, check_section
 from taskloss.data.masks import make_mask
 from taskloss.errors import InputError, TasklossError
 from taskloss.metrics.ms_ssim import MS_SSIM_WEIGHTS, smallest_size
@@ -455,23 +455,54 @@ class SegmentationSpec(SpecModel):
     weights: Path | None = None
 
 
+STUDY_FILE_LR = 1e-3
+"""Adam's learning rate of a study file's runs when the file gives none (the built-in files give theirs)."""
+ADAM_BETAS = (0.9, 0.999)
+"""Adam's default betas (Kingma & Ba 2015), when a study file gives none."""
+
+
 class TrainingSpec(SpecModel):
     """Training settings shared by every run (see :class:`taskloss.training.TrainingConfig`).
 
     Attributes:
         epochs, batch_size, seed, grad_clip: as in ``TrainingConfig``.
-        lr, betas: Adam's learning rate and betas (the generator's, with an adversarial term).
+        optimizer: Adam's settings (the generator's, with an adversarial term), in the shape of the
+            built-in study files' ``training.optimizer`` (:class:`OptimizerConfig`: ``lr``, ``betas``,
+            ``weight_decay``, ``step_epochs``, ``gamma``); ``lr`` :data:`STUDY_FILE_LR` and ``betas``
+            :data:`ADAM_BETAS` unless given.
+        lr, betas: shorthands of ``optimizer.lr`` and ``optimizer.betas`` (None: not given); giving one
+            of them both ways is refused (one place for each setting).
         monitor: the validation metric that picks each run's best checkpoint; default the first
             of ``metrics`` (adversarial runs keep their last epoch).
     """
 
     epochs: int = Field(10, ge=1)
     batch_size: int = Field(8, ge=1)
-    lr: float = Field(1e-3, gt=0)
-    betas: tuple[float, float] = (0.9, 0.999)
+    lr: float | None = Field(None, gt=0)
+    betas: tuple[float, float] | None = None
+    optimizer: dict[str, Any] = Field(default_factory=dict)
     seed: int = 0
     grad_clip: float | None = Field(None, gt=0)
     monitor: Literal["mae", "psnr", "ssim", "hfen", "nmse"] | None = None
+
+    @field_validator("optimizer")
+    @classmethod
+    def _optimizer(cls, value: dict[str, Any]) -> dict[str, Any]:
+        check_section(OptimizerConfig, value)  # a bad key or value is named when the file loads
+        return value
+
+    @model_validator(mode="after")
+    def _one_place_for_each_setting(self) -> "TrainingSpec":
+        both = [key for key in ("lr", "betas") if getattr(self, key) is not None and key in self.optimizer]
+        if both:
+            raise ValueError(f"{both[0]} is given twice, as training.{both[0]} and training.optimizer.{both[0]}; "
+                             "keep one")
+        return self
+
+    def optimizer_config(self) -> OptimizerConfig:
+        """Adam's settings of every run: ``optimizer`` over the shorthands over the defaults."""
+        shorthands = {key: value for key in ("lr", "betas") if (value := getattr(self, key)) is not None}
+        return OptimizerConfig(**{"lr": STUDY_FILE_LR, "betas": ADAM_BETAS, **shorthands, **self.optimizer})
 
     def config(self, monitor: str | None, devices: int = 1, accelerator: str = "auto") -> TrainingConfig:
         """The :class:`TrainingConfig` of a run that selects its best epoch by ``monitor``."""
@@ -479,7 +510,7 @@ class TrainingSpec(SpecModel):
         return TrainingConfig(epochs=self.epochs, batch_size=self.batch_size, seed=self.seed,
                               grad_clip=self.grad_clip, monitor=monitor, monitor_mode=mode, devices=devices,
                               accelerator=accelerator,  # type: ignore[arg-type]
-                              optimizer=OptimizerConfig(lr=self.lr, betas=self.betas))
+                              optimizer=self.optimizer_config())
 
 
 class SlurmSpec(SpecModel):
