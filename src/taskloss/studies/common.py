@@ -320,6 +320,15 @@ def train_run(run: BuiltinRun, run_dir: Path, fabric: Fabric | None = None) -> F
     return result
 
 
+def trained(task: TrainingTask, training: TrainingConfig, run_dir: Path, fabric: Fabric | None = None) -> Trainer:
+    """A trainer of ``task`` in the trained run folder ``run_dir`` with its best weights (``best.ckpt``)
+    loaded and the task in evaluation mode: what every study's scoring predicts with."""
+    trainer = Trainer(task, training, run_dir, fabric)
+    trainer.load_weights("best")
+    task.set_training(False)
+    return trainer
+
+
 def prepare_run(run: BuiltinRun, run_dir: Path) -> Prepared:
     """What a built-in study's run trains (its task and datasets), without training it (``study plan``)."""
     splits = study_splits(run.data_config())

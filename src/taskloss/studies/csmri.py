@@ -69,6 +69,7 @@ from taskloss.studies.common import (
     read_run_info,
     read_study_json,
     study_splits,
+    trained,
     validate_config,
     write_json,
     write_per_image,
@@ -106,6 +107,7 @@ from taskloss.studies.report_kit import (
     comparisons_markdown,
     long_rows,
     report_comparisons,
+    step_time_lines,
     verdict_lines,
 )
 from taskloss.studies.seeds import offset_seeds, run_seeds
@@ -219,10 +221,7 @@ def load_run(run_dir: Path, fabric: Fabric | None = None) -> tuple[CsmriRun, Tra
     """A trained run with its best weights loaded, ready to predict (evaluation mode)."""
     run = validate_config(CsmriRun, load_yaml(run_dir / RUN_CONFIG_FILE), str(run_dir / RUN_CONFIG_FILE))
     task, _ = csmri_task(run, run_dir)
-    trainer = Trainer(task, run.training, run_dir, fabric)
-    trainer.load_weights("best")
-    task.set_training(False)
-    return run, trainer
+    return run, trained(task, run.training, run_dir, fabric)
 
 
 def evaluate_csmri_run(run_dir: Path, split: str = "test", fabric: Fabric | None = None) -> Path:
@@ -687,9 +686,7 @@ def _csmri_section(out_dir: Path, study: dict[str, Any], table: ResultTable, rep
         lines += [f"![csmri test slices](csmri/results/{figure.name})", ""]
     if generalisation is not None:
         lines += ["Generalisation to real MR images:", "", generalisation.markdown()]
-    lines += ["| Run | seconds per training step | steps | best epoch |", "|---|---|---|---|"]
-    lines += [f"| {name} | {i['seconds_per_step']:.3f} | {i['steps']} | {i['best_epoch']} |"
-              for name, i in info.items() if i]
+    lines += step_time_lines(info, str)
     if study.get("seconds_per_image"):
         lines += ["", "Reconstruction time per test image: " + ", ".join(
             f"{method_label(m)} {s:.3g} s" for m, s in study["seconds_per_image"].items()) + "."]

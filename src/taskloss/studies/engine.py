@@ -54,6 +54,7 @@ from taskloss.networks import create_network
 from taskloss.studies.base import Study, StudyRequest
 from taskloss.studies.common import (
     save_npz,
+    trained,
     validate_config,
     write_json,
     write_per_image,
@@ -345,9 +346,7 @@ def evaluate_file_run(run_dir: Path, split: str = "test",
     run = load_file_run(run_dir)
     dataset = getattr(paired_splits(run.data), split)
     task, _ = build_task(run, run_dir)
-    trainer = Trainer(task, _hardware(run.training, 1, "auto", False), run_dir)
-    trainer.load_weights("best")
-    task.set_training(False)
+    trainer = trained(task, _hardware(run.training, 1, "auto", False), run_dir)
     metrics = image_metrics(run.data, test=True)
     ids: list[str] = []
     values: dict[str, list[float]] = {}
@@ -495,9 +494,7 @@ def _predict_images(run_dir: Path, inputs: torch.Tensor) -> torch.Tensor:
     """A run's best checkpoint on ``inputs`` (N, 1, S, S): its output images as scored (N, 1, S, S), CPU."""
     run = load_file_run(run_dir)
     task, _ = build_task(run, run_dir)
-    trainer = Trainer(task, _hardware(run.training, 1, "auto", False), run_dir)
-    trainer.load_weights("best")
-    task.set_training(False)
+    trainer = trained(task, _hardware(run.training, 1, "auto", False), run_dir)
     predict = task.predict  # type: ignore[attr-defined]
     with torch.no_grad():
         return torch.cat([output_image(predict(trainer.fabric.to_device({"input": part})).float(), run.data).cpu()

@@ -56,6 +56,7 @@ from taskloss.studies.report_kit import (
     comparisons_markdown,
     long_rows,
     report_comparisons,
+    step_time_lines,
     verdict_lines,
 )
 from taskloss.studies.spec import HIGHER_IS_BETTER, KspaceDataSpec, StudySpec, build_runs, load_study
@@ -289,9 +290,7 @@ def _file_section(out_dir: Path, spec: StudySpec, table: ResultTable, reported: 
         lines += [f"![{spec.name} test images]({out_dir.name}/results/{figure.name})", ""]
     lines += detection
     info = {name: read_run_info(out_dir / RUNS_DIR / name) for name in names}
-    lines += ["| Run | seconds per training step | steps | best epoch |", "|---|---|---|---|"]
-    lines += [f"| {_label(spec, n)} | {i['seconds_per_step']:.3f} | {i['steps']} | {i['best_epoch']} |"
-              for n, i in info.items() if i]
+    lines += step_time_lines(info, lambda name: _label(spec, name))
     lines += ["", f"Reader study: `taskloss readers create STUDY_DIR --from {out_dir / 'results'} --readers NAMES` "
               "(images and methods.json are there).", ""]
     return "\n".join(lines)

@@ -65,6 +65,7 @@ from taskloss.studies.common import (
     read_study_json,
     save_npz,
     study_splits,
+    trained,
     validate_config,
     write_json,
     write_per_image,
@@ -101,6 +102,7 @@ from taskloss.studies.report_kit import (
     comparisons_markdown,
     long_rows,
     report_comparisons,
+    step_time_lines,
     verdict_lines,
 )
 from taskloss.studies.seeds import offset_seeds, run_seeds
@@ -654,9 +656,7 @@ def _synthesiser(run_dir: Path, fabric: Fabric) -> Callable[[torch.Tensor], torc
     """A trained run's best checkpoint as MR projections (B, 1, S, S) -> X-rays (B, 1, S, S) in [0, 1], on the CPU."""
     run = validate_config(Mr2XrayRun, load_yaml(run_dir / RUN_CONFIG_FILE), str(run_dir / RUN_CONFIG_FILE))
     task, _ = mr2xray_task(run, run_dir)
-    trainer = Trainer(task, run.training, run_dir, fabric)
-    trainer.load_weights("best")
-    task.set_training(False)
+    trained(task, run.training, run_dir, fabric)  # the best weights, loaded into task
 
     def synthesise(mr: torch.Tensor) -> torch.Tensor:
         return torch.cat([task.predict(fabric.to_device({"input": part})).clamp(0, 1).float().cpu()
@@ -856,14 +856,11 @@ def _mr2xray_section(study: dict[str, Any], table: ResultTable, reported: Report
               "", *verdict_lines(reported.comparisons, _row_label, reported.subjects), ""]
     if figure is not None:
         lines += [f"![mr2xray test images](mr2xray/results/{figure.name})", ""]
-    lines += ["| Run | seconds per training step | steps | best epoch |", "|---|---|---|---|"]
-    lines += [f"| {_row_label(n)} | {i['seconds_per_step']:.3f} | {i['steps']} | {i['best_epoch']} |"
-              for n, i in info.items() if i]
     bone = {name: read_run_info(out_dir / TASK_NETWORKS_DIR / name) for name in (BONE_NETWORK, BONE_SCORER)
             if (out_dir / TASK_NETWORKS_DIR / name).is_dir()}
-    lines += [f"| bone segmentation `{TASK_NETWORKS_DIR}/{n}` (best validation Dice {i['best_value']:.3f} on the "
-              "real X-ray) | "
-              f"{i['seconds_per_step']:.3f} | {i['steps']} | {i['best_epoch']} |" for n, i in bone.items() if i]
+    lines += step_time_lines(info, _row_label)
+    lines += step_time_lines(bone, lambda n: f"bone segmentation `{TASK_NETWORKS_DIR}/{n}` (best validation Dice "
+                             f"{bone[n]['best_value']:.3f} on the real X-ray)")[2:]
     lines += ["", "For comparison, the source document's table (Stimpel et al. 2017, on their data):", "",
               MR2XRAY_SOURCE_TABLE]
     return "\n".join(lines)

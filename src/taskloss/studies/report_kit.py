@@ -20,6 +20,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -396,3 +397,16 @@ def mde_markdown(rows: Sequence[DesignMde], skipped: Sequence[str], source: str,
                      "MDEs are lower bounds; a pilot of 2 or more seeds estimates it.")
     lines += [f"- not estimated: {line}" for line in skipped]
     return "\n".join(lines) + "\n"
+
+
+def step_time_lines(info: Mapping[str, Mapping[str, Any]], label: Callable[[str], str]) -> list[str]:
+    """The report's table of training costs: one row per run with a record (``evaluation/run.json``,
+    :func:`taskloss.studies.common.write_run_info`), labelled ``label(name)``; runs without one are left out.
+
+    >>> step_time_lines({"unet-l1": {"seconds_per_step": 0.0421, "steps": 30, "best_epoch": 3}, "x": {}}, str.upper)
+    ['| Run | seconds per training step | steps | best epoch |', '|---|---|---|---|', '| UNET-L1 | 0.042 | 30 | 3 |']
+    """
+    return ["| Run | seconds per training step | steps | best epoch |", "|---|---|---|---|",
+            *(f"| {label(name)} | {i['seconds_per_step']:.3f} | {i['steps']} | {i['best_epoch']} |"
+              for name, i in info.items() if i)]
+
