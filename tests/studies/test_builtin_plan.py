@@ -4,7 +4,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from typer.testing import CliRunner
 
+from taskloss.cli import app
 from taskloss.errors import ConfigError
 from taskloss.studies import STUDIES, StudyRequest
 from taskloss.studies.common import PRESET_DIR, load_preset
@@ -77,3 +79,17 @@ def test_plan_of_a_seeded_mr2xray_file_lists_each_run_per_seed(tmp_path):
     assert len(names) == 2 * len({n.split("/", 2)[2] for n in names}) and names[len(names) // 2].startswith("seeds/2/")
     task = next(p for p in planned if p.name == "seeds/2/runs/unet-task")
     assert task.needs == ("seeds/2/task_networks/bone",)
+
+
+def test_study_plan_on_a_built_in_file_prints_its_graph_and_the_least_time_with_jobs(tmp_path):
+    """The command a user runs on a built-in study's file: every run of the graph, measured on this machine."""
+    result = CliRunner().invoke(app, ["study", "plan", str(TINY / "csmri-tiny.yaml"), "--out", str(tmp_path),
+                                      "--steps", "1", "--accelerator", "cpu", "--jobs", "2"])
+    assert result.exit_code == 0, result.output
+    rows = [line.split(" | ")[0].removeprefix("| ") for line in result.output.splitlines()
+            if line.startswith("| runs/")]
+    assert rows == [f"runs/{name}" for name in load_preset(CsmriPreset, "csmri", TINY / "csmri-tiny.yaml").runs]
+    assert "; with --jobs 2 at best " in result.output
+    assert "the longest chain of runs that need each other" in result.output
+    assert f"No pilot ({tmp_path / 'csmri' / 'results' / 'per_image.csv'} does not exist)" in result.output
+    assert not (tmp_path / "csmri").exists()
