@@ -94,11 +94,16 @@ def test_task_loss_uses_the_bone_network_and_the_scorer_is_another(study):
     assert (network["train_subjects"], scorer["train_subjects"]) == ("first_half", "second_half")
 
 
-def test_finished_runs_are_skipped(study):
-    before = {p: p.stat().st_mtime_ns for p in (study / "mr2xray" / "runs").glob("*/checkpoints/last.ckpt")}
-    run_mr2xray(TINY, study / "mr2xray", accelerator="cpu")
-    after = {p: p.stat().st_mtime_ns for p in (study / "mr2xray" / "runs").glob("*/checkpoints/last.ckpt")}
-    assert before == after
+def test_finished_runs_are_skipped_also_by_worker_processes(study):
+    """A rerun with --jobs 2 sends every run of the graph to a spawned worker (the built-in runs pickle),
+    where each finds its run finished: nothing is trained again, and study.json records the jobs."""
+    assert json.loads((study / "mr2xray" / "study.json").read_text())["jobs"] == 1
+    checkpoints = [*(study / "mr2xray" / "runs").glob("*/checkpoints/last.ckpt"),
+                   *(study / "mr2xray" / "task_networks").glob("*/checkpoints/last.ckpt")]
+    before = {p: p.stat().st_mtime_ns for p in checkpoints}
+    run_mr2xray(TINY, study / "mr2xray", accelerator="cpu", jobs=2)
+    assert {p: p.stat().st_mtime_ns for p in checkpoints} == before and len(before) > 2
+    assert json.loads((study / "mr2xray" / "study.json").read_text())["jobs"] == 2
 
 
 def test_changed_settings_in_an_existing_run_folder_are_refused(study):

@@ -452,7 +452,7 @@ def run_csmri(preset: str | Path | CsmriPreset, out_dir: Path, data_dir: Path | 
         write_json(out_dir / STUDY_RECORD, {
             "study": CSMRI_STUDY, "preset": preset.name, "notes": preset.notes, "data": runs["recnet"].data,
             "dlmri": preset.dlmri.model_dump(exclude_unset=True), "seconds": time.perf_counter() - started,
-            "seconds_per_step": step_times,
+            "seconds_per_step": step_times, "jobs": jobs,
             "seconds_per_image": per_image})
         render_csmri(out_dir)
     fabric.barrier()

@@ -628,7 +628,7 @@ def run_mr2xray(preset: str | Path | Mr2XrayPreset, out_dir: Path, data_dir: Pat
         write_json(out_dir / STUDY_RECORD, {
             "study": MR2XRAY_STUDY, "preset": preset.name, "notes": preset.notes, "data": runs[next(iter(runs))].data,
             "seconds": time.perf_counter() - started, "seconds_per_step": timings,
-            "detection_seconds": detection_seconds})
+            "detection_seconds": detection_seconds, "jobs": jobs})
         render_mr2xray(out_dir)
     fabric.barrier()
     return out_dir / RESULTS_DIR
