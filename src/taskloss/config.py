@@ -9,12 +9,11 @@ shape ``<where>: <key>: <problem>`` (several problems joined by ``; ``).
 This module is of the lowest layer: data, baselines and training import it.
 """
 
-import types
-import typing
 from collections.abc import Mapping
 from typing import Annotated, Any, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_core import PydanticCustomError
 
 from taskloss.errors import ConfigError
 
@@ -23,39 +22,36 @@ __all__ = ["StrictModel", "check_section", "format_validation_error", "validate_
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
-def format_validation_error(error: ValidationError, source: str, model: type[BaseModel] | None = None) -> str:
+def format_validation_error(error: ValidationError, source: str) -> str:
     """One line for all problems: ``source: key.path: problem; key.path: problem``.
 
-    An unknown key names the keys of its section when ``model`` is given (``(root)`` is the top
-    level); a validator's own message (a ``ValueError``) is given as it is, after its key (none for
-    a check of several keys).
+    An unknown key names the keys of its section (:class:`StrictModel` checks them); a validator's
+    own message (a ``ValueError``) is given as it is, after its key (none for a check of several keys).
     """
-    return f"{source}: {validation_problems(error, model)}"
+    return f"{source}: {validation_problems(error)}"
 
 
-def validation_problems(error: ValidationError, model: type[BaseModel] | None = None, root: str = "(root)") -> str:
+def validation_problems(error: ValidationError, root: str = "(root)") -> str:
     """The problems of ``error`` joined by ``; `` (see :func:`format_validation_error`); ``root`` names
-    the top level in an unknown-key problem (empty: the key alone)."""
+    the top level (empty: the problem alone)."""
     problems = []
     for item in error.errors():
-        loc = tuple(item["loc"])
-        if item["type"] == "extra_forbidden":
-            section = ".".join(str(part) for part in loc[:-1]) or root
-            choices = _section_keys(model, loc[:-1]) if model is not None else None
-            advice = f"choose one of {', '.join(choices)}" if choices else "check the spelling; see the documented keys"
-            problems.append(f"{section + ': ' if section else ''}unknown key {str(loc[-1])!r}; {advice}")
-            continue
-        key = ".".join(str(part) for part in loc)
+        key = ".".join(str(part) for part in item["loc"])
+        where = key or root
         if item["type"] == "value_error":  # a validator's own message, without pydantic's "Value error, "
             problems.append(f"{key}: {item['ctx']['error']}" if key else str(item["ctx"]["error"]))
         elif item["type"] in SECTION_TYPES:  # pydantic's text names the model class, not what to write
-            problems.append(f"{key or root or '(root)'}: {_short(item['input'])} is not a section; give its keys "
+            problems.append(f"{where or '(root)'}: {_short(item['input'])} is not a section; give its keys "
                             "as a mapping (key: value)")
+        elif item["type"] == UNKNOWN_KEY:
+            problems.append(f"{where}: {item['msg']}" if where else item["msg"])
         else:
-            problems.append(f"{key or root or '(root)'}: {item['msg']}")
+            problems.append(f"{where or '(root)'}: {item['msg']}")
     return "; ".join(problems)
 
 
+UNKNOWN_KEY = "unknown_key"
+"""The error type of :class:`StrictModel`'s unknown-key check."""
 SECTION_TYPES = ("model_type", "model_attributes_type", "dict_type")
 """pydantic's error types of a value that should be a mapping (a section of keys) and is not."""
 SHORT_VALUE = 40
@@ -77,42 +73,7 @@ def check_section(model: type[ModelT], data: Any) -> ModelT:
     try:
         return model.model_validate(data)
     except ValidationError as error:
-        raise ValueError(validation_problems(error, model, root="")) from None
-
-
-def _section_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str] | None:
-    """The keys of the section of ``model`` at ``loc`` (field names, dict keys and list indices)."""
-    annotation: Any = model
-    for part in loc:
-        if isinstance(part, int) or not _models(annotation):
-            annotation = _items(annotation)  # a list index or a dict key
-            continue
-        fields = _models(annotation)[0].model_fields
-        if part not in fields:
-            return None
-        annotation = fields[part].annotation
-    found = _models(annotation)
-    return list(found[0].model_fields) if found else None
-
-
-def _models(annotation: Any) -> list[type[BaseModel]]:
-    """The pydantic models an annotation names directly (``Model``, ``Model | None``)."""
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return [annotation]
-    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
-        return [m for arg in typing.get_args(annotation) for m in _models(arg)]
-    return []
-
-
-def _items(annotation: Any) -> Any:
-    """The value type of ``dict[K, V]``, ``list[V]`` or ``tuple[V, ...]`` (or of the one in a ``| None``)."""
-    for candidate in (annotation, *typing.get_args(annotation)):
-        args = typing.get_args(candidate)
-        if typing.get_origin(candidate) in (dict, Mapping) and len(args) == 2:
-            return args[1]
-        if typing.get_origin(candidate) in (list, tuple) and args:
-            return args[0]
-    return None
+        raise ValueError(validation_problems(error, root="")) from None
 
 
 class StrictModel(BaseModel):
@@ -125,13 +86,27 @@ class StrictModel(BaseModel):
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _known_keys(cls, data: Any) -> Any:
+        """An unknown key is an error naming it and this section's keys. Checked here rather than
+        by pydantic's ``extra="forbid"`` (kept as the backstop), whose error does not say which
+        model it came from: under a field typed as a union of sections (a study file's ``data:``)
+        the keys to suggest could not be told apart."""
+        if isinstance(data, Mapping):
+            unknown = [key for key in data if key not in cls.model_fields]
+            if unknown:
+                raise PydanticCustomError(UNKNOWN_KEY, "unknown key {key}; choose one of {choices}",
+                                          {"key": repr(unknown[0]), "choices": ", ".join(cls.model_fields)})
+        return data
+
 
 def validate_config(model: type[ModelT], data: Mapping[str, Any], source: str) -> ModelT:
     """Validate a mapping into ``model``; problems become one :class:`ConfigError` naming ``source`` and the keys."""
     try:
         return model.model_validate(data)
     except ValidationError as error:
-        raise ConfigError(format_validation_error(error, source, model)) from None
+        raise ConfigError(format_validation_error(error, source)) from None
 
 
 def _distinct_seeds(seeds: list[int]) -> list[int]:

@@ -196,13 +196,15 @@ def task_loss(run: CsmriRun, run_dir: Path, complex_input: bool) -> TaskLoss:
                     description=f"lesion-segmentation UNet of run {run.task_run!r} (best checkpoint)")
 
 
-def _task_weights(run: CsmriRun, weights: dict[str, float], term: str = "task") -> CompositeLoss:
+def _task_weights(run: CsmriRun, weights: dict[str, float], term: str = "task",
+                  losses: dict[str, nn.Module] | None = None) -> CompositeLoss:
     """``weights`` plus the task term (``term``: "task" at ``task_weight``, "observer" at the observer's
-    weight), balanced over the first ``task_balance_batches`` batches (``loss_mode: first``) or fixed."""
+    weight), balanced over the first ``task_balance_batches`` batches (``loss_mode: first``) or fixed;
+    ``losses`` are the term modules :meth:`CompositeLoss.pair_terms` calls."""
     mode = run.loss_mode
     weight = run.observer.weight if term == "observer" and run.observer is not None else run.task_weight
     return CompositeLoss({**weights, term: weight}, normalize=mode,
-                         normalize_batches=run.task_balance_batches if mode == "first" else 1)
+                         normalize_batches=run.task_balance_batches if mode == "first" else 1, losses=losses)
 
 
 def _recnet_factory(run: CsmriRun, run_dir: Path) -> Callable[[], nn.Module]:
@@ -262,9 +264,7 @@ def _recnet_task(run: CsmriRun, run_dir: Path) -> tuple[TrainingTask, str]:
         task = SupervisedTask(factory, nn.MSELoss(), magnitude_metrics, forward=reconstruct)
         return task, f"MSE on the complex image (2 channels){start}"
     task_term = task_loss(run, run_dir, complex_input=True)
-    composite = _task_weights(run, {"mse": 1.0})
-    composite.losses.update({"mse": nn.MSELoss(), "task": task_term})
-    criterion = WeightedSum(composite)
+    criterion = WeightedSum(_task_weights(run, {"mse": 1.0}, losses={"mse": nn.MSELoss(), "task": task_term}))
     task = SupervisedTask(factory, criterion, magnitude_metrics, forward=reconstruct)
     return task, (f"MSE on the complex image + {run.task_weight:g} x {task_term.description} ({balance}){start}")
 

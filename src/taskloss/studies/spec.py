@@ -101,21 +101,7 @@ def extra_metrics(size: int, normalize: str) -> tuple[str, ...]:
     return tuple(m for m in EXTRA_METRICS if m not in problems)
 
 
-class SpecModel(StrictModel):
-    """A study-file section: an unknown key is an error that names the key and the known ones."""
-
-    @model_validator(mode="before")
-    @classmethod
-    def _known_keys(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            unknown = [key for key in data if key not in cls.model_fields]
-            if unknown:
-                raise PydanticCustomError("unknown_key", "unknown key {key}; choose one of {choices}",
-                                          {"key": repr(unknown[0]), "choices": ", ".join(cls.model_fields)})
-        return data
-
-
-class FileSplitSpec(SpecModel):
+class FileSplitSpec(StrictModel):
     """Seeded train/val/test split of files (``task: csmri``: one fastMRI file is one volume).
 
     Attributes:
@@ -148,7 +134,7 @@ class SplitSpec(FileSplitSpec):
     by: Literal["auto", "subject", "file"] = "auto"
 
 
-class DataSpec(SpecModel):
+class DataSpec(StrictModel):
     """Where the pairs are and how they are prepared.
 
     Attributes:
@@ -170,7 +156,7 @@ MASKS = ("random", "equispaced", "cartesian-vd", "vd-2d")
 """Undersampling patterns of ``task: csmri`` (:mod:`taskloss.data.masks`)."""
 
 
-class KspaceDataSpec(SpecModel):
+class KspaceDataSpec(StrictModel):
     """``task: csmri``: a folder of fastMRI single-coil HDF5 files, undersampled into image pairs.
 
     Each selected slice of each file is one pair (:mod:`taskloss.studies.kspace_pairs` says how):
@@ -258,7 +244,7 @@ NetworkName = Annotated[str, AfterValidator(_registered)]
 """A name of :data:`taskloss.networks.NETWORKS`."""
 
 
-class NetworkSpec(SpecModel):
+class NetworkSpec(StrictModel):
     """A network of the library by registry name, with constructor options."""
 
     name: NetworkName
@@ -268,7 +254,7 @@ class NetworkSpec(SpecModel):
 Balance = int | Literal["first"] | None
 
 
-class TermSpec(SpecModel):
+class TermSpec(StrictModel):
     """A loss term: its weight and, optionally, balancing.
 
     Attributes:
@@ -334,7 +320,7 @@ class PerceptualTerm(TermSpec):
     weights_path: str | None = None
 
 
-class DiscriminatorSpec(SpecModel):
+class DiscriminatorSpec(StrictModel):
     """The discriminator an adversarial term brings, and its optimiser."""
 
     name: NetworkName = "patch_discriminator"
@@ -388,7 +374,7 @@ TERM_SPECS: dict[str, type[TermSpec]] = {
 """Every loss term a study file may name, with the settings it takes."""
 
 
-class LossSpec(SpecModel):
+class LossSpec(StrictModel):
     """A loss: a weighted sum of library terms. A term's value is its weight, or its settings.
 
     ``penalty`` is ``mean |output - input|`` (Seitzer et al.'s output penalty on the change the
@@ -441,7 +427,7 @@ class LossSpec(SpecModel):
         return {name: value for name, value in handler(self).items() if value is not None}
 
 
-class SegmentationSpec(SpecModel):
+class SegmentationSpec(StrictModel):
     """The task metric's segmentation network (used when the data folder has ``labels/``).
 
     Trained on the targets (cross-entropy, best checkpoint by validation Dice), or loaded from
@@ -461,7 +447,7 @@ ADAM_BETAS = (0.9, 0.999)
 """Adam's default betas (Kingma & Ba 2015), when a study file gives none."""
 
 
-class TrainingSpec(SpecModel):
+class TrainingSpec(StrictModel):
     """Training settings shared by every run (see :class:`taskloss.training.TrainingConfig`).
 
     Attributes:
@@ -513,7 +499,7 @@ class TrainingSpec(SpecModel):
                               optimizer=self.optimizer_config())
 
 
-class SlurmSpec(SpecModel):
+class SlurmSpec(StrictModel):
     """SLURM settings of ``--launcher slurm`` (submitit's ``slurm_*`` parameters, one job per run).
 
     Attributes:
@@ -533,7 +519,7 @@ class SlurmSpec(SpecModel):
     additional: dict[str, Any] = Field(default_factory=dict)
 
 
-class StudySpec(SpecModel):
+class StudySpec(StrictModel):
     """A whole study file (see the module docstring and ``docs/studies.md``)."""
 
     name: str = Field(pattern=STUDY_NAME_PATTERN)
