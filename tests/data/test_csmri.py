@@ -120,10 +120,12 @@ def test_fastmri_files(tmp_path):
 
 @pytest.mark.parametrize(("settings", "message"), [
     ({"acceleration": 0.5}, "data: acceleration must be >= 1 (1 = fully sampled), got 0.5"),
-    ({"size": 96, "center_lines": 20}, "data: center_lines (20) is more than the 12 lines sampled at acceleration "
-                                       "8.0 of 96; lower center_lines or acceleration"),
+    ({"size": 96, "center_fraction": 0.2}, "data: center_fraction must be in [0, 1 / acceleration] = [0, 0.125], "
+                                           "got 0.2; the central lines alone would exceed the budget"),
+    ({"mask": "radial"}, "data: mask: Input should be 'cartesian-vd', 'random', 'equispaced' or 'vd-2d'"),
+    ({"mask": "equispaced", "acceleration": 2.5}, "data: equispaced masks need an integer acceleration, got 2.5"),
     ({"slices": -2}, "data: slices: Input should be greater than or equal to 1"),
-    ({"accel": 4}, "data: (root): unknown key 'accel'; choose one of subjects, slices, size, seed, anatomy, "),
+    ({"accel": 4}, "data: (root): unknown key 'accel'; choose one of mask, acceleration, center_fraction, subjects, "),
     ({"zoom": 0.5}, "data: zoom: Input should be greater than or equal to 1"),
     ({"orientations": ["axial", "oblique"]}, "data: orientations.1: Input should be 'axial', 'coronal' or 'sagittal'"),
     ({"orientations": []}, "data: orientations: Tuple should have at least 1 item after validation, not 0"),

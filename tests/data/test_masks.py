@@ -87,3 +87,33 @@ def test_vd_2d_exact_count_and_full_centre():
 def test_bad_arguments_raise_one_clear_error(call, message):
     with pytest.raises(InputError, match=message):
         call()
+
+
+@pytest.mark.parametrize(("width", "acceleration", "fraction"), [(96, 4, 0.125), (97, 8, 0.05), (64, 4, 0.0)])
+def test_cartesian_vd_takes_a_center_fraction_as_round_w_times_f_central_lines(width, acceleration, fraction):
+    by_fraction = make_mask("cartesian-vd", (3, width), acceleration, gen(4), center_fraction=fraction)
+    by_lines = cartesian_vd_mask((3, width), acceleration, round(width * fraction), gen(4))
+    assert torch.equal(by_fraction, by_lines)
+    with pytest.raises(InputError, match=r"center_fraction must be in \[0, 1 / acceleration\] = \[0, 0.25\], got 0.3"):
+        make_mask("cartesian-vd", (3, width), 4, gen(), center_fraction=0.3)
+
+
+def test_the_two_kspace_sources_share_one_mask_configuration():
+    """The simulator's config and a study file's fastMRI data take the same mask keys, checked by
+    the same validator, and build the same mask from the same settings and generator."""
+    from taskloss.data.csmri import CsmriConfig
+    from taskloss.data.masks import MaskSettings
+    from taskloss.studies.spec import KspaceDataSpec
+
+    settings = {"mask": "equispaced", "acceleration": 4, "center_fraction": 0.1, "size": 40}
+    simulator, fastmri = CsmriConfig(**settings), KspaceDataSpec(path="h5", **settings)
+    assert isinstance(simulator, MaskSettings) and isinstance(fastmri, MaskSettings)
+    assert torch.equal(simulator.make_mask(gen(3)), fastmri.make_mask(gen(3)))
+    assert torch.equal(simulator.make_mask(gen(3)), make_mask("equispaced", (40, 40), 4, gen(3), center_fraction=0.1))
+    for model in (CsmriConfig, KspaceDataSpec):
+        extra = {"path": "h5"} if model is KspaceDataSpec else {}
+        with pytest.raises(ValueError, match=r"equispaced masks need an integer acceleration, got 2\.5"):
+            model(mask="equispaced", acceleration=2.5, **extra)
+    # the defaults: Seitzer et al.'s setting for the simulator, fastMRI's for fastMRI files
+    assert (CsmriConfig().mask, CsmriConfig().acceleration) == ("cartesian-vd", 8.0)
+    assert (KspaceDataSpec(path="h5").mask, KspaceDataSpec(path="h5").acceleration) == ("random", 4.0)

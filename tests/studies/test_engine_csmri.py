@@ -178,15 +178,15 @@ def _parse(data, task="csmri", source="s.yaml"):
     ("paired", {"path": "p", "acceleration": 4},
      "s.yaml: data: unknown key 'acceleration'; choose one of path, size, split, normalize"),
     ("csmri", {"path": "p", "normalize": "each"},
-     "s.yaml: data: unknown key 'normalize'; choose one of path, size, split, slices, mask, acceleration, "
-     "center_fraction, mask_seed"),
+     "s.yaml: data: unknown key 'normalize'; choose one of mask, acceleration, center_fraction, path, size, "
+     "split, slices, mask_seed"),
     ("csmri", {"path": "p", "split": {"by": "subject"}},
      "s.yaml: data.split: unknown key 'by'; choose one of val, test, seed"),
     ("csmri", {"path": "p", "acceleration": 4, "center_fraction": 0.3},
      "s.yaml: data: center_fraction must be in [0, 1 / acceleration] = [0, 0.25], got 0.3; the central lines "
      "alone would exceed the budget"),
     ("csmri", {"path": "p", "mask": "radial"},
-     "s.yaml: data.mask: Input should be 'random', 'equispaced', 'cartesian-vd' or 'vd-2d'"),
+     "s.yaml: data.mask: Input should be 'cartesian-vd', 'random', 'equispaced' or 'vd-2d'"),
     ("csmri", {"path": "p", "mask": "equispaced", "acceleration": 2.5},
      "s.yaml: data: equispaced masks need an integer acceleration, got 2.5"),
     ("mri", {"path": "p"}, "s.yaml: task: Input should be 'paired' or 'csmri'"),

@@ -91,9 +91,13 @@ def csmri(
     subjects: Subjects = 12,
     slices: Annotated[int, typer.Option(help="Axial slices per subject.")] = 16,
     size: Size = 96,
-    acceleration: Annotated[float, typer.Option(help="Undersampling factor (>= 1).", callback=finite)] = 8.0,
-    mask: Annotated[str, typer.Option(help="cartesian-vd, random, equispaced or vd-2d.")] = "cartesian-vd",
-    center_lines: Annotated[int | None, typer.Option(help="Central lines of cartesian-vd.")] = None,
+    acceleration: Annotated[float, typer.Option(help="Undersampling factor (>= 1).", callback=finite)] = (
+        CsmriConfig.model_fields["acceleration"].default),
+    mask: Annotated[str, typer.Option(help="cartesian-vd, random, equispaced or vd-2d.")] = (
+        CsmriConfig.model_fields["mask"].default),
+    center_fraction: Annotated[float | None, typer.Option(
+        help="Share of central k-space always sampled, at most 1 / acceleration (default: the mask's).",
+        callback=finite)] = None,
     seed: Seed = 0,
     anatomy: Anatomy = "mni152",
     weighting: Weighting = "t1",
@@ -106,7 +110,7 @@ def csmri(
     check_memory(subjects * slices * size * size * 8 * 8, "csmri")
     config = validate_config(CsmriConfig, {
         "subjects": subjects, "slices": slices, "size": size, "acceleration": acceleration, "mask": mask,
-        "center_lines": center_lines, "seed": seed, "anatomy": anatomy, "weighting": weighting, "phase": phase},
+        "center_fraction": center_fraction, "seed": seed, "anatomy": anatomy, "weighting": weighting, "phase": phase},
         "taskloss simulate csmri")
     check_out(out, overwrite)
 

@@ -49,11 +49,10 @@ import torch.nn.functional as F
 from pydantic import ConfigDict, Field, field_validator, model_validator
 from torch.utils.data import Dataset
 
-from taskloss.config import StrictModel
 from taskloss.data import io
 from taskloss.data.fields import generator_for, smooth_field
 from taskloss.data.kspace import center_crop, complex_to_channels, fft2c, ifft2c, undersample
-from taskloss.data.masks import make_mask
+from taskloss.data.masks import MaskName, MaskSettings
 from taskloss.data.phantoms import Phantom, Variation, head_phantom
 from taskloss.data.physics import SpinEcho, Tissue, add_complex_noise, mr_volume
 from taskloss.data.splits import (
@@ -81,7 +80,7 @@ MASK_STREAM = 0x3A5C
 """Seed key that separates mask draws from the other random streams."""
 
 
-class CsmriConfig(StrictModel):
+class CsmriConfig(MaskSettings):
     """Settings of the csmri data: simulated in memory, or read from a folder.
 
     Frozen and hashable (the studies cache a configuration's data); a bad setting is a
@@ -116,11 +115,9 @@ class CsmriConfig(StrictModel):
             DC and the lowest positive ones); the others are zero in the ground truth's k-space.
         bias: MR bias-field strength.
         phase: give slices a smooth synthetic phase (up to about +-pi) instead of a real image.
-        mask: ``"cartesian-vd"``, ``"random"``, ``"equispaced"`` or ``"vd-2d"``.
-        acceleration: undersampling factor, >= 1.
-        center_lines: central lines of ``cartesian-vd`` (default: see
-            :func:`taskloss.data.masks.make_mask`).
-        center_fraction: central share of the other masks (default: see ``make_mask``).
+        mask, acceleration, center_fraction: the masks (:class:`~taskloss.data.masks.MaskSettings`,
+            the same keys as a study file's fastMRI data); default Seitzer et al.'s ``cartesian-vd``
+            at 8x.
         val_fraction: share of subjects for validation.
         test_fraction: share of subjects for testing.
         data: ``None`` to simulate in memory, or a folder: one written by ``taskloss simulate
@@ -144,10 +141,8 @@ class CsmriConfig(StrictModel):
     partial_fourier: float = Field(1.0, gt=0.5, le=1, description="1: off")
     bias: float = 0.2
     phase: bool = False
-    mask: str = "cartesian-vd"
+    mask: MaskName = "cartesian-vd"
     acceleration: float = 8.0
-    center_lines: int | None = None
-    center_fraction: float | None = None
     val_fraction: float = 0.2
     test_fraction: float = 0.2
     data: Path | None = None
@@ -162,13 +157,12 @@ class CsmriConfig(StrictModel):
     @model_validator(mode="after")
     def _consistent(self) -> "CsmriConfig":
         check_subjects(self.subjects, self.data)
-        self.make_mask(torch.Generator().manual_seed(0))  # validates mask, acceleration, centre
         return self
 
-    def make_mask(self, generator: torch.Generator, shape: tuple[int, int] | None = None) -> torch.Tensor:
-        """One mask (1, H, W) of this config's kind (shape default ``(size, size)``)."""
-        return make_mask(self.mask, shape or (self.size, self.size), self.acceleration, generator,
-                         center_lines=self.center_lines, center_fraction=self.center_fraction)
+    def mask_shape(self) -> tuple[int, int]:
+        """The simulated slices' k-space, ``(size, size)`` (a fastMRI folder's slices are masked at
+        their own shape)."""
+        return self.size, self.size
 
     def phantom_spacing_mm(self) -> int:
         """Voxel size of the phantoms: the simulation grid's pixel size (``gibbs`` times finer than

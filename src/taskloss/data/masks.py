@@ -18,13 +18,21 @@ sample rows in their code; columns here are the same pattern transposed.
   the edge midpoints).
 
 Randomness comes from a ``torch.Generator``: the same generator state gives the same mask.
+
+:class:`MaskSettings` is the one mask configuration of the k-space data sources (the csmri
+simulator's :class:`~taskloss.data.csmri.CsmriConfig` and a study file's fastMRI
+``data:``): the keys ``mask``, ``acceleration`` and ``center_fraction``, checked once.
 """
 
 import math
+from abc import abstractmethod
 from enum import Enum
+from typing import Literal
 
 import torch
+from pydantic import Field, model_validator
 
+from taskloss.config import StrictModel
 from taskloss.errors import InputError
 
 
@@ -194,10 +202,11 @@ def make_mask(
         shape: k-space (H, W).
         acceleration: undersampling factor, >= 1.
         generator: random generator.
-        center_lines: ``cartesian-vd`` only; default Seitzer's 8 lines of 512 scaled to W, at least
-            2 (and at most the line budget).
-        center_fraction: the other kinds; default 0.08 at acceleration 4 or less, else 0.04 (the
-            fastMRI pairs), capped at ``1 / acceleration``.
+        center_lines: ``cartesian-vd`` only, instead of ``center_fraction``; default Seitzer's 8
+            lines of 512 scaled to W, at least 2 (and at most the line budget).
+        center_fraction: share of central lines always sampled, in [0, 1 / acceleration]
+            (``cartesian-vd``: ``round(W * center_fraction)`` lines); default for the other kinds 0.08
+            at acceleration 4 or less, else 0.04 (the fastMRI pairs), capped at ``1 / acceleration``.
 
     Returns:
         (1, H, W) float32 0/1.
@@ -207,6 +216,9 @@ def make_mask(
     except ValueError:
         raise InputError(f"unknown mask {kind!r}; use one of {[k.value for k in MaskKind]}") from None
     if kind is MaskKind.CARTESIAN_VD:
+        if center_lines is None and center_fraction is not None:
+            _check_acceleration(acceleration, shape[1])
+            center_lines = _center_count(shape[1], center_fraction, acceleration)
         if center_lines is None:
             budget = max(1, round(shape[1] / max(acceleration, 1)))
             center_lines = min(budget, max(2, round(8 * shape[1] / 512)))
@@ -216,3 +228,46 @@ def make_mask(
     build = {MaskKind.RANDOM: random_mask, MaskKind.EQUISPACED: equispaced_mask,
              MaskKind.VD_2D: variable_density_2d_mask}[kind]
     return build(shape, acceleration, center_fraction, generator)
+
+
+MaskName = Literal["cartesian-vd", "random", "equispaced", "vd-2d"]
+"""A mask's name in a config (the values of :class:`MaskKind`)."""
+
+
+class MaskSettings(StrictModel):
+    """The mask keys of a k-space data source, checked once for every source.
+
+    A source subclasses this, gives ``mask`` (a :data:`MaskName`) and ``acceleration`` its
+    defaults and says in :meth:`mask_shape` which k-space the
+    masks cover; a setting no mask of that shape can follow (an equispaced mask at a fractional
+    acceleration, a centre over the line budget) is refused when the config is made.
+
+    Attributes:
+        mask: ``"cartesian-vd"`` (Seitzer et al.), ``"random"`` (fastMRI's ``RandomMaskFunc``),
+            ``"equispaced"`` (``EquiSpacedMaskFunc``) or ``"vd-2d"``; lines along the last axis.
+        acceleration: undersampling factor, >= 1 (an integer for ``"equispaced"``).
+        center_fraction: share of central k-space always sampled, in [0, 1 / acceleration]; None:
+            the kind's default (:func:`make_mask`: 0.08 at acceleration <= 4, else 0.04;
+            ``cartesian-vd`` Seitzer's 8 lines of 512, scaled).
+    """
+
+    mask: MaskName
+    acceleration: float  # >= 1, checked with the mask (its message says what 1 means)
+    center_fraction: float | None = Field(None, ge=0, lt=1)
+
+    @abstractmethod
+    def mask_shape(self) -> tuple[int, int]:
+        """The k-space (H, W) the masks of this source cover."""
+
+    @model_validator(mode="after")
+    def _mask_is_possible(self) -> "MaskSettings":
+        try:
+            self.make_mask(torch.Generator().manual_seed(0))
+        except InputError as error:
+            raise ValueError(str(error)) from None
+        return self
+
+    def make_mask(self, generator: torch.Generator, shape: tuple[int, int] | None = None) -> torch.Tensor:
+        """One mask (1, H, W) float32 0/1 of these settings (``shape`` default :meth:`mask_shape`)."""
+        return make_mask(self.mask, shape or self.mask_shape(), self.acceleration, generator,
+                         center_fraction=self.center_fraction)

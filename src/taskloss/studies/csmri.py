@@ -422,7 +422,8 @@ def run_csmri(preset: str | Path | CsmriPreset, out_dir: Path, data_dir: Path | 
             the simulator.
         devices: devices (processes) per run; > 1 trains with DDP.
         accelerator: "auto", "cpu" or "cuda".
-        acceleration: undersampling factor instead of the study file's ``data.acceleration`` (whose default is 8).
+        acceleration: undersampling factor instead of the study file's ``data.acceleration`` (default
+            :class:`CsmriConfig`'s).
         seed_offset: added to every run's training seed (one replicate of ``seeds``).
         jobs: runs trained at once (in worker processes when > 1).
 
@@ -666,9 +667,9 @@ def _csmri_section(out_dir: Path, study: dict[str, Any], table: ResultTable, rep
                    verdict: list[str], detection: list[str]) -> str:
     lines = ["## Compressed-sensing MRI (csmri)", ""]
     if study:
-        data = study["data"]
+        acceleration = study["data"].get("acceleration", CsmriConfig.model_fields["acceleration"].default)
         lines.append(f"Preset `{study['preset']}` ({study['notes']}); acceleration "
-                     f"{data.get('acceleration', 8)}; wall time of the study {study['seconds'] / 60:.1f} min.")
+                     f"{acceleration}; wall time of the study {study['seconds'] / 60:.1f} min.")
     runs = sorted(p for p in (out_dir / RUNS_DIR).iterdir() if p.is_dir()) if (out_dir / RUNS_DIR).is_dir() else []
     info = {run.name: read_run_info(run) for run in runs}
     losses = [f"{name}: {i['loss']}" for name, i in info.items() if i]
