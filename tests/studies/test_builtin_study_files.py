@@ -292,6 +292,27 @@ def test_a_bad_set_value_is_refused_before_anything_is_written(run_cli, tmp_path
     assert not (tmp_path / "o").exists()
 
 
+def test_the_shortcuts_take_set_and_csmri_acceleration_is_short_for_it(run_cli, tmp_path):
+    from taskloss.cli.runs import _with_sets
+
+    assert _with_sets("csmri", "demo", []) == "demo"  # no override: the shipped file itself
+    settings = _with_sets("csmri", "demo", ["data.acceleration=8.0", "seeds=[0, 1]"])
+    expected = load_preset(CsmriPreset, "csmri", "demo")
+    assert isinstance(settings, CsmriPreset) and settings.data["acceleration"] == 8.0 and settings.seeds == [0, 1]
+    assert settings.model_copy(update={"data": expected.data, "seeds": expected.seeds}) == expected
+    assert _with_sets("mr2xray", "small", ["training.epochs=2"]).training.epochs == 2
+    shipped = PRESET_DIR / "csmri-demo.yaml"
+    status, _, error = run_cli("study", "csmri", "--acceleration", "0.5", "--out", str(tmp_path / "o"))
+    assert status == 2 and error.strip() == (
+        f"taskloss: error: {shipped} with --set data.acceleration=0.5: data: acceleration must be >= 1 "
+        "(1 = fully sampled), got 0.5")
+    status, _, error = run_cli("study", "mr2xray", "--set", "training.epochz=3", "--out", str(tmp_path / "o"))
+    assert status == 2 and error.strip().startswith(
+        f"taskloss: error: {PRESET_DIR / 'mr2xray-demo.yaml'} with --set training.epochz=3: training: unknown key "
+        "'epochz'; choose one of")
+    assert not (tmp_path / "o").exists()
+
+
 def test_study_list_names_the_shipped_files(run_cli):
     status, out, _ = run_cli("study", "list")
     assert status == 0

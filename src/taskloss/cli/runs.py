@@ -10,6 +10,7 @@ from taskloss.cli.app import app, check_output_folder, finite, one_of, removed_o
 from taskloss.errors import ConfigError, DataError
 from taskloss.locks import locked_folder
 from taskloss.studies import StudyRequest, get_study, render_report, study_of_run
+from taskloss.studies.common import load_preset
 from taskloss.studies.layout import RUN_CONFIG_FILE
 from taskloss.training.config import apply_overrides, load_yaml
 
@@ -27,6 +28,9 @@ Devices = Annotated[int, typer.Option(help="Devices per run; > 1 trains with DDP
 Accelerator = Annotated[str, typer.Option(help="auto, cpu or cuda.", callback=one_of("auto", "cpu", "cuda"))]
 Jobs = Annotated[int, typer.Option(min=1, help="Runs trained at once on this machine, each after the runs it builds "
                                    "on (CPU cores are split between them).")]
+Sets = Annotated[list[str] | None, typer.Option("--set", help="KEY=VALUE: change one setting of the file for this "
+                                                "command (VALUE is YAML; repeat for more), e.g. --set "
+                                                "training.epochs=5 or --set data.acceleration=8.")]
 
 
 def run_builtin_study(name: str, preset: str | Path | BaseModel, data: Path | None, out: Path, devices: int,
@@ -46,20 +50,28 @@ def run_builtin_study(name: str, preset: str | Path | BaseModel, data: Path | No
 
 @study_app.command("mr2xray")
 def study_mr2xray(preset: Preset = "demo", data: Data = None, out: Out = Path("taskloss-out"),
-                  devices: Devices = 1, accelerator: Accelerator = "auto", jobs: Jobs = 1) -> None:
+                  devices: Devices = 1, accelerator: Accelerator = "auto", jobs: Jobs = 1, sets: Sets = None) -> None:
     """MR -> X-ray projection synthesis: CRN, UNet, ResNet x perceptual, l1 (MAE, SSIM, PSNR)."""
-    run_builtin_study("mr2xray", preset, data, out, devices, accelerator, jobs=jobs)
+    run_builtin_study("mr2xray", _with_sets("mr2xray", preset, sets or []), data, out, devices, accelerator,
+                      jobs=jobs)
 
 
 @study_app.command("csmri")
 def study_csmri(preset: Preset = "demo", data: Data = None, out: Out = Path("taskloss-out"),
-                devices: Devices = 1, accelerator: Accelerator = "auto", jobs: Jobs = 1,
+                devices: Devices = 1, accelerator: Accelerator = "auto", jobs: Jobs = 1, sets: Sets = None,
                 acceleration: Annotated[float | None, typer.Option(
-                    help="Undersampling factor; default the preset's (demo and small 4, full 8).", callback=finite)]
-                = None) -> None:
+                    help="Undersampling factor, short for --set data.acceleration=A; default the preset's (demo and "
+                    "small 4, full 8).", callback=finite)] = None) -> None:
     """Compressed-sensing MRI: zero-filled, DLMRI, DAGAN, RecNet, RecNet + refinement (PSNR, SSIM, SIS, MOS)."""
-    options = {} if acceleration is None else {"acceleration": acceleration}
-    run_builtin_study("csmri", preset, data, out, devices, accelerator, jobs=jobs, **options)
+    sets = [*(sets or []), *([f"data.acceleration={acceleration}"] if acceleration is not None else [])]
+    run_builtin_study("csmri", _with_sets("csmri", preset, sets), data, out, devices, accelerator, jobs=jobs)
+
+
+def _with_sets(name: str, preset: str, sets: list[str]) -> str | BaseModel:
+    """The shipped scale ``preset`` of study ``name``, or with ``--set`` overrides its validated settings
+    (checked before anything is written)."""
+    model = get_study(name).preset_model
+    return load_preset(model, name, preset, sets) if sets and model is not None else preset
 
 
 @app.command()

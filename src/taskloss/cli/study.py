@@ -12,10 +12,10 @@ import typer
 from pydantic import BaseModel
 
 from taskloss.cli.app import output_folder
-from taskloss.cli.runs import Accelerator, Devices, Jobs, Out, run_builtin_study, study_app
+from taskloss.cli.runs import Accelerator, Devices, Jobs, Out, Sets, run_builtin_study, study_app
 from taskloss.errors import ConfigError, InputError
 from taskloss.studies import STUDIES, Study, StudyRequest, get_study, render_report
-from taskloss.studies.common import SCALES, shipped_study_files, validate_config
+from taskloss.studies.common import SCALES, load_preset, shipped_study_files
 from taskloss.studies.engine import FileStudy
 from taskloss.studies.layout import PER_IMAGE_CSV, RESULTS_DIR
 from taskloss.studies.plan import plan_table
@@ -23,9 +23,6 @@ from taskloss.studies.spec import StudySpec, parse_study
 from taskloss.training.config import apply_overrides, load_yaml
 
 StudyFile = Annotated[Path, typer.Argument(help="The study file (YAML); see docs/studies.md.")]
-Sets = Annotated[list[str] | None, typer.Option("--set", help="KEY=VALUE: change one setting of the file for this "
-                                                "command (VALUE is YAML; repeat for more), e.g. --set "
-                                                "training.epochs=5 or --set data.acceleration=8.")]
 
 
 @study_app.command("run")
@@ -53,7 +50,7 @@ def study_run(
             raise ConfigError(f"--launcher {launcher}: {study_file} is a built-in {study} study, which trains on this "
                               "machine (use --jobs N for runs at once); the slurm launcher runs study files of "
                               "networks and losses")
-        run_builtin_study(study, _builtin_settings(study, data, study_file, sets), None, out, devices, accelerator,
+        run_builtin_study(study, _builtin_settings(study, study_file, sets), None, out, devices, accelerator,
                           jobs=jobs)
         return
     spec = _file_spec(data, study_file, sets)
@@ -98,7 +95,7 @@ def _study_of(data: dict[str, Any], study_file: Path, sets: list[str] | None, ac
     """The study a study file describes (built-in or of networks and losses) and the request that runs it."""
     if "study" in data:
         name = _builtin_study(data, study_file)
-        return get_study(name), StudyRequest(preset=_builtin_settings(name, data, study_file, sets),
+        return get_study(name), StudyRequest(preset=_builtin_settings(name, study_file, sets),
                                              accelerator=accelerator)
     return FileStudy(_file_spec(data, study_file, sets)), StudyRequest(accelerator=accelerator)
 
@@ -113,12 +110,12 @@ def _file_spec(data: dict[str, Any], study_file: Path, sets: list[str] | None) -
     return parse_study(data, _source(study_file, sets), study_file.parent)
 
 
-def _builtin_settings(study: str, data: dict[str, Any], study_file: Path, sets: list[str] | None) -> Path | BaseModel:
+def _builtin_settings(study: str, study_file: Path, sets: list[str] | None) -> Path | BaseModel:
     """A built-in study file's settings: the file itself, or with overrides its validated settings."""
     model = get_study(study).preset_model
     if not sets or model is None:
         return study_file
-    return validate_config(model, data, _source(study_file, sets))
+    return load_preset(model, study, study_file, sets)
 
 
 def _builtin_study(data: dict[str, Any], study_file: Path) -> str:

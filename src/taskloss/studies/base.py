@@ -32,7 +32,7 @@ class StudyRequest:
         data: the user's data folder instead of the study's default (simulator or the file's path).
         devices: devices (processes) per run; > 1 trains with DDP.
         accelerator: "auto", "cpu" or "cuda".
-        options: study-specific settings (e.g. csmri's ``acceleration``); a study raises
+        options: settings of how a study runs (``jobs``; a study file's also ``launcher``); a study raises
             :class:`ConfigError` for one it does not know.
     """
 

@@ -120,16 +120,13 @@ class CsmriStudy(BuiltinStudy):
     run_model = CsmriRun
     title = ("Compressed-sensing MRI: zero-filled, DLMRI, DAGAN, RecNet, RecNet + refinement "
              "(PSNR, SSIM, SIS, MOS)")
-    OPTIONS = ("acceleration", "jobs")
 
     def run(self, out_dir: Path, request: StudyRequest) -> Path:
-        """Train the runs, score every method and render (:func:`csmri.run_csmri`).
-
-        ``request.options`` may hold ``acceleration`` (the undersampling factor) and ``jobs``.
-        """
+        """Train the runs, score every method and render (:func:`csmri.run_csmri`); ``request.options``
+        may hold ``jobs`` (the undersampling factor is the study file's ``data.acceleration``)."""
         self.check_options(request, self.OPTIONS)
         return csmri.run_csmri(request.preset, out_dir, request.data, request.devices, request.accelerator,
-                               request.options.get("acceleration"), jobs=self.jobs(request))
+                               jobs=self.jobs(request))
 
     def graph(self, settings: Any, request: StudyRequest, out_dir: Path) -> list[RunNode]:
         """:func:`csmri.csmri_graph` of the preset's runs."""
@@ -142,8 +139,6 @@ class CsmriStudy(BuiltinStudy):
     @staticmethod
     def _runs(settings: BaseModel, request: StudyRequest) -> dict[str, CsmriRun]:
         data = {"data": str(request.data)} if request.data is not None else {}
-        if "acceleration" in request.options:
-            data["acceleration"] = request.options["acceleration"]
         return csmri.csmri_preset_runs(settings, data, {})  # type: ignore[arg-type]
 
     def evaluate(self, run_dir: Path, split: str = "test") -> Path:

@@ -30,7 +30,7 @@ from taskloss.studies.graph import Prepared, RunKind
 from taskloss.studies.layout import CHECKPOINT_DIR, EVALUATION_DIR, RUN_CONFIG_FILE, RUN_INFO_FILE, STUDY_RECORD
 from taskloss.training import FitResult, Trainer, TrainingConfig
 from taskloss.training.checkpoint import atomic_write
-from taskloss.training.config import load_yaml
+from taskloss.training.config import apply_overrides, load_yaml
 from taskloss.training.task import TrainingTask
 
 DISPLAY_KEYS = ("training.progress",)
@@ -196,7 +196,8 @@ def shipped_study_files() -> dict[str, Path]:
     return {path.stem: path for path in sorted(PRESET_DIR.glob("*.yaml"))}
 
 
-def load_preset(model: type[PresetT], study: str, preset: "str | Path | PresetT") -> PresetT:
+def load_preset(model: type[PresetT], study: str, preset: "str | Path | PresetT", sets: Sequence[str] = ()
+                ) -> PresetT:
     """A built-in study's settings: a shipped scale by name, a study file, or the settings themselves.
 
     Args:
@@ -204,12 +205,17 @@ def load_preset(model: type[PresetT], study: str, preset: "str | Path | PresetT"
         study: the study's name, for the shipped file ``<study>-<preset>.yaml``.
         preset: "demo", "small", "full"; the path of a study file (e.g. a copy of a shipped one);
             or an instance of ``model``.
+        sets: ``KEY=VALUE`` overrides of the file (``--set``, VALUE is YAML), applied before it is
+            validated; messages then name the file "with --set ...". Not with an instance.
 
     Raises:
         ConfigError: an unknown scale, a missing or malformed file, an unknown key (named with the
             keys of its section), a wrong type or a bad value.
     """
     if isinstance(preset, model):
+        if sets:
+            raise ConfigError(f"--set {' '.join(sets)}: overrides apply to a study file, not to settings already "
+                              "validated; give the file")
         return preset
     if isinstance(preset, str):
         if preset not in SCALES:
@@ -217,7 +223,8 @@ def load_preset(model: type[PresetT], study: str, preset: "str | Path | PresetT"
                               f"built-in study file with `taskloss study run FILE.yaml`)")
         preset = PRESET_DIR / f"{study}-{preset}.yaml"
     path = Path(preset)  # type: ignore[arg-type]
-    return validate_config(model, load_yaml(path), str(path))
+    source = f"{path} with --set {' '.join(sets)}" if sets else str(path)
+    return validate_config(model, apply_overrides(load_yaml(path), list(sets)), source)
 
 
 def write_json(path: Path, data: Any) -> None:

@@ -408,8 +408,7 @@ def csmri_graph(runs: Mapping[str, CsmriRun], out_dir: Path) -> list[RunNode]:
 
 
 def run_csmri(preset: str | Path | CsmriPreset, out_dir: Path, data_dir: Path | None = None, devices: int = 1,
-              accelerator: str = "auto", acceleration: float | None = None, seed_offset: int = 0, jobs: int = 1
-              ) -> Path:
+              accelerator: str = "auto", seed_offset: int = 0, jobs: int = 1) -> Path:
     """Train the runs of a preset as a graph (:func:`csmri_graph`: each after the runs it builds on,
     ``jobs`` at a time; finished runs are skipped), evaluate every method on the test split and on real
     MR images, and render the results.
@@ -422,8 +421,6 @@ def run_csmri(preset: str | Path | CsmriPreset, out_dir: Path, data_dir: Path | 
             the simulator.
         devices: devices (processes) per run; > 1 trains with DDP.
         accelerator: "auto", "cpu" or "cuda".
-        acceleration: undersampling factor instead of the study file's ``data.acceleration`` (default
-            :class:`CsmriConfig`'s).
         seed_offset: added to every run's training seed (one replicate of ``seeds``).
         jobs: runs trained at once (in worker processes when > 1).
 
@@ -434,10 +431,8 @@ def run_csmri(preset: str | Path | CsmriPreset, out_dir: Path, data_dir: Path | 
     if preset.seeds is not None:
         single = preset.model_copy(update={"seeds": None})
         return run_seeds(out_dir, preset.seeds, lambda folder, offset: run_csmri(
-            single, folder, data_dir, devices, accelerator, acceleration, offset, jobs), render_csmri)
+            single, folder, data_dir, devices, accelerator, offset, jobs), render_csmri)
     data: dict[str, Any] = {"data": str(data_dir)} if data_dir is not None else {}
-    if acceleration is not None:
-        data["acceleration"] = acceleration
     runs = offset_seeds(csmri_preset_runs(preset, data, {"devices": devices, "accelerator": accelerator}), seed_offset)
     graph = csmri_graph(runs, out_dir)
     fabric = make_fabric(runs["recnet"].training)
