@@ -242,12 +242,11 @@ def run_cli(monkeypatch, capsys):
     return run
 
 
-def test_study_run_takes_an_edited_copy_of_a_shipped_file(demo_copy, run_cli, monkeypatch, tmp_path):
+def test_study_run_takes_an_edited_copy_of_a_shipped_file(demo_copy):
+    from taskloss.cli.study import _builtin_settings
+
     path = demo_copy[1](lambda d: d["training"].update(epochs=2))
-    calls = []
-    monkeypatch.setattr("taskloss.cli.study.run_builtin_study", lambda *args, **options: calls.append((args, options)))
-    assert run_cli("study", "run", str(path), "--out", str(tmp_path / "out"), "--jobs", "2")[0] == 0
-    assert calls == [(("mr2xray", path, None, tmp_path / "out", 1, "auto"), {"jobs": 2})]
+    assert _builtin_settings("mr2xray", path, None) == path  # run as the file says (the shortcut's path)
     assert load_preset(Mr2XrayPreset, "mr2xray", path).training.epochs == 2
 
 
@@ -265,15 +264,12 @@ def test_study_run_refuses_what_a_builtin_file_cannot_do(demo_copy, run_cli, tmp
     assert not (tmp_path / "out").exists()
 
 
-def test_set_changes_a_shipped_file_for_one_command(run_cli, monkeypatch, tmp_path):
+def test_set_changes_a_shipped_file_for_one_command():
+    from taskloss.cli.study import _builtin_settings
+
     shipped = PRESET_DIR / "csmri-demo.yaml"
-    calls = []
-    monkeypatch.setattr("taskloss.cli.study.run_builtin_study", lambda *args, **options: calls.append(args))
-    assert run_cli("study", "run", str(shipped), "--set", "data.acceleration=8", "--set", "seeds=[0, 1]",
-                   "--out", str(tmp_path / "out"))[0] == 0
-    (name, settings, data, out, devices, accelerator), = calls
+    settings = _builtin_settings("csmri", shipped, ["data.acceleration=8", "seeds=[0, 1]"])
     expected = load_preset(CsmriPreset, "csmri", shipped)
-    assert (name, data, out, devices, accelerator) == ("csmri", None, tmp_path / "out", 1, "auto")
     assert isinstance(settings, CsmriPreset)
     assert settings.data["acceleration"] == 8 and settings.seeds == [0, 1]
     # Everything else is the file's: only the two keys differ.
