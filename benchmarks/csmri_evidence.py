@@ -165,7 +165,7 @@ def _refined(args: argparse.Namespace) -> None:
     run, trainer = load_run(run_dir)
     task = trainer.task
     recnet = load_run(run_dir.parent / str(run.recnet_run))[1].task
-    loader = DataLoader(study_splits(run.data_config()).val, batch_size=16, drop_last=True)
+    loader = DataLoader(study_splits(run.data).val, batch_size=16, drop_last=True)
     # Training mode updates batch norm's running statistics: a copy takes those passes.
     discriminators = {"evaluation": task.discriminator.eval(), "training": copy.deepcopy(task.discriminator).train()}
     right: dict[str, float] = {}

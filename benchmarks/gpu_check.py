@@ -50,7 +50,7 @@ from taskloss.data.splits import split_subjects
 from taskloss.features import VGG19Features
 from taskloss.losses import CRN_LAYERS, PerceptualLoss
 from taskloss.studies import csmri, mr2xray
-from taskloss.studies.common import train_run
+from taskloss.studies.common import given, train_run
 from taskloss.studies.graph import RunKind, graph_order
 from taskloss.training import make_fabric
 
@@ -195,8 +195,8 @@ def trained_runs(study: str, preset: str, data: dict[str, Any], epochs: int, out
         graph = csmri.csmri_graph(csmri.csmri_preset_runs(csmri.CSMRI_PRESETS[preset], data, settings), out)
     else:
         graph = mr2xray.mr2xray_graph(*mr2xray.mr2xray_runs(mr2xray.MR2XRAY_PRESETS[preset], hardware=settings))
-        graph = [replace(node, run=_with_epochs(node.run.model_copy(update={"data": {**node.run.data, **data}}),
-                                                epochs)) for node in graph]
+        graph = [replace(node, run=_with_epochs(node.run.model_copy(update={"data": type(node.run.data).model_validate(
+            {**given(node.run.data), **data})}), epochs)) for node in graph]
     return [(Path(node.name).name, node.run, out / node.name, partial(_train, node.kind))
             for node in graph_order(graph)]
 
@@ -214,7 +214,7 @@ def measure_epochs(preset: str, out: Path, subjects: int, views: int, size: int 
         full_data = presets[preset].data
         runs = trained_runs(study, preset, shrink(full_data, subjects, views, size), epochs, out / study)
         started = time.perf_counter()
-        data = module.study_splits(runs[0][1].data_config())
+        data = module.study_splits(runs[0][1].data)
         rows.append(Row("data", f"{study}: simulate {subjects} subjects x {views} at "
                         f"{data.train[0]['target'].shape[-1]} px", f"{time.perf_counter() - started:.1f} s"))
         if len(data.train) != train_subjects(subjects) * views:

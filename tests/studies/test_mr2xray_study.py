@@ -124,7 +124,7 @@ def test_presets_build_valid_runs_and_unknown_keys_are_named():
         assert list(runs)[-2:] == ["unet-perceptual_imagenet", "unet-observer"]  # last: the others keep their numbers
         assert runs["unet-observer"].observer == preset.observer and runs["unet-l1"].observer is None
     with pytest.raises(ConfigError) as error:
-        next(iter(mr2xray_preset_runs(TINY, {"subject": 3}).values())).data_config()
+        mr2xray_preset_runs(TINY, {"subject": 3})
     assert str(error.value).startswith("mr2xray data settings: (root): unknown key 'subject'; choose one of "
                                        "subjects, angles, size, ")
 

@@ -101,7 +101,7 @@ class Mr2XrayStudy(BuiltinStudy):
 
     def test_split(self, settings: Any, request: StudyRequest) -> Any:
         """The test split of the preset's data."""
-        return study_splits(next(iter(mr2xray.mr2xray_runs(settings, request.data)[1].values())).data_config()).test
+        return study_splits(next(iter(mr2xray.mr2xray_runs(settings, request.data)[1].values())).data).test
 
     def evaluate(self, run_dir: Path, split: str = "test") -> Path:
         """Per-image MAE, SSIM, PSNR, HFEN of the best checkpoint (:func:`mr2xray.evaluate_mr2xray_run`)."""
@@ -134,7 +134,7 @@ class CsmriStudy(BuiltinStudy):
 
     def test_split(self, settings: Any, request: StudyRequest) -> Any:
         """The test split of the preset's data."""
-        return study_splits(self._runs(settings, request)["recnet"].data_config()).test
+        return study_splits(self._runs(settings, request)["recnet"].data).test
 
     @staticmethod
     def _runs(settings: BaseModel, request: StudyRequest) -> dict[str, CsmriRun]:

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 import yaml
 from lightning.fabric import Fabric
-from pydantic import BaseModel
+from pydantic import BaseModel, field_serializer
 from torch.utils.data import Dataset, Subset
 
 from taskloss.config import StrictModel
@@ -292,9 +292,18 @@ def subject_half(dataset: Dataset, half: TrainSubjects) -> Dataset:
     return Subset(dataset, keep)
 
 
+def given(config: BaseModel) -> dict[str, Any]:
+    """The settings of ``config`` that were given (not its defaults), as JSON values: what a run's
+    ``config.yaml`` and a study's ``study.json`` record of its data."""
+    return config.model_dump(mode="json", exclude_unset=True)
+
+
 class BuiltinRun(StrictModel):
-    """A run of a built-in study (mr2xray, csmri): a subclass names its data and its training task,
-    which is all :func:`train_run` needs.
+    """A run of a built-in study (mr2xray, csmri): a subclass types its ``data`` (the study's data
+    config, validated with the run) and names its training task, which is all :func:`train_run` needs.
+
+    ``config.yaml`` records the data settings as given (the keys set, not every default), so a run
+    folder's record stays what its study file said.
 
     Attributes:
         train_subjects: the subjects of the training split it trains on (:data:`TrainSubjects`); the
@@ -303,11 +312,12 @@ class BuiltinRun(StrictModel):
 
     if TYPE_CHECKING:
         training: TrainingConfig
+        data: Mr2XrayConfig | CsmriConfig
     train_subjects: TrainSubjects = "all"
 
-    def data_config(self) -> Mr2XrayConfig | CsmriConfig:
-        """The data settings, validated (a bad setting is a ConfigError naming it)."""
-        raise NotImplementedError
+    @field_serializer("data", check_fields=False)
+    def _data_as_given(self, data: StrictModel) -> dict[str, Any]:
+        return given(data)
 
     def training_task(self, run_dir: Path) -> tuple[TrainingTask, str]:
         """The training task of the run in ``run_dir`` and its loss description."""
@@ -318,7 +328,7 @@ def train_run(run: BuiltinRun, run_dir: Path, fabric: Fabric | None = None) -> F
     """Train a built-in study's run in ``run_dir`` (resuming, or returning at once when it has
     finished): ``config.yaml``, the checkpoints, the logs and ``evaluation/run.json``."""
     write_run_config(run_dir, run)
-    splits = study_splits(run.data_config())
+    splits = study_splits(run.data)
     task, description = run.training_task(run_dir)
     trainer = Trainer(task, run.training, run_dir, fabric)
     result = trainer.fit(subject_half(splits.train, run.train_subjects), splits.val)
@@ -338,7 +348,7 @@ def trained(task: TrainingTask, training: TrainingConfig, run_dir: Path, fabric:
 
 def prepare_run(run: BuiltinRun, run_dir: Path) -> Prepared:
     """What a built-in study's run trains (its task and datasets), without training it (``study plan``)."""
-    splits = study_splits(run.data_config())
+    splits = study_splits(run.data)
     return Prepared(run.training_task(run_dir)[0], subject_half(splits.train, run.train_subjects), splits.val)
 
 

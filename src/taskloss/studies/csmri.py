@@ -64,6 +64,7 @@ from taskloss.report import (
 from taskloss.studies.common import (
     BUILTIN_RUN,
     SCALES,
+    given,
     load_preset,
     read_per_image,
     read_run_info,
@@ -230,7 +231,7 @@ def evaluate_csmri_run(run_dir: Path, split: str = "test", fabric: Fabric | None
     Writes and returns ``evaluation/<split>.csv``.
     """
     run, trainer = load_run(run_dir, fabric)
-    dataset = getattr(study_splits(run.data_config()), split)
+    dataset = getattr(study_splits(run.data), split)
     values = trainer.per_image(trainer.eval_loader(dataset))
     path = run_dir / EVALUATION_DIR / f"{split}.csv"
     if trainer.fabric.is_global_zero:
@@ -440,13 +441,13 @@ def run_csmri(preset: str | Path | CsmriPreset, out_dir: Path, data_dir: Path | 
     step_times = {name.removeprefix(f"{RUNS_DIR}/"): seconds
                   for name, seconds in train_graph(graph, out_dir, jobs, accelerator, fabric).items()}
     if fabric.is_global_zero:
-        config = runs["recnet"].data_config()
+        config = runs["recnet"].data
         per_image = evaluate_methods(out_dir, preset, config, fabric)
         if preset.detection is not None:
             evaluate_detection(out_dir, preset, preset.detection, config, fabric)
         evaluate_generalisation(out_dir, preset, config, fabric)
         write_json(out_dir / STUDY_RECORD, {
-            "study": CSMRI_STUDY, "preset": preset.name, "notes": preset.notes, "data": runs["recnet"].data,
+            "study": CSMRI_STUDY, "preset": preset.name, "notes": preset.notes, "data": given(config),
             "dlmri": preset.dlmri.model_dump(exclude_unset=True), "seconds": time.perf_counter() - started,
             "seconds_per_step": step_times, "jobs": jobs,
             "seconds_per_image": per_image})

@@ -96,12 +96,8 @@ class CsmriRun(BuiltinRun):
     task_balance_batches: int = Field(5, ge=1, description="batches whose mean balances each term")
     init_run: str | None = Field(None, description="recnet: start from this RecNet run's best weights")
     observer: ObserverTerm | None = Field(None, description="recnet: add the observer loss of an inserted disc")
-    data: dict[str, Any] = Field(default_factory=dict)
+    data: CsmriConfig = Field(default_factory=CsmriConfig)
     training: TrainingConfig = TrainingConfig()
-
-    def data_config(self) -> CsmriConfig:
-        """The data settings as a :class:`CsmriConfig` (a bad setting is a ConfigError naming it)."""
-        return validate_config(CsmriConfig, self.data, "csmri data settings")
 
     def training_task(self, run_dir: Path) -> tuple[TrainingTask, str]:
         """The run's training task and loss description (:func:`csmri_task`)."""
@@ -327,7 +323,7 @@ def _dagan_task(run: CsmriRun) -> tuple[TrainingTask, str]:
                 "vgg": vgg(generated.image, target),
                 "frequency": frequency_mse_loss(generated.image, target, input_range=(-1.0, 1.0))}
 
-    size = run.data_config().size
+    size = run.data.size
     task = AdversarialTask(
         lambda: create_network(run.network, **run.network_options),
         lambda: create_network("dagan_discriminator", **{"image_size": size, **run.discriminator_options}),

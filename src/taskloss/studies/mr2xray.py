@@ -59,6 +59,7 @@ from taskloss.studies.common import (
     BuiltinRun,
     collect_predictions,
     figure_case_indices,
+    given,
     load_preset,
     read_per_image,
     read_run_info,
@@ -161,12 +162,8 @@ class BoneSegmentationRun(BuiltinRun):
     network: str = "segmentation_unet"
     network_options: dict[str, Any] = Field(default_factory=dict)
     bone_weight: float = Field(2.0, gt=0, description="cross-entropy weight of the bone class")
-    data: dict[str, Any] = Field(default_factory=dict)
+    data: Mr2XrayConfig = Field(default_factory=Mr2XrayConfig)
     training: TrainingConfig = TrainingConfig(monitor="dice", monitor_mode="max")
-
-    def data_config(self) -> Mr2XrayConfig:
-        """The data settings as a :class:`Mr2XrayConfig` (a bad setting is a ConfigError naming it)."""
-        return validate_config(Mr2XrayConfig, self.data, "mr2xray data settings")
 
     def training_task(self, run_dir: Path) -> tuple[SupervisedTask, str]:
         """Cross-entropy on the real X-ray projections, bone weighted up; scored by bone Dice."""
@@ -187,7 +184,7 @@ class Mr2XrayRun(BuiltinRun):
     perceptual: PerceptualSettings = PerceptualSettings()
     task: TaskSettings = TaskSettings()
     observer: NoduleObserverTerm | None = None
-    data: dict[str, Any] = Field(default_factory=dict)
+    data: Mr2XrayConfig = Field(default_factory=Mr2XrayConfig)
     training: TrainingConfig = TrainingConfig(monitor="ssim", monitor_mode="max")
 
     @model_validator(mode="after")
@@ -198,10 +195,6 @@ class Mr2XrayRun(BuiltinRun):
         if (self.loss == "observer") != (self.observer is not None):
             raise ValueError("loss 'observer' and the observer: settings go together; give both or neither")
         return self
-
-    def data_config(self) -> Mr2XrayConfig:
-        """The data settings as a :class:`Mr2XrayConfig` (a bad setting is a ConfigError naming it)."""
-        return validate_config(Mr2XrayConfig, self.data, "mr2xray data settings")
 
     def training_task(self, run_dir: Path) -> tuple[SupervisedTask, str]:
         """The run's supervised task and loss description (:func:`mr2xray_task`)."""
@@ -274,7 +267,7 @@ def mr2xray_task(run: Mr2XrayRun, run_dir: Path | None = None,
         term = run.observer
         composite = CompositeLoss({"l1": 1.0, "observer": term.weight}, normalize="first",
                                   normalize_batches=term.balance_batches)
-        return NoduleObserverTask(factory, term, composite, metrics, run.data_config()), (
+        return NoduleObserverTask(factory, term, composite, metrics, run.data), (
             f"l1 + {term.weight:g} x {term.description()}, each term divided by its mean over the first "
             f"{term.balance_batches} batches")
     criterion, description = mr2xray_loss(run, run_dir)
@@ -344,7 +337,7 @@ def evaluate_mr2xray_run(run_dir: Path, split: str = "test", fabric: Fabric | No
         The CSV file.
     """
     run = validate_config(Mr2XrayRun, load_yaml(run_dir / RUN_CONFIG_FILE), str(run_dir / RUN_CONFIG_FILE))
-    dataset = getattr(study_splits(run.data_config()), split)
+    dataset = getattr(study_splits(run.data), split)
     networks = run_dir.parent.parent / TASK_NETWORKS_DIR
     scored = len(dataset) > 0 and "bone" in dataset[0] and all(
         (networks / name / RUN_CONFIG_FILE).is_file() for name in (BONE_SCORER, BONE_NETWORK))
@@ -522,8 +515,13 @@ def mr2xray_preset_runs(preset: Mr2XrayPreset, data: dict[str, Any] | None = Non
                 perceptual=PerceptualSettings(network=perception, balance_batches=preset.balance_batches),
                 task=TaskSettings(weight=preset.task_weight),
                 observer=preset.observer if loss == "observer" else None,
-                data={**preset.data, **(data or {})}, training=TrainingConfig(**training_settings))
+                data=preset_data(preset, data), training=TrainingConfig(**training_settings))
     return runs
+
+
+def preset_data(preset: Mr2XrayPreset, data: dict[str, Any] | None = None) -> Mr2XrayConfig:
+    """The preset's data settings with the overrides ``data``, validated (a ConfigError naming a bad key)."""
+    return validate_config(Mr2XrayConfig, {**preset.data, **(data or {})}, "mr2xray data settings")
 
 
 def bone_runs(preset: Mr2XrayPreset, data: dict[str, Any] | None = None,
@@ -533,7 +531,7 @@ def bone_runs(preset: Mr2XrayPreset, data: dict[str, Any] | None = None,
     seed 1, the other half: it never saw the subjects the loss's network learnt from)."""
     settings = {**preset.training_settings(), "optimizer": {"lr": 1e-3}, **(training or {}),
                 "epochs": preset.bone_epochs, "monitor": "dice", "monitor_mode": "max"}
-    values = {"data": {**preset.data, **(data or {})}}
+    values = {"data": preset_data(preset, data)}
     return {BONE_NETWORK: BoneSegmentationRun(**values, train_subjects="first_half",
                                               training=TrainingConfig(**settings)),
             BONE_SCORER: BoneSegmentationRun(**values, network=SCORER_NETWORK, train_subjects="second_half",
@@ -626,8 +624,9 @@ def run_mr2xray(preset: str | Path | Mr2XrayPreset, out_dir: Path, data_dir: Pat
         detection_seconds = time.perf_counter() - started_detection
     if fabric.is_global_zero:
         write_json(out_dir / STUDY_RECORD, {
-            "study": MR2XRAY_STUDY, "preset": preset.name, "notes": preset.notes, "data": runs[next(iter(runs))].data,
-            "seconds": time.perf_counter() - started, "seconds_per_step": timings,
+            "study": MR2XRAY_STUDY, "preset": preset.name, "notes": preset.notes,
+            "data": given(next(iter(runs.values())).data), "seconds": time.perf_counter() - started,
+            "seconds_per_step": timings,
             "detection_seconds": detection_seconds, "jobs": jobs})
         render_mr2xray(out_dir)
     fabric.barrier()
@@ -639,7 +638,7 @@ def score_mr2xray_detection(out_dir: Path, settings: NoduleDetection, runs: Mapp
     """The nodule-detection task (:mod:`taskloss.studies.nodules`): the contrast calibrated on the training
     and validation subjects' real X-rays, every run's synthesised test X-rays with and without the nodule
     scored by the observers; writes ``results/detection.json``."""
-    config = next(iter(runs.values())).data_config()
+    config = next(iter(runs.values())).data
     contrast = calibrate_nodule(config, settings)
     methods = {name: _synthesiser(out_dir / RUNS_DIR / name, fabric) for name in runs}
     record = score_nodules(config, settings, contrast, methods)
@@ -825,7 +824,7 @@ def _projection_figure(out_dir: Path, runs: dict[str, Any], ordered: list[str], 
         return None
     first = cases_by_run[ordered[0]]
     config = runs[ordered[0]][0]
-    splits = study_splits(config.data_config())
+    splits = study_splits(config.data)
     test_items = {splits.test[i]["id"]: splits.test[i] for i in range(len(splits.test))}
     cases = []
     for k, case_id in enumerate(first["ids"]):
