@@ -107,6 +107,7 @@ from taskloss.studies.report_kit import (
     Reported,
     comparisons_markdown,
     long_rows,
+    metric_column,
     report_comparisons,
     step_time_lines,
     verdict_lines,
@@ -456,8 +457,7 @@ def run_csmri(preset: str | Path | CsmriPreset, out_dir: Path, data_dir: Path | 
     return out_dir / RESULTS_DIR
 
 
-CSMRI_COLUMNS = (Column("psnr", "PSNR", higher_is_better=True, digits=2),
-                 Column("ssim", "SSIM", higher_is_better=True),
+CSMRI_COLUMNS = (metric_column("psnr"), metric_column("ssim"),
                  Column("sis", "SIS", higher_is_better=True, show_sd=False),
                  Column("sis_loss_net", "SIS, loss's network", higher_is_better=True, show_sd=False),
                  Column("mos", "MOS", higher_is_better=True, digits=2))

@@ -59,7 +59,8 @@ from taskloss.losses import (
     output_penalty,
 )
 from taskloss.losses.pixel import nmse_loss
-from taskloss.metrics import dice, mse, nmse, psnr, ssim
+from taskloss.metrics import dice, nmse, psnr, ssim
+from taskloss.metrics.registry import score
 from taskloss.networks import VisualRefinement, create_network
 from taskloss.studies.common import BuiltinRun, validate_config
 from taskloss.studies.detection import ObserverTerm, signal_batch
@@ -107,11 +108,8 @@ class CsmriRun(BuiltinRun):
 def magnitude_metrics(image: torch.Tensor, batch: Batch) -> dict[str, torch.Tensor]:
     """MSE of the 2-channel image, and PSNR, SSIM, NMSE of its magnitude against the ground truth's
     (data_range = each ground-truth slice's maximum, as Seitzer et al.)."""
-    reference = batch["magnitude"]
-    estimate = magnitude(image)
-    return {"mse": mse(image, batch["target"]), "nmse": nmse(estimate, reference),
-            "psnr": psnr(estimate, reference, data_range="target_max"),
-            "ssim": ssim(estimate, reference, data_range="target_max")}
+    return {**score(("mse",), image, batch["target"], "target_max"),
+            **score(("nmse", "psnr", "ssim"), magnitude(image), batch["magnitude"], "target_max")}
 
 
 def reconstruct(model: nn.Module, batch: Batch) -> torch.Tensor:

@@ -48,8 +48,9 @@ from taskloss.data.kspace import undersample
 from taskloss.data.signals import cut_rois, insert_signals
 from taskloss.errors import ConfigError, DataError
 from taskloss.losses import AdversarialLoss, CompositeLoss, CrossEntropyLoss, load_task_network
-from taskloss.metrics import DataRange, dice, haarpsi, hfen, mae, ms_ssim, nmse, psnr, ssim, vsi
+from taskloss.metrics import DataRange, dice
 from taskloss.metrics.comparisons import read_long_table
+from taskloss.metrics.registry import score
 from taskloss.networks import create_network
 from taskloss.studies.base import Study, StudyRequest
 from taskloss.studies.common import (
@@ -86,6 +87,7 @@ from taskloss.studies.report_kit import ALPHA, mde_markdown, plan_mdes
 from taskloss.studies.seeds import is_seeded, replicate_dir, run_seeds, seed_folders, seed_offset
 from taskloss.studies.spec import (
     FILE_STUDY,
+    IMAGE_METRICS,
     TASKS,
     AnyDataSpec,
     DataSpec,
@@ -139,15 +141,10 @@ def image_metrics(data: AnyDataSpec, test: bool = False) -> Callable[[torch.Tens
     ``test`` the :data:`~taskloss.studies.spec.EXTRA_METRICS` that the data allow (HaarPSI, VSI, MS-SSIM;
     :func:`~taskloss.studies.spec.extra_metrics`), each (B,)."""
     scale = data_range(data)
-    extra = extra_metrics(data.size, data.normalize) if test else ()
-    more = {"haarpsi": haarpsi, "vsi": vsi, "ms_ssim": ms_ssim}
+    names = (*IMAGE_METRICS, *(extra_metrics(data.size, data.normalize) if test else ()))
 
     def metrics(pred: torch.Tensor, batch: Batch) -> dict[str, torch.Tensor]:
-        pred, target = output_image(pred, data), batch["target"]
-        scores = {"mae": mae(pred, target), "psnr": psnr(pred, target, data_range=scale),
-                  "ssim": ssim(pred, target, data_range=scale), "hfen": hfen(pred, target),
-                  "nmse": nmse(pred, target)}
-        return {**scores, **{name: more[name](pred, target, data_range=scale) for name in extra}}
+        return score(names, output_image(pred, data), batch["target"], scale)
 
     return metrics
 

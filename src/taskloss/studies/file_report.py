@@ -28,6 +28,7 @@ import numpy as np
 
 from taskloss.errors import DataError
 from taskloss.metrics import Summary, semantic_interpretability, summarize
+from taskloss.metrics.registry import METRICS
 from taskloss.report import Case, Column, ResultTable, Row, comparison_figure, detail_crop
 from taskloss.studies.common import (
     figure_case_indices,
@@ -59,7 +60,7 @@ from taskloss.studies.report_kit import (
     step_time_lines,
     verdict_lines,
 )
-from taskloss.studies.spec import HIGHER_IS_BETTER, KspaceDataSpec, StudySpec, build_runs, load_study
+from taskloss.studies.spec import KspaceDataSpec, StudySpec, build_runs, load_study
 from taskloss.studies.terms import describe_loss
 
 Results = dict[str, tuple[list[str], dict[str, np.ndarray]]]
@@ -129,7 +130,7 @@ def results_table(spec: StudySpec, results: Results, truth: dict[str, np.ndarray
                   zero_filled: tuple[list[str], dict[str, np.ndarray]] | None = None) -> ResultTable:
     """Rows "network - loss" in study order, the study's metrics (and SIS with a task network); the
     zero-filled inputs first when given (a reference row that competes for no bold cell)."""
-    columns = [Column(m, m.upper(), HIGHER_IS_BETTER[m], digits=2 if m == "psnr" else 3) for m in spec.metrics]
+    columns = [Column(m, m.upper(), METRICS[m].higher_is_better, digits=METRICS[m].digits) for m in spec.metrics]
     if truth is not None:
         columns.append(Column("sis", "SIS", higher_is_better=True, show_sd=False))
     rows = []

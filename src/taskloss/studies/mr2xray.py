@@ -39,9 +39,10 @@ from taskloss.features.base import FeatureNetwork
 from taskloss.features.distribution import image_features
 from taskloss.features.efficientnet import EfficientNetLite0, resolve_efficientnet_lite0_weights
 from taskloss.losses import CompositeLoss, CrossEntropyLoss, L1Loss, PerceptualLoss, TaskLoss
-from taskloss.metrics import Summary, dice, haarpsi, hfen, mae, ms_ssim, psnr, ssim, summarize
+from taskloss.metrics import Summary, dice, summarize
 from taskloss.metrics.distribution import KID_SUBSET_SIZE, KID_SUBSETS, frechet_distance, kernel_inception_distance
 from taskloss.metrics.ms_ssim import smallest_size
+from taskloss.metrics.registry import score
 from taskloss.networks import create_network
 from taskloss.report import (
     Case,
@@ -102,6 +103,7 @@ from taskloss.studies.report_kit import (
     Reported,
     comparisons_markdown,
     long_rows,
+    metric_column,
     report_comparisons,
     step_time_lines,
     verdict_lines,
@@ -228,14 +230,8 @@ def mr2xray_loss(run: Mr2XrayRun, run_dir: Path | None = None) -> tuple[torch.nn
 def _metrics(pred: torch.Tensor, batch: Batch) -> dict[str, torch.Tensor]:
     """Per image: :data:`MR2XRAY_METRICS` (HaarPSI as published, 2 x 2 averaging first) and, for images of at
     least :data:`MS_SSIM_SIZE` px, the five-scale MS-SSIM (Wang et al.'s weights); data_range 1."""
-    pred = pred.clamp(0.0, 1.0)
-    target = batch["target"]
-    values = {"mae": mae(pred, target), "ssim": ssim(pred, target, data_range=1.0),
-              "psnr": psnr(pred, target, data_range=1.0), "hfen": hfen(pred, target),
-              "haarpsi": haarpsi(pred, target, data_range=1.0)}
-    if min(pred.shape[-2:]) >= MS_SSIM_SIZE:
-        values["ms_ssim"] = ms_ssim(pred, target, data_range=1.0)
-    return values
+    names = (*MR2XRAY_METRICS, "ms_ssim") if min(pred.shape[-2:]) >= MS_SSIM_SIZE else MR2XRAY_METRICS
+    return score(names, pred.clamp(0.0, 1.0), batch["target"], 1.0)
 
 
 def _with_bone_dice(scorer: torch.nn.Module, loss_net: torch.nn.Module
@@ -554,10 +550,7 @@ MR2XRAY_SOURCE_TABLE = """| Network - loss | MAE | SSIM | PSNR |
 """
 """The source document's table (Stimpel et al.'s data), for comparison in the report."""
 
-MR2XRAY_COLUMNS = (Column("mae", "MAE", higher_is_better=False), Column("ssim", "SSIM", higher_is_better=True),
-                   Column("psnr", "PSNR", higher_is_better=True, digits=2),
-                   Column("haarpsi", "HaarPSI", higher_is_better=True),
-                   Column("ms_ssim", "MS-SSIM", higher_is_better=True),
+MR2XRAY_COLUMNS = (*(metric_column(name) for name in ("mae", "ssim", "psnr", "haarpsi", "ms_ssim")),
                    Column("task", "Task (bone Dice ratio)", higher_is_better=True, show_sd=False),
                    Column("task_loss_net", "Task, loss's network (circular)", higher_is_better=True, show_sd=False))
 

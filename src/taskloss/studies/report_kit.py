@@ -37,9 +37,10 @@ from taskloss.metrics.comparisons import (
     write_comparisons,
 )
 from taskloss.metrics.power import POWER, DesignMde, design_mdes
+from taskloss.metrics.registry import METRICS
+from taskloss.report import Column
 from taskloss.studies.common import write_json, write_text
 from taskloss.studies.layout import COMPARISONS_CSV, COMPARISONS_MD, PER_IMAGE_CSV, PLANS_FILE, RESULTS_DIR
-from taskloss.studies.spec import HIGHER_IS_BETTER
 from taskloss.training.checkpoint import atomic_write
 
 ALPHA = 0.05
@@ -228,11 +229,18 @@ NO_COMPARISON = ("No comparison: the test split holds {subjects} subject(s), and
                  "at least 2 (run a larger preset, or give data with more subjects).")
 
 
-LOWER_IS_BETTER = frozenset({*(m for m, higher in HIGHER_IS_BETTER.items() if not higher), "mse"})
+LOWER_IS_BETTER = frozenset(name for name, metric in METRICS.items() if not metric.higher_is_better)
 """Metrics of the studies where a lower value is the better one (the errors of
-:data:`taskloss.studies.spec.HIGHER_IS_BETTER`, and MSE)."""
-BETTER_HIGHER = frozenset({*(m for m, higher in HIGHER_IS_BETTER.items() if higher), "sis"})
-"""Metrics of the studies where a higher value is the better one (and every Dice column)."""
+:data:`taskloss.metrics.registry.METRICS`)."""
+BETTER_HIGHER = frozenset({*(name for name, metric in METRICS.items() if metric.higher_is_better), "sis"})
+"""Metrics of the studies where a higher value is the better one (and SIS and every Dice column)."""
+
+
+def metric_column(name: str) -> Column:
+    """The table column of the per-image metric ``name``: its header, direction and decimals
+    (:data:`taskloss.metrics.registry.METRICS`)."""
+    metric = METRICS[name]
+    return Column(name, metric.label, metric.higher_is_better, digits=metric.digits)
 
 
 def better(metric: str, verdict: str) -> str:

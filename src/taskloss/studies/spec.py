@@ -45,6 +45,7 @@ from taskloss.config import Seeds, StrictModel, check_section
 from taskloss.data.masks import MaskName, MaskSettings
 from taskloss.errors import TasklossError
 from taskloss.metrics.ms_ssim import MS_SSIM_WEIGHTS, smallest_size
+from taskloss.metrics.registry import METRICS
 from taskloss.networks.base import Network
 from taskloss.networks.factory import NETWORKS, create_network, list_networks
 from taskloss.studies.common import validate_config
@@ -66,8 +67,6 @@ EXTRA_METRICS = ("haarpsi", "vsi", "ms_ssim")
 HaarPSI (Reisenhofer et al. 2018) and VSI (Zhang et al. 2014), the two measures without learned
 weights that tracked radiologists' ratings of MR images best in Kastryulin et al. (IEEE Access 11,
 2023), and MS-SSIM (Wang et al. 2003, five scales)."""
-HIGHER_IS_BETTER = {"mae": False, "psnr": True, "ssim": True, "hfen": False, "nmse": False, "haarpsi": True,
-                    "vsi": True, "ms_ssim": True}
 HAARPSI_MIN_SIZE = 16
 """HaarPSI's smallest image side: its 8-tap Haar filter after the 2 x 2 average (taskloss.metrics.haarpsi)."""
 MS_SSIM_MIN_SIZE = smallest_size(len(MS_SSIM_WEIGHTS), 11, "pytorch_msssim")
@@ -475,7 +474,7 @@ class TrainingSpec(StrictModel):
 
     def config(self, monitor: str | None, devices: int = 1, accelerator: str = "auto") -> TrainingConfig:
         """The :class:`TrainingConfig` of a run that selects its best epoch by ``monitor``."""
-        mode = "max" if monitor is not None and HIGHER_IS_BETTER[monitor] else "min"
+        mode = "max" if monitor is not None and METRICS[monitor].higher_is_better else "min"
         return TrainingConfig(epochs=self.epochs, batch_size=self.batch_size, seed=self.seed,
                               grad_clip=self.grad_clip, monitor=monitor, monitor_mode=mode, devices=devices,
                               accelerator=accelerator,  # type: ignore[arg-type]
