@@ -151,10 +151,6 @@ class DataSpec(StrictModel):
     normalize: Literal["target", "each", "none"] = "target"
 
 
-MASKS = ("random", "equispaced", "cartesian-vd", "vd-2d")
-"""Undersampling patterns of ``task: csmri`` (:mod:`taskloss.data.masks`)."""
-
-
 class KspaceDataSpec(MaskSettings):
     """``task: csmri``: a folder of fastMRI single-coil HDF5 files, undersampled into image pairs.
 
