@@ -1,4 +1,4 @@
-"""The studies' task-loss helpers: dice_ratio (SIS with a bootstrap CI), TaskLoss from plain options."""
+"""The studies' task-loss helpers: dice_ratio (SIS with a bootstrap CI), a trained run's segmenter."""
 
 import numpy as np
 import pytest
@@ -6,8 +6,9 @@ import torch
 import yaml
 
 from taskloss.errors import ConfigError
+from taskloss.losses import TaskLoss
 from taskloss.networks import create_network
-from taskloss.studies.task_loss import dice_ratio, load_segmenter, task_loss_from_options, with_task_term
+from taskloss.studies.task_loss import dice_ratio, load_segmenter, with_task_term
 
 
 def test_dice_ratio_is_the_ratio_of_means_with_a_ci_around_it():
@@ -28,35 +29,25 @@ def _segmenter():
     return create_network("segmentation_unet", widths=(4, 8))
 
 
-def test_task_loss_from_a_state_dict_and_a_registered_name_and_from_a_run_folder(tmp_path):
+def test_a_run_folders_segmenter_is_its_best_weights_in_eval_mode(tmp_path):
     network = _segmenter()
     pred, target = torch.rand(2, 1, 16, 16), torch.rand(2, 1, 16, 16)
-    expected = float(task_loss_from_options(network)(pred, target))
-    weights = tmp_path / "weights.pt"
-    torch.save(network.state_dict(), weights)
-    loss = task_loss_from_options(str(weights), factory="segmentation_unet", factory_options={"widths": (4, 8)},
-                                  output="kl")
-    assert float(loss(pred, target)) == pytest.approx(expected, rel=1e-6)
+    expected = float(TaskLoss(network)(pred, target))
     run = tmp_path / "run"
     (run / "checkpoints").mkdir(parents=True)
     (run / "config.yaml").write_text(yaml.safe_dump({"network": "segmentation_unet",
                                                      "network_options": {"widths": [4, 8]}}))
     torch.save({"task": {"model": network.state_dict()}}, run / "checkpoints" / "best.ckpt")
-    from_run = task_loss_from_options(run)
+    from_run = TaskLoss(load_segmenter(run))
     assert float(from_run(pred, target)) == pytest.approx(expected, rel=1e-6)
-    assert "network of run" in from_run.description
     assert not load_segmenter(run).training
-    with pytest.raises(ConfigError, match=r"^network 'segmentation_unet' takes no argument 'depth'"):
-        task_loss_from_options(str(weights), factory="segmentation_unet", factory_options={"depth": 3})
-    with pytest.raises(ConfigError, match=r"^factory_options need factory"):
-        task_loss_from_options(str(weights), factory_options={"widths": (4, 8)})
     with pytest.raises(ConfigError, match=r"holds no finished segmentation run"):
         load_segmenter(tmp_path)
 
 
 def test_with_task_term_balances_both_terms_over_the_first_batches():
     network = _segmenter()
-    loss = task_loss_from_options(network)
+    loss = TaskLoss(network)
     criterion = with_task_term(torch.nn.L1Loss(), "l1", loss, weight=2.0, balance_batches=1)
     criterion.train()
     pred, target = torch.rand(2, 1, 16, 16), torch.rand(2, 1, 16, 16)

@@ -1,9 +1,11 @@
 """The Study interface: what a comparison study implements, and one registry of studies.
 
 A study turns data and a list of runs into a table, tests, figures and a report section. The
-engine (:mod:`taskloss.studies.engine`), the command line (``taskloss study|train|evaluate|report|
-demo``) and the report only talk to studies through :class:`Study`, as fastMRI's ``MriModule``
-does for reconstruction models: the docstring of the base class says what a new study provides.
+command line runs, plans, trains, evaluates and renders a study through :class:`Study` (a
+built-in one from :func:`taskloss.studies.get_study`, a study file as :class:`~taskloss.studies.engine.FileStudy`),
+as fastMRI's ``MriModule`` serves reconstruction models: the docstring of the base class says what a
+new study provides. (Settings are still read before a study is reached: a built-in study's file by
+:func:`~taskloss.studies.common.load_preset`, a study file by :func:`~taskloss.studies.spec.parse_study`.)
 """
 
 from abc import ABC, abstractmethod

@@ -2,7 +2,8 @@
 
 Three generators (CRN, UNet, ResNet) are each trained twice, with the perceptual loss (Chen &
 Koltun: pixel term plus conv1_2 ... conv5_2 of VGG-19, or the domain network offline, each term
-balanced by its mean over the first batches) and with the l1 loss: six runs. Each run's best
+balanced by its mean over the first batches) and with the l1 loss: the six runs of the source's
+table (a preset adds the task-loss, ImageNet-feature and observer-loss rows it names). Each run's best
 checkpoint (highest validation SSIM, a metric neither loss optimises directly) is scored on the
 held-out test subjects with MAE, SSIM and PSNR (data_range 1: images are in [0, 1]) and, beside the
 table, HFEN (the source claims the perceptual loss keeps high-frequency detail). Predictions are
@@ -424,7 +425,8 @@ class Mr2XrayPreset(StrictModel):
         name: the scale ("demo", "small", "full", or a copy's own name), shown in the report.
         notes: one line for the report.
         data: :class:`Mr2XrayConfig` settings (checked at load, kept as given for the run configs).
-        training: :class:`TrainingConfig` settings of the six runs (the monitor is validation SSIM).
+        training: :class:`TrainingConfig` settings of every image-to-image run (the monitor is
+            validation SSIM; the bone networks train ``bone_epochs``).
         networks: table label -> network; run folders are ``<label lowercased>-<loss>``.
         task_networks: labels of ``networks`` that also train with the task loss.
         observer_networks: labels of ``networks`` that also train with ℓ1 + the observer loss (``observer``;

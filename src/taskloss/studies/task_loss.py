@@ -2,19 +2,13 @@
 
 - :class:`WeightedSum`: a :class:`~taskloss.losses.CompositeLoss` of terms on ``(pred, target)`` as
   a criterion (the image loss plus the task term, balanced over the first batches);
-- :func:`task_loss_from_options`: a :class:`~taskloss.losses.TaskLoss` from plain options (a study
-  file's loss term "task"): the network as a module, a TorchScript file, a state-dict file with the
-  registered network name that builds it, or a taskloss run folder;
 - :func:`load_segmenter`: a trained segmentation run's network (the task network of a loss, or
   the independent scorer);
 - :func:`dice_ratio`: the SIS idea, a segmenter's mean Dice on a method's images divided by its mean
   Dice on the real images, with a seeded percentile-bootstrap CI over the images (resampled jointly).
 """
 
-import functools
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -85,39 +79,6 @@ def dice_ratio(method_dice: np.ndarray, real_dice: np.ndarray, seed: int = 0) ->
     low, high = np.percentile(ratios, [2.5, 97.5])
     return Summary(n=int(method.size), mean=float(method.mean() / real.mean()), sd=float("nan"),
                    median=float("nan"), ci_low=float(low), ci_high=float(high))
-
-
-def task_loss_from_options(
-    network: nn.Module | str | Path,
-    factory: str | None = None,
-    factory_options: Mapping[str, Any] | None = None,
-    **options: Any,
-) -> TaskLoss:
-    """A :class:`~taskloss.losses.TaskLoss` from plain options.
-
-    Args:
-        network: a module; a TorchScript file; a state-dict file (with ``factory``); or a taskloss run
-            folder (``config.yaml`` naming the network, ``checkpoints/best.ckpt``), whose best weights
-            are loaded.
-        factory: for a state-dict file: the registered network name
-            (:func:`taskloss.networks.list_networks`), e.g. "segmentation_unet".
-        factory_options: constructor options of that network.
-        options: the other arguments of :class:`~taskloss.losses.TaskLoss` (``layers``, ``output``,
-            ``layer_weights``, ``input_range``, ...).
-
-    Raises:
-        ConfigError: for an unknown network name or options, or a file that does not fit (see
-            :class:`~taskloss.losses.TaskLoss`).
-    """
-    if factory_options and factory is None:
-        raise ConfigError("factory_options need factory, the registered name of the network to build")
-    if isinstance(network, str | Path) and Path(network).is_dir():
-        if factory is not None:
-            raise ConfigError(f"{network} is a run folder, which names its own network; drop factory")
-        return TaskLoss(load_segmenter(Path(network)), description=f"network of run {network} (best checkpoint)",
-                        **options)
-    builder = None if factory is None else functools.partial(create_network, factory, **(factory_options or {}))
-    return TaskLoss(network, factory=builder, **options)
 
 
 def load_segmenter(run_dir: Path) -> nn.Module:
