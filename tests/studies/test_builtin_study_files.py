@@ -325,3 +325,19 @@ def test_the_tiny_golden_studies_never_depend_on_a_downloadable_vgg19():
     cs = load_preset(CsmriPreset, "csmri", tiny / "csmri-tiny.yaml")
     perceptual = {name: run.perception for name, run in cs.runs.items() if run.stage in ("refinement", "dagan")}
     assert perceptual == {"refinement": "domain", "dagan": "domain", "refinement_task": "domain"}
+
+
+def test_report_pools_committed_seed_replicates_without_their_run_folders(tmp_path):
+    """docs/results/small-mr2xray keeps each seed as study.json + results/ (no run folders): `taskloss
+    report` pools them again and writes the committed tables and comparisons byte for byte."""
+    from taskloss.studies import render_report
+
+    committed = Path(__file__).parents[2] / "docs" / "results" / "small-mr2xray"
+    out = tmp_path / "out"
+    shutil.copytree(committed / "mr2xray" / "seeds", out / "mr2xray" / "seeds")
+    report = render_report(out).read_text()
+    assert "## MR → X-ray projection synthesis (mr2xray), over 3 training seeds (0, 1, 2)" in report
+    for name in ("table.md", "comparisons.csv", "detection_comparisons.csv", "per_image.csv"):
+        assert (out / "mr2xray" / "results" / name).read_bytes() == (committed / "mr2xray" / "results" / name
+                                                                     ).read_bytes(), name
+    assert report.split("\n", 3)[3] == (committed / "report.md").read_text().split("\n", 3)[3]  # past the date

@@ -65,8 +65,8 @@ def render_report(out: Path) -> Path:
     Returns:
         The report file.
     """
-    sections = [render_seeded(folder, study.render) if is_seeded(folder) else study.render(folder)
-                for study, folder in _found(out)]
+    sections = [render_seeded(folder, study.render, heading=study.heading) if is_seeded(folder)
+                else study.render(folder) for study, folder in _found(out)]
     if not sections:
         raise DataError(f"{out} holds no study results; run `taskloss study ...` or `taskloss demo` first")
     header = [

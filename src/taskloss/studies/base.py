@@ -69,6 +69,9 @@ class Study(ABC):
     """Folder name under the output folder and ``study:`` in run configurations."""
     title: str = ""
     """One line for listings."""
+    heading: str = ""
+    """The first line of the study's report section (``## ...``); a report over seeds uses it when no
+    replicate can be rendered again (their results saved without their run folders)."""
     preset_model: type[BaseModel] | None = None
     """The settings model of a built-in study's study files (``study: <name>``); None for study files
     of networks and losses."""

@@ -82,6 +82,7 @@ class Mr2XrayStudy(BuiltinStudy):
     """MR -> X-ray projection synthesis (Stimpel et al. 2017): CRN, UNet, ResNet x perceptual, l1."""
 
     name = mr2xray.MR2XRAY_STUDY
+    heading = mr2xray.MR2XRAY_HEADING
     preset_model = mr2xray.Mr2XrayPreset
     run_model = mr2xray.Mr2XrayRun
     title = "MR -> X-ray projection synthesis: CRN, UNet, ResNet x perceptual, l1 (MAE, SSIM, PSNR)"
@@ -116,6 +117,7 @@ class CsmriStudy(BuiltinStudy):
     """Compressed-sensing MRI (Seitzer et al. 2018): zero-filled, DLMRI, DAGAN, RecNet, refinement."""
 
     name = csmri.CSMRI_STUDY
+    heading = csmri.CSMRI_HEADING
     preset_model = csmri.CsmriPreset
     run_model = CsmriRun
     title = ("Compressed-sensing MRI: zero-filled, DLMRI, DAGAN, RecNet, RecNet + refinement "

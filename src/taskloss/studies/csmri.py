@@ -128,6 +128,8 @@ TASK_METHOD = "recnet_task_"
 REFINEMENT_TASK = "refinement_task"
 OBSERVER_METHOD = "recnet_observer"
 """The RecNet fine-tuned with MSE + the observer loss (its run's ``observer:`` option), against the control."""
+CSMRI_HEADING = "## Compressed-sensing MRI (csmri)"
+"""The first line of the study's report section."""
 CSMRI_METRICS = ("psnr", "ssim", "nmse", "dice", "dice_loss_net")
 CONTROL = "recnet_finetuned"
 """The same-budget control of the sweep: RecNet fine-tuned as long with MSE alone (λ = 0)."""
@@ -661,7 +663,7 @@ def _detection_tradeoff(results: Path, per_method: dict[str, dict[str, np.ndarra
 def _csmri_section(out_dir: Path, study: dict[str, Any], table: ResultTable, reported: Reported,
                    generalisation: ResultTable | None, figure: Path | None, tradeoff: Path | None,
                    verdict: list[str], detection: list[str]) -> str:
-    lines = ["## Compressed-sensing MRI (csmri)", ""]
+    lines = [CSMRI_HEADING, ""]
     if study:
         acceleration = study["data"].get("acceleration", CsmriConfig.model_fields["acceleration"].default)
         lines.append(f"Preset `{study['preset']}` ({study['notes']}); acceleration "

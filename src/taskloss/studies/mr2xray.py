@@ -127,6 +127,8 @@ LOSS_LABELS = {"perceptual": "p loss", "perceptual_imagenet": "p loss, ImageNet"
 IMAGENET_PERCEPTION = "efficientnet_lite0"
 """The network of the "perceptual_imagenet" rows: EfficientNet-Lite0 with ImageNet weights, the natural-image
 features that install offline (:mod:`taskloss.features.efficientnet`)."""
+MR2XRAY_HEADING = "## MR → X-ray projection synthesis (mr2xray)"
+"""The first line of the study's report section."""
 MR2XRAY_METRICS = ("mae", "ssim", "psnr", "hfen", "haarpsi")
 MS_SSIM_SIZE = smallest_size(5, 11, "pytorch_msssim")
 """The smallest image size (161 px) for the standard five-scale MS-SSIM with its 11-tap window: larger test
@@ -836,7 +838,7 @@ def _projection_figure(out_dir: Path, runs: dict[str, Any], ordered: list[str], 
 def _mr2xray_section(study: dict[str, Any], table: ResultTable, reported: Reported,
                      runs: dict[str, Any], figure: Path | None, out_dir: Path, distribution: str) -> str:
     info = {name: read_run_info(out_dir / RUNS_DIR / name) for name in runs}
-    lines = ["## MR → X-ray projection synthesis (mr2xray)", ""]
+    lines = [MR2XRAY_HEADING, ""]
     if study:
         lines.append(f"Preset `{study['preset']}` ({study['notes']}); wall time of the study "
                      f"{study['seconds'] / 60:.1f} min.")

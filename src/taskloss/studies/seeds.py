@@ -33,7 +33,7 @@ from taskloss.studies.detection import (
     detection_comparisons,
     write_detection_comparisons,
 )
-from taskloss.studies.layout import PER_IMAGE_CSV, PLANS_FILE, RESULTS_DIR, SEEDS_DIR
+from taskloss.studies.layout import PER_IMAGE_CSV, PLANS_FILE, RESULTS_DIR, RUNS_DIR, SEEDS_DIR
 from taskloss.studies.report_kit import (
     NO_COMPARISON,
     SIS_RATIO,
@@ -180,20 +180,23 @@ def _seed_value(rows: Sequence[LongRow], name: str) -> float:
     return float(values.mean()) if values.size else math.nan
 
 
-def render_seeded(out_dir: Path, render_one: Callable[[Path], str], rerender: bool = True) -> str:
+def render_seeded(out_dir: Path, render_one: Callable[[Path], str], rerender: bool = True, heading: str = "") -> str:
     """Write the results over the seeds into ``out_dir/results`` and return the report's section.
 
     Args:
         out_dir: a study folder run with ``seeds`` (:func:`is_seeded`).
-        render_one: a replicate's renderer; called on every replicate first when ``rerender``
-            (``taskloss report``), so each replicate's results are current.
+        render_one: a replicate's renderer; called first when ``rerender`` (``taskloss report``) on
+            every replicate that still holds its run folders, so its results are current; a replicate
+            kept as ``study.json`` and ``results/`` alone (committed evidence) is pooled as saved.
         rerender: whether to render the replicates.
+        heading: the section's first line when no replicate is rendered (default: the first
+            replicate's section's).
     """
     found = replicates(out_dir)
-    sections = [render_one(folder) for _, folder in found] if rerender else []
+    sections = [render_one(folder) for _, folder in found if (folder / RUNS_DIR).is_dir()] if rerender else []
     if not found:
         return f"## {out_dir.name}\n\nNo replicate of {out_dir / SEEDS_DIR} holds results yet.\n"
-    title = (sections[0] if sections else render_one(found[0][1])).splitlines()[0]
+    title = (sections[0] if sections else heading or render_one(found[0][1])).splitlines()[0]
     rows = [row for seed, folder in found for row in _read_rows(folder / RESULTS_DIR / PER_IMAGE_CSV, seed)]
     plans, labels = read_plans(found[0][1] / RESULTS_DIR / PLANS_FILE)
     results = out_dir / RESULTS_DIR
