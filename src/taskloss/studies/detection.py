@@ -233,11 +233,9 @@ def score_methods(settings: DetectionSettings, contrast: float, batches: Sequenc
                 if rows.any():
                     rois[method][kind].append(cut_rois(estimate[rows], locations[rows], roi))
         offset += n
-    scores, unscored = score_methods_rois({method: (np.concatenate(parts["present"]), np.concatenate(parts["absent"]))
-                                           for method, parts in rois.items()}, settings, settings.seed)
-    return {"settings": settings.model_dump(), "contrast": contrast, "signal": "disc",
-            "n_present": len(ids["present"]), "n_absent": len(ids["absent"]), "ids_present": ids["present"],
-            "ids_absent": ids["absent"], "methods": scores, "unscored": unscored}
+    return detection_record({method: (np.concatenate(parts["present"]), np.concatenate(parts["absent"]))
+                             for method, parts in rois.items()}, settings, contrast, "disc",
+                            (ids["present"], ids["absent"]))
 
 
 def observer_scores(present: np.ndarray, absent: np.ndarray, settings: ObserverSettings, seed: int,
@@ -258,18 +256,31 @@ def observer_scores(present: np.ndarray, absent: np.ndarray, settings: ObserverS
 
 NO_DETECTION_COMPARISON = ("No declared comparison on d': a subject's d' needs at least 2 signal-present and 2 "
                            "signal-absent test images of that subject, and a comparison at least 2 such subjects.")
-def score_methods_rois(rois: Mapping[str, tuple[np.ndarray, np.ndarray]], settings: ObserverSettings, seed: int,
-                       paired: bool = False) -> tuple[dict[str, Any], dict[str, str]]:
-    """:func:`observer_scores` of every method's (present, absent) ROIs: the record's ``methods``, and its
-    ``unscored`` (method -> reason) for a method no observer can fit (e.g. a collapsed network whose
-    ROIs do not vary)."""
+def detection_record(rois: Mapping[str, tuple[np.ndarray, np.ndarray]], settings: ObserverSettings,
+                     contrast: float, signal: str, ids: tuple[list[str], list[str]], paired: bool = False
+                     ) -> dict[str, Any]:
+    """The record of ``results/detection.json`` (every study's): :func:`observer_scores` of every
+    method's (present, absent) ROIs (N, h, w) as ``methods``, and as ``unscored`` (method -> reason) a
+    method no observer can fit (e.g. a collapsed network whose ROIs do not vary).
+
+    Args:
+        rois: method -> (signal-present ROIs, signal-absent ROIs).
+        settings: the observers' settings (``model_dump`` is recorded), their seed the split's.
+        contrast: the signal's calibrated contrast.
+        signal: "disc" or "nodule".
+        ids: the image ids of the present and of the absent ROIs.
+        paired: present and absent ROIs are the same images with and without the signal (recorded
+            when True; the observers keep each pair in one half of their split).
+    """
     scores, unscored = {}, {}
     for method, (present, absent) in rois.items():
         try:
-            scores[method] = observer_scores(present, absent, settings, seed, paired)
+            scores[method] = observer_scores(present, absent, settings, settings.seed, paired)
         except InputError as error:
             unscored[method] = str(error)
-    return scores, unscored
+    return {"settings": settings.model_dump(), "contrast": contrast, "signal": signal, **({"paired": True} if paired
+            else {}), "n_present": len(ids[0]), "n_absent": len(ids[1]), "ids_present": ids[0], "ids_absent": ids[1],
+            "methods": scores, "unscored": unscored}
 
 
 SUBJECT_RESAMPLES = 2000

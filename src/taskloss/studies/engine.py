@@ -62,7 +62,7 @@ from taskloss.studies.common import (
     write_run_config,
     write_run_info,
 )
-from taskloss.studies.detection import DETECTION_FILE, GROUND_TRUTH, calibrate, head_masks, score_methods_rois
+from taskloss.studies.detection import DETECTION_FILE, GROUND_TRUTH, calibrate, detection_record, head_masks
 from taskloss.studies.file_report import file_plans, render_file_study
 from taskloss.studies.graph import Prepared, RunKind, RunNode, graph_order, train_graph, train_node
 from taskloss.studies.kspace_pairs import slice_mask
@@ -475,13 +475,9 @@ def score_file_detection(spec: StudySpec, out_dir: Path, names: Sequence[str]) -
         outputs[name] = _predict_images(out_dir / RUNS_DIR / name, images["input"])
     cut = {name: cut_rois(output[:, 0].double().numpy(), locations, (settings.roi, settings.roi))
            for name, output in outputs.items()}
-    scores, unscored = score_methods_rois({name: (rois[present], rois[~present]) for name, rois in cut.items()},
-                                          settings, settings.seed)
-    record = {"settings": settings.model_dump(), "contrast": contrast, "signal": "disc",
-              "n_present": int(present.sum()), "n_absent": int((~present).sum()),
-              "ids_present": [i for i, p in zip(ids, present, strict=True) if p],
-              "ids_absent": [i for i, p in zip(ids, present, strict=True) if not p],
-              "methods": scores, "unscored": unscored}
+    record = detection_record({name: (rois[present], rois[~present]) for name, rois in cut.items()}, settings,
+                              contrast, "disc", ([i for i, p in zip(ids, present, strict=True) if p],
+                                                 [i for i, p in zip(ids, present, strict=True) if not p]))
     path = out_dir / RESULTS_DIR / DETECTION_FILE
     write_json(path, record)
     return path

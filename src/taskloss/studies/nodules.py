@@ -51,7 +51,7 @@ from taskloss.data.signals import cut_rois, dprime_for_auc
 from taskloss.data.splits import split_subjects
 from taskloss.errors import InputError
 from taskloss.observers import detectability
-from taskloss.studies.detection import GROUND_TRUTH, ObserverSettings, score_methods_rois
+from taskloss.studies.detection import GROUND_TRUTH, ObserverSettings, detection_record
 
 CONTRAST_BRACKET = (1e-3, 4.0)
 """The relative contrasts c between which the calibration searches (from a nodule 0.1 % denser to one 5 times
@@ -218,11 +218,8 @@ def score_nodules(config: Mr2XrayConfig, settings: NoduleDetection, contrast: fl
     outputs = {GROUND_TRUTH: xray}
     with torch.no_grad():
         outputs.update({name: synthesise(mr) for name, synthesise in methods.items()})
-    scores, unscored = score_methods_rois({name: views.rois(images, settings.roi) for name, images in outputs.items()},
-                                          settings, settings.seed, paired=True)
-    return {"settings": settings.model_dump(), "contrast": contrast, "signal": "nodule", "paired": True,
-            "n_present": len(views.ids), "n_absent": len(views.ids), "ids_present": views.ids,
-            "ids_absent": views.ids, "methods": scores, "unscored": unscored}
+    return detection_record({name: views.rois(images, settings.roi) for name, images in outputs.items()},
+                            settings, contrast, "nodule", (views.ids, views.ids), paired=True)
 
 
 def nodule_task(record: Mapping[str, Any]) -> str:
