@@ -117,3 +117,11 @@ def test_the_two_kspace_sources_share_one_mask_configuration():
     # the defaults: Seitzer et al.'s setting for the simulator, fastMRI's for fastMRI files
     assert (CsmriConfig().mask, CsmriConfig().acceleration) == ("cartesian-vd", 8.0)
     assert (KspaceDataSpec(path="h5").mask, KspaceDataSpec(path="h5").acceleration) == ("random", 4.0)
+
+
+def test_the_config_names_of_the_masks_are_the_mask_kinds():
+    import typing
+
+    from taskloss.data.masks import MaskKind, MaskName
+
+    assert list(typing.get_args(MaskName)) == [kind.value for kind in MaskKind]
