@@ -15,7 +15,7 @@ from taskloss.cli.app import output_folder
 from taskloss.cli.runs import Accelerator, Devices, Jobs, Out, Sets, run_builtin_study, study_app
 from taskloss.errors import ConfigError, InputError
 from taskloss.studies import STUDIES, Study, StudyRequest, get_study, render_report
-from taskloss.studies.common import SCALES, load_preset, shipped_study_files
+from taskloss.studies.common import SCALES, load_preset, overridden, shipped_study_files
 from taskloss.studies.engine import FileStudy
 from taskloss.studies.layout import PER_IMAGE_CSV, RESULTS_DIR
 from taskloss.studies.plan import plan_table
@@ -100,14 +100,9 @@ def _study_of(data: dict[str, Any], study_file: Path, sets: list[str] | None, ac
     return FileStudy(_file_spec(data, study_file, sets)), StudyRequest(accelerator=accelerator)
 
 
-def _source(study_file: Path, sets: list[str] | None) -> str:
-    """How messages name the settings: the file, and the overrides when there are any."""
-    return f"{study_file} with --set {' '.join(sets)}" if sets else str(study_file)
-
-
 def _file_spec(data: dict[str, Any], study_file: Path, sets: list[str] | None) -> StudySpec:
     """The study of a study file of networks and losses, with the overrides applied (paths relative to the file)."""
-    return parse_study(data, _source(study_file, sets), study_file.parent)
+    return parse_study(data, overridden(study_file, sets), study_file.parent)
 
 
 def _builtin_settings(study: str, study_file: Path, sets: list[str] | None) -> Path | BaseModel:

@@ -223,8 +223,12 @@ def load_preset(model: type[PresetT], study: str, preset: "str | Path | PresetT"
                               f"built-in study file with `taskloss study run FILE.yaml`)")
         preset = PRESET_DIR / f"{study}-{preset}.yaml"
     path = Path(preset)  # type: ignore[arg-type]
-    source = f"{path} with --set {' '.join(sets)}" if sets else str(path)
-    return validate_config(model, apply_overrides(load_yaml(path), list(sets)), source)
+    return validate_config(model, apply_overrides(load_yaml(path), list(sets)), overridden(path, sets))
+
+
+def overridden(path: Path, sets: Sequence[str] | None) -> str:
+    """How messages name a study file's settings: the file, and the ``--set`` overrides when there are any."""
+    return f"{path} with --set {' '.join(sets)}" if sets else str(path)
 
 
 def write_json(path: Path, data: Any) -> None:
