@@ -103,7 +103,7 @@ def test_the_two_kspace_sources_share_one_mask_configuration():
     the same validator, and build the same mask from the same settings and generator."""
     from taskloss.data.csmri import CsmriConfig
     from taskloss.data.masks import MaskSettings
-    from taskloss.studies.spec import KspaceDataSpec
+    from taskloss.data.sources import KspaceDataSpec
 
     settings = {"mask": "equispaced", "acceleration": 4, "center_fraction": 0.1, "size": 40}
     simulator, fastmri = CsmriConfig(**settings), KspaceDataSpec(path="h5", **settings)

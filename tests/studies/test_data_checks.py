@@ -14,12 +14,13 @@ import pytest
 import yaml
 
 from taskloss.cli import main
+from taskloss.data.sources import DataSpec, KspaceDataSpec
+from taskloss.data.sources.fastmri import read_kspace_pairs
+from taskloss.data.sources.folders import read_paired
+from taskloss.data.sources.pairs import WARNED
 from taskloss.errors import DataError
 from taskloss.studies.engine import train_file_run
-from taskloss.studies.kspace_pairs import read_kspace_pairs
-from taskloss.studies.paired import read_paired
-from taskloss.studies.pairs import WARNED
-from taskloss.studies.spec import DataSpec, FileRun, KspaceDataSpec
+from taskloss.studies.spec import FileRun
 from taskloss.training import TrainingConfig
 
 SIZE = 16

@@ -12,12 +12,12 @@ import pytest
 import yaml
 from scipy import ndimage
 
+from taskloss.data.sources import KspaceDataSpec, paired_data, paired_splits
+from taskloss.data.sources.fastmri import read_kspace_pairs, slice_mask
 from taskloss.data.splits import split_subjects
 from taskloss.errors import ConfigError, DataError
 from taskloss.studies.engine import load_file_run, run_file_study, run_study_of
-from taskloss.studies.kspace_pairs import read_kspace_pairs, slice_mask
-from taskloss.studies.paired import paired_data, paired_splits
-from taskloss.studies.spec import KspaceDataSpec, build_runs, load_study, parse_study
+from taskloss.studies.spec import build_runs, load_study, parse_study
 
 SHAPE = (24, 20)  # acquisition grid (H, W) of the k-space
 CROP = (16, 16)  # reconstruction_esc
@@ -189,7 +189,8 @@ def _parse(data, task="csmri", source="s.yaml"):
      "s.yaml: data.mask: Input should be 'cartesian-vd', 'random', 'equispaced' or 'vd-2d'"),
     ("csmri", {"path": "p", "mask": "equispaced", "acceleration": 2.5},
      "s.yaml: data: equispaced masks need an integer acceleration, got 2.5"),
-    ("mri", {"path": "p"}, "s.yaml: task: Input should be 'paired' or 'csmri'"),
+    ("mri", {"path": "p"},
+     "s.yaml: task: unknown task 'mri'; choose one of paired, csmri, mr2xray-simulator, csmri-simulator"),
 ])
 def test_a_key_of_the_other_task_or_a_bad_mask_is_one_line(task, data, line):
     with pytest.raises(ConfigError) as error:

@@ -10,11 +10,11 @@ import pytest
 import yaml
 
 from taskloss.data.signals import Signal
+from taskloss.data.sources import paired_data, paired_splits
+from taskloss.data.sources.fastmri import slice_mask
 from taskloss.errors import DataError
 from taskloss.studies import render_report
 from taskloss.studies.engine import check_detection_data, detection_images, run_file_study
-from taskloss.studies.kspace_pairs import slice_mask
-from taskloss.studies.paired import paired_data, paired_splits
 from taskloss.studies.spec import parse_study
 
 sys.path.insert(0, str(Path(__file__).parent))  # the data makers of the neighbouring tests (--import-mode=importlib)

@@ -16,6 +16,8 @@ from typer.testing import CliRunner
 
 import taskloss
 from taskloss.cli import app, main
+from taskloss.data.sources import DataSpec, paired_data
+from taskloss.data.sources.folders import assign_subjects, subject_of
 from taskloss.errors import ConfigError, DataError
 from taskloss.metrics import haarpsi, vsi
 from taskloss.metrics.power import VarianceComponents, minimal_detectable_effect
@@ -24,9 +26,8 @@ from taskloss.provenance import KEYS
 from taskloss.readers.study import read_results
 from taskloss.studies import render_report
 from taskloss.studies.engine import plan_detectable, plan_study, run_file_study
-from taskloss.studies.paired import assign_subjects, paired_data, subject_of
 from taskloss.studies.plan import plan_table
-from taskloss.studies.spec import DataSpec, load_study
+from taskloss.studies.spec import load_study
 
 SIZE = 32
 STUDY = {

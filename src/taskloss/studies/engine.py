@@ -1,7 +1,7 @@
 """The study engine: a study file (:mod:`taskloss.studies.spec`) trained, scored and reported.
 
-The data of ``task: paired`` (:mod:`taskloss.studies.paired`) and ``task: csmri``
-(:mod:`taskloss.studies.kspace_pairs`) are both image pairs; everything below is shared.
+Every data source (``task:``, :data:`taskloss.data.sources.SOURCES`) gives image pairs; everything
+below is shared.
 
 ``taskloss study run STUDY.yaml`` calls :func:`run_file_study`:
 
@@ -46,6 +46,7 @@ from torch.utils.data import DataLoader
 from taskloss.config import StrictModel
 from taskloss.data.kspace import undersample
 from taskloss.data.signals import cut_rois, insert_signals
+from taskloss.data.sources import TASKS, AnyDataSpec, paired_data, paired_splits
 from taskloss.errors import ConfigError, DataError
 from taskloss.losses import AdversarialLoss, CompositeLoss, CrossEntropyLoss, load_task_network
 from taskloss.metrics import DataRange, dice
@@ -65,7 +66,6 @@ from taskloss.studies.common import (
 from taskloss.studies.detection import DETECTION_FILE, GROUND_TRUTH, calibrate, detection_record, head_masks
 from taskloss.studies.file_report import file_plans, render_file_study
 from taskloss.studies.graph import Prepared, RunKind, RunNode, graph_order, train_graph, train_node
-from taskloss.studies.kspace_pairs import slice_mask
 from taskloss.studies.layout import (
     CHECKPOINT_DIR,
     EVALUATION_DIR,
@@ -81,18 +81,13 @@ from taskloss.studies.layout import (
     TEST_CSV,
     ZERO_FILLED_DIR,
 )
-from taskloss.studies.paired import paired_data, paired_splits
 from taskloss.studies.plan import Measure, PlannedRun, measure_steps, plan_graph
 from taskloss.studies.report_kit import ALPHA, mde_markdown, plan_mdes
 from taskloss.studies.seeds import is_seeded, replicate_dir, run_seeds, seed_folders, seed_offset
 from taskloss.studies.spec import (
     FILE_STUDY,
     IMAGE_METRICS,
-    TASKS,
-    AnyDataSpec,
-    DataSpec,
     FileRun,
-    KspaceDataSpec,
     SegmentationSpec,
     StudySpec,
     build_runs,
@@ -118,7 +113,7 @@ class SegmentationRun(StrictModel):
 
     study: Literal["file"] = FILE_STUDY
     task: Literal["segmentation"] = "segmentation"
-    data: DataSpec
+    data: AnyDataSpec
     network: str
     options: dict[str, Any] = Field(default_factory=dict)
     classes: int = Field(ge=2)
@@ -445,9 +440,9 @@ def detection_images(spec: StudySpec, contrast: float) -> tuple[dict[str, torch.
     present = np.arange(len(rows)) % 2 == 0
     signals = torch.from_numpy((inserted.present - inserted.absent) * present[:, None, None]).float()[:, None]
     inputs, new_targets = data.inputs[rows].clone(), data.targets[rows] + signals
-    if data.references is not None and isinstance(spec.data, KspaceDataSpec):
+    if data.references is not None and data.masks is not None:
         image = data.references[rows] + signals.to(torch.complex64)
-        masks = torch.stack([slice_mask(spec.data, data.ids[r]) for r in rows])
+        masks = data.masks[rows].float()
         zero_filled = undersample(image, masks)[0].abs().float()
         inputs[present], new_targets[present] = zero_filled[present], image.abs().float()[present]
     else:
@@ -469,7 +464,7 @@ def score_file_detection(spec: StudySpec, out_dir: Path, names: Sequence[str]) -
     contrast = calibrate(settings, validation)
     images, locations, present, ids = detection_images(spec, contrast)
     outputs = {GROUND_TRUTH: images["target"]}
-    if spec.task == "csmri":
+    if spec.data.KSPACE:
         outputs["zero_filled"] = images["input"].clamp(0, 1)
     for name in names:
         outputs[name] = _predict_images(out_dir / RUNS_DIR / name, images["input"])
@@ -536,8 +531,8 @@ def file_graph(spec: StudySpec, devices: int = 1, accelerator: str = "auto") -> 
     if any(loss.trains_task_network for loss in spec.losses.values()):
         task_run = segmentation_run(spec, seed_offset=1)
         if task_run is None:
-            raise DataError(f"a task term with network 'segmentation' trains its network on "
-                            f"{spec.data.path / 'labels'}, which does not exist; add labels/ or give the task term "
+            raise DataError(f"a task term with network 'segmentation' trains its network on the data's labels, but "
+                            f"{spec.data.data_folder() or 'the data'} has none; add labels/ or give the task term "
                             "a TorchScript network file")
         nodes.append(RunNode(TASK_NETWORK_DIR, _with_hardware(task_run, devices, accelerator), SEGMENTATION_RUN))
     for name, run in build_runs(spec).items():
@@ -644,7 +639,7 @@ def run_file_study(spec: StudySpec, out_dir: Path, devices: int = 1, accelerator
         evaluate_targets(spec, out_dir, segment)
     for name in runs:
         evaluate_file_run(out_dir / RUNS_DIR / name, "test", segment)
-    if spec.task == "csmri":
+    if spec.data.KSPACE:
         evaluate_inputs(spec, out_dir)
     if spec.detection is not None:
         score_file_detection(spec, out_dir, list(runs))
@@ -740,7 +735,7 @@ class FileStudy(Study):
     """A study described by a study file, behind the :class:`Study` interface.
 
     ``request.options`` of :meth:`run`: ``jobs`` (runs at once) and ``launcher`` ("local",
-    "slurm"). ``request.preset`` is ignored; ``request.data`` replaces ``data.path``.
+    "slurm"). ``request.preset`` is ignored; ``request.data`` replaces the data folder.
     """
 
     OPTIONS = ("jobs", "launcher")
@@ -770,7 +765,7 @@ class FileStudy(Study):
             raise ConfigError("a study file is needed to run or plan a study; use `taskloss study run STUDY.yaml`")
         if request.data is None:
             return self.spec
-        return self.spec.model_copy(update={"data": self.spec.data.model_copy(update={"path": request.data.resolve()})})
+        return self.spec.model_copy(update={"data": self.spec.data.with_data_folder(request.data.resolve())})
 
     def train(self, config: Mapping[str, Any], run_dir: Path, source: str) -> FitResult:
         """One run from its configuration (``taskloss train runs/<run>/config.yaml``; its

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from taskloss.data.sources import paired_data, paired_splits
 from taskloss.errors import DataError
 from taskloss.metrics import Summary, semantic_interpretability, summarize
 from taskloss.metrics.registry import METRICS
@@ -49,7 +50,6 @@ from taskloss.studies.layout import (
     TEST_CSV,
     ZERO_FILLED_DIR,
 )
-from taskloss.studies.paired import paired_data, paired_splits
 from taskloss.studies.report_kit import (
     LongRow,
     Plan,
@@ -60,7 +60,7 @@ from taskloss.studies.report_kit import (
     step_time_lines,
     verdict_lines,
 )
-from taskloss.studies.spec import KspaceDataSpec, StudySpec, build_runs, load_study
+from taskloss.studies.spec import StudySpec, build_runs, load_study
 from taskloss.studies.terms import describe_loss
 
 Results = dict[str, tuple[list[str], dict[str, np.ndarray]]]
@@ -229,7 +229,7 @@ def _test_figure(results_dir: Path, spec: StudySpec, predictions: dict[str, dict
         cases.append(Case(item["id"], item["input"][0].numpy(), outputs, target,
                           detail_crop(target, max(16, target.shape[0] // 4)), display_range=window))
     return comparison_figure(results_dir / "figure.png", cases,
-                             input_label="Zero-filled" if spec.task == "csmri" else "Input", target_label="Target",
+                             input_label="Zero-filled" if spec.data.KSPACE else "Input", target_label="Target",
                              title=f"{spec.name}: test images")
 
 
@@ -254,28 +254,12 @@ def render_file_study(out_dir: Path) -> str:
     return _file_section(out_dir, spec, table, reported, figure, list(results), detection)
 
 
-def _data_line(spec: StudySpec) -> str:
-    data = paired_data(spec.data)
-    counts = {split: data.splits.count(split) for split in ("train", "val", "test")}
-    if isinstance(spec.data, KspaceDataSpec):
-        settings = spec.data
-        centre = "default" if settings.center_fraction is None else f"{settings.center_fraction:g}"
-        return (f"Data: {len(data.ids)} slices of {len(set(data.subjects))} fastMRI files in `{settings.path}`, "
-                f"{settings.size} px, {settings.mask} mask at acceleration {settings.acceleration:g} (centre "
-                f"fraction {centre}, mask seed {settings.mask_seed}); input the zero-filled magnitude, target "
-                f"the fully sampled magnitude, both divided by the target's maximum; split by file (seed "
-                f"{settings.split.seed}): {counts['train']} train, {counts['val']} val, {counts['test']} test slices.")
-    return (f"Data: {len(data.ids)} pairs from `{spec.data.path}` at {spec.data.size} px (normalize "
-            f"`{spec.data.normalize}`), split by {data.by} (seed {spec.data.split.seed}): {counts['train']} train, "
-            f"{counts['val']} val, {counts['test']} test images.")
-
-
 def _file_section(out_dir: Path, spec: StudySpec, table: ResultTable, reported: Reported,
                   figure: Path | None, names: list[str], detection: list[str]) -> str:
     study: dict[str, Any] = {}
     if (out_dir / STUDY_RECORD).is_file():
         study = json.loads((out_dir / STUDY_RECORD).read_text())
-    lines = [f"## {spec.name} (study file)", "", _data_line(spec)]
+    lines = [f"## {spec.name} (study file)", "", spec.data.describe(paired_data(spec.data))]
 
     label = functools.partial(_method_label, spec)
     if study:

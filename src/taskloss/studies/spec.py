@@ -5,8 +5,9 @@ an unknown loss term is one :class:`~taskloss.errors.ConfigError` whose message 
 key and the choices, e.g. ``study.yaml: losses.ssim_l1: unknown key 'sssim'; choose one of l1, mse,
 ...``.
 
-``task: paired`` reads image pairs (:class:`DataSpec`); ``task: csmri`` undersamples fastMRI
-k-space into pairs (:class:`KspaceDataSpec`); the other keys are the same for both.
+``task:`` names the data source (:data:`taskloss.data.sources.SOURCES`: ``paired`` reads image
+pairs from a folder, ``csmri`` undersamples fastMRI k-space into pairs), ``data:`` is that source's
+typed section; the other keys are the same for every source.
 
 Example (``docs/studies.md`` explains each key)::
 
@@ -42,7 +43,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from taskloss.config import Seeds, StrictModel, check_section
-from taskloss.data.masks import MaskName, MaskSettings
+from taskloss.data.sources import SOURCES, TASKS, AnyDataSpec, data_spec
 from taskloss.errors import TasklossError
 from taskloss.metrics.ms_ssim import MS_SSIM_WEIGHTS, smallest_size
 from taskloss.metrics.registry import METRICS
@@ -100,115 +101,15 @@ def extra_metrics(size: int, normalize: str) -> tuple[str, ...]:
     return tuple(m for m in EXTRA_METRICS if m not in problems)
 
 
-class FileSplitSpec(StrictModel):
-    """Seeded train/val/test split of files (``task: csmri``: one fastMRI file is one volume).
-
-    Attributes:
-        val: share of subjects (or files) for validation, in (0, 1).
-        test: share for the test split, in (0, 1); ``val + test < 1``.
-        seed: seed of the shuffle.
-    """
-
-    val: float = Field(0.2, gt=0, lt=1)
-    test: float = Field(0.2, gt=0, lt=1)
-    seed: int = 0
-
-    @model_validator(mode="after")
-    def _leaves_training_data(self) -> "FileSplitSpec":
-        if self.val + self.test >= 1:
-            raise PydanticCustomError("split", "val {val} + test {test} leaves no training data; make their sum "
-                                      "below 1 (e.g. val: 0.2, test: 0.2)", {"val": f"{self.val:g}",
-                                                                              "test": f"{self.test:g}"})
-        return self
+def _source(task: str) -> str:
+    if task not in SOURCES:
+        raise PydanticCustomError("task", "unknown task {task}; choose one of {choices}",
+                                  {"task": repr(task), "choices": ", ".join(TASKS)})
+    return task
 
 
-class SplitSpec(FileSplitSpec):
-    """Seeded train/val/test split of pairs (see ``docs/studies.md``, "Splits").
-
-    Attributes:
-        by: "auto" (by subject when the file names say so, else by file), "subject" or "file";
-            the other attributes as :class:`FileSplitSpec`.
-    """
-
-    by: Literal["auto", "subject", "file"] = "auto"
-
-
-class DataSpec(StrictModel):
-    """Where the pairs are and how they are prepared.
-
-    Attributes:
-        path: folder holding ``input/``, ``target/`` and optional ``labels/`` (relative paths are
-            relative to the study file's folder).
-        size: images are resized to ``size`` x ``size`` px (bilinear, antialiased; labels nearest).
-        split: the split settings.
-        normalize: "target" (input and target scaled by the target's minimum and maximum, so the
-            target spans [0, 1]), "each" (each image by its own minimum and maximum) or "none".
-    """
-
-    path: Path
-    size: int = Field(64, ge=8)
-    split: SplitSpec = SplitSpec()
-    normalize: Literal["target", "each", "none"] = "target"
-
-
-class KspaceDataSpec(MaskSettings):
-    """``task: csmri``: a folder of fastMRI single-coil HDF5 files, undersampled into image pairs.
-
-    Each selected slice of each file is one pair (:mod:`taskloss.studies.kspace_pairs` says how):
-    input the zero-filled magnitude of the undersampled k-space, target the reference magnitude,
-    both divided by the reference's largest value (the target's maximum is 1).
-
-    Attributes:
-        path: folder of ``*.h5`` files (relative paths are relative to the study file's folder).
-        size: slices are cropped to the stored reconstruction's shape (fastMRI's 320 x 320 crop)
-            and reduced to ``size`` x ``size`` by keeping the central k-space, as the built-in
-            csmri study does.
-        split: the split of the files (each file is one volume, so one subject).
-        slices: ``[start, stop]``, the slices kept of every volume with Python's slice rule
-            (negative numbers count from the end: ``[5, -5]`` drops five at each end; None is an
-            open end); None keeps all.
-        mask, acceleration, center_fraction: the masks (:class:`~taskloss.data.masks.MaskSettings`,
-            the keys of the csmri simulator); default fastMRI's ``random`` at 4x (the knee
-            challenge's setting), where the simulator's is Seitzer et al.'s ``cartesian-vd`` at 8x.
-        mask_seed: seed of the masks; each slice has one fixed mask, drawn from ``mask_seed`` and
-            the slice's id, the same in every run and every split.
-    """
-
-    path: Path
-    size: int = Field(320, ge=8)
-    split: FileSplitSpec = FileSplitSpec()
-    slices: tuple[int | None, int | None] | None = None
-    mask: MaskName = "random"
-    acceleration: float = 4.0
-    mask_seed: int = 0
-
-    @property
-    def normalize(self) -> Literal["peak"]:
-        """The scaling (:class:`DataSpec`'s key): slices divided by the reference's peak, so
-        targets span [0, 1] (predictions are clipped to [0, 1], data_range 1)."""
-        return "peak"
-
-    def mask_shape(self) -> tuple[int, int]:
-        """The pairs' k-space, ``(size, size)``."""
-        return self.size, self.size
-
-
-TASKS = ("paired", "csmri")
-"""``task:`` of a study file: image -> image pairs, or undersampled k-space -> image."""
-AnyDataSpec = DataSpec | KspaceDataSpec
-
-
-def data_spec(task: str | None, value: Any) -> AnyDataSpec:
-    """``data:`` validated as the data of ``task`` (:class:`KspaceDataSpec` for "csmri", else
-    :class:`DataSpec`), so a key of the other task is an unknown key.
-
-    Raises:
-        pydantic.ValidationError: naming the bad key under ``data``.
-    """
-    model: type[AnyDataSpec] = KspaceDataSpec if task == "csmri" else DataSpec
-    if isinstance(value, DataSpec | KspaceDataSpec):
-        value = value.model_dump()
-    return model.model_validate(value)
+TaskName = Annotated[str, AfterValidator(_source)]
+"""A task of :data:`taskloss.data.sources.SOURCES` (the data source of a study file)."""
 
 
 def _registered(name: str) -> str:
@@ -501,7 +402,7 @@ class StudySpec(StrictModel):
     """A whole study file (see the module docstring and ``docs/studies.md``)."""
 
     name: str = Field(pattern=STUDY_NAME_PATTERN)
-    task: Literal["paired", "csmri"] = "paired"
+    task: TaskName = TASKS[0]
     data: AnyDataSpec
     networks: dict[str, NetworkSpec] = Field(min_length=1)
     losses: dict[str, LossSpec] = Field(min_length=1)
@@ -596,7 +497,7 @@ class FileRun(StrictModel):
     """
 
     study: Literal["file"] = FILE_STUDY
-    task: Literal["paired", "csmri"] = "paired"
+    task: TaskName = TASKS[0]
     data: AnyDataSpec
     network: NetworkSpec
     loss: LossSpec
@@ -649,14 +550,15 @@ def network_problem(name: str, options: dict[str, Any], size: int) -> tuple[str,
 
 
 def parse_study(data: dict[str, Any], source: str, base: Path | None = None) -> StudySpec:
-    """Validate a study mapping; ``data.path`` relative to ``base`` is made absolute.
+    """Validate a study mapping; a data folder relative to ``base`` is made absolute.
 
     Raises:
         ConfigError: one line naming ``source``, each bad key and the choices.
     """
     spec = validate_config(StudySpec, data, source)
-    if base is not None and not spec.data.path.is_absolute():
-        spec.data.path = (base / spec.data.path).resolve()
+    folder = spec.data.data_folder()
+    if base is not None and folder is not None and not folder.is_absolute():
+        spec.data = spec.data.with_data_folder((base / folder).resolve())
     return spec
 
 

@@ -1,10 +1,10 @@
-"""The data of a ``task: csmri`` study: fastMRI single-coil HDF5 files undersampled into image pairs.
+"""``task: csmri``: fastMRI single-coil HDF5 files undersampled into image pairs (:class:`KspaceDataSpec`).
 
 ``data.path`` holds ``*.h5`` files (read by :func:`taskloss.data.io.read_fastmri`): ``kspace``
 (slices, H, W) complex, fully sampled, DC at the centre; optionally ``reconstruction_esc`` or
 ``reconstruction_rss``, whose *shape* gives fastMRI's crop. Each file is one volume, so one
 subject: the files are split with ``data.split`` (seeded, by file;
-:func:`taskloss.studies.pairs.split_groups`, the paired study's rule).
+:func:`taskloss.data.sources.pairs.split_groups`, the paired study's rule).
 
 Each kept slice ``k`` of ``F.h5`` (``data.slices``) is one pair with id ``F_z<k:03d>``, built with
 the conventions of the built-in csmri study (:mod:`taskloss.data.kspace`, orthonormal centred
@@ -33,18 +33,89 @@ emulated single-coil k-space's inverse FFT, cropped to 320 x 320), so at ``size`
 
 import zlib
 from pathlib import Path
+from typing import ClassVar, Literal, Self
 
 import torch
+from pydantic import Field
 
 from taskloss.data import io
 from taskloss.data.csmri import MASK_STREAM, fastmri_slices
 from taskloss.data.fields import generator_for
 from taskloss.data.kspace import undersample
+from taskloss.data.masks import MaskName, MaskSettings
+from taskloss.data.sources.pairs import (
+    FileSplitSpec,
+    PairedData,
+    SourceSpec,
+    check_varies,
+    split_counts,
+    split_groups,
+    warn_identical,
+)
 from taskloss.errors import DataError
-from taskloss.studies.pairs import PairedData, check_varies, split_groups, warn_identical
-from taskloss.studies.spec import KspaceDataSpec
 
 SUFFIX = ".h5"
+
+
+class KspaceDataSpec(SourceSpec, MaskSettings):
+    """``task: csmri``: a folder of fastMRI single-coil HDF5 files, undersampled into image pairs.
+
+    Each selected slice of each file is one pair (the module docstring says how): input the
+    zero-filled magnitude of the undersampled k-space, target the reference magnitude, both divided
+    by the reference's largest value (the target's maximum is 1).
+
+    Attributes:
+        path: folder of ``*.h5`` files (relative paths are relative to the study file's folder).
+        size: slices are cropped to the stored reconstruction's shape (fastMRI's 320 x 320 crop)
+            and reduced to ``size`` x ``size`` by keeping the central k-space, as the built-in
+            csmri study does.
+        split: the split of the files (each file is one volume, so one subject).
+        slices: ``[start, stop]``, the slices kept of every volume with Python's slice rule
+            (negative numbers count from the end: ``[5, -5]`` drops five at each end; None is an
+            open end); None keeps all.
+        mask, acceleration, center_fraction: the masks (:class:`~taskloss.data.masks.MaskSettings`,
+            the keys of the csmri simulator); default fastMRI's ``random`` at 4x (the knee
+            challenge's setting), where the simulator's is Seitzer et al.'s ``cartesian-vd`` at 8x.
+        mask_seed: seed of the masks; each slice has one fixed mask, drawn from ``mask_seed`` and
+            the slice's id, the same in every run and every split.
+    """
+
+    TASK: ClassVar[str] = "csmri"
+    KSPACE: ClassVar[bool] = True
+    path: Path
+    size: int = Field(320, ge=8)
+    split: FileSplitSpec = FileSplitSpec()
+    slices: tuple[int | None, int | None] | None = None
+    mask: MaskName = "random"
+    acceleration: float = 4.0
+    mask_seed: int = 0
+
+    @property
+    def normalize(self) -> Literal["peak"]:
+        """The scaling (:class:`~taskloss.data.sources.folders.DataSpec`'s key): slices divided by
+        the reference's peak, so targets span [0, 1] (predictions are clipped to [0, 1], data_range 1)."""
+        return "peak"
+
+    def mask_shape(self) -> tuple[int, int]:
+        """The pairs' k-space, ``(size, size)``."""
+        return self.size, self.size
+
+    def data_folder(self) -> Path:
+        """``path``."""
+        return self.path
+
+    def with_data_folder(self, folder: Path) -> Self:
+        """This section reading ``folder``."""
+        return self.model_copy(update={"path": folder})
+
+    def describe(self, data: PairedData) -> str:
+        """``Data: N slices of F fastMRI files in `PATH`, the masks, input and target, the split.``"""
+        centre = "default" if self.center_fraction is None else f"{self.center_fraction:g}"
+        return (f"Data: {len(data.ids)} slices of {len(set(data.subjects))} fastMRI files in `{self.path}`, "
+                f"{self.size} px, {self.mask} mask at acceleration {self.acceleration:g} (centre fraction {centre}, "
+                f"mask seed {self.mask_seed}); input the zero-filled magnitude, target the fully sampled magnitude, "
+                f"both divided by the target's maximum; split by file (seed {self.split.seed}): {split_counts(data)} "
+                "slices.")
 
 
 def slice_id(path: Path, index: int) -> str:
@@ -90,7 +161,7 @@ def read_kspace_pairs(spec: KspaceDataSpec) -> PairedData:
             smaller than ``size``, a kept slice that is blank (constant, e.g. all-zero k-space;
             file and slice named), a ``slices`` range that keeps nothing, fewer than 3 files.
     """
-    inputs, targets, references, ids, subjects = [], [], [], [], []
+    inputs, targets, references, all_masks, ids, subjects = [], [], [], [], [], []
     for path in find_files(spec.path):
         volume = io.read_fastmri(path, reconstruction_optional=True)
         kept = kept_slices(spec, volume.kspace.shape[0], path)
@@ -103,12 +174,14 @@ def read_kspace_pairs(spec: KspaceDataSpec) -> PairedData:
         inputs.append(zero_filled.abs())
         targets.append(reference.abs())
         references.append(reference)
+        all_masks.append(masks.bool())
         ids += names
         subjects += [path.stem] * len(kept)
     splits = split_groups(subjects, spec.split, f"{spec.path}: {len(ids)} slices", "file",
                           "add fastMRI files (each file is one volume)")
     data = PairedData(inputs=torch.cat(inputs).float(), targets=torch.cat(targets).float(), labels=None, ids=ids,
-                      subjects=subjects, splits=splits, by="file", references=torch.cat(references))
+                      subjects=subjects, splits=splits, by="file", references=torch.cat(references),
+                      masks=torch.cat(all_masks))
     warn_identical(ids, data.inputs, data.targets, str(spec.path), "slice {id}, at data.acceleration "
                    f"{spec.acceleration:g}: its mask keeps the whole k-space")
     return data

@@ -1,7 +1,4 @@
-"""The data of a ``task: paired`` study: a folder of image pairs, prepared and split; and
-:func:`paired_data`, the pairs of any study file (this reader's, or for ``task: csmri`` those of
-:mod:`taskloss.studies.kspace_pairs`), read once per process. Both fill :class:`~taskloss.studies.
-pairs.PairedData`.
+"""``task: paired``: a folder of image pairs, prepared and split into :class:`~taskloss.data.sources.pairs.PairedData`.
 
 Folder layout::
 
@@ -11,13 +8,14 @@ Folder layout::
                                 are mapped to classes 0 .. K-1 in sorted order (0/255 -> 0/1)
 
 Any format :func:`taskloss.data.io.read_image` reads (NPY, PNG, TIFF, DICOM, NIfTI); RGB images
-become gray. Before any training the folder is refused, file named, when two files of one
-sub-folder share a name in two formats (``s0_0.npy`` beside ``s0_0.png``), when a target is a
-link to (the same file as) its input, or when an input or target image is constant (all zero
-included: :func:`~taskloss.studies.pairs.check_varies`), or every label map holds one value; a warning says, once, how
-many targets equal their inputs. Each image is resized to ``size`` x ``size`` (bilinear, antialiased; labels nearest)
-and scaled as ``data.normalize`` says ("target": input and target by the target's minimum and
-maximum, so the target spans [0, 1]; "each": each image by its own; "none": as stored).
+become gray. Before any training the folder is refused, file named, when two files of one sub-folder
+share a name in two formats (``s0_0.npy`` beside ``s0_0.png``), when a target is a link to (the same
+file as) its input, or when an input or target image is constant (all zero included:
+:func:`~taskloss.data.sources.pairs.check_varies`), or every label map holds one value; a warning
+says, once, how many targets equal their inputs. Each image is resized to ``size`` x ``size``
+(bilinear, antialiased; labels nearest) and scaled as ``data.normalize`` says ("target": input and
+target by the target's minimum and maximum, so the target spans [0, 1]; "each": each image by its
+own; "none": as stored).
 
 **Split rule.** With ``split.by: subject`` every name is ``<subject>_<rest>``: the subject is the
 part before the *last* underscore (``p07_slice012`` -> ``p07``; ``p_07_s3`` -> ``p_07``), and all
@@ -26,27 +24,77 @@ images of one subject fall in the same split. ``split.by: file`` makes every fil
 prefixes give at least 3 subjects, fewer than the files; else by file. Subjects are shuffled with
 ``split.seed``; validation and test get ``round(n * share)`` subjects each (at least one).
 
-Item of :class:`~taskloss.studies.pairs.PairedDataset`: ``{"input": (1, S, S) float32, "target": (1, S, S)
+Item of :class:`~taskloss.data.sources.pairs.PairedDataset`: ``{"input": (1, S, S) float32, "target": (1, S, S)
 float32, "id": str, "subject": str}`` and ``"label": (1, S, S) int64`` when the folder has ``labels/``.
 """
 
-import functools
 import os
 from pathlib import Path
+from typing import ClassVar, Literal, Self
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 
 from taskloss.data import io
-from taskloss.data.splits import SPLITS, Splits, subject_of
+from taskloss.data.sources.pairs import (
+    FileSplitSpec,
+    PairedData,
+    SourceSpec,
+    check_varies,
+    split_counts,
+    split_groups,
+    warn_identical,
+)
+from taskloss.data.splits import subject_of
 from taskloss.errors import DataError
-from taskloss.studies.kspace_pairs import read_kspace_pairs
-from taskloss.studies.pairs import PairedData, PairedDataset, check_varies, split_groups, warn_identical
-from taskloss.studies.spec import AnyDataSpec, DataSpec, KspaceDataSpec
 
 FOLDERS = ("input", "target")
 LABELS = "labels"
+
+
+class SplitSpec(FileSplitSpec):
+    """Seeded train/val/test split of pairs (the module docstring's split rule).
+
+    Attributes:
+        by: "auto" (by subject when the file names say so, else by file), "subject" or "file";
+            the other attributes as :class:`~taskloss.data.sources.pairs.FileSplitSpec`.
+    """
+
+    by: Literal["auto", "subject", "file"] = "auto"
+
+
+class DataSpec(SourceSpec):
+    """``task: paired``: where the pairs are and how they are prepared.
+
+    Attributes:
+        path: folder holding ``input/``, ``target/`` and optional ``labels/`` (relative paths are
+            relative to the study file's folder).
+        size: images are resized to ``size`` x ``size`` px (bilinear, antialiased; labels nearest).
+        split: the split settings.
+        normalize: "target" (input and target scaled by the target's minimum and maximum, so the
+            target spans [0, 1]), "each" (each image by its own minimum and maximum) or "none".
+    """
+
+    TASK: ClassVar[str] = "paired"
+    path: Path
+    size: int = Field(64, ge=8)
+    split: SplitSpec = SplitSpec()
+    normalize: Literal["target", "each", "none"] = "target"
+
+    def data_folder(self) -> Path:
+        """``path``."""
+        return self.path
+
+    def with_data_folder(self, folder: Path) -> Self:
+        """This section reading ``folder``."""
+        return self.model_copy(update={"path": folder})
+
+    def describe(self, data: PairedData) -> str:
+        """``Data: N pairs from `PATH` at S px (normalize ...), split by ... (seed ...): counts.``"""
+        return (f"Data: {len(data.ids)} pairs from `{self.path}` at {self.size} px (normalize `{self.normalize}`), "
+                f"split by {data.by} (seed {self.split.seed}): {split_counts(data)} images.")
 
 
 def assign_subjects(ids: list[str], by: str) -> tuple[list[str], str]:
@@ -189,23 +237,3 @@ def read_paired(spec: DataSpec) -> PairedData:
     return PairedData(inputs=torch.stack(inputs), targets=torch.stack(targets),
                       labels=_classes(torch.stack(labels)) if labels else None, ids=ids, subjects=subjects,
                       splits=splits, by=by)
-
-
-@functools.lru_cache(maxsize=2)
-def _cached(task: str, spec_json: str) -> PairedData:
-    if task == "csmri":
-        return read_kspace_pairs(KspaceDataSpec.model_validate_json(spec_json))
-    return read_paired(DataSpec.model_validate_json(spec_json))
-
-
-def paired_data(spec: AnyDataSpec) -> PairedData:
-    """The pairs of a study's data, read once per process and settings (the runs of a study share
-    them): :func:`read_paired` for a :class:`DataSpec`, :func:`~taskloss.studies.kspace_pairs.
-    read_kspace_pairs` for a :class:`KspaceDataSpec` (``task: csmri``)."""
-    return _cached("csmri" if isinstance(spec, KspaceDataSpec) else "paired", spec.model_dump_json())
-
-
-def paired_splits(spec: AnyDataSpec) -> Splits:
-    """The train, val and test datasets of ``spec``."""
-    data = paired_data(spec)
-    return Splits(*(PairedDataset(data, split) for split in SPLITS))

@@ -1,10 +1,11 @@
-"""The image pairs a study file's data becomes, whichever reader made them, and what the readers share.
+"""The image pairs a data source becomes, whichever reader made them, and what the readers share.
 
-:class:`PairedData` is filled by the folder reader of ``task: paired``
-(:func:`taskloss.studies.paired.read_paired`) and by the fastMRI k-space reader of ``task: csmri``
-(:func:`taskloss.studies.kspace_pairs.read_kspace_pairs`); both refuse constant images with
-:func:`check_varies`, warn once with :func:`warn_identical` and split by group (subject or file)
-with :func:`split_groups`. This module sits below both readers, so neither imports the other.
+:class:`PairedData` is filled by every reader of :data:`taskloss.data.sources.SOURCES` (the folder
+reader of ``task: paired``, :func:`taskloss.data.sources.folders.read_paired`; the fastMRI k-space
+reader of ``task: csmri``, :func:`taskloss.data.sources.fastmri.read_kspace_pairs`; ...); they refuse
+constant images with :func:`check_varies`, warn once with :func:`warn_identical` and split by group
+(subject or file) with :func:`split_groups` and the settings of :class:`FileSplitSpec`. This module
+sits below the readers, so none imports another.
 
 Item of :class:`PairedDataset`: ``{"input": (1, S, S) float32, "target": (1, S, S) float32, "id":
 str, "subject": str}`` and ``"label": (1, S, S) int64`` when the data has labels.
@@ -12,14 +13,17 @@ str, "subject": str}`` and ``"label": (1, S, S) int64`` when the data has labels
 
 import sys
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, ClassVar, Self
 
 import torch
+from pydantic import Field, model_validator
+from pydantic_core import PydanticCustomError
 from torch.utils.data import Dataset
 
+from taskloss.config import StrictModel
 from taskloss.data.splits import split_subjects
-from taskloss.errors import DataError
-from taskloss.studies.spec import FileSplitSpec
+from taskloss.errors import ConfigError, DataError
 
 MIN_RELATIVE_SPREAD = 1e-6
 """An image whose values span less than this share of their magnitude (``max - min <= 1e-6 *
@@ -27,6 +31,64 @@ max |value|``) is refused as constant: float32 resolves about 8 steps in such a 
 epsilon is 1.19e-7), so what is left after scaling to [0, 1] is rounding noise, not an image. An
 all-zero image is the case ``max |value| = 0``."""
 
+
+class SourceSpec(StrictModel):
+    """Base of every data source's ``data:`` section: its task name and what the engine asks of it.
+
+    A section also has ``size`` (the pairs' side, px) and ``normalize`` ("none" when the values are
+    as stored; anything else means targets span [0, 1], predictions are clipped to [0, 1] and
+    data_range is 1).
+    """
+
+    TASK: ClassVar[str]
+    KSPACE: ClassVar[bool] = False
+    """Whether the inputs are zero-filled reconstructions of undersampled k-space: then the pairs
+    carry their complex references and masks, the engine scores the inputs as the method
+    "Zero-filled", and a detection signal is added to the reference and acquired again."""
+
+    def data_folder(self) -> Path | None:
+        """The folder the data is read from; None for simulated data."""
+        return None
+
+    def with_data_folder(self, folder: Path) -> Self:
+        """This section reading ``folder`` (``--data``, or a study file's relative path resolved).
+
+        Raises:
+            ConfigError: the source reads no folder.
+        """
+        raise ConfigError(f"task: {self.TASK} simulates its data and reads no folder; leave out --data (or use "
+                          "task: paired for a folder of pairs)")
+
+    def describe(self, data: "PairedData") -> str:
+        """The report's line on the data (``Data: ...``): how many pairs, where from, how split."""
+        raise NotImplementedError
+
+
+def split_counts(data: "PairedData") -> str:
+    """``"<train> train, <val> val, <test> test"``: the pairs of each split."""
+    return ", ".join(f"{data.splits.count(split)} {split}" for split in ("train", "val", "test"))
+
+
+class FileSplitSpec(StrictModel):
+    """Seeded train/val/test split of groups (``task: csmri``: one fastMRI file is one volume).
+
+    Attributes:
+        val: share of subjects (or files) for validation, in (0, 1).
+        test: share for the test split, in (0, 1); ``val + test < 1``.
+        seed: seed of the shuffle.
+    """
+
+    val: float = Field(0.2, gt=0, lt=1)
+    test: float = Field(0.2, gt=0, lt=1)
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _leaves_training_data(self) -> "FileSplitSpec":
+        if self.val + self.test >= 1:
+            raise PydanticCustomError("split", "val {val} + test {test} leaves no training data; make their sum "
+                                      "below 1 (e.g. val: 0.2, test: 0.2)", {"val": f"{self.val:g}",
+                                                                              "test": f"{self.test:g}"})
+        return self
 
 
 @dataclass(frozen=True)
@@ -41,8 +103,11 @@ class PairedData:
         subjects: subject of each pair, N.
         splits: "train", "val" or "test" for each pair.
         by: "subject" or "file": how the split was made.
-        references: ``task: csmri``: the fully sampled complex images (N, 1, S, S) complex64 whose
-            magnitudes are the targets (the detection task inserts its signal there); else None.
+        references: k-space sources (``SourceSpec.KSPACE``): the fully sampled complex images
+            (N, 1, S, S) complex64 whose magnitudes are the targets (the detection task inserts its
+            signal there); else None.
+        masks: k-space sources: the fixed undersampling mask of each pair (N, 1, S, S) bool, the
+            one its input was made with; else None.
     """
 
     inputs: torch.Tensor
@@ -53,6 +118,7 @@ class PairedData:
     splits: list[str]
     by: str
     references: torch.Tensor | None = None
+    masks: torch.Tensor | None = None
 
 
 class PairedDataset(Dataset):
