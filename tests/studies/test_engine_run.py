@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 import taskloss
 from taskloss.cli import app, main
-from taskloss.data.sources import DataSpec, paired_data
+from taskloss.data.sources import DataSpec, paired_data, paired_splits
 from taskloss.data.sources.folders import assign_subjects, subject_of
 from taskloss.errors import ConfigError, DataError
 from taskloss.metrics import haarpsi, vsi
@@ -25,7 +25,8 @@ from taskloss.networks import create_network
 from taskloss.provenance import KEYS
 from taskloss.readers.study import read_results
 from taskloss.studies import render_report
-from taskloss.studies.engine import plan_detectable, plan_study, run_file_study
+from taskloss.studies.common import subject_half
+from taskloss.studies.engine import plan_detectable, plan_study, run_file_study, segmentation_run
 from taskloss.studies.plan import plan_table
 from taskloss.studies.spec import load_study
 
@@ -97,6 +98,9 @@ def test_the_task_loss_uses_its_own_task_network_not_the_scoring_one(study):
     loss_network = yaml.safe_load((folder / "task_network" / "config.yaml").read_text())
     scoring_network = yaml.safe_load((folder / "segmentation" / "config.yaml").read_text())
     assert (loss_network["training"]["seed"], scoring_network["training"]["seed"]) == (1, 0)
+    # Not siblings: another architecture family, and disjoint halves of the training subjects.
+    assert (loss_network["network"], scoring_network["network"]) == ("segmentation_unet", "segmentation_resnet")
+    assert (loss_network["train_subjects"], scoring_network["train_subjects"]) == ("first_half", "second_half")
     info = json.loads((folder / "runs" / "unet-task_l1" / "evaluation" / "run.json").read_text())
     assert info["loss"] == "1 l1 + 0.1 task"
     # Which code and machine trained it (taskloss.provenance), recorded with the run.
@@ -179,6 +183,34 @@ def test_a_changed_study_file_is_refused_for_existing_runs(study):
     with pytest.raises(ConfigError, match=r"unet-l1 holds a run with other settings \(changed: training.epochs, "
                                           r"training.optimizer.lr\)"):
         run_file_study(load_study(changed), folder, accelerator="cpu")
+
+
+def _trained_subjects(run):
+    return {item["subject"] for item in subject_half(paired_splits(run.data).train, run.train_subjects)}
+
+
+def test_the_task_network_and_the_scorer_learn_from_disjoint_halves_of_the_training_subjects(study):
+    root, _ = study
+    spec = load_study(root / "study.yaml")
+    task_network, scorer = segmentation_run(spec, "task_network"), segmentation_run(spec)
+    assert task_network is not None and scorer is not None
+    train = {item["subject"] for item in paired_splits(spec.data).train}
+    first, second = _trained_subjects(task_network), _trained_subjects(scorer)
+    assert first.isdisjoint(second) and first | second == train and len(first) == len(train) // 2
+    # Without a task term there is no loss's network to be independent of: the scorer learns from all.
+    alone = spec.model_copy(update={"losses": {"l1": spec.losses["l1"]}})
+    assert segmentation_run(alone, "scorer").train_subjects == "all"
+
+
+def test_a_task_network_needs_two_training_subjects_before_anything_is_written(tmp_path):
+    make_pairs(tmp_path / "pairs", count=6)  # 3 subjects: 1 train, 1 val, 1 test
+    (tmp_path / "study.yaml").write_text(yaml.safe_dump(STUDY, sort_keys=False))
+    with pytest.raises(DataError) as error:
+        run_file_study(load_study(tmp_path / "study.yaml"), tmp_path / "out" / "tiny", accelerator="cpu")
+    assert str(error.value) == (f"{tmp_path / 'pairs'}: the training split holds 1 subject, but the task network "
+                                "and the scorer train on two halves of the training subjects; add subjects (or "
+                                "lower data.split.val and .test)")
+    assert not (tmp_path / "out").exists()
 
 
 def test_split_keeps_each_subject_in_one_split(study):

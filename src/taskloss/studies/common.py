@@ -266,20 +266,27 @@ def study_splits(config: Mr2XrayConfig | CsmriConfig) -> Splits:
     return mr2xray_splits(config) if isinstance(config, Mr2XrayConfig) else csmri_splits(config)
 
 
+SCORER_NETWORK = "segmentation_resnet"
+"""The independent scorer's network in every study (study files, mr2xray; csmri's presets name it):
+Johnson et al.'s ResNet, another architecture family than the segmentation UNet inside the task losses."""
+
 TrainSubjects = Literal["all", "first_half", "second_half"]
 """Which subjects of the training split a run trains on: all, or one half of them (sorted by subject,
 the first ``n // 2`` or the rest): the task loss's network and the independent scorer train on the two
 disjoint halves, so the scorer never saw the subjects the loss's network learnt from (issue 20)."""
 
 
-def split_subjects(dataset: Dataset) -> list[int]:
-    """The subject of every item of an mr2xray or csmri split (``.data.subjects``, ``.indices``), in item order."""
-    return [int(dataset.data.subjects[i]) for i in dataset.indices]  # type: ignore[attr-defined]
+def split_subjects(dataset: Dataset) -> list[int | str]:
+    """The subject of every item of a split (a dataset with ``.data.subjects`` and ``.indices``: the
+    built-in studies' and :class:`~taskloss.data.sources.pairs.PairedDataset`), in item order."""
+    subjects = dataset.data.subjects  # type: ignore[attr-defined]
+    return [int(subjects[i]) if isinstance(subjects, torch.Tensor) else subjects[i]
+            for i in dataset.indices]  # type: ignore[attr-defined]
 
 
 def subject_half(dataset: Dataset, half: TrainSubjects) -> Dataset:
-    """The items of ``dataset`` (an mr2xray or csmri split: ``.data.subjects``, ``.indices``) whose
-    subject is in ``half`` of its subjects; ``"all"``: the dataset itself.
+    """The items of ``dataset`` (a split with ``.data.subjects`` and ``.indices``, as
+    :func:`split_subjects`) whose subject is in ``half`` of its subjects; ``"all"``: the dataset itself.
 
     Raises:
         DataError: when the split holds fewer than 2 subjects (no two halves).

@@ -55,7 +55,10 @@ from taskloss.metrics.registry import score
 from taskloss.networks import create_network
 from taskloss.studies.base import Study, StudyRequest
 from taskloss.studies.common import (
+    TrainSubjects,
     save_npz,
+    split_subjects,
+    subject_half,
     trained,
     validate_config,
     write_json,
@@ -109,7 +112,9 @@ subprocesses, or in this process), to try it."""
 
 
 class SegmentationRun(StrictModel):
-    """The task metric's segmentation network, trained on the targets (``segmentation/config.yaml``)."""
+    """A segmentation network trained on the targets: the task term's (``task_network/config.yaml``)
+    or the scorer (``segmentation/config.yaml``); ``train_subjects`` the training subjects it learns
+    from (:data:`~taskloss.studies.common.TrainSubjects`; the validation split is always whole)."""
 
     study: Literal["file"] = FILE_STUDY
     task: Literal["segmentation"] = "segmentation"
@@ -117,6 +122,7 @@ class SegmentationRun(StrictModel):
     network: str
     options: dict[str, Any] = Field(default_factory=dict)
     classes: int = Field(ge=2)
+    train_subjects: TrainSubjects = "all"
     training: TrainingConfig
 
 
@@ -241,18 +247,40 @@ def _segmentation_task(run: SegmentationRun) -> SupervisedTask:
                           forward=lambda model, batch: model(batch["target"]), target_key="label")
 
 
-def segmentation_run(spec: StudySpec, seed_offset: int = 0) -> SegmentationRun | None:
-    """The segmentation run of a study whose data has labels (None without labels), seeded with
-    ``training.seed + seed_offset``."""
-    data = paired_splits(spec.data).train.data  # type: ignore[attr-defined]
+SegmentationRole = Literal["task_network", "scorer"]
+"""The two segmentation runs of a study file with labels (:class:`~taskloss.studies.spec.SegmentationSpec`)."""
+
+
+def segmentation_run(spec: StudySpec, role: SegmentationRole = "scorer") -> SegmentationRun | None:
+    """The segmentation run of ``role`` of a study whose data has labels (None without labels).
+
+    ``"task_network"``: ``segmentation.network``, seed ``training.seed + 1``, the first half of the
+    training subjects. ``"scorer"``: ``segmentation.scorer``, seed ``training.seed``, the other half
+    when the study trains a task network (so the scorer never saw the subjects the loss's network
+    learnt from), else every training subject.
+
+    Raises:
+        DataError: the study trains a task network but the training split holds one subject.
+    """
+    train = paired_splits(spec.data).train
+    data = train.data  # type: ignore[attr-defined]
     if data.labels is None:
         return None
     settings: SegmentationSpec = spec.segmentation
+    halves = spec.trains_task_network
+    if halves and len(set(split_subjects(train))) < 2:
+        raise DataError(f"{spec.data.data_folder() or spec.data.TASK}: the training split holds 1 subject, but the "
+                        "task network and the scorer train on two halves of the training subjects; add subjects "
+                        "(or lower data.split.val and .test)")
+    task_network = role == "task_network"
     training = TrainingConfig(epochs=settings.epochs, batch_size=spec.training.batch_size,
-                              seed=spec.training.seed + seed_offset, monitor="dice", monitor_mode="max",
-                              optimizer=OptimizerConfig(lr=settings.lr))
-    return SegmentationRun(data=spec.data, network=settings.network, options=settings.options,
-                           classes=max(2, int(data.labels.max()) + 1), training=training)
+                              seed=spec.training.seed + (1 if task_network else 0), monitor="dice",
+                              monitor_mode="max", optimizer=OptimizerConfig(lr=settings.lr))
+    return SegmentationRun(data=spec.data, network=settings.network if task_network else settings.scorer,
+                           options=settings.options if task_network else settings.scorer_options,
+                           classes=max(2, int(data.labels.max()) + 1),
+                           train_subjects="first_half" if task_network else "second_half" if halves else "all",
+                           training=training)
 
 
 def _segmentation_network(run: SegmentationRun) -> nn.Module:
@@ -265,7 +293,7 @@ def _fit_segmentation(run: SegmentationRun, run_dir: Path, fabric: Fabric | None
     task = _segmentation_task(run)
     splits = paired_splits(run.data)
     write_run_config(run_dir, _with_hardware(run, 1, "auto"))
-    return Trainer(task, run.training, run_dir, fabric).fit(splits.train, splits.val)
+    return Trainer(task, run.training, run_dir, fabric).fit(subject_half(splits.train, run.train_subjects), splits.val)
 
 
 def task_network_of(run: FileRun, run_dir: Path) -> nn.Module:
@@ -512,7 +540,7 @@ def _train_segmentation_node(run: SegmentationRun, run_dir: Path, fabric: Fabric
 def _prepare_segmentation(run: SegmentationRun, run_dir: Path) -> Prepared:
     """:class:`RunKind` ``prepare`` of a segmentation run."""
     splits = paired_splits(run.data)
-    return Prepared(_segmentation_task(run), splits.train, splits.val)
+    return Prepared(_segmentation_task(run), subject_half(splits.train, run.train_subjects), splits.val)
 
 
 FILE_RUN = RunKind(train=_train_file_node, prepare=_prepare_file_run)
@@ -528,8 +556,8 @@ def file_graph(spec: StudySpec, devices: int = 1, accelerator: str = "auto") -> 
     labels and no ``segmentation.weights`` are given). ``devices`` and ``accelerator`` go into each run's
     training settings (the recorded ``config.yaml`` leaves them out)."""
     nodes = []
-    if any(loss.trains_task_network for loss in spec.losses.values()):
-        task_run = segmentation_run(spec, seed_offset=1)
+    if spec.trains_task_network:
+        task_run = segmentation_run(spec, "task_network")
         if task_run is None:
             raise DataError(f"a task term with network 'segmentation' trains its network on the data's labels, but "
                             f"{spec.data.data_folder() or 'the data'} has none; add labels/ or give the task term "

@@ -58,6 +58,7 @@ from taskloss.report import (
 from taskloss.studies.common import (
     BUILTIN_RUN,
     SCALES,
+    SCORER_NETWORK,
     BuiltinRun,
     collect_predictions,
     figure_case_indices,
@@ -537,10 +538,6 @@ def bone_runs(preset: Mr2XrayPreset, data: dict[str, Any] | None = None,
             BONE_SCORER: BoneSegmentationRun(**values, network=SCORER_NETWORK, train_subjects="second_half",
                                              training=TrainingConfig(**{**settings, "seed": 1}))}
 
-
-SCORER_NETWORK = "segmentation_resnet"
-"""The independent scorers' network (both studies): Johnson et al.'s ResNet, not a UNet like the
-segmentation networks inside the task losses."""
 
 
 MR2XRAY_SOURCE_TABLE = """| Network - loss | MAE | SSIM | PSNR |

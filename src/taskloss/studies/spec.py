@@ -49,7 +49,7 @@ from taskloss.metrics.ms_ssim import MS_SSIM_WEIGHTS, smallest_size
 from taskloss.metrics.registry import METRICS
 from taskloss.networks.base import Network
 from taskloss.networks.factory import NETWORKS, create_network, list_networks
-from taskloss.studies.common import validate_config
+from taskloss.studies.common import SCORER_NETWORK, validate_config
 from taskloss.studies.detection import DetectionSettings
 from taskloss.studies.perception import PerceptionChoice
 from taskloss.training.config import OptimizerConfig, TrainingConfig, load_yaml
@@ -307,14 +307,26 @@ class LossSpec(StrictModel):
 
 
 class SegmentationSpec(StrictModel):
-    """The task metric's segmentation network (used when the data folder has ``labels/``).
+    """The segmentation networks of a study whose data has labels: the task term's network and the
+    scorer of Dice and SIS, always two runs of two architecture families.
 
-    Trained on the targets (cross-entropy, best checkpoint by validation Dice), or loaded from
-    ``weights`` (a ``best.ckpt`` of a segmentation run, or a state dict file).
+    Both are trained on the targets (cross-entropy, best checkpoint by validation Dice). When a loss
+    trains the task network (``task: {network: segmentation}``), it learns from the first half of the
+    training subjects and the scorer from the other half, so the scorer never saw the subjects the
+    loss's network learnt from; otherwise the scorer trains on every training subject.
+
+    Attributes:
+        network, options: the task term's network (a registered network and its options).
+        scorer, scorer_options: the scorer's network, :data:`SCORER_NETWORK` by default.
+        epochs, lr: training of both.
+        weights: the scorer's trained weights (a ``best.ckpt`` of a segmentation run with the same
+            ``scorer``, or a state dict file) instead of training it.
     """
 
     network: NetworkName = "segmentation_unet"
     options: dict[str, Any] = Field(default_factory=dict)
+    scorer: NetworkName = SCORER_NETWORK
+    scorer_options: dict[str, Any] = Field(default_factory=dict)
     epochs: int = Field(20, ge=1)
     lr: float = Field(1e-3, gt=0)
     weights: Path | None = None
@@ -467,11 +479,18 @@ class StudySpec(StrictModel):
                     loss.adversarial.discriminator.options)
                    for key, loss in self.losses.items() if loss.adversarial is not None]
         checks.append(("segmentation", self.segmentation.network, {"num_classes": 2, **self.segmentation.options}))
+        checks.append(("segmentation.scorer", self.segmentation.scorer,
+                       {"num_classes": 2, **self.segmentation.scorer_options}))
         for key, name, options in checks:
             problem = network_problem(name, options, self.data.size)
             if problem is not None:  # a ValueError: its message names the key (the check spans data and networks)
                 raise ValueError(f"{key}{problem[0]}: {problem[1]}")
         return self
+
+    @property
+    def trains_task_network(self) -> bool:
+        """Whether a loss needs the task network the engine trains (``task: {network: segmentation}``)."""
+        return any(loss.trains_task_network for loss in self.losses.values())
 
     @property
     def baseline_loss(self) -> str:
