@@ -2,6 +2,7 @@
 
 import csv
 import json
+import math
 import re
 import sys
 from pathlib import Path
@@ -26,7 +27,7 @@ from taskloss.provenance import KEYS
 from taskloss.readers.study import read_results
 from taskloss.studies import render_report
 from taskloss.studies.common import subject_half
-from taskloss.studies.engine import plan_detectable, plan_study, run_file_study, segmentation_run
+from taskloss.studies.engine import plan_detectable, plan_study, run_file_study, run_study_of, segmentation_run
 from taskloss.studies.plan import plan_table
 from taskloss.studies.spec import load_study
 
@@ -200,6 +201,15 @@ def test_the_task_network_and_the_scorer_learn_from_disjoint_halves_of_the_train
     # Without a task term there is no loss's network to be independent of: the scorer learns from all.
     alone = spec.model_copy(update={"losses": {"l1": spec.losses["l1"]}})
     assert segmentation_run(alone, "scorer").train_subjects == "all"
+
+
+def test_a_segmentation_run_is_also_trained_alone_and_returns_at_once_when_finished(study):
+    _, folder = study
+    config = yaml.safe_load((folder / "segmentation" / "config.yaml").read_text())
+    finished = run_study_of(config, "config.yaml").train(config, folder / "segmentation", "config.yaml")
+    assert finished.epochs == 1 and math.isnan(finished.seconds_per_step)
+    info = json.loads((folder / "segmentation" / "evaluation" / "run.json").read_text())
+    assert info["loss"] == "cross-entropy on the targets" and info["epochs"] == 1
 
 
 def test_a_task_network_needs_two_training_subjects_before_anything_is_written(tmp_path):

@@ -8,7 +8,8 @@ import yaml
 from taskloss.errors import ConfigError
 from taskloss.losses import TaskLoss
 from taskloss.networks import create_network
-from taskloss.studies.task_loss import dice_ratio, load_segmenter, with_task_term
+from taskloss.studies.segmentation import SegmentationRun, load_segmentation
+from taskloss.studies.task_loss import dice_ratio, with_task_term
 
 
 def test_dice_ratio_is_the_ratio_of_means_with_a_ci_around_it():
@@ -35,14 +36,15 @@ def test_a_run_folders_segmenter_is_its_best_weights_in_eval_mode(tmp_path):
     expected = float(TaskLoss(network)(pred, target))
     run = tmp_path / "run"
     (run / "checkpoints").mkdir(parents=True)
-    (run / "config.yaml").write_text(yaml.safe_dump({"network": "segmentation_unet",
-                                                     "network_options": {"widths": [4, 8]}}))
+    config = SegmentationRun(data={"path": "pairs"}, network="segmentation_unet", options={"widths": [4, 8]},
+                             classes=2, training={"epochs": 1})
+    (run / "config.yaml").write_text(yaml.safe_dump(config.model_dump(mode="json")))
     torch.save({"task": {"model": network.state_dict()}}, run / "checkpoints" / "best.ckpt")
-    from_run = TaskLoss(load_segmenter(run))
+    from_run = TaskLoss(load_segmentation(run))
     assert float(from_run(pred, target)) == pytest.approx(expected, rel=1e-6)
-    assert not load_segmenter(run).training
+    assert not load_segmentation(run).training
     with pytest.raises(ConfigError, match=r"holds no finished segmentation run"):
-        load_segmenter(tmp_path)
+        load_segmentation(tmp_path)
 
 
 def test_with_task_term_balances_both_terms_over_the_first_batches():

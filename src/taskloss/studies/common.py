@@ -189,6 +189,7 @@ SCALES = ("demo", "small", "full")
 """The scales every built-in study ships a file for."""
 
 PresetT = TypeVar("PresetT", bound=BaseModel)
+RunT = TypeVar("RunT", bound=BaseModel)
 
 
 def shipped_study_files() -> dict[str, Path]:
@@ -234,6 +235,13 @@ def overridden(path: Path, sets: Sequence[str] | None) -> str:
 def write_json(path: Path, data: Any) -> None:
     """Write JSON atomically (sorted keys, indented)."""
     atomic_write(path, lambda tmp: tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n"))
+
+
+def with_hardware(run: RunT, devices: int, accelerator: str, progress: bool = True) -> RunT:
+    """``run`` (a model with ``training``) trained on ``devices`` x ``accelerator``: a run's
+    ``config.yaml`` records it with 1 x "auto" (hardware is not part of a run's identity)."""
+    return run.model_copy(update={"training": run.training.model_copy(
+        update={"devices": devices, "accelerator": accelerator, "progress": progress})})
 
 
 def write_run_info(run_dir: Path, result: FitResult, loss_description: str) -> None:

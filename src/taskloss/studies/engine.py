@@ -33,34 +33,31 @@ import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 import numpy as np
 import torch
 import yaml
 from lightning.fabric import Fabric
-from pydantic import Field
 from torch import nn
 from torch.utils.data import DataLoader
 
-from taskloss.config import StrictModel
 from taskloss.data.kspace import undersample
 from taskloss.data.signals import cut_rois, insert_signals
 from taskloss.data.sources import TASKS, AnyDataSpec, paired_data, paired_splits
 from taskloss.errors import ConfigError, DataError
-from taskloss.losses import AdversarialLoss, CompositeLoss, CrossEntropyLoss, load_task_network
-from taskloss.metrics import DataRange, dice
+from taskloss.losses import AdversarialLoss, CompositeLoss, load_task_network
+from taskloss.metrics import DataRange
 from taskloss.metrics.comparisons import read_long_table
 from taskloss.metrics.registry import score
 from taskloss.networks import create_network
 from taskloss.studies.base import Study, StudyRequest
 from taskloss.studies.common import (
-    TrainSubjects,
     save_npz,
     split_subjects,
-    subject_half,
     trained,
     validate_config,
+    with_hardware,
     write_json,
     write_per_image,
     write_run_config,
@@ -70,7 +67,6 @@ from taskloss.studies.detection import DETECTION_FILE, GROUND_TRUTH, calibrate, 
 from taskloss.studies.file_report import file_plans, render_file_study
 from taskloss.studies.graph import Prepared, RunKind, RunNode, graph_order, train_graph, train_node
 from taskloss.studies.layout import (
-    CHECKPOINT_DIR,
     EVALUATION_DIR,
     PREDICTIONS_FILE,
     RESULTS_DIR,
@@ -87,6 +83,16 @@ from taskloss.studies.layout import (
 from taskloss.studies.plan import Measure, PlannedRun, measure_steps, plan_graph
 from taskloss.studies.report_kit import ALPHA, mde_markdown, plan_mdes
 from taskloss.studies.seeds import is_seeded, replicate_dir, run_seeds, seed_folders, seed_offset
+from taskloss.studies.segmentation import (
+    SEGMENTATION_RUN,
+    SEGMENTATION_TASK,
+    SegmentationRun,
+    foreground_dice,
+    load_segmentation,
+    load_weights,
+    segmentation_network,
+    train_segmentation,
+)
 from taskloss.studies.spec import (
     FILE_STUDY,
     IMAGE_METRICS,
@@ -100,7 +106,6 @@ from taskloss.studies.spec import (
 from taskloss.studies.terms import build_loss, describe_loss, term_values
 from taskloss.training import FitResult, SupervisedTask, Trainer, TrainingConfig
 from taskloss.training.adversarial import AdversarialTask, Generated
-from taskloss.training.checkpoint import read_checkpoint
 from taskloss.training.config import OptimizerConfig, load_yaml
 from taskloss.training.task import Batch, TrainingTask
 
@@ -109,21 +114,6 @@ LAUNCHERS: dict[str, str | None] = {"local": None, "slurm": "slurm", "submitit-l
 """``--launcher`` -> submitit cluster: "local" trains on this machine without submitit; "slurm" submits
 SLURM jobs; "submitit-local" and "submitit-debug" run the same submitit path without a cluster (in
 subprocesses, or in this process), to try it."""
-
-
-class SegmentationRun(StrictModel):
-    """A segmentation network trained on the targets: the task term's (``task_network/config.yaml``)
-    or the scorer (``segmentation/config.yaml``); ``train_subjects`` the training subjects it learns
-    from (:data:`~taskloss.studies.common.TrainSubjects`; the validation split is always whole)."""
-
-    study: Literal["file"] = FILE_STUDY
-    task: Literal["segmentation"] = "segmentation"
-    data: AnyDataSpec
-    network: str
-    options: dict[str, Any] = Field(default_factory=dict)
-    classes: int = Field(ge=2)
-    train_subjects: TrainSubjects = "all"
-    training: TrainingConfig
 
 
 def data_range(data: AnyDataSpec) -> DataRange:
@@ -205,10 +195,6 @@ def build_task(run: FileRun, run_dir: Path, task_network: nn.Module | None = Non
     return task, description + f" (discriminator {discriminator.name})"
 
 
-def _hardware(config: TrainingConfig, devices: int, accelerator: str, progress: bool) -> TrainingConfig:
-    return config.model_copy(update={"devices": devices, "accelerator": accelerator, "progress": progress})
-
-
 def train_file_run(run: FileRun, run_dir: Path, devices: int = 1, accelerator: str = "auto",
                    progress: bool = True, fabric: Fabric | None = None) -> FitResult:
     """Train one run in ``run_dir`` (resuming; at once when finished); record ``evaluation/run.json``.
@@ -217,9 +203,9 @@ def train_file_run(run: FileRun, run_dir: Path, devices: int = 1, accelerator: s
     other hardware.
     """
     splits = paired_splits(run.data)  # the data checked before the run folder is written
-    write_run_config(run_dir, run.model_copy(update={"training": _hardware(run.training, 1, "auto", True)}))
+    write_run_config(run_dir, with_hardware(run, 1, "auto"))
     task, description = build_task(run, run_dir)
-    trainer = Trainer(task, _hardware(run.training, devices, accelerator, progress), run_dir, fabric)
+    trainer = Trainer(task, with_hardware(run, devices, accelerator, progress).training, run_dir, fabric)
     result = trainer.fit(splits.train, splits.val)
     if trainer.fabric.is_global_zero:
         write_run_info(run_dir, result, description)
@@ -232,19 +218,6 @@ def load_file_run(run_dir: Path) -> FileRun:
 
 
 # -- the task network (SIS) ------------------------------------------------------------------------
-
-
-def _foreground_dice(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Dice of the foreground (every label > 0) per image; NaN where neither has foreground."""
-    return dice(logits.argmax(dim=1, keepdim=True) > 0, labels > 0)
-
-
-def _segmentation_task(run: SegmentationRun) -> SupervisedTask:
-    def metrics(logits: torch.Tensor, batch: Batch) -> dict[str, torch.Tensor]:
-        return {"dice": torch.nan_to_num(_foreground_dice(logits, batch["label"]), nan=1.0)}
-
-    return SupervisedTask(lambda: _segmentation_network(run), CrossEntropyLoss(), metrics,
-                          forward=lambda model, batch: model(batch["target"]), target_key="label")
 
 
 SegmentationRole = Literal["task_network", "scorer"]
@@ -283,19 +256,6 @@ def segmentation_run(spec: StudySpec, role: SegmentationRole = "scorer") -> Segm
                            training=training)
 
 
-def _segmentation_network(run: SegmentationRun) -> nn.Module:
-    return create_network(run.network, **{"num_classes": run.classes, **run.options})
-
-
-def _fit_segmentation(run: SegmentationRun, run_dir: Path, fabric: Fabric | None = None) -> FitResult:
-    """Train (or resume, or skip when finished) a segmentation run on the targets in ``run_dir``; its
-    ``config.yaml`` leaves the hardware out, as a study file's runs do."""
-    task = _segmentation_task(run)
-    splits = paired_splits(run.data)
-    write_run_config(run_dir, _with_hardware(run, 1, "auto"))
-    return Trainer(task, run.training, run_dir, fabric).fit(subject_half(splits.train, run.train_subjects), splits.val)
-
-
 def task_network_of(run: FileRun, run_dir: Path) -> nn.Module:
     """The frozen network of a run's task term: the study's trained task network
     (``OUT/<name>/task_network``, best checkpoint) or the TorchScript file the term names."""
@@ -303,15 +263,7 @@ def task_network_of(run: FileRun, run_dir: Path) -> nn.Module:
     assert term is not None
     if term.network != "segmentation":
         return load_task_network(term.network)
-    return _trained_segmentation(run_dir.parent.parent / TASK_NETWORK_DIR)
-
-
-def _trained_segmentation(folder: Path) -> nn.Module:
-    """The segmentation network of a trained segmentation run folder, best weights, evaluation mode."""
-    config = validate_config(SegmentationRun, load_yaml(folder / RUN_CONFIG_FILE), str(folder / RUN_CONFIG_FILE))
-    network = _segmentation_network(config)
-    _load_state(network, folder / CHECKPOINT_DIR / "best.ckpt")
-    return network.eval()
+    return load_segmentation(run_dir.parent.parent / TASK_NETWORK_DIR)
 
 
 def segmenter(spec: StudySpec, out_dir: Path, accelerator: str = "auto"
@@ -322,11 +274,9 @@ def segmenter(spec: StudySpec, out_dir: Path, accelerator: str = "auto"
     if run is None:
         return None
     if spec.segmentation.weights is None:
-        model = _trained_segmentation(out_dir / SCORER_DIR)
+        model = load_segmentation(out_dir / SCORER_DIR)
     else:
-        model = _segmentation_network(run)
-        _load_state(model, spec.segmentation.weights)
-        model.eval()
+        model = load_weights(segmentation_network(run), spec.segmentation.weights).eval()
     device = torch.device("cuda" if accelerator != "cpu" and torch.cuda.is_available() else "cpu")
     model.to(device)
 
@@ -335,18 +285,6 @@ def segmenter(spec: StudySpec, out_dir: Path, accelerator: str = "auto"
             return model(images.to(device))
 
     return segment
-
-
-def _load_state(model: nn.Module, path: Path) -> None:
-    """Load a segmentation network from the ``best.ckpt`` of a run or a plain state dict file."""
-    payload = read_checkpoint(Path(path))
-    state = payload["task"]["model"] if "task" in payload else payload
-    try:
-        model.load_state_dict(state)
-    except (RuntimeError, KeyError, TypeError) as error:
-        raise ConfigError(f"segmentation.weights {path} does not fit the network {type(model).__name__} "
-                          f"({type(error).__name__}); give the best.ckpt of a segmentation run with the same "
-                          "network and options") from None
 
 
 # -- evaluation ------------------------------------------------------------------------------------
@@ -366,7 +304,7 @@ def evaluate_file_run(run_dir: Path, split: str = "test",
     run = load_file_run(run_dir)
     dataset = getattr(paired_splits(run.data), split)
     task, _ = build_task(run, run_dir)
-    trainer = trained(task, _hardware(run.training, 1, "auto", False), run_dir)
+    trainer = trained(task, with_hardware(run, 1, "auto", False).training, run_dir)
     metrics = image_metrics(run.data, test=True)
     ids: list[str] = []
     values: dict[str, list[float]] = {}
@@ -377,7 +315,7 @@ def evaluate_file_run(run_dir: Path, split: str = "test",
             pred = output_image(task.predict(batch).float(), run.data)  # type: ignore[attr-defined]
             scores = metrics(pred, batch)
             if segment is not None:
-                scores["dice"] = _foreground_dice(segment(pred), batch["label"])
+                scores["dice"] = foreground_dice(segment(pred), batch["label"])
                 scores["roi"] = (batch["label"] > 0).flatten(1).any(dim=1).float()
             for name, value in scores.items():
                 values.setdefault(name, []).extend(value.cpu().tolist())
@@ -398,7 +336,7 @@ def evaluate_targets(spec: StudySpec, out_dir: Path, segment: Callable[[torch.Te
     ids: list[str] = []
     values: dict[str, list[float]] = {"dice": [], "roi": []}
     for batch in DataLoader(dataset, batch_size=spec.training.batch_size, shuffle=False):
-        values["dice"] += _foreground_dice(segment(batch["target"]), batch["label"]).cpu().tolist()
+        values["dice"] += foreground_dice(segment(batch["target"]), batch["label"]).cpu().tolist()
         values["roi"] += (batch["label"] > 0).flatten(1).any(dim=1).float().tolist()
         ids.extend(batch["id"])
     path = out_dir / SCORER_DIR / EVALUATION_DIR / TEST_CSV
@@ -510,7 +448,7 @@ def _predict_images(run_dir: Path, inputs: torch.Tensor) -> torch.Tensor:
     """A run's best checkpoint on ``inputs`` (N, 1, S, S): its output images as scored (N, 1, S, S), CPU."""
     run = load_file_run(run_dir)
     task, _ = build_task(run, run_dir)
-    trainer = trained(task, _hardware(run.training, 1, "auto", False), run_dir)
+    trainer = trained(task, with_hardware(run, 1, "auto", False).training, run_dir)
     predict = task.predict  # type: ignore[attr-defined]
     with torch.no_grad():
         return torch.cat([output_image(predict(trainer.fabric.to_device({"input": part})).float(), run.data).cpu()
@@ -532,24 +470,8 @@ def _prepare_file_run(run: FileRun, run_dir: Path) -> Prepared:
     return Prepared(build_task(run, run_dir)[0], splits.train, splits.val)
 
 
-def _train_segmentation_node(run: SegmentationRun, run_dir: Path, fabric: Fabric | None) -> FitResult:
-    """:class:`RunKind` ``train`` of a segmentation run (the task network, the scorer)."""
-    return _fit_segmentation(run, run_dir, fabric)
-
-
-def _prepare_segmentation(run: SegmentationRun, run_dir: Path) -> Prepared:
-    """:class:`RunKind` ``prepare`` of a segmentation run."""
-    splits = paired_splits(run.data)
-    return Prepared(_segmentation_task(run), subject_half(splits.train, run.train_subjects), splits.val)
-
-
 FILE_RUN = RunKind(train=_train_file_node, prepare=_prepare_file_run)
 """A study file's network x loss run (``runs/<network>-<loss>``)."""
-SEGMENTATION_RUN = RunKind(train=_train_segmentation_node, prepare=_prepare_segmentation)
-"""A segmentation network trained on the targets: the task loss's (``task_network``) or the scorer
-(``segmentation``)."""
-
-
 def file_graph(spec: StudySpec, devices: int = 1, accelerator: str = "auto") -> list[RunNode]:
     """The run graph of a study file: the task loss's network (when a loss trains one), every network x
     loss run (those with the trained task network need it), then the scoring network (when the data has
@@ -562,21 +484,16 @@ def file_graph(spec: StudySpec, devices: int = 1, accelerator: str = "auto") -> 
             raise DataError(f"a task term with network 'segmentation' trains its network on the data's labels, but "
                             f"{spec.data.data_folder() or 'the data'} has none; add labels/ or give the task term "
                             "a TorchScript network file")
-        nodes.append(RunNode(TASK_NETWORK_DIR, _with_hardware(task_run, devices, accelerator), SEGMENTATION_RUN))
+        nodes.append(RunNode(TASK_NETWORK_DIR, with_hardware(task_run, devices, accelerator), SEGMENTATION_RUN))
     for name, run in build_runs(spec).items():
         needs = (TASK_NETWORK_DIR,) if run.loss.task is not None and run.loss.task.network == "segmentation" else ()
-        nodes.append(RunNode(f"{RUNS_DIR}/{name}", _with_hardware(run, devices, accelerator), FILE_RUN, needs))
+        nodes.append(RunNode(f"{RUNS_DIR}/{name}", with_hardware(run, devices, accelerator), FILE_RUN, needs))
     scorer = segmentation_run(spec)
     if scorer is not None and spec.segmentation.weights is None:
-        nodes.append(RunNode(SCORER_DIR, _with_hardware(scorer, devices, accelerator), SEGMENTATION_RUN))
+        nodes.append(RunNode(SCORER_DIR, with_hardware(scorer, devices, accelerator), SEGMENTATION_RUN))
     return nodes
 
 
-RunT = TypeVar("RunT", FileRun, SegmentationRun)
-
-
-def _with_hardware(run: RunT, devices: int, accelerator: str) -> RunT:
-    return run.model_copy(update={"training": _hardware(run.training, devices, accelerator, True)})
 
 
 def train_submitit(nodes: Sequence[RunNode], out_dir: Path, spec: StudySpec, cluster: str = "slurm"
@@ -796,8 +713,10 @@ class FileStudy(Study):
         return self.spec.model_copy(update={"data": self.spec.data.with_data_folder(request.data.resolve())})
 
     def train(self, config: Mapping[str, Any], run_dir: Path, source: str) -> FitResult:
-        """One run from its configuration (``taskloss train runs/<run>/config.yaml``; its
-        ``training.devices`` > 1 trains with DDP)."""
+        """One run from its configuration (``taskloss train runs/<run>/config.yaml``, or a
+        segmentation run's; its ``training.devices`` > 1 trains with DDP)."""
+        if config.get("task") == SEGMENTATION_TASK:
+            return train_segmentation(validate_config(SegmentationRun, config, source), run_dir)
         run = validate_config(FileRun, config, source)
         return train_file_run(run, run_dir, run.training.devices, run.training.accelerator)
 
@@ -816,8 +735,9 @@ class FileStudy(Study):
 
 
 def run_study_of(config: Mapping[str, Any], source: str) -> Study:
-    """The study that trains a run configuration written by the engine (``study: file``)."""
-    if config.get("task", "paired") not in TASKS:
+    """The study that trains a run configuration written by the engine (``study: file``): an image
+    run of any data source, or a segmentation run."""
+    if config.get("task", TASKS[0]) not in (*TASKS, SEGMENTATION_TASK):
         raise ConfigError(f"{source}: a {config.get('task')!r} run is trained by `taskloss study run`, not alone")
     return FileStudy()
 

@@ -35,11 +35,12 @@ from pydantic import Field, field_validator, model_validator
 from taskloss.config import Seeds, StrictModel, check_section
 from taskloss.data.mr2xray import Mr2XrayConfig
 from taskloss.data.signals import cut_rois
+from taskloss.data.sources import Mr2XraySource
 from taskloss.errors import DataError, MissingWeightsError
 from taskloss.features.base import FeatureNetwork
 from taskloss.features.distribution import image_features
 from taskloss.features.efficientnet import EfficientNetLite0, resolve_efficientnet_lite0_weights
-from taskloss.losses import CompositeLoss, CrossEntropyLoss, L1Loss, PerceptualLoss, TaskLoss
+from taskloss.losses import CompositeLoss, L1Loss, PerceptualLoss, TaskLoss
 from taskloss.metrics import Summary, dice, summarize
 from taskloss.metrics.distribution import KID_SUBSET_SIZE, KID_SUBSETS, frechet_distance, kernel_inception_distance
 from taskloss.metrics.ms_ssim import smallest_size
@@ -111,8 +112,9 @@ from taskloss.studies.report_kit import (
     verdict_lines,
 )
 from taskloss.studies.seeds import offset_seeds, run_seeds
+from taskloss.studies.segmentation import SEGMENTATION_RUN, SegmentationRun, load_segmentation
 from taskloss.studies.spec import run_name
-from taskloss.studies.task_loss import dice_ratio, load_segmenter, with_task_term
+from taskloss.studies.task_loss import dice_ratio, with_task_term
 from taskloss.training import SupervisedTask, Trainer, TrainingConfig, make_fabric
 from taskloss.training.config import load_yaml
 from taskloss.training.task import Batch
@@ -160,26 +162,6 @@ class TaskSettings(StrictModel):
     balance_batches: int = Field(5, ge=1)
 
 
-class BoneSegmentationRun(BuiltinRun):
-    """A bone-segmentation UNet trained on the real X-ray projections and their projected bone masks."""
-
-    study: Literal["mr2xray"] = "mr2xray"
-    kind: Literal["bone_segmentation"] = "bone_segmentation"
-    network: str = "segmentation_unet"
-    network_options: dict[str, Any] = Field(default_factory=dict)
-    bone_weight: float = Field(2.0, gt=0, description="cross-entropy weight of the bone class")
-    data: Mr2XrayConfig = Field(default_factory=Mr2XrayConfig)
-    training: TrainingConfig = TrainingConfig(monitor="dice", monitor_mode="max")
-
-    def training_task(self, run_dir: Path) -> tuple[SupervisedTask, str]:
-        """Cross-entropy on the real X-ray projections, bone weighted up; scored by bone Dice."""
-        criterion = CrossEntropyLoss(class_weights=torch.tensor([1.0, self.bone_weight]))
-        task = SupervisedTask(lambda: create_network(self.network, **self.network_options), criterion,
-                              _bone_dice_metric, forward=lambda model, batch: model(batch["target"]),
-                              target_key="bone")
-        return task, f"cross-entropy on the real X-ray, bone class weight {self.bone_weight:g}"
-
-
 class Mr2XrayRun(BuiltinRun):
     """One training run of the study: a network, a loss, the data and the training settings."""
 
@@ -218,7 +200,7 @@ def mr2xray_loss(run: Mr2XrayRun, run_dir: Path | None = None) -> tuple[torch.nn
         if run_dir is None:
             raise DataError("a task-loss run needs its run folder to find the bone network")
         network_dir = run_dir.parent.parent / run.task.network_dir  # an absolute path replaces the parent
-        task = TaskLoss(load_segmenter(network_dir), output="kl",
+        task = TaskLoss(load_segmentation(network_dir), output="kl",
                         description=f"bone-segmentation UNet {run.task.network_dir} (best checkpoint)")
         criterion = with_task_term(L1Loss(), "l1", task, run.task.weight, run.task.balance_batches)
         return criterion, (f"l1 + {run.task.weight:g} x {task.description}, each term divided by its mean over "
@@ -320,11 +302,6 @@ MIN_OBSERVER_BATCH = 4
 """Fewest views in a batch for the observer term: the CHO's d' needs at least 2 ROIs of each class per fold."""
 
 
-def _bone_dice_metric(logits: torch.Tensor, batch: Batch) -> dict[str, torch.Tensor]:
-    """Bone Dice per image (1 where neither the prediction nor the mask has bone)."""
-    return {"dice": torch.nan_to_num(dice(_bone_masks(logits), batch["bone"] == 1), nan=1.0)}
-
-
 def evaluate_mr2xray_run(run_dir: Path, split: str = "test", fabric: Fabric | None = None,
                          figure_cases: int = 3) -> Path:
     """Score a trained run's best checkpoint on a split.
@@ -341,7 +318,9 @@ def evaluate_mr2xray_run(run_dir: Path, split: str = "test", fabric: Fabric | No
     networks = run_dir.parent.parent / TASK_NETWORKS_DIR
     scored = len(dataset) > 0 and "bone" in dataset[0] and all(
         (networks / name / RUN_CONFIG_FILE).is_file() for name in (BONE_SCORER, BONE_NETWORK))
-    scorers = (load_segmenter(networks / BONE_SCORER), load_segmenter(networks / BONE_NETWORK)) if scored else None
+    scorers = None
+    if scored:
+        scorers = load_segmentation(networks / BONE_SCORER), load_segmentation(networks / BONE_NETWORK)
     task, _ = mr2xray_task(run, run_dir, scorers)
     trainer = Trainer(task, run.training, run_dir, fabric)
     trainer.load_weights("best")
@@ -525,19 +504,25 @@ def preset_data(preset: Mr2XrayPreset, data: dict[str, Any] | None = None) -> Mr
     return validate_config(Mr2XrayConfig, {**preset.data, **(data or {})}, "mr2xray data settings")
 
 
+BONE_WEIGHT = 2.0
+"""Cross-entropy weight of the bone class in the bone-segmentation runs (bone is the smaller class of a view)."""
+
+
 def bone_runs(preset: Mr2XrayPreset, data: dict[str, Any] | None = None,
-              training: dict[str, Any] | None = None) -> dict[str, BoneSegmentationRun]:
-    """The two bone-segmentation runs: the task loss's network (a segmentation UNet, the first half of the
-    training subjects) and the independent scorer (:data:`SCORER_NETWORK`, another architecture family,
-    seed 1, the other half: it never saw the subjects the loss's network learnt from)."""
+              training: dict[str, Any] | None = None) -> dict[str, SegmentationRun]:
+    """The two bone-segmentation runs (:mod:`taskloss.studies.segmentation` runs on the simulator's
+    pairs, ``task: mr2xray-simulator``: the X-ray and its projected bone mask): the task loss's network
+    (a segmentation UNet, the first half of the training subjects) and the independent scorer
+    (:data:`SCORER_NETWORK`, another architecture family, seed 1, the other half: it never saw the
+    subjects the loss's network learnt from)."""
     settings = {**preset.training_settings(), "optimizer": {"lr": 1e-3}, **(training or {}),
                 "epochs": preset.bone_epochs, "monitor": "dice", "monitor_mode": "max"}
-    values = {"data": preset_data(preset, data)}
-    return {BONE_NETWORK: BoneSegmentationRun(**values, train_subjects="first_half",
-                                              training=TrainingConfig(**settings)),
-            BONE_SCORER: BoneSegmentationRun(**values, network=SCORER_NETWORK, train_subjects="second_half",
-                                             training=TrainingConfig(**{**settings, "seed": 1}))}
-
+    source = Mr2XraySource.model_validate(given(preset_data(preset, data)))
+    values = {"data": source, "classes": 2, "class_weights": (1.0, BONE_WEIGHT)}
+    return {BONE_NETWORK: SegmentationRun(**values, network="segmentation_unet", train_subjects="first_half",
+                                          training=TrainingConfig(**settings)),
+            BONE_SCORER: SegmentationRun(**values, network=SCORER_NETWORK, train_subjects="second_half",
+                                         training=TrainingConfig(**{**settings, "seed": 1}))}
 
 
 MR2XRAY_SOURCE_TABLE = """| Network - loss | MAE | SSIM | PSNR |
@@ -557,7 +542,7 @@ MR2XRAY_COLUMNS = (*(metric_column(name) for name in ("mae", "ssim", "psnr", "ha
 
 
 def mr2xray_runs(preset: Mr2XrayPreset, data_dir: Path | None = None, hardware: dict[str, Any] | None = None,
-                 seed_offset: int = 0) -> tuple[dict[str, BoneSegmentationRun], dict[str, Mr2XrayRun]]:
+                 seed_offset: int = 0) -> tuple[dict[str, SegmentationRun], dict[str, Mr2XrayRun]]:
     """The bone-segmentation runs and the synthesis runs of a preset, seeds offset by ``seed_offset``.
 
     With simulated data, the two bone-segmentation networks (the task loss's and the scorer); a user's
@@ -570,10 +555,10 @@ def mr2xray_runs(preset: Mr2XrayPreset, data_dir: Path | None = None, hardware: 
     return offset_seeds(bone_runs(preset, data, hardware), seed_offset), runs
 
 
-def mr2xray_graph(bones: Mapping[str, BoneSegmentationRun], runs: Mapping[str, Mr2XrayRun]) -> list[RunNode]:
+def mr2xray_graph(bones: Mapping[str, SegmentationRun], runs: Mapping[str, Mr2XrayRun]) -> list[RunNode]:
     """The study's run graph: ``task_networks/<bone run>``, then ``runs/<run>``; a task-loss run needs the
     bone network inside its loss (:attr:`TaskSettings.network_dir`)."""
-    return [*nodes_of(bones, BUILTIN_RUN, TASK_NETWORKS_DIR),
+    return [*nodes_of(bones, SEGMENTATION_RUN, TASK_NETWORKS_DIR),
             *nodes_of(runs, BUILTIN_RUN, RUNS_DIR, lambda run: (run.task.network_dir,) if run.loss == "task" else ())]
 
 

@@ -2,26 +2,18 @@
 
 - :class:`WeightedSum`: a :class:`~taskloss.losses.CompositeLoss` of terms on ``(pred, target)`` as
   a criterion (the image loss plus the task term, balanced over the first batches);
-- :func:`load_segmenter`: a trained segmentation run's network (the task network of a loss, or
-  the independent scorer);
 - :func:`dice_ratio`: the SIS idea, a segmenter's mean Dice on a method's images divided by its mean
   Dice on the real images, with a seeded percentile-bootstrap CI over the images (resampled jointly).
 """
 
-from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-from taskloss.errors import ConfigError
 from taskloss.losses import CompositeLoss, TaskLoss
 from taskloss.metrics import Summary
 from taskloss.metrics.stats import BOOTSTRAP_RESAMPLES
-from taskloss.networks import create_network
-from taskloss.studies.layout import CHECKPOINT_DIR, RUN_CONFIG_FILE
-from taskloss.training.checkpoint import read_checkpoint
-from taskloss.training.config import load_yaml
 
 
 class WeightedSum(nn.Module):
@@ -79,22 +71,3 @@ def dice_ratio(method_dice: np.ndarray, real_dice: np.ndarray, seed: int = 0) ->
     low, high = np.percentile(ratios, [2.5, 97.5])
     return Summary(n=int(method.size), mean=float(method.mean() / real.mean()), sd=float("nan"),
                    median=float("nan"), ci_low=float(low), ci_high=float(high))
-
-
-def load_segmenter(run_dir: Path) -> nn.Module:
-    """The network of a finished segmentation run folder with its best weights, in eval mode.
-
-    The folder's ``config.yaml`` names the network (``network``, ``network_options``, as
-    :func:`taskloss.networks.create_network` takes them); ``checkpoints/best.ckpt`` holds its weights.
-
-    Raises:
-        ConfigError: when the folder holds no finished run.
-    """
-    config_path, checkpoint = run_dir / RUN_CONFIG_FILE, run_dir / CHECKPOINT_DIR / "best.ckpt"
-    if not (config_path.is_file() and checkpoint.is_file()):
-        raise ConfigError(f"{run_dir} holds no finished segmentation run (config.yaml and checkpoints/best.ckpt); "
-                          "train it first, or point the task loss at another run folder")
-    config = load_yaml(config_path)
-    model = create_network(config["network"], **config.get("network_options", {}))
-    model.load_state_dict(read_checkpoint(checkpoint)["task"]["model"])
-    return model.eval()
