@@ -11,12 +11,13 @@ import yaml
 
 from taskloss.data.mr2xray import Mr2XrayConfig, mr2xray_splits
 from taskloss.errors import ConfigError
+from taskloss.networks import create_network
 from taskloss.studies import STUDIES, Study, StudyRequest, get_study, study_of_run
 from taskloss.studies.common import subject_half
 from taskloss.studies.engine import FileStudy
 from taskloss.studies.seeds import seed_table
 from taskloss.studies.spec import EXTRA_METRICS, StudySpec, build_runs, extra_metrics, parse_study
-from taskloss.studies.terms import Term, build_loss, term_values
+from taskloss.studies.terms import TERMS, LossSpec, Term, TermContext, build_loss, term_values
 
 ISSUE_EXAMPLE = """\
 name: denoise-t1
@@ -156,6 +157,23 @@ def test_balanced_term_starts_at_its_weight_then_keeps_its_first_divisor():
     restored = build_loss(spec.losses["mix"], 1.0)
     restored.load_state_dict(loss.state_dict())
     assert term_values(restored.eval(), torch.full((1, 1, 8, 8), 0.25), first)["l1"].item() == pytest.approx(0.5)
+
+
+def test_every_registered_term_is_a_loss_key_and_builds_with_its_defaults():
+    assert list(LossSpec.model_fields) == list(TERMS)  # one entry per term, nothing listed twice
+    network = create_network("segmentation_unet", widths=(4, 8))
+    batch = {"input": torch.rand(2, 1, 16, 16), "target": torch.rand(2, 1, 16, 16)}
+    pred = batch["input"].clone().requires_grad_()
+    for name, entry in TERMS.items():
+        settings = entry.spec(network="domain") if name == "perceptual" else entry.spec()
+        term = entry.build(name, settings, TermContext(1.0, network))
+        assert isinstance(term, Term)
+        if name in ("adversarial", "feature_matching"):
+            continue  # they need the discriminator's outputs (test_an_adversarial_loss_... below)
+        value = term(pred, batch)
+        assert value.ndim == 0 and torch.isfinite(value)
+    with pytest.raises(ConfigError, match=r"^the task term needs its task network"):
+        TERMS["task"].build("task", TERMS["task"].spec(), TermContext(1.0))
 
 
 def test_penalty_is_the_mean_change_the_network_makes():

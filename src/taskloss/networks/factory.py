@@ -9,7 +9,10 @@ import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator
+from pydantic_core import PydanticCustomError
 
 from taskloss.errors import ConfigError
 from taskloss.networks.base import Network
@@ -118,3 +121,14 @@ def create_network(name: str, **kwargs: Any) -> Network:
         raise ConfigError(f"network {name!r} takes no argument {', '.join(map(repr, unknown))}; "
                           f"it takes {', '.join(parameters)}")
     return entry.cls(**{**entry.defaults, **kwargs})
+
+
+def _registered(name: str) -> str:
+    if name not in NETWORKS:
+        raise PydanticCustomError("unknown_network", "unknown network {name}; choose one of {choices}",
+                                  {"name": repr(name), "choices": ", ".join(list_networks())})
+    return name
+
+
+NetworkName = Annotated[str, AfterValidator(_registered)]
+"""A name of :data:`NETWORKS`, as a configuration field (an unknown name lists the registered ones)."""

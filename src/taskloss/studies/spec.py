@@ -33,11 +33,9 @@ import torch
 from pydantic import (
     AfterValidator,
     Field,
-    SerializerFunctionWrapHandler,
     ValidationInfo,
     ValidatorFunctionWrapHandler,
     field_validator,
-    model_serializer,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
@@ -48,10 +46,10 @@ from taskloss.errors import TasklossError
 from taskloss.metrics.ms_ssim import MS_SSIM_WEIGHTS, smallest_size
 from taskloss.metrics.registry import METRICS
 from taskloss.networks.base import Network
-from taskloss.networks.factory import NETWORKS, create_network, list_networks
+from taskloss.networks.factory import NetworkName, create_network
 from taskloss.studies.common import SCORER_NETWORK, validate_config
 from taskloss.studies.detection import DetectionSettings
-from taskloss.studies.perception import PerceptionChoice
+from taskloss.studies.terms import LossSpec
 from taskloss.training.config import OptimizerConfig, TrainingConfig, load_yaml
 
 NAME_PATTERN = r"^[A-Za-z0-9_.]+$"
@@ -112,198 +110,11 @@ TaskName = Annotated[str, AfterValidator(_source)]
 """A task of :data:`taskloss.data.sources.SOURCES` (the data source of a study file)."""
 
 
-def _registered(name: str) -> str:
-    if name not in NETWORKS:
-        raise PydanticCustomError("unknown_network", "unknown network {name}; choose one of {choices}",
-                                  {"name": repr(name), "choices": ", ".join(list_networks())})
-    return name
-
-
-NetworkName = Annotated[str, AfterValidator(_registered)]
-"""A name of :data:`taskloss.networks.NETWORKS`."""
-
-
 class NetworkSpec(StrictModel):
     """A network of the library by registry name, with constructor options."""
 
     name: NetworkName
     options: dict[str, Any] = Field(default_factory=dict)
-
-
-Balance = int | Literal["first"] | None
-
-
-class TermSpec(StrictModel):
-    """A loss term: its weight and, optionally, balancing.
-
-    Attributes:
-        weight: the term's factor (with ``balance``: the value the term starts at).
-        balance: None (fixed weight), "first" (the term divided by its value on the first training
-            batch, Seitzer et al.'s rule) or K (by its mean over the first K batches, Chen &
-            Koltun's); the divisor is then frozen and saved with the run.
-    """
-
-    weight: float = Field(1.0, gt=0)
-    balance: Balance = None
-
-    @field_validator("balance")
-    @classmethod
-    def _positive(cls, balance: Balance) -> Balance:
-        if isinstance(balance, int) and balance < 1:
-            raise PydanticCustomError("balance", "balance must be 'first' or a number of batches >= 1")
-        return balance
-
-    def balance_batches(self) -> int | None:
-        """K of the balancing rule ("first" is 1), or None for a fixed weight."""
-        return 1 if self.balance == "first" else self.balance
-
-
-class NMSETerm(TermSpec):
-    """NMSE ``||pred - target||^2 / ||target||^2``; ``squared: false`` takes its square root (DAGAN)."""
-
-    squared: bool = True
-
-
-class SSIMTerm(TermSpec):
-    """``1 - SSIM`` with the study's data_range; window "gaussian" (11, 1.5) or "fastmri" (7, uniform)."""
-
-    convention: Literal["gaussian", "fastmri"] = "gaussian"
-
-
-class FrequencyTerm(TermSpec):
-    """MSE of Fourier magnitudes (DAGAN's frequency loss)."""
-
-    norm: Literal["ortho", "backward"] = "ortho"
-
-
-class PerceptualTerm(TermSpec):
-    """Perceptual loss (Chen & Koltun) on a frozen perception network.
-
-    ``balance: K`` balances its layers: each layer's distance divided by its mean over the first K
-    batches (Chen & Koltun's rule; the term then starts at about ``weight`` times its number of
-    layers).
-
-    Attributes:
-        network: "auto" (ImageNet VGG-19 when its weights are found, else the domain network),
-            "vgg19", "domain" or "efficientnet_lite0" (ImageNet weights from ``taskloss[imagenet]``).
-        layers: layer names; default the network's CRN-style set.
-        distance: "l1" or "l2".
-        include_pixel: add the pixel term (layer 0).
-        weights_path: an explicit VGG-19 or EfficientNet-Lite0 checkpoint file.
-    """
-
-    network: PerceptionChoice = "auto"
-    layers: list[str] | None = None
-    distance: Literal["l1", "l2"] = "l1"
-    include_pixel: bool = False
-    weights_path: str | None = None
-
-
-class DiscriminatorSpec(StrictModel):
-    """The discriminator an adversarial term brings, and its optimiser."""
-
-    name: NetworkName = "patch_discriminator"
-    options: dict[str, Any] = Field(default_factory=dict)
-    optimizer: OptimizerConfig = OptimizerConfig(lr=2e-4, betas=(0.5, 0.999))
-
-
-class AdversarialTerm(TermSpec):
-    """Adversarial generator loss against its own discriminator (one D step per G step).
-
-    Attributes:
-        criterion: "bce" (non-saturating), "lsgan" or "hinge".
-        real_label: the discriminator's target for real images (< 1: one-sided label smoothing).
-        pool_size: past fakes shown to the discriminator (0: none).
-        discriminator: the network and its optimiser.
-    """
-
-    criterion: Literal["bce", "lsgan", "hinge"] = "bce"
-    real_label: float = Field(1.0, gt=0, le=1)
-    pool_size: int = Field(0, ge=0)
-    discriminator: DiscriminatorSpec = DiscriminatorSpec()
-
-
-class FeatureMatchingTerm(TermSpec):
-    """L1 (or l2) between the discriminator's features of outputs and targets; needs ``adversarial``."""
-
-    distance: Literal["l1", "l2"] = "l1"
-
-
-class TaskTerm(TermSpec):
-    """The task loss (:class:`taskloss.losses.TaskLoss`): a frozen task network compares output and target.
-
-    Attributes:
-        network: "segmentation": a segmentation network the engine trains on the targets for the
-            loss (``OUT/<name>/task_network/``, seed ``training.seed + 1``: another network than
-            the one that scores SIS); or the path of a TorchScript file of a task network.
-        layers: module names of the network whose outputs give L1 feature terms.
-        output: "kl" (task consistency, no labels), "ce" or "dice" (against ``labels/``), or None.
-    """
-
-    network: str = "segmentation"
-    layers: list[str] = Field(default_factory=list)
-    output: Literal["kl", "ce", "dice"] | None = "kl"
-
-
-TERM_SPECS: dict[str, type[TermSpec]] = {
-    "l1": TermSpec, "mse": TermSpec, "nmse": NMSETerm, "ssim": SSIMTerm, "frequency": FrequencyTerm,
-    "perceptual": PerceptualTerm, "adversarial": AdversarialTerm, "feature_matching": FeatureMatchingTerm,
-    "penalty": TermSpec, "task": TaskTerm,
-}
-"""Every loss term a study file may name, with the settings it takes."""
-
-
-class LossSpec(StrictModel):
-    """A loss: a weighted sum of library terms. A term's value is its weight, or its settings.
-
-    ``penalty`` is ``mean |output - input|`` (Seitzer et al.'s output penalty on the change the
-    network makes; input and target must have the same channels).
-    """
-
-    l1: TermSpec | None = None
-    mse: TermSpec | None = None
-    nmse: NMSETerm | None = None
-    ssim: SSIMTerm | None = None
-    frequency: FrequencyTerm | None = None
-    perceptual: PerceptualTerm | None = None
-    adversarial: AdversarialTerm | None = None
-    feature_matching: FeatureMatchingTerm | None = None
-    penalty: TermSpec | None = None
-    task: TaskTerm | None = None
-
-    @field_validator("*", mode="before")
-    @classmethod
-    def _weight_alone(cls, value: Any, info: ValidationInfo) -> Any:
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return {"weight": value}
-        if value is not None and not isinstance(value, dict | TermSpec):
-            raise PydanticCustomError("term", "{value} is not a weight; give a number ({name}: 1.0) or the term's "
-                                      "settings ({name}: {settings})",
-                                      {"value": repr(value), "name": str(info.field_name), "settings": "{weight: 1.0}"})
-        return value
-
-    @model_validator(mode="after")
-    def _consistent(self) -> "LossSpec":
-        if not self.terms():
-            raise PydanticCustomError("empty_loss", "a loss needs at least one term; choose from {choices}",
-                                      {"choices": ", ".join(TERM_SPECS)})
-        if self.feature_matching is not None and self.adversarial is None:
-            raise PydanticCustomError("feature_matching", "feature_matching needs an adversarial term (its "
-                                      "discriminator) in the same loss")
-        return self
-
-    def terms(self) -> dict[str, TermSpec]:
-        """The terms this loss uses, in the order of :data:`TERM_SPECS`."""
-        return {name: getattr(self, name) for name in TERM_SPECS if getattr(self, name) is not None}
-
-    @property
-    def trains_task_network(self) -> bool:
-        """Whether the loss needs the task network the engine trains (``task.network: segmentation``)."""
-        return self.task is not None and self.task.network == "segmentation"
-
-    @model_serializer(mode="wrap")
-    def _used_terms(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        return {name: value for name, value in handler(self).items() if value is not None}
 
 
 class SegmentationSpec(StrictModel):
