@@ -27,6 +27,7 @@ for a user's 2-D image whose angle is unknown)}``, plus ``"bone": (1, S, S) int6
 data has bone masks (simulated data; not a user's folder).
 """
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -218,7 +219,7 @@ def mr2xray_splits(config: Mr2XrayConfig) -> Splits:
 
     Simulates in memory when ``config.data`` is None, else reads the folder.
     """
-    data = simulate_mr2xray(config) if config.data is None else load_mr2xray_folder(config.data, config)
+    data = simulated_mr2xray(config) if config.data is None else load_mr2xray_folder(config.data, config)
     return Splits(*(Mr2XrayDataset(data, split) for split in SPLITS))
 
 
@@ -399,6 +400,14 @@ def simulate_mr2xray(
         splits=[split_of[s] for s, _ in pairs],
         bone=torch.cat(bones),
     )
+
+
+@functools.lru_cache(maxsize=2)
+def simulated_mr2xray(config: Mr2XrayConfig) -> Mr2XrayData:
+    """:func:`simulate_mr2xray`, once per process and configuration: a study's datasets and the pairs
+    of its bone networks (:mod:`taskloss.data.sources.simulated`) share one simulation. The tensors
+    are shared: do not change them in place."""
+    return simulate_mr2xray(config)
 
 
 def write_mr2xray(folder: Path, data: Mr2XrayData, config: Mr2XrayConfig) -> None:

@@ -10,19 +10,22 @@ below is shared.
    hardware). A run that has finished is skipped; one whose folder holds other settings is
    refused, naming the keys that differ (adding a loss or a network to the file only adds runs).
 2. **task loss network** (when a loss has ``task: {network: segmentation}``): a segmentation
-   network trained on the targets first, ``OUT/<name>/task_network/``, seed ``training.seed + 1``.
+   network (``segmentation.network``) trained on the targets first, ``OUT/<name>/task_network/``,
+   seed ``training.seed + 1``, on the first half of the training subjects
+   (:mod:`taskloss.studies.segmentation`).
 3. **training** (the Fabric :class:`~taskloss.training.Trainer`: resumable, seeded): one run after
    the other, ``jobs`` at a time in local processes (CPU threads split between them), or one
    job per run with submitit (``launcher="slurm"``).
-4. **scoring network** (when the data folder has ``labels/``): a segmentation network trained on
-   the targets (``OUT/<name>/segmentation/``, seed ``training.seed``) or loaded from
-   ``segmentation.weights``.
+4. **scoring network** (when the data has labels): the independent scorer, another architecture
+   family (``segmentation.scorer``) trained on the targets (``OUT/<name>/segmentation/``, seed
+   ``training.seed``, the other half of the training subjects when there is a task network) or
+   loaded from ``segmentation.weights``.
 5. **evaluation** of each run's best checkpoint on the test split: per image MAE, PSNR, SSIM,
    HFEN, NMSE (predictions clipped to [0, 1] when the data is normalised; data_range 1, the
    target's scale, or each target's max - min with ``normalize: none``), and the scoring
    network's foreground Dice on the prediction; ``runs/<run>/evaluation/test.csv`` and the
-   predictions. With ``task: csmri`` the zero-filled inputs are scored the same way
-   (``zero_filled/evaluation/test.csv``), the table's reference row.
+   predictions. With a k-space source (``task: csmri``, ``csmri-simulator``) the zero-filled
+   inputs are scored the same way (``zero_filled/evaluation/test.csv``), the table's reference row.
 6. **report** (:mod:`taskloss.studies.file_report`).
 
 Best checkpoints are picked by the validation mean of ``training.monitor`` (default the first
@@ -345,7 +348,7 @@ def evaluate_targets(spec: StudySpec, out_dir: Path, segment: Callable[[torch.Te
 
 
 def evaluate_inputs(spec: StudySpec, out_dir: Path) -> Path:
-    """Score the test inputs as if they were outputs (``task: csmri``: the zero-filled reference, the
+    """Score the test inputs as if they were outputs (k-space sources: the zero-filled reference, the
     field's baseline): ``zero_filled/evaluation/test.csv`` with every metric of :func:`image_metrics`,
     clipped and scaled as the runs' outputs are."""
     metrics = image_metrics(spec.data, test=True)
@@ -388,7 +391,7 @@ def detection_images(spec: StudySpec, contrast: float) -> tuple[dict[str, torch.
     """The test split with the disc of ``contrast`` inserted into the even positions' images.
 
     ``task: paired``: the disc is added to the input and the target at the same place (exact when the
-    input is the target plus noise, an approximation for other degradations); ``task: csmri``: to the
+    input is the target plus noise, an approximation for other degradations); a k-space source: to the
     fully sampled complex image, which is acquired again with the slice's own mask (undersampling is
     linear, so the odd positions stay the data set's pairs exactly).
 
@@ -421,7 +424,7 @@ def score_file_detection(spec: StudySpec, out_dir: Path, names: Sequence[str]) -
     """The detection task of a study file (docs/observers.md, "Detection in study files"): the disc's
     contrast calibrated on the validation targets (:func:`taskloss.studies.detection.calibrate`), the test
     images with and without it (:func:`detection_images`) through every run's best checkpoint, scored by
-    the CHO and NPW with the targets (and, for ``task: csmri``, the zero-filled inputs) as references;
+    the CHO and NPW with the targets (and, for a k-space source, the zero-filled inputs) as references;
     writes ``results/detection.json``."""
     settings = spec.detection
     assert settings is not None

@@ -4,10 +4,11 @@ Reads only what the engine saved (``study.yaml``, ``runs/*/evaluation/``, ``segm
 ``taskloss report OUT`` can redo it at any time. Written to ``OUT/<name>/results/``:
 
 - ``table.md``, ``table.tex``, ``table.csv``: rows "network - loss", the study's metrics as mean ±
-  sd over the test images (best per network in bold), and SIS when the data has labels; with
-  ``task: csmri`` a first row "Zero-filled", the network inputs scored (never bold);
+  sd over the test images (best per network in bold), and SIS when the data has labels; with a
+  k-space source (``task: csmri``, ``csmri-simulator``) a first row "Zero-filled", the network
+  inputs scored (never bold);
 - ``per_image.csv``: the long table of :mod:`taskloss.studies.report_kit` (method = run, subject
-  as split, case = image id; ``zero_filled`` rows with ``task: csmri``);
+  as split, case = image id; ``zero_filled`` rows with a k-space source);
 - ``comparisons.csv``, ``comparisons.md``: per network, every loss against the baseline loss,
   subjects as the units, Holm within the primary family (the study file's ``primary``, default
   its metrics and Dice with a scoring network: images whose label has foreground) and within each
@@ -72,7 +73,7 @@ def _label(spec: StudySpec, name: str) -> str:
 
 
 def _method_label(spec: StudySpec, name: str) -> str:
-    """A method's label: a run's ``network - loss``, "Zero-filled" for the inputs (``task: csmri``), "Ground
+    """A method's label: a run's ``network - loss``, "Zero-filled" for the inputs (k-space sources), "Ground
     truth" for the targets (the detection task's reference)."""
     return {ZERO_FILLED_DIR: "Zero-filled", GROUND_TRUTH: "Ground truth"}.get(name) or _label(spec, name)
 
@@ -121,7 +122,7 @@ def _sis(values: dict[str, np.ndarray], truth: dict[str, np.ndarray] | None) -> 
 
 
 def _zero_filled(out_dir: Path) -> tuple[list[str], dict[str, np.ndarray]] | None:
-    """The scores of the zero-filled inputs (``task: csmri``), when the engine saved them."""
+    """The scores of the zero-filled inputs (k-space sources), when the engine saved them."""
     path = out_dir / ZERO_FILLED_DIR / EVALUATION_DIR / TEST_CSV
     return read_per_image(path) if path.is_file() else None
 
@@ -149,7 +150,7 @@ def results_table(spec: StudySpec, results: Results, truth: dict[str, np.ndarray
 
 def _file_long_rows(spec: StudySpec, results: Results, truth: dict[str, np.ndarray] | None,
                zero_filled: tuple[list[str], dict[str, np.ndarray]] | None) -> list[LongRow]:
-    """The zero-filled inputs (``task: csmri``) and every run: the study's metrics, and with a scoring
+    """The zero-filled inputs (k-space sources) and every run: the study's metrics, and with a scoring
     network the Dice on the output and on the target (``dice_truth``), on images whose label has
     foreground; subjects as the split assigned them."""
     data = paired_data(spec.data)

@@ -6,7 +6,7 @@ Each ``data:`` section is the simulator's configuration (every key of the built-
 simulator's split by subject (``seed``, ``val_fraction``, ``test_fraction``: the built-in study's).
 
 ``task: mr2xray-simulator`` (:class:`Mr2XraySource`, :func:`read_mr2xray`;
-:func:`taskloss.data.mr2xray.simulate_mr2xray`):
+:func:`taskloss.data.mr2xray.simulated_mr2xray`, the one simulation the built-in study uses too):
 
 - input: the MR projection (1, S, S) in [0, 1]; target: the X-ray projection (1, S, S) in [0, 1];
 - labels: the projected bone mask (0/1: bone path length along the ray >= ``bone_threshold_mm``),
@@ -37,7 +37,7 @@ from pydantic_core import PydanticCustomError
 from taskloss.data.csmri import MASK_STREAM, CsmriConfig, simulate_csmri
 from taskloss.data.fields import generator_for
 from taskloss.data.kspace import undersample
-from taskloss.data.mr2xray import Mr2XrayConfig, simulate_mr2xray
+from taskloss.data.mr2xray import Mr2XrayConfig, simulated_mr2xray
 from taskloss.data.sources.pairs import PairedData, SourceSpec, split_counts, warn_identical, warn_once
 
 
@@ -78,7 +78,7 @@ def read_mr2xray(spec: Mr2XraySource) -> PairedData:
         Inputs and targets (N, 1, S, S) float32 in [0, 1], labels (N, 1, S, S) int64 0/1, ids,
         subjects and splits (by subject), N = subjects x angles.
     """
-    simulated = simulate_mr2xray(spec)
+    simulated = simulated_mr2xray(Mr2XrayConfig.model_validate(spec.model_dump()))
     assert simulated.bone is not None  # the simulator always projects the bone mask
     return PairedData(inputs=simulated.inputs, targets=simulated.targets, labels=simulated.bone.long(),
                       ids=simulated.ids, subjects=[f"s{int(s):03d}" for s in simulated.subjects],
