@@ -33,7 +33,7 @@ emulated single-coil k-space's inverse FFT, cropped to 320 x 320), so at ``size`
 
 import zlib
 from pathlib import Path
-from typing import ClassVar, Literal, Self
+from typing import ClassVar, Literal
 
 import torch
 from pydantic import Field
@@ -45,8 +45,8 @@ from taskloss.data.kspace import undersample
 from taskloss.data.masks import MaskName, MaskSettings
 from taskloss.data.sources.pairs import (
     FileSplitSpec,
+    FolderSpec,
     PairedData,
-    SourceSpec,
     check_varies,
     split_counts,
     split_groups,
@@ -57,7 +57,7 @@ from taskloss.errors import DataError
 SUFFIX = ".h5"
 
 
-class KspaceDataSpec(SourceSpec, MaskSettings):
+class KspaceDataSpec(FolderSpec, MaskSettings):
     """``task: csmri``: a folder of fastMRI single-coil HDF5 files, undersampled into image pairs.
 
     Each selected slice of each file is one pair (the module docstring says how): input the
@@ -82,7 +82,6 @@ class KspaceDataSpec(SourceSpec, MaskSettings):
 
     TASK: ClassVar[str] = "csmri"
     KSPACE: ClassVar[bool] = True
-    path: Path
     size: int = Field(320, ge=8)
     split: FileSplitSpec = FileSplitSpec()
     slices: tuple[int | None, int | None] | None = None
@@ -99,14 +98,6 @@ class KspaceDataSpec(SourceSpec, MaskSettings):
     def mask_shape(self) -> tuple[int, int]:
         """The pairs' k-space, ``(size, size)``."""
         return self.size, self.size
-
-    def data_folder(self) -> Path:
-        """``path``."""
-        return self.path
-
-    def with_data_folder(self, folder: Path) -> Self:
-        """This section reading ``folder``."""
-        return self.model_copy(update={"path": folder})
 
     def describe(self, data: PairedData) -> str:
         """``Data: N slices of F fastMRI files in `PATH`, the masks, input and target, the split.``"""

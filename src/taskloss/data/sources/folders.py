@@ -30,7 +30,7 @@ float32, "id": str, "subject": str}`` and ``"label": (1, S, S) int64`` when the 
 
 import os
 from pathlib import Path
-from typing import ClassVar, Literal, Self
+from typing import ClassVar, Literal
 
 import numpy as np
 import torch
@@ -40,8 +40,8 @@ from pydantic import Field
 from taskloss.data import io
 from taskloss.data.sources.pairs import (
     FileSplitSpec,
+    FolderSpec,
     PairedData,
-    SourceSpec,
     check_varies,
     split_counts,
     split_groups,
@@ -65,7 +65,7 @@ class SplitSpec(FileSplitSpec):
     by: Literal["auto", "subject", "file"] = "auto"
 
 
-class DataSpec(SourceSpec):
+class DataSpec(FolderSpec):
     """``task: paired``: where the pairs are and how they are prepared.
 
     Attributes:
@@ -78,18 +78,9 @@ class DataSpec(SourceSpec):
     """
 
     TASK: ClassVar[str] = "paired"
-    path: Path
     size: int = Field(64, ge=8)
     split: SplitSpec = SplitSpec()
     normalize: Literal["target", "each", "none"] = "target"
-
-    def data_folder(self) -> Path:
-        """``path``."""
-        return self.path
-
-    def with_data_folder(self, folder: Path) -> Self:
-        """This section reading ``folder``."""
-        return self.model_copy(update={"path": folder})
 
     def describe(self, data: PairedData) -> str:
         """``Data: N pairs from `PATH` at S px (normalize ...), split by ... (seed ...): counts.``"""

@@ -64,6 +64,20 @@ class SourceSpec(StrictModel):
         raise NotImplementedError
 
 
+class FolderSpec(SourceSpec):
+    """A source that reads a folder, ``path`` (relative paths are relative to the study file's folder)."""
+
+    path: Path
+
+    def data_folder(self) -> Path:
+        """``path``."""
+        return self.path
+
+    def with_data_folder(self, folder: Path) -> Self:
+        """This section reading ``folder``."""
+        return self.model_copy(update={"path": folder})
+
+
 def split_counts(data: "PairedData") -> str:
     """``"<train> train, <val> val, <test> test"``: the pairs of each split."""
     return ", ".join(f"{data.splits.count(split)} {split}" for split in ("train", "val", "test"))
