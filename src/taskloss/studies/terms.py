@@ -166,8 +166,9 @@ class TaskTerm(TermSpec):
 
     Attributes:
         network: "segmentation": a segmentation network the engine trains on the targets for the
-            loss (``OUT/<name>/task_network/``, seed ``training.seed + 1``: another network than
-            the one that scores SIS); or the path of a TorchScript file of a task network.
+            loss (``OUT/<name>/task_network/``: ``segmentation.network``, seed ``training.seed + 1``,
+            the first half of the training subjects; the scorer of SIS is another family trained on
+            the other half); or the path of a TorchScript file of a task network.
         layers: module names of the network whose outputs give L1 feature terms.
         output: "kl" (task consistency, no labels), "ce" or "dice" (against ``labels/``), or None.
     """
