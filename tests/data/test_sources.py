@@ -3,10 +3,12 @@ pairs equal what the built-in studies simulate, checked against NumPy FFTs writt
 study file on each simulator end to end."""
 
 import csv
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from taskloss.data.csmri import CsmriConfig, csmri_splits
 from taskloss.data.mr2xray import Mr2XrayConfig, mr2xray_splits, simulate_mr2xray
@@ -24,6 +26,7 @@ from taskloss.data.sources import (
 from taskloss.data.sources.pairs import WARNED
 from taskloss.data.splits import subject_of
 from taskloss.errors import ConfigError
+from taskloss.studies.common import PRESET_DIR
 from taskloss.studies.engine import run_file_study
 from taskloss.studies.file_report import render_file_study
 from taskloss.studies.spec import parse_study
@@ -158,3 +161,12 @@ def test_a_study_file_on_a_simulator_runs_end_to_end(tmp_path, task, data, first
     assert [row["case"] for row in rows] == [test[i]["id"] for i in range(len(test))]
     assert [row["subject"] for row in rows] == [subject_of(row["case"]) for row in rows]
     assert line in render_file_study(tmp_path / "out" / "simulated").splitlines()
+
+
+def test_the_documented_simulator_study_is_accepted_with_the_mr2xray_demos_data():
+    text = (Path(__file__).parents[2] / "docs" / "studies.md").read_text()
+    block = text.split("### Simulated data")[1].split("```yaml\n")[1].split("```")[0]
+    spec = parse_study(yaml.safe_load(block), "docs/studies.md")
+    demo = yaml.safe_load((PRESET_DIR / "mr2xray-demo.yaml").read_text())["data"]
+    assert spec.task == "mr2xray-simulator" and spec.trains_task_network
+    assert {key: getattr(spec.data, key) for key in demo} == demo
