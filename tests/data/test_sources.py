@@ -93,6 +93,43 @@ def test_the_csmri_source_undersamples_each_slice_with_the_builtin_studys_fixed_
     assert data.subjects == [subject_of(name) for name in data.ids] and data.by == "subject"
 
 
+def test_fresh_training_masks_are_the_builtin_studys_and_leave_validation_and_test_fixed():
+    splits = paired_splits(data_spec("csmri-simulator", {**CSMRI, "training_masks": "fresh"}))
+    fixed = paired_splits(data_spec("csmri-simulator", CSMRI))
+    builtin = csmri_splits(CsmriConfig(**CSMRI))
+    draw = data_spec("csmri-simulator", {**CSMRI, "training_masks": "fresh"}).fresh_masks()
+    assert draw is not None and fixed.train.masks is None
+    data = splits.train.data
+    for epoch in (0, 3):
+        splits.train.set_epoch(epoch)
+        builtin.train.set_epoch(epoch)
+        fixed.train.set_epoch(epoch)
+        for index in range(len(builtin.train)):
+            item, reference = splits.train[index], builtin.train[index]
+            row = data.ids.index(item["id"])
+            assert item["id"] == reference["id"]
+            # The built-in study's training input (its zero-filled magnitude in this epoch) ...
+            expected = torch.view_as_complex(reference["input"].permute(1, 2, 0).contiguous()).abs()
+            torch.testing.assert_close(item["input"][0], expected, rtol=0, atol=1e-6)
+            # ... and by NumPy from the reference and the drawn mask.
+            mask = draw(epoch, row)[0].numpy()
+            by_hand = np.abs(ifft2c(mask * fft2c(data.references[row, 0].numpy().astype(np.complex128))))
+            np.testing.assert_allclose(item["input"][0].numpy(), by_hand, atol=1e-6)
+            assert torch.equal(fixed.train[index]["input"], data.inputs[row])  # fixed: the epoch changes nothing
+    first, later = draw(0, 0), draw(1, 0)
+    assert not torch.equal(first, later) and torch.equal(first, draw(0, 0))
+    for split in ("val", "test"):  # validation and test keep the one mask of each slice
+        assert getattr(splits, split).masks is None
+
+
+def test_the_fastmri_sources_fresh_masks_follow_its_mask_seed():
+    draws = [KspaceDataSpec(path="h5", size=32, training_masks="fresh", mask_seed=seed).fresh_masks()
+             for seed in (0, 0, 1)]
+    assert all(draw is not None for draw in draws)
+    assert torch.equal(draws[0](2, 5), draws[1](2, 5)) and not torch.equal(draws[0](2, 5), draws[2](2, 5))
+    assert KspaceDataSpec(path="h5").fresh_masks() is None  # default: fixed
+
+
 def test_lesion_free_simulations_have_no_labels_and_say_so_once(capsys):
     WARNED.discard("csmri-simulator")
     data = paired_data(data_spec("csmri-simulator", {**CSMRI, "subjects": 3, "slices": 1,
@@ -119,7 +156,8 @@ STUDY = {
      "s.yaml: data: task: mr2xray-simulator simulates its data; leave out data.data (a folder of pairs is task: "
      "paired, of fastMRI files task: csmri)"),
     ("csmri-simulator", {"path": "h5"},
-     "s.yaml: data: unknown key 'path'; choose one of mask, acceleration, center_fraction, subjects, slices, "
+     "s.yaml: data: unknown key 'path'; choose one of mask, acceleration, center_fraction, training_masks, "
+     "subjects, slices, "
      "size, seed, anatomy, weighting, field_of_view_mm, orientations, zoom, noise, texture, gibbs, "
      "partial_fourier, bias, phase, val_fraction, test_fraction, data, variation"),
 ])

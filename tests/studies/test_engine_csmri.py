@@ -178,8 +178,8 @@ def _parse(data, task="csmri", source="s.yaml"):
     ("paired", {"path": "p", "acceleration": 4},
      "s.yaml: data: unknown key 'acceleration'; choose one of path, size, split, normalize"),
     ("csmri", {"path": "p", "normalize": "each"},
-     "s.yaml: data: unknown key 'normalize'; choose one of mask, acceleration, center_fraction, path, size, "
-     "split, slices, mask_seed"),
+     "s.yaml: data: unknown key 'normalize'; choose one of mask, acceleration, center_fraction, training_masks, "
+     "path, size, split, slices, mask_seed"),
     ("csmri", {"path": "p", "split": {"by": "subject"}},
      "s.yaml: data.split: unknown key 'by'; choose one of val, test, seed"),
     ("csmri", {"path": "p", "acceleration": 4, "center_fraction": 0.3},

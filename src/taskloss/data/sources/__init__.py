@@ -83,6 +83,8 @@ def paired_data(spec: AnyDataSpec) -> PairedData:
 
 
 def paired_splits(spec: AnyDataSpec) -> Splits:
-    """The train, val and test datasets of ``spec`` (items: :class:`~taskloss.data.sources.pairs.PairedDataset`)."""
+    """The train, val and test datasets of ``spec`` (items: :class:`~taskloss.data.sources.pairs.PairedDataset`;
+    the training split with fresh masks when the section asks for them)."""
     data = paired_data(spec)
-    return Splits(*(PairedDataset(data, split) for split in SPLITS))
+    return Splits(*(PairedDataset(data, split, spec.fresh_masks() if split == "train" else None)
+                    for split in SPLITS))

@@ -42,10 +42,11 @@ from taskloss.data import io
 from taskloss.data.csmri import MASK_STREAM, fastmri_slices
 from taskloss.data.fields import generator_for
 from taskloss.data.kspace import undersample
-from taskloss.data.masks import MaskName, MaskSettings
+from taskloss.data.masks import MaskName
 from taskloss.data.sources.pairs import (
     FileSplitSpec,
     FolderSpec,
+    KspaceSpec,
     PairedData,
     check_varies,
     split_counts,
@@ -57,7 +58,7 @@ from taskloss.errors import DataError
 SUFFIX = ".h5"
 
 
-class KspaceDataSpec(FolderSpec, MaskSettings):
+class KspaceDataSpec(FolderSpec, KspaceSpec):
     """``task: csmri``: a folder of fastMRI single-coil HDF5 files, undersampled into image pairs.
 
     Each selected slice of each file is one pair (the module docstring says how): input the
@@ -78,10 +79,10 @@ class KspaceDataSpec(FolderSpec, MaskSettings):
             challenge's setting), where the simulator's is Seitzer et al.'s ``cartesian-vd`` at 8x.
         mask_seed: seed of the masks; each slice has one fixed mask, drawn from ``mask_seed`` and
             the slice's id, the same in every run and every split.
+        training_masks: "fixed" or "fresh" (:class:`~taskloss.data.sources.pairs.KspaceSpec`).
     """
 
     TASK: ClassVar[str] = "csmri"
-    KSPACE: ClassVar[bool] = True
     size: int = Field(320, ge=8)
     split: FileSplitSpec = FileSplitSpec()
     slices: tuple[int | None, int | None] | None = None
@@ -99,14 +100,20 @@ class KspaceDataSpec(FolderSpec, MaskSettings):
         """The pairs' k-space, ``(size, size)``."""
         return self.size, self.size
 
+    @property
+    def masks_seed(self) -> int:
+        """``mask_seed``."""
+        return self.mask_seed
+
     def describe(self, data: PairedData) -> str:
         """``Data: N slices of F fastMRI files in `PATH`, the masks, input and target, the split.``"""
         centre = "default" if self.center_fraction is None else f"{self.center_fraction:g}"
+        fresh = "" if self.training_masks == "fixed" else f"; {self.masks_note()}"
         return (f"Data: {len(data.ids)} slices of {len(set(data.subjects))} fastMRI files in `{self.path}`, "
                 f"{self.size} px, {self.mask} mask at acceleration {self.acceleration:g} (centre fraction {centre}, "
-                f"mask seed {self.mask_seed}); input the zero-filled magnitude, target the fully sampled magnitude, "
-                f"both divided by the target's maximum; split by file (seed {self.split.seed}): {split_counts(data)} "
-                "slices.")
+                f"mask seed {self.mask_seed}{fresh}); input the zero-filled magnitude, target the fully sampled "
+                f"magnitude, both divided by the target's maximum; split by file (seed {self.split.seed}): "
+                f"{split_counts(data)} slices.")
 
 
 def slice_id(path: Path, index: int) -> str:

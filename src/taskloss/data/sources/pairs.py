@@ -12,9 +12,10 @@ str, "subject": str}`` and ``"label": (1, S, S) int64`` when the data has labels
 """
 
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Literal, Self
 
 import torch
 from pydantic import Field, model_validator
@@ -22,6 +23,10 @@ from pydantic_core import PydanticCustomError
 from torch.utils.data import Dataset
 
 from taskloss.config import StrictModel
+from taskloss.data.csmri import MASK_STREAM
+from taskloss.data.fields import generator_for
+from taskloss.data.kspace import undersample
+from taskloss.data.masks import MaskSettings
 from taskloss.data.splits import split_subjects
 from taskloss.errors import ConfigError, DataError
 
@@ -62,6 +67,43 @@ class SourceSpec(StrictModel):
     def describe(self, data: "PairedData") -> str:
         """The report's line on the data (``Data: ...``): how many pairs, where from, how split."""
         raise NotImplementedError
+
+    def fresh_masks(self) -> "MaskDraw | None":
+        """How the training split draws a fresh mask per pair and epoch; None: every pair keeps its input."""
+        return None
+
+
+class KspaceSpec(SourceSpec, MaskSettings):
+    """Base of the k-space sources' sections: the mask keys (:class:`~taskloss.data.masks.MaskSettings`)
+    and ``training_masks``.
+
+    Attributes:
+        training_masks: "fixed" (default): each pair keeps the one mask its input was made with, in
+            training too, so every run of a study sees the same inputs; "fresh": the training split
+            draws a new mask per pair and epoch from ``(seed of the masks, MASK_STREAM, epoch, row)``
+            (an augmentation; validation and test keep their fixed masks).
+    """
+
+    KSPACE: ClassVar[bool] = True
+    training_masks: Literal["fixed", "fresh"] = "fixed"
+
+    @property
+    def masks_seed(self) -> int:
+        """The seed the masks are drawn from."""
+        raise NotImplementedError
+
+    def masks_note(self) -> str:
+        """How the masks are drawn, for the report's data line."""
+        if self.training_masks == "fixed":
+            return "one fixed mask per slice"
+        return "a fresh training mask per slice and epoch, one fixed mask per validation and test slice"
+
+    def fresh_masks(self) -> "MaskDraw | None":
+        """With ``training_masks: fresh``, ``draw(epoch, row)`` of the mask of pair ``row`` in ``epoch``."""
+        if self.training_masks == "fixed":
+            return None
+        seed = self.masks_seed
+        return lambda epoch, row: self.make_mask(generator_for(seed, MASK_STREAM, epoch, row))
 
 
 class FolderSpec(SourceSpec):
@@ -135,19 +177,38 @@ class PairedData:
     masks: torch.Tensor | None = None
 
 
-class PairedDataset(Dataset):
-    """One split of a :class:`PairedData` (see the module docstring for the item)."""
+MaskDraw = Callable[[int, int], torch.Tensor]
+"""``draw(epoch, row) -> mask`` (1, S, S) float32 0/1: a fresh training mask of pair ``row`` in ``epoch``."""
 
-    def __init__(self, data: PairedData, split: str) -> None:
-        self.data = data
+
+class PairedDataset(Dataset):
+    """One split of a :class:`PairedData` (see the module docstring for the item).
+
+    With ``masks`` (a k-space source's training split with ``training_masks: fresh``), each item's
+    input is acquired again from its complex reference with the mask ``masks(epoch, row)`` of the
+    current epoch (:meth:`set_epoch`, which the trainer calls): ``|ifft2c(m * fft2c(reference))|``.
+    """
+
+    def __init__(self, data: PairedData, split: str, masks: MaskDraw | None = None) -> None:
+        if masks is not None and data.references is None:
+            raise ConfigError("fresh training masks need the pairs' complex references (a k-space source)")
+        self.data, self.masks, self.epoch = data, masks, 0
         self.indices = [i for i, s in enumerate(data.splits) if s == split]
+
+    def set_epoch(self, epoch: int) -> None:
+        """Choose the masks of ``epoch`` (no effect with fixed masks)."""
+        self.epoch = epoch
 
     def __len__(self) -> int:
         return len(self.indices)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         i = self.indices[index]
-        item: dict[str, Any] = {"input": self.data.inputs[i], "target": self.data.targets[i],
+        source = self.data.inputs[i]
+        if self.masks is not None:
+            assert self.data.references is not None
+            source = undersample(self.data.references[i][None], self.masks(self.epoch, i)[None])[0][0].abs().float()
+        item: dict[str, Any] = {"input": source, "target": self.data.targets[i],
                                 "id": self.data.ids[i], "subject": self.data.subjects[i]}
         if self.data.labels is not None:
             item["label"] = self.data.labels[i]

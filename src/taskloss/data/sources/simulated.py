@@ -24,8 +24,9 @@ simulator's split by subject (``seed``, ``val_fraction``, ``test_fraction``: the
 - id ``s<subject:03d>_z<slice:03d>``, subject ``s<subject:03d>``.
 
 The built-in csmri study draws a fresh training mask per slice and epoch and trains RecNet on the
-complex image with data consistency; a study file trains image -> image networks on magnitudes
-with each slice's one mask, for both k-space sources (``docs/studies.md`` says why).
+complex image with data consistency; a study file trains image -> image networks on magnitudes,
+with each slice's one mask by default, for both k-space sources (``docs/studies.md`` says why);
+``training_masks: fresh`` draws the built-in study's training masks instead.
 """
 
 from typing import Any, ClassVar, Literal
@@ -38,7 +39,7 @@ from taskloss.data.csmri import MASK_STREAM, CsmriConfig, simulate_csmri
 from taskloss.data.fields import generator_for
 from taskloss.data.kspace import undersample
 from taskloss.data.mr2xray import Mr2XrayConfig, simulated_mr2xray
-from taskloss.data.sources.pairs import PairedData, SourceSpec, split_counts, warn_identical, warn_once
+from taskloss.data.sources.pairs import KspaceSpec, PairedData, SourceSpec, split_counts, warn_identical, warn_once
 
 
 def _no_folder(section: Any) -> None:
@@ -47,7 +48,7 @@ def _no_folder(section: Any) -> None:
                                   "pairs is task: paired, of fastMRI files task: csmri)", {"task": section.TASK})
 
 
-class Mr2XraySource(SourceSpec, Mr2XrayConfig):
+class Mr2XraySource(Mr2XrayConfig, SourceSpec):
     """``task: mr2xray-simulator``: the keys of :class:`~taskloss.data.mr2xray.Mr2XrayConfig` but ``data``."""
 
     TASK: ClassVar[str] = "mr2xray-simulator"
@@ -85,11 +86,10 @@ def read_mr2xray(spec: Mr2XraySource) -> PairedData:
                       splits=simulated.splits, by="subject")
 
 
-class CsmriSource(SourceSpec, CsmriConfig):
+class CsmriSource(CsmriConfig, KspaceSpec):
     """``task: csmri-simulator``: the keys of :class:`~taskloss.data.csmri.CsmriConfig` but ``data``."""
 
     TASK: ClassVar[str] = "csmri-simulator"
-    KSPACE: ClassVar[bool] = True
 
     @model_validator(mode="after")
     def _simulated(self) -> "CsmriSource":
@@ -101,12 +101,17 @@ class CsmriSource(SourceSpec, CsmriConfig):
         """The scaling: slices divided by their peak magnitude, so targets span [0, 1]."""
         return "peak"
 
+    @property
+    def masks_seed(self) -> int:
+        """``seed``: with ``training_masks: fresh`` the training masks are the built-in study's."""
+        return self.seed
+
     def describe(self, data: PairedData) -> str:
         """``Data: N slices of K simulated subjects (...), S px, the mask; input, target, labels; the split.``"""
         centre = "default" if self.center_fraction is None else f"{self.center_fraction:g}"
         return (f"Data: {len(data.ids)} slices of {len(set(data.subjects))} simulated subjects (csmri simulator, "
                 f"{self.anatomy} anatomy, {self.weighting}, seed {self.seed}), {self.size} px, {self.mask} mask at "
-                f"acceleration {self.acceleration:g} (centre fraction {centre}), one fixed mask per slice; input the "
+                f"acceleration {self.acceleration:g} (centre fraction {centre}), {self.masks_note()}; input the "
                 "zero-filled magnitude, target the fully sampled magnitude, labels the lesions; split by subject: "
                 f"{split_counts(data)} slices.")
 
