@@ -37,19 +37,17 @@ class Source:
         spec: its ``data:`` section (a :class:`~taskloss.data.sources.pairs.SourceSpec`, ``TASK`` its task).
         read: reads, checks and splits the data a section names (raises
             :class:`~taskloss.errors.DataError` naming the file and the fix).
-        summary: one line for ``docs/studies.md`` and error messages.
     """
 
     spec: type[SourceSpec]
     read: Callable[[Any], PairedData]
-    summary: str
 
 
 SOURCES: Mapping[str, Source] = MappingProxyType({
-    DataSpec.TASK: Source(DataSpec, read_paired, "image -> image pairs from a folder"),
-    KspaceDataSpec.TASK: Source(KspaceDataSpec, read_kspace_pairs, "fastMRI k-space undersampled -> image"),
-    Mr2XraySource.TASK: Source(Mr2XraySource, read_mr2xray, "simulated MR projection -> X-ray, bone labels"),
-    CsmriSource.TASK: Source(CsmriSource, read_csmri, "simulated k-space undersampled -> image, lesion labels"),
+    DataSpec.TASK: Source(DataSpec, read_paired),  # image -> image pairs from a folder
+    KspaceDataSpec.TASK: Source(KspaceDataSpec, read_kspace_pairs),  # fastMRI k-space undersampled -> image
+    Mr2XraySource.TASK: Source(Mr2XraySource, read_mr2xray),  # simulated MR projection -> X-ray, bone labels
+    CsmriSource.TASK: Source(CsmriSource, read_csmri),  # simulated k-space undersampled -> image, lesions
 })
 TASKS = tuple(SOURCES)
 """``task:`` of a study file, the first the default."""
