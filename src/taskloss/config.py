@@ -12,12 +12,12 @@ This module is of the lowest layer: data, baselines and training import it.
 from collections.abc import Mapping
 from typing import Annotated, Any, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Tag, ValidationError, model_validator
 from pydantic_core import PydanticCustomError
 
 from taskloss.errors import ConfigError
 
-__all__ = ["StrictModel", "check_section", "format_validation_error", "validate_config", "validation_problems"]
+__all__ = ["StrictModel", "check_section", "format_validation_error", "tag", "validate_config", "validation_problems"]
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
@@ -36,7 +36,7 @@ def validation_problems(error: ValidationError, root: str = "(root)") -> str:
     the top level (empty: the problem alone)."""
     problems = []
     for item in error.errors():
-        key = ".".join(str(part) for part in item["loc"])
+        key = ".".join(str(part) for part in item["loc"] if not str(part).startswith(UNION_TAG))
         where = key or root
         if item["type"] == "value_error":  # a validator's own message, without pydantic's "Value error, "
             problems.append(f"{key}: {item['ctx']['error']}" if key else str(item["ctx"]["error"]))
@@ -48,6 +48,16 @@ def validation_problems(error: ValidationError, root: str = "(root)") -> str:
         else:
             problems.append(f"{where or '(root)'}: {item['msg']}")
     return "; ".join(problems)
+
+
+UNION_TAG = "|"
+"""First character of the tags of this project's discriminated unions (:func:`tag`): pydantic puts the
+tag of the member it tried into an error's location, which is not a key of the file, so messages leave it out."""
+
+
+def tag(name: str) -> Tag:
+    """The :class:`pydantic.Tag` ``name`` of a member of a discriminated union, left out of error messages."""
+    return Tag(f"{UNION_TAG}{name}")
 
 
 UNKNOWN_KEY = "unknown_key"

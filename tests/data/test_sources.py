@@ -10,7 +10,7 @@ import pytest
 import torch
 import yaml
 
-from taskloss.data.csmri import CsmriConfig, csmri_splits
+from taskloss.data.csmri import CsmriConfig, csmri_splits, simulate_csmri, write_csmri
 from taskloss.data.mr2xray import Mr2XrayConfig, mr2xray_splits, simulate_mr2xray
 from taskloss.data.sources import (
     SOURCES,
@@ -25,10 +25,11 @@ from taskloss.data.sources import (
 )
 from taskloss.data.sources.pairs import WARNED
 from taskloss.data.splits import subject_of
-from taskloss.errors import ConfigError
+from taskloss.errors import ConfigError, DataError
 from taskloss.studies.common import PRESET_DIR
 from taskloss.studies.engine import run_file_study
 from taskloss.studies.file_report import render_file_study
+from taskloss.studies.segmentation import SegmentationRun, train_segmentation
 from taskloss.studies.spec import parse_study
 
 MR2XRAY = {"subjects": 4, "angles": 2, "size": 16, "anatomy": "ellipsoid"}
@@ -93,6 +94,39 @@ def test_the_csmri_source_undersamples_each_slice_with_the_builtin_studys_fixed_
     assert data.subjects == [subject_of(name) for name in data.ids] and data.by == "subject"
 
 
+def test_the_csmri_source_reads_a_written_folder_as_the_builtin_study_does(tmp_path):
+    config = CsmriConfig(**CSMRI)
+    write_csmri(tmp_path / "slices", simulate_csmri(config), config)
+    spec = data_spec("csmri-simulator", {**CSMRI, "data": str(tmp_path / "slices")})
+    assert spec.data_folder() == tmp_path / "slices"
+    data = paired_data(spec)
+    builtin = csmri_splits(CsmriConfig(**{**CSMRI, "data": tmp_path / "slices"}))
+    simulated = paired_data(data_spec("csmri-simulator", CSMRI))
+    assert data.ids == simulated.ids and data.splits == simulated.splits  # the written folder keeps its splits
+    assert data.labels is not None and torch.equal(data.labels, simulated.labels)
+    for split in ("train", "val", "test"):
+        dataset = getattr(builtin, split)
+        for index in range(len(dataset)):
+            item = dataset[index]
+            row = data.ids.index(item["id"])
+            assert data.splits[row] == split
+            assert torch.equal(data.targets[row], item["magnitude"]) and torch.equal(data.labels[row], item["label"])
+    assert spec.describe(data).startswith(f"Data: 12 slices of 4 subjects read from {tmp_path / 'slices'}, 16 px")
+
+
+def test_a_segmentation_run_refuses_data_without_labels_before_writing(tmp_path):
+    WARNED.add("csmri-simulator")  # the lesion-free warning is tested above
+    run = SegmentationRun(data=data_spec("csmri-simulator", {**CSMRI, "subjects": 3, "slices": 1,
+                                                             "variation": {"lesions": 0}}),
+                          network="segmentation_unet", classes=2, training={"epochs": 1})
+    with pytest.raises(DataError) as error:
+        train_segmentation(run, tmp_path / "run")
+    assert str(error.value) == (
+        "the csmri-simulator data: no labels, which a segmentation run learns from; give data with labels (a "
+        "paired folder's labels/, simulated data with lesions) or leave out the segmentation run")
+    assert not (tmp_path / "run").exists()
+
+
 def test_fresh_training_masks_are_the_builtin_studys_and_leave_validation_and_test_fixed():
     splits = paired_splits(data_spec("csmri-simulator", {**CSMRI, "training_masks": "fresh"}))
     fixed = paired_splits(data_spec("csmri-simulator", CSMRI))
@@ -136,8 +170,8 @@ def test_lesion_free_simulations_have_no_labels_and_say_so_once(capsys):
                                                      "variation": {"lesions": 0}}))
     assert data.labels is None
     assert capsys.readouterr().err == (
-        "taskloss: warning: csmri-simulator: no simulated slice holds a lesion, so the data has no labels (no SIS, "
-        "no task term with network segmentation); add subjects or slices, or raise variation.lesions\n")
+        "taskloss: warning: csmri-simulator: no slice holds a lesion, so the data has no labels (no SIS, no task "
+        "term with network segmentation); add subjects or slices, or raise variation.lesions\n")
 
 
 STUDY = {
@@ -154,7 +188,7 @@ STUDY = {
 @pytest.mark.parametrize(("task", "data", "line"), [
     ("mr2xray-simulator", {"data": "pairs"},
      "s.yaml: data: task: mr2xray-simulator simulates its data; leave out data.data (a folder of pairs is task: "
-     "paired, of fastMRI files task: csmri)"),
+     "paired)"),
     ("csmri-simulator", {"path": "h5"},
      "s.yaml: data: unknown key 'path'; choose one of mask, acceleration, center_fraction, training_masks, "
      "subjects, slices, "

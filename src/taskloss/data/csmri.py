@@ -37,6 +37,7 @@ k-space, "mask": (1, H, W) float32 0/1, "magnitude": (1, H, W) float32 |target| 
 (1, H, W) int64 0/1 lesion, "id": str, "subject": int}``.
 """
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -235,8 +236,17 @@ def csmri_splits(config: CsmriConfig) -> Splits:
 
     Simulates in memory when ``config.data`` is None, else reads the folder.
     """
-    data = simulate_csmri(config) if config.data is None else load_csmri_folder(config.data, config)
+    data = csmri_data(config)
     return Splits(*(CsmriDataset(data, split, config) for split in SPLITS))
+
+
+@functools.lru_cache(maxsize=2)
+def csmri_data(config: CsmriConfig) -> CsmriData:
+    """The slices of ``config``, once per process and configuration: simulated (:func:`simulate_csmri`)
+    when ``config.data`` is None, else read (:func:`load_csmri_folder`). A study's datasets and the
+    pairs of its segmentation runs (:mod:`taskloss.data.sources.simulated`) share them; the tensors are
+    shared: do not change them in place."""
+    return simulate_csmri(config) if config.data is None else load_csmri_folder(config.data, config)
 
 
 def slice_orientations(config: CsmriConfig) -> list[str]:

@@ -1,9 +1,15 @@
 """The simulators of the built-in studies as data sources of a study file.
 
 Each ``data:`` section is the simulator's configuration (every key of the built-in study's
-``data:``) less its ``data`` folder (a folder of pairs is ``task: paired``, of fastMRI files
-``task: csmri``); the pairs are simulated in memory, deterministically for a section, with the
+``data:``); the pairs are simulated in memory, deterministically for a section, with the
 simulator's split by subject (``seed``, ``val_fraction``, ``test_fraction``: the built-in study's).
+The mr2xray simulator's section leaves out its ``data`` folder (a folder of pairs is ``task:
+paired``); the csmri simulator's may name one, read as the built-in csmri study reads its
+``--data`` (:func:`taskloss.data.csmri.load_csmri_folder`: a ``taskloss simulate csmri`` folder,
+its splits and labels kept; fastMRI ``.h5`` files with the built-in study's split by file and no
+labels), so that the built-in study's segmentation runs learn from the slices its methods see.
+For fastMRI files on their own, ``task: csmri`` is the study-file source (fastMRI's crop, a split
+and a mask seed of its own).
 
 ``task: mr2xray-simulator`` (:class:`Mr2XraySource`, :func:`read_mr2xray`;
 :func:`taskloss.data.mr2xray.simulated_mr2xray`, the one simulation the built-in study uses too):
@@ -14,13 +20,13 @@ simulator's split by subject (``seed``, ``val_fraction``, ``test_fraction``: the
 - id ``s<subject:03d>_a<angle:05.1f>``, subject ``s<subject:03d>``.
 
 ``task: csmri-simulator`` (:class:`CsmriSource`, :func:`read_csmri`;
-:func:`taskloss.data.csmri.simulate_csmri`), trained as fastMRI files are (``task: csmri``):
+:func:`taskloss.data.csmri.csmri_data`), trained as fastMRI files are (``task: csmri``):
 
 - input: the zero-filled magnitude ``|ifft2c(m * fft2c(x))|`` of the slice ``x`` (complex, peak
   magnitude 1) under one fixed mask ``m`` per slice, the one the built-in study uses for that
   slice in validation and test (drawn from ``(seed, MASK_STREAM, slice index)``); target ``|x|``;
 - labels: the lesion labels (0/1), the classes of the SIS scorer; none (and a warning) when no
-  simulated slice holds a lesion;
+  slice holds a lesion (always for fastMRI files);
 - id ``s<subject:03d>_z<slice:03d>``, subject ``s<subject:03d>``.
 
 The built-in csmri study draws a fresh training mask per slice and epoch and trains RecNet on the
@@ -29,23 +35,18 @@ with each slice's one mask by default, for both k-space sources (``docs/studies.
 ``training_masks: fresh`` draws the built-in study's training masks instead.
 """
 
-from typing import Any, ClassVar, Literal
+from pathlib import Path
+from typing import ClassVar, Literal, Self
 
 import torch
 from pydantic import model_validator
 from pydantic_core import PydanticCustomError
 
-from taskloss.data.csmri import MASK_STREAM, CsmriConfig, simulate_csmri
+from taskloss.data.csmri import MASK_STREAM, CsmriConfig, csmri_data
 from taskloss.data.fields import generator_for
 from taskloss.data.kspace import undersample
 from taskloss.data.mr2xray import Mr2XrayConfig, simulated_mr2xray
 from taskloss.data.sources.pairs import KspaceSpec, PairedData, SourceSpec, split_counts, warn_identical, warn_once
-
-
-def _no_folder(section: Any) -> None:
-    if section.data is not None:
-        raise PydanticCustomError("folder", "task: {task} simulates its data; leave out data.data (a folder of "
-                                  "pairs is task: paired, of fastMRI files task: csmri)", {"task": section.TASK})
 
 
 class Mr2XraySource(Mr2XrayConfig, SourceSpec):
@@ -55,7 +56,9 @@ class Mr2XraySource(Mr2XrayConfig, SourceSpec):
 
     @model_validator(mode="after")
     def _simulated(self) -> "Mr2XraySource":
-        _no_folder(self)
+        if self.data is not None:
+            raise PydanticCustomError("folder", "task: {task} simulates its data; leave out data.data (a folder "
+                                      "of pairs is task: paired)", {"task": self.TASK})
         return self
 
     @property
@@ -91,10 +94,13 @@ class CsmriSource(CsmriConfig, KspaceSpec):
 
     TASK: ClassVar[str] = "csmri-simulator"
 
-    @model_validator(mode="after")
-    def _simulated(self) -> "CsmriSource":
-        _no_folder(self)
-        return self
+    def data_folder(self) -> Path | None:
+        """``data``: the folder read instead of simulating (None: simulated)."""
+        return self.data
+
+    def with_data_folder(self, folder: Path) -> Self:
+        """This section reading ``folder`` (see the module docstring)."""
+        return self.model_copy(update={"data": folder})
 
     @property
     def normalize(self) -> Literal["peak"]:
@@ -107,32 +113,34 @@ class CsmriSource(CsmriConfig, KspaceSpec):
         return self.seed
 
     def describe(self, data: PairedData) -> str:
-        """``Data: N slices of K simulated subjects (...), S px, the mask; input, target, labels; the split.``"""
+        """``Data: N slices of K simulated subjects (...) (or read from a folder), S px, the mask; input, target,
+        labels; the split.``"""
         centre = "default" if self.center_fraction is None else f"{self.center_fraction:g}"
-        return (f"Data: {len(data.ids)} slices of {len(set(data.subjects))} simulated subjects (csmri simulator, "
-                f"{self.anatomy} anatomy, {self.weighting}, seed {self.seed}), {self.size} px, {self.mask} mask at "
-                f"acceleration {self.acceleration:g} (centre fraction {centre}), {self.masks_note()}; input the "
-                "zero-filled magnitude, target the fully sampled magnitude, labels the lesions; split by subject: "
-                f"{split_counts(data)} slices.")
+        origin = (f"simulated subjects (csmri simulator, {self.anatomy} anatomy, {self.weighting}, seed {self.seed})"
+                  if self.data is None else f"subjects read from {self.data}")
+        return (f"Data: {len(data.ids)} slices of {len(set(data.subjects))} {origin}, {self.size} px, {self.mask} "
+                f"mask at acceleration {self.acceleration:g} (centre fraction {centre}), {self.masks_note()}; "
+                "input the zero-filled magnitude, target the fully sampled magnitude, labels the lesions; "
+                f"split by subject: {split_counts(data)} slices.")
 
 
 def read_csmri(spec: CsmriSource) -> PairedData:
-    """Simulate and undersample the slices of ``spec`` (see the module docstring).
+    """Simulate (or read) and undersample the slices of ``spec`` (see the module docstring).
 
     Returns:
         Inputs and targets (N, 1, S, S) float32, labels (N, 1, S, S) int64 0/1 (or None), the complex
         references (N, 1, S, S) complex64 and masks (N, 1, S, S) bool, ids, subjects and splits
         (by subject), N = subjects x slices.
     """
-    simulated = simulate_csmri(spec)
+    simulated = csmri_data(CsmriConfig.model_validate(spec.model_dump(include=set(CsmriConfig.model_fields))))
     shape = tuple(simulated.images.shape[-2:])
     masks = torch.stack([spec.make_mask(generator_for(spec.seed, MASK_STREAM, i), shape)
                          for i in range(len(simulated))])
     zero_filled, _ = undersample(simulated.images, masks)
     labels = simulated.labels.long() if bool(simulated.labels.any()) else None
     if labels is None:
-        warn_once(spec.TASK, f"{spec.TASK}: no simulated slice holds a lesion, so the data has no labels (no SIS, no "
-                  "task term with network segmentation); add subjects or slices, or raise variation.lesions")
+        warn_once(spec.TASK, f"{spec.TASK}: no slice holds a lesion, so the data has no labels (no SIS, no task term "
+                  "with network segmentation); add subjects or slices, or raise variation.lesions")
     data = PairedData(inputs=zero_filled.abs().float(), targets=simulated.images.abs().float(),
                       labels=labels, ids=simulated.ids,
                       subjects=[f"s{int(s):03d}" for s in simulated.subjects], splits=simulated.splits,
