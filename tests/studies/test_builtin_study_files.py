@@ -12,11 +12,12 @@ import pytest
 import yaml
 
 from taskloss.cli import main
-from taskloss.data.sources import Mr2XraySource
+from taskloss.data.sources import CsmriSource, Mr2XraySource
 from taskloss.errors import ConfigError
 from taskloss.studies import csmri, mr2xray
 from taskloss.studies.common import PRESET_DIR, SCALES, load_preset, shipped_study_files
 from taskloss.studies.csmri import CsmriPreset
+from taskloss.studies.csmri_runs import LESION_WEIGHT
 from taskloss.studies.mr2xray import Mr2XrayPreset
 
 HEAD = json.loads((Path(__file__).with_name("golden") / "presets_8715ffa.json").read_text())
@@ -124,18 +125,21 @@ def _added_rows(scale: str, runs: dict[str, Any]) -> dict[str, Any]:
             **{name: run for name, run in runs.items() if name.startswith("task_networks/")}}
 
 
-def _one_segmentation_kind(runs: dict[str, Any]) -> dict[str, Any]:
-    """The third deliberate change (issue 17): mr2xray's bone networks are runs of the one segmentation
-    run kind (:class:`taskloss.studies.segmentation.SegmentationRun`) on the simulator's pairs (``task:
-    mr2xray-simulator``, every data key recorded), the bone class weight as class weights; the settings
-    that train them are HEAD's."""
+def _one_segmentation_kind(study: str, runs: dict[str, Any]) -> dict[str, Any]:
+    """The third deliberate change (issue 17): the segmentation networks (mr2xray's bone networks, csmri's
+    ``segmentation`` and ``sis_segmentation``) are runs of the one segmentation run kind
+    (:class:`taskloss.studies.segmentation.SegmentationRun`) on the simulator's pairs (``source:
+    mr2xray-simulator`` or ``csmri-simulator``, every data key recorded), the bone's or the lesion's
+    cross-entropy weight (2, 10) as class weights; the settings that train them are HEAD's."""
+    source, weight = (Mr2XraySource, None) if study == "mr2xray" else (CsmriSource, LESION_WEIGHT)
     converted = {}
     for name, run in runs.items():
-        if name.startswith("task_networks/"):
-            data = Mr2XraySource.model_validate(run["data"]).model_dump(mode="json")
-            run = {"study": "file", "task": "segmentation", "data": data, "network": run["network"],
-                   "options": run["network_options"], "classes": 2, "class_weights": [1.0, run["bone_weight"]],
-                   "train_subjects": run["train_subjects"], "training": run["training"]}
+        if name.startswith("task_networks/") or run.get("stage") == "segmentation":
+            data = source.model_validate(run["data"]).model_dump(mode="json")
+            run = {"study": "file", "task": "segmentation", "source": source.TASK, "data": data,
+                   "network": run["network"], "options": run["network_options"], "classes": 2,
+                   "class_weights": [1.0, weight or run["bone_weight"]], "train_subjects": run["train_subjects"],
+                   "training": run["training"]}
         converted[name] = run
     return converted
 
@@ -167,8 +171,8 @@ def test_each_shipped_file_holds_the_values_of_the_python_preset(study, scale):
 def test_each_shipped_file_resolves_to_the_same_run_configurations(study, scale):
     resolved = _resolved_runs(study, scale)
     expected = _independent_scorers(study, HEAD["runs"][f"{study}-{scale}"], resolved=True)
-    expected = _observer_row(scale, expected, True) if study == "csmri" else _one_segmentation_kind(
-        _added_rows(scale, expected))
+    expected = _one_segmentation_kind(study, _observer_row(scale, expected, True) if study == "csmri" else
+                                      _added_rows(scale, expected))
     assert list(resolved) == list(expected)
     assert resolved == expected  # so config.yaml of an existing run folder is accepted as unchanged (but the bone
     # networks', written before the third deliberate change: such a folder is refused, named, as "other settings")

@@ -4,8 +4,10 @@ import csv
 import json
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
+from scipy import ndimage
 
 from taskloss.studies import render_report
 from taskloss.studies.csmri import METHODS, csmri_plans, run_csmri
@@ -105,3 +107,25 @@ def test_mos_from_a_reader_study_fills_the_column(study):
 
 def test_the_numbers_are_those_of_the_study_before_the_presets_became_files(study, assert_golden):
     assert_golden("csmri", study / "csmri")
+
+
+def test_fastmri_files_train_every_method_but_the_segmentation_and_task_loss_runs(tmp_path):
+    """fastMRI files have no lesion labels: the study trains no segmentation network and no task-loss run
+    (nothing to segment) and scores SIS as a dash, as docs/studies.md says."""
+    rng = np.random.default_rng(0)
+    (tmp_path / "h5").mkdir()
+    for k in range(5):
+        images = ndimage.gaussian_filter(rng.random((2, 72, 72)), (0, 3, 3)).astype(np.complex64)
+        with h5py.File(tmp_path / "h5" / f"file{k}.h5", "w") as file:
+            file["kspace"] = np.fft.fftshift(np.fft.fft2(np.fft.ifftshift(images, axes=(-2, -1)), norm="ortho"),
+                                             axes=(-2, -1)).astype(np.complex64)  # fastMRI's centred k-space
+            file["reconstruction_esc"] = np.abs(images[:, 4:68, 4:68]).astype(np.float32)  # its crop: 64 x 64
+    run_csmri(TINY_FILE, tmp_path / "csmri", data_dir=tmp_path / "h5", accelerator="cpu")
+    runs = sorted(p.name for p in (tmp_path / "csmri" / "runs").iterdir())
+    assert runs == ["dagan", "recnet", "recnet_finetuned", "recnet_observer", "refinement"]
+    results = tmp_path / "csmri" / "results"
+    methods = [m["key"] for m in json.loads((results / "methods.json").read_text())["methods"]]
+    assert methods == [*METHODS, "recnet_finetuned", "recnet_observer"]
+    rows = list(csv.DictReader((results / "per_image" / "recnet.csv").read_text().splitlines()))
+    assert rows and all(r["dice"] == r["dice_loss_net"] == "nan" and r["lesion"] == "0.0" for r in rows)
+    assert all(line.split(" | ")[3] == "—" for line in (results / "table.md").read_text().splitlines()[2:9])

@@ -4,6 +4,7 @@ import csv
 import json
 import math
 import re
+import shutil
 import sys
 from pathlib import Path
 
@@ -210,6 +211,19 @@ def test_a_segmentation_run_is_also_trained_alone_and_returns_at_once_when_finis
     assert finished.epochs == 1 and math.isnan(finished.seconds_per_step)
     info = json.loads((folder / "segmentation" / "evaluation" / "run.json").read_text())
     assert info["loss"] == "cross-entropy on the targets" and info["epochs"] == 1
+
+
+def test_evaluating_a_segmentation_run_gives_the_dice_the_study_recorded(study, tmp_path):
+    _, folder = study
+    shutil.copytree(folder / "segmentation", tmp_path / "scorer")
+    (tmp_path / "scorer" / "evaluation" / "test.csv").unlink()
+    config = yaml.safe_load((tmp_path / "scorer" / "config.yaml").read_text())
+    written = run_study_of(config, "config.yaml").evaluate(tmp_path / "scorer", "test")  # `taskloss evaluate`
+    # The study's own record: the scorer's Dice on the test targets (the denominator of SIS).
+    assert written.read_text() == (folder / "segmentation" / "evaluation" / "test.csv").read_text()
+    validation = run_study_of(config, "config.yaml").evaluate(tmp_path / "scorer", "val")
+    rows = list(csv.DictReader(validation.read_text().splitlines()))
+    assert list(rows[0]) == ["id", "dice", "roi"] and {r["roi"] for r in rows} <= {"0.0", "1.0"}
 
 
 def test_a_task_network_needs_two_training_subjects_before_anything_is_written(tmp_path):

@@ -25,6 +25,7 @@ from taskloss.studies.layout import PLANS_FILE
 from taskloss.studies.plan import Measure, PlannedRun, measure_steps, plan_graph
 from taskloss.studies.report_kit import ALPHA, mde_markdown, plan_mdes, read_plans
 from taskloss.studies.seeds import seed_folders
+from taskloss.studies.segmentation import SegmentationRun
 from taskloss.training import FitResult
 
 
@@ -132,14 +133,17 @@ class CsmriStudy(BuiltinStudy):
 
     def graph(self, settings: Any, request: StudyRequest, out_dir: Path) -> list[RunNode]:
         """:func:`csmri.csmri_graph` of the preset's runs."""
-        return csmri.csmri_graph(self._runs(settings, request), out_dir)
+        runs = self._runs(settings, request)
+        recnet = runs["recnet"]
+        assert isinstance(recnet, CsmriRun)  # the file's required RecNet run (CsmriPreset)
+        return csmri.csmri_graph(csmri.trainable_runs(runs, recnet.data), out_dir)
 
     def test_split(self, settings: Any, request: StudyRequest) -> Any:
         """The test split of the preset's data."""
         return study_splits(self._runs(settings, request)["recnet"].data).test
 
     @staticmethod
-    def _runs(settings: BaseModel, request: StudyRequest) -> dict[str, CsmriRun]:
+    def _runs(settings: BaseModel, request: StudyRequest) -> dict[str, CsmriRun | SegmentationRun]:
         data = {"data": str(request.data)} if request.data is not None else {}
         return csmri.csmri_preset_runs(settings, data, {})  # type: ignore[arg-type]
 

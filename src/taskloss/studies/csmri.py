@@ -37,14 +37,13 @@ from torch.utils.data import DataLoader
 
 from taskloss.baselines import DlmriConfig, dlmri
 from taskloss.config import Seeds, StrictModel, check_section
-from taskloss.data.csmri import CsmriConfig
+from taskloss.data.csmri import CsmriConfig, csmri_data
 from taskloss.data.fields import generator_for
 from taskloss.data.kspace import complex_to_channels, magnitude, undersample
 from taskloss.data.samples import real_mr_images
 from taskloss.errors import ConfigError, DataError
 from taskloss.metrics import (
     Summary,
-    dice,
     nmse,
     psnr,
     semantic_interpretability,
@@ -78,10 +77,11 @@ from taskloss.studies.common import (
     write_text,
 )
 from taskloss.studies.csmri_runs import (
+    CsmriFileRun,
     CsmriRun,
+    LesionSegmentation,
     csmri_task,
     dagan_output_magnitude,
-    lesion_masks,
 )
 from taskloss.studies.detection import (
     DETECTION_FILE,
@@ -113,6 +113,7 @@ from taskloss.studies.report_kit import (
     verdict_lines,
 )
 from taskloss.studies.seeds import offset_seeds, run_seeds
+from taskloss.studies.segmentation import SEGMENTATION_RUN, SegmentationRun, foreground_dice, load_segmentation
 from taskloss.studies.task_loss import dice_ratio
 from taskloss.training import Trainer, TrainingConfig, make_fabric
 from taskloss.training.config import load_yaml
@@ -172,7 +173,7 @@ class CsmriPreset(StrictModel):
     data: dict[str, Any]
     dlmri: DlmriConfig = DlmriConfig()
     figure_cases: int = Field(3, ge=1)
-    runs: dict[str, CsmriRun]
+    runs: dict[str, CsmriFileRun]
     seeds: Seeds | None = None
     detection: DetectionSettings | None = None
 
@@ -184,7 +185,8 @@ class CsmriPreset(StrictModel):
 
     @field_validator("runs")
     @classmethod
-    def _runs_share_the_data(cls, runs: dict[str, CsmriRun]) -> dict[str, CsmriRun]:
+    def _runs_share_the_data(cls, runs: dict[str, CsmriRun | LesionSegmentation]
+                             ) -> dict[str, CsmriRun | LesionSegmentation]:
         missing = [name for name in REQUIRED_RUNS if name not in runs]
         if missing:
             raise ValueError(f"the study needs the run {missing[0]!r} (runs {', '.join(REQUIRED_RUNS)} at least)")
@@ -210,10 +212,14 @@ CSMRI_PRESETS: Mapping[str, CsmriPreset] = MappingProxyType(
 """The shipped scales, read from their study files."""
 
 
-def csmri_preset_runs(preset: CsmriPreset, data: dict[str, Any], training: dict[str, Any]) -> dict[str, CsmriRun]:
+def csmri_preset_runs(preset: CsmriPreset, data: dict[str, Any], training: dict[str, Any]
+                      ) -> dict[str, CsmriRun | SegmentationRun]:
     """The trained runs of a preset by folder name, with data and training overrides applied."""
-    runs = {}
+    runs: dict[str, CsmriRun | SegmentationRun] = {}
     for name, run in preset.runs.items():
+        if isinstance(run, LesionSegmentation):
+            runs[name] = run.run({**preset.data, **data}, training)
+            continue
         settings = run.model_dump(exclude_unset=True)
         values = {**settings, "data": {**preset.data, **data},
                   "training": TrainingConfig(**{**settings.get("training", {}), **training})}
@@ -289,15 +295,20 @@ def _predict_magnitude(trainer: Trainer, batch: dict[str, Any]) -> torch.Tensor:
 Segmenter = Callable[[torch.Tensor], torch.Tensor]
 
 
-def _score(estimate: torch.Tensor, batch: dict[str, Any], scorer: Segmenter, loss_net: Segmenter
+def _score(estimate: torch.Tensor, batch: dict[str, Any], scorer: Segmenter | None, loss_net: Segmenter | None
            ) -> dict[str, torch.Tensor]:
-    """PSNR, SSIM, NMSE, lesion Dice of the independent scorer ("dice") and of the task loss's network."""
+    """PSNR, SSIM, NMSE, lesion Dice of the independent scorer ("dice") and of the task loss's network
+    (NaN without the networks: data without lesion labels)."""
     reference = batch["magnitude"]
+
+    def lesion_dice(network: Segmenter | None) -> torch.Tensor:
+        if network is None:
+            return torch.full((len(estimate),), float("nan"), device=estimate.device)
+        return foreground_dice(network(estimate), batch["label"])
+
     return {"psnr": psnr(estimate, reference, data_range="target_max"),
             "ssim": ssim(estimate, reference, data_range="target_max"),
-            "nmse": nmse(estimate, reference),
-            "dice": dice(lesion_masks(scorer(estimate)), batch["label"] == 1),
-            "dice_loss_net": dice(lesion_masks(loss_net(estimate)), batch["label"] == 1)}
+            "nmse": nmse(estimate, reference), "dice": lesion_dice(scorer), "dice_loss_net": lesion_dice(loss_net)}
 
 
 def evaluate_methods(out_dir: Path, preset: CsmriPreset, config: CsmriConfig, fabric: Fabric) -> dict[str, Any]:
@@ -310,8 +321,8 @@ def evaluate_methods(out_dir: Path, preset: CsmriPreset, config: CsmriConfig, fa
     dlmri_config = preset.dlmri
     timings: dict[str, float] = {}
     methods = _reconstructors(out_dir, fabric, dlmri_config, timings)
-    scorer = load_run(out_dir / RUNS_DIR / CSMRI_SCORER_RUN, fabric)[1].task.model
-    loss_net = load_run(out_dir / RUNS_DIR / CSMRI_TASK_NETWORK_RUN, fabric)[1].task.model
+    scorer, loss_net = (load_segmentation(out_dir / RUNS_DIR / name).to(fabric.device) if has_lesions(config) else
+                        None for name in (CSMRI_SCORER_RUN, CSMRI_TASK_NETWORK_RUN))
     values: dict[str, dict[str, list[float]]] = {m: {k: [] for k in (*CSMRI_METRICS, "lesion")} for m in methods}
     ids: list[str] = []
     loader = DataLoader(splits.test, batch_size=8, shuffle=False)
@@ -390,15 +401,32 @@ RUN_REFERENCES = ("recnet_run", "init_run", "task_run")
 """The keys of a :class:`CsmriRun` that name another run whose trained network it uses."""
 
 
-def csmri_graph(runs: Mapping[str, CsmriRun], out_dir: Path) -> list[RunNode]:
-    """The study's run graph: ``runs/<run>`` for every run, each needing the runs its
+def has_lesions(config: CsmriConfig) -> bool:
+    """Whether any slice of the data holds a lesion (fastMRI files have no lesion labels)."""
+    return bool(csmri_data(config).labels.any())
+
+
+def trainable_runs(runs: Mapping[str, CsmriRun | SegmentationRun], config: CsmriConfig
+                   ) -> dict[str, CsmriRun | SegmentationRun]:
+    """``runs``, less the segmentation runs and the task-loss runs (``task_run``) when no slice of the
+    data holds a lesion: there is nothing to segment, so no SIS and no task term (fastMRI files; the
+    mr2xray study has no bone runs on a user's data either)."""
+    if has_lesions(config):
+        return dict(runs)
+    return {name: run for name, run in runs.items() if isinstance(run, CsmriRun) and run.task_run is None}
+
+
+def csmri_graph(runs: Mapping[str, CsmriRun | SegmentationRun], out_dir: Path) -> list[RunNode]:
+    """The study's run graph: ``runs/<run>`` for every run (segmentation runs of their own kind,
+    :data:`~taskloss.studies.segmentation.SEGMENTATION_RUN`), each needing the runs its
     :data:`RUN_REFERENCES` name. A reference to no run of the file must be a trained run folder already
     in ``out_dir/runs`` (or an absolute path).
 
     Raises:
         ConfigError: a reference that is neither, named with its run and key.
     """
-    for name, run in runs.items():
+    methods = {name: run for name, run in runs.items() if isinstance(run, CsmriRun)}
+    for name, run in methods.items():
         for key in RUN_REFERENCES:
             reference = getattr(run, key)
             if reference is not None and reference not in runs and not (out_dir / RUNS_DIR / reference).is_dir():
@@ -408,7 +436,8 @@ def csmri_graph(runs: Mapping[str, CsmriRun], out_dir: Path) -> list[RunNode]:
     def needs(run: CsmriRun) -> list[str]:
         return [f"{RUNS_DIR}/{getattr(run, key)}" for key in RUN_REFERENCES if getattr(run, key) in runs]
 
-    return nodes_of(runs, BUILTIN_RUN, RUNS_DIR, needs)
+    segmentation = {name: run for name, run in runs.items() if isinstance(run, SegmentationRun)}
+    return [*nodes_of(segmentation, SEGMENTATION_RUN, RUNS_DIR), *nodes_of(methods, BUILTIN_RUN, RUNS_DIR, needs)]
 
 
 def run_csmri(preset: str | Path | CsmriPreset, out_dir: Path, data_dir: Path | None = None, devices: int = 1,
@@ -438,13 +467,15 @@ def run_csmri(preset: str | Path | CsmriPreset, out_dir: Path, data_dir: Path | 
             single, folder, data_dir, devices, accelerator, offset, jobs), render_csmri)
     data: dict[str, Any] = {"data": str(data_dir)} if data_dir is not None else {}
     runs = offset_seeds(csmri_preset_runs(preset, data, {"devices": devices, "accelerator": accelerator}), seed_offset)
-    graph = csmri_graph(runs, out_dir)
-    fabric = make_fabric(runs["recnet"].training)
+    recnet = runs["recnet"]
+    assert isinstance(recnet, CsmriRun)  # the file's required RecNet run (CsmriPreset)
+    graph = csmri_graph(trainable_runs(runs, recnet.data), out_dir)
+    fabric = make_fabric(recnet.training)
     started = time.perf_counter()
     step_times = {name.removeprefix(f"{RUNS_DIR}/"): seconds
                   for name, seconds in train_graph(graph, out_dir, jobs, accelerator, fabric).items()}
     if fabric.is_global_zero:
-        config = runs["recnet"].data
+        config = recnet.data
         per_image = evaluate_methods(out_dir, preset, config, fabric)
         if preset.detection is not None:
             evaluate_detection(out_dir, preset, preset.detection, config, fabric)

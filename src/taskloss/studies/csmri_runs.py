@@ -1,4 +1,4 @@
-"""The trained runs of the CS-MRI study (Seitzer et al. 2018): RecNet, refinement, DAGAN, SIS UNet.
+"""The trained runs of the CS-MRI study (Seitzer et al. 2018): RecNet, refinement, DAGAN, segmentation.
 
 - ``recnet`` (stage 1): the deep cascade with data consistency, MSE on the 2-channel complex image;
   best checkpoint by validation MSE.
@@ -14,9 +14,12 @@
   magnitude in [-1, 1]; loss 1 adversarial + 15 NMSE + 0.0025 VGG (pool4 features, MSE; pool3
   of the domain network offline) + 0.1 frequency MSE; Adam 1e-4, beta1 0.5, lr halved every 5
   epochs; best checkpoint by validation NMSE (its early stopping).
-- ``segmentation``: a lesion-segmentation UNet trained on ground-truth magnitudes (cross-entropy
-  with the lesion class weighted up); best by validation Dice. The same stage trains the task
-  network of the task loss and, with another seed and width, the independent SIS scorer.
+- ``segmentation`` (:class:`LesionSegmentation`): a lesion-segmentation network trained on
+  ground-truth magnitudes (cross-entropy with the lesion class weighted up); best by validation
+  Dice. It is the one segmentation run kind of every study (:mod:`taskloss.studies.segmentation`)
+  on the study's data as ``task: csmri-simulator`` (the same slices and split). The same stage trains
+  the task network of the task loss and, with another network, seed and half of the training
+  subjects, the independent SIS scorer.
 - task loss (``task_run``): a ``recnet`` run adds the :class:`~taskloss.losses.TaskLoss` of the
   segmentation network of ``task_run`` to its MSE, a ``refinement`` run adds it to its composite:
   ``KL(softmax s(ground truth) || softmax s(reconstruction))`` of the network's lesion logits on
@@ -31,18 +34,20 @@
   alone as the same-budget control).
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import torch
 from lightning.fabric import Fabric
-from pydantic import Field
+from pydantic import Discriminator, Field
 from torch import nn
 
+from taskloss.config import UNION_TAG, StrictModel, tag
 from taskloss.data.csmri import CsmriConfig
 from taskloss.data.kspace import magnitude
 from taskloss.data.signals import cut_rois
+from taskloss.data.sources import CsmriSource
 from taskloss.errors import ConfigError
 from taskloss.features import VGG19Features
 from taskloss.losses import (
@@ -50,7 +55,6 @@ from taskloss.losses import (
     SEITZER_FIXED_WEIGHTS,
     AdversarialLoss,
     CompositeLoss,
-    CrossEntropyLoss,
     PerceptualLoss,
     TaskLoss,
     feature_matching_loss,
@@ -59,13 +63,14 @@ from taskloss.losses import (
     output_penalty,
 )
 from taskloss.losses.pixel import nmse_loss
-from taskloss.metrics import dice, nmse, psnr, ssim
+from taskloss.metrics import nmse, psnr, ssim
 from taskloss.metrics.registry import score
 from taskloss.networks import VisualRefinement, create_network
-from taskloss.studies.common import BuiltinRun, validate_config
+from taskloss.studies.common import BuiltinRun, TrainSubjects, validate_config
 from taskloss.studies.detection import ObserverTerm, signal_batch
 from taskloss.studies.layout import CHECKPOINT_DIR, RUN_CONFIG_FILE
 from taskloss.studies.perception import PerceptionChoice, perception_network
+from taskloss.studies.segmentation import SegmentationRun, load_segmentation
 from taskloss.studies.task_loss import WeightedSum
 from taskloss.training import SupervisedTask, TrainingConfig
 from taskloss.training.adversarial import AdversarialTask, Generated
@@ -73,7 +78,7 @@ from taskloss.training.checkpoint import read_checkpoint
 from taskloss.training.config import OptimizerConfig, load_yaml
 from taskloss.training.task import Batch, TrainingTask
 
-Stage = Literal["recnet", "refinement", "dagan", "segmentation"]
+Stage = Literal["recnet", "refinement", "dagan"]
 LESION_WEIGHT = 10.0  # lesions cover about 1 % of a slice's pixels; weight them up in the CE
 DAGAN_WEIGHTS = {"adversarial": 1.0, "nmse": 15.0, "vgg": 0.0025, "frequency": 0.1}
 """DAGAN's loss constants (Yang et al. 2018)."""
@@ -105,6 +110,36 @@ class CsmriRun(BuiltinRun):
         return csmri_task(self, run_dir)
 
 
+class LesionSegmentation(StrictModel):
+    """A ``stage: segmentation`` run of a csmri study file: its settings but the data (:meth:`run`)."""
+
+    stage: Literal["segmentation"]
+    network: str
+    network_options: dict[str, Any] = Field(default_factory=dict)
+    train_subjects: TrainSubjects = "all"
+    training: TrainingConfig
+
+    def run(self, data: Mapping[str, Any], training: Mapping[str, Any]) -> SegmentationRun:
+        """The :class:`SegmentationRun`: lesions (2 classes, the lesion's cross-entropy weight
+        :data:`LESION_WEIGHT`) of the ground-truth magnitudes of the study's ``data`` section (as
+        ``task: csmri-simulator``), with the ``training`` overrides (the hardware)."""
+        return SegmentationRun(data=CsmriSource.model_validate(dict(data)), network=self.network,
+                               options=self.network_options, classes=2, class_weights=(1.0, LESION_WEIGHT),
+                               train_subjects=self.train_subjects,
+                               training=TrainingConfig(**{**self.training.model_dump(exclude_unset=True), **training}))
+
+
+def _stage_kind(value: Any) -> str:
+    stage = value.get("stage") if isinstance(value, dict) else getattr(value, "stage", None)
+    return f"{UNION_TAG}segmentation" if stage == "segmentation" else f"{UNION_TAG}run"
+
+
+CsmriFileRun = Annotated[Annotated[CsmriRun, tag("run")] | Annotated[LesionSegmentation, tag("segmentation")],
+                         Discriminator(_stage_kind)]
+"""A run of a csmri study file's ``runs:``: a :class:`LesionSegmentation` for ``stage: segmentation``,
+else a :class:`CsmriRun` (whose ``stage`` check names the stages)."""
+
+
 def magnitude_metrics(image: torch.Tensor, batch: Batch) -> dict[str, torch.Tensor]:
     """MSE of the 2-channel image, and PSNR, SSIM, NMSE of its magnitude against the ground truth's
     (data_range = each ground-truth slice's maximum, as Seitzer et al.)."""
@@ -115,22 +150,6 @@ def magnitude_metrics(image: torch.Tensor, batch: Batch) -> dict[str, torch.Tens
 def reconstruct(model: nn.Module, batch: Batch) -> torch.Tensor:
     """``model(zero-filled, k-space, mask)``: RecNet's call."""
     return model(batch["input"], batch["kspace"], batch["mask"])
-
-
-def lesion_masks(logits: torch.Tensor) -> torch.Tensor:
-    """Predicted lesion masks (B, 1, H, W) bool from segmentation logits (B, 2, H, W)."""
-    return logits.argmax(dim=1, keepdim=True) == 1
-
-
-def segment(model: nn.Module, batch: Batch) -> torch.Tensor:
-    """Segmentation logits (B, 2, H, W) of the ground-truth magnitudes."""
-    return model(batch["magnitude"])
-
-
-def segmentation_metrics(logits: torch.Tensor, batch: Batch) -> dict[str, torch.Tensor]:
-    """Lesion Dice per slice (1 where neither the prediction nor the label has a lesion)."""
-    values = dice(lesion_masks(logits), batch["label"] == 1)
-    return {"dice": torch.nan_to_num(values, nan=1.0)}
 
 
 def dagan_input(batch: Batch) -> torch.Tensor:
@@ -184,8 +203,7 @@ def task_loss(run: CsmriRun, run_dir: Path, complex_input: bool) -> TaskLoss:
     """The task loss of a run: KL of the lesion-segmentation network of ``run.task_run`` (its best
     checkpoint) on magnitudes in [0, 1]; ``complex_input`` takes 2-channel complex images."""
     assert run.task_run is not None
-    task_dir = run_dir.parent / run.task_run  # an absolute task_run replaces the parent
-    network = load_trained(task_dir, "segmentation", "task_run")
+    network = load_segmentation(run_dir.parent / run.task_run)  # an absolute task_run replaces the parent
     return TaskLoss(network, output="kl", preprocess=magnitude if complex_input else None,
                     description=f"lesion-segmentation UNet of run {run.task_run!r} (best checkpoint)")
 
@@ -340,11 +358,6 @@ def csmri_task(run: CsmriRun, run_dir: Path) -> tuple[TrainingTask, str]:
         raise ConfigError(f"observer applies to recnet runs, not to a {run.stage!r} run; remove it")
     if run.stage == "recnet":
         return _recnet_task(run, run_dir)
-    if run.stage == "segmentation":
-        criterion = CrossEntropyLoss(class_weights=torch.tensor([1.0, LESION_WEIGHT]))
-        task = SupervisedTask(lambda: create_network(run.network, **run.network_options), criterion,
-                              segmentation_metrics, forward=segment, target_key="label")
-        return task, f"cross-entropy, lesion class weight {LESION_WEIGHT:g}"
     if run.stage == "refinement":
         return _refinement_task(run, run_dir)
     return _dagan_task(run)

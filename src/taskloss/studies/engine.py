@@ -90,6 +90,7 @@ from taskloss.studies.segmentation import (
     SEGMENTATION_RUN,
     SEGMENTATION_TASK,
     SegmentationRun,
+    evaluate_segmentation,
     foreground_dice,
     load_segmentation,
     load_weights,
@@ -724,7 +725,10 @@ class FileStudy(Study):
         return train_file_run(run, run_dir, run.training.devices, run.training.accelerator)
 
     def evaluate(self, run_dir: Path, split: str = "test") -> Path:
-        """Per-image metrics of a run's best checkpoint (without the task metric)."""
+        """Per-image metrics of a run's best checkpoint (without the task metric); a segmentation
+        run's Dice (:func:`~taskloss.studies.segmentation.evaluate_segmentation`)."""
+        if load_yaml(run_dir / RUN_CONFIG_FILE).get("task") == SEGMENTATION_TASK:
+            return evaluate_segmentation(run_dir, split)
         return evaluate_file_run(run_dir, split)
 
     def render(self, out_dir: Path) -> str:

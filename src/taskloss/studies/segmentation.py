@@ -17,14 +17,17 @@ has foreground). ``config.yaml`` leaves the hardware out (a run may resume on ot
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import torch
 from lightning.fabric import Fabric
-from pydantic import Field
+from pydantic import Field, model_validator
 from torch import nn
+from torch.utils.data import DataLoader
 
 from taskloss.config import StrictModel
-from taskloss.data.sources import AnyDataSpec, paired_splits
-from taskloss.errors import ConfigError
+from taskloss.data.sources import SOURCES, TASKS, AnyDataSpec, SourceSpec, data_spec, paired_data, paired_splits
+from taskloss.data.splits import Splits
+from taskloss.errors import ConfigError, DataError
 from taskloss.losses import CrossEntropyLoss
 from taskloss.metrics import dice
 from taskloss.networks import create_network
@@ -33,11 +36,12 @@ from taskloss.studies.common import (
     subject_half,
     validate_config,
     with_hardware,
+    write_per_image,
     write_run_config,
     write_run_info,
 )
 from taskloss.studies.graph import Prepared, RunKind
-from taskloss.studies.layout import CHECKPOINT_DIR, RUN_CONFIG_FILE
+from taskloss.studies.layout import CHECKPOINT_DIR, EVALUATION_DIR, RUN_CONFIG_FILE
 from taskloss.training import FitResult, SupervisedTask, Trainer, TrainingConfig
 from taskloss.training.checkpoint import read_checkpoint
 from taskloss.training.config import load_yaml
@@ -53,7 +57,10 @@ class SegmentationRun(StrictModel):
     Attributes:
         study: "file" (every segmentation run is trained by this module, whichever study it serves).
         task: "segmentation".
-        data: the data, any source's ``data:`` section; its pairs must have labels.
+        source: the data source (a study file's ``task:``, :data:`~taskloss.data.sources.SOURCES`):
+            the one whose section ``data`` is (given a typed section, its ``TASK``; else the default
+            source), so that a ``config.yaml`` reads back as the section it was written from.
+        data: the data, that source's ``data:`` section; its pairs must have labels.
         network, options: a registered network and its options (``num_classes`` is ``classes``).
         classes: label classes, >= 2.
         class_weights: cross-entropy weight of each class (None: equal), e.g. ``[1, 2]`` for
@@ -64,6 +71,7 @@ class SegmentationRun(StrictModel):
 
     study: Literal["file"] = "file"
     task: Literal["segmentation"] = SEGMENTATION_TASK
+    source: str = TASKS[0]
     data: AnyDataSpec
     network: str
     options: dict[str, Any] = Field(default_factory=dict)
@@ -71,6 +79,19 @@ class SegmentationRun(StrictModel):
     class_weights: tuple[float, ...] | None = None
     train_subjects: TrainSubjects = "all"
     training: TrainingConfig
+
+    @model_validator(mode="before")
+    @classmethod
+    def _typed_data(cls, values: Any) -> Any:
+        """``data`` validated as the section of ``source`` (a smart union would take the first source
+        whose keys fit: mr2xray-simulator for a csmri-simulator section of shared keys only)."""
+        if not isinstance(values, dict) or "data" not in values:
+            return values
+        data = values["data"]
+        source = values.get("source", data.TASK if isinstance(data, SourceSpec) else TASKS[0])
+        if source not in SOURCES:
+            raise ValueError(f"source: unknown data source {source!r}; choose one of {', '.join(TASKS)}")
+        return {**values, "source": source, "data": data_spec(source, data)}
 
     def description(self) -> str:
         """The loss, as ``run.json`` records it."""
@@ -101,9 +122,22 @@ def segmentation_task(run: SegmentationRun) -> SupervisedTask:
                           forward=lambda model, batch: model(batch["target"]), target_key="label")
 
 
+def labelled_splits(run: SegmentationRun) -> Splits:
+    """The train, val and test splits of the run's data.
+
+    Raises:
+        DataError: the data has no labels to learn from.
+    """
+    if paired_data(run.data).labels is None:
+        where = run.data.data_folder() or f"the {run.source} data"
+        raise DataError(f"{where}: no labels, which a segmentation run learns from; give data with labels (a "
+                        "paired folder's labels/, simulated data with lesions) or leave out the segmentation run")
+    return paired_splits(run.data)
+
+
 def train_segmentation(run: SegmentationRun, run_dir: Path, fabric: Fabric | None = None) -> FitResult:
     """Train (or resume, or return at once when finished) a segmentation run in ``run_dir``."""
-    splits = paired_splits(run.data)  # the data checked before the run folder is written
+    splits = labelled_splits(run)  # the data checked before the run folder is written
     write_run_config(run_dir, with_hardware(run, 1, "auto"))
     trainer = Trainer(segmentation_task(run), run.training, run_dir, fabric)
     result = trainer.fit(subject_half(splits.train, run.train_subjects), splits.val)
@@ -113,7 +147,7 @@ def train_segmentation(run: SegmentationRun, run_dir: Path, fabric: Fabric | Non
 
 
 def _prepare(run: SegmentationRun, run_dir: Path) -> Prepared:
-    splits = paired_splits(run.data)
+    splits = labelled_splits(run)
     return Prepared(segmentation_task(run), subject_half(splits.train, run.train_subjects), splits.val)
 
 
@@ -149,3 +183,25 @@ def load_segmentation(folder: Path) -> nn.Module:
                           "train it first, or point the task loss at another run folder")
     run = validate_config(SegmentationRun, load_yaml(config_path), str(config_path))
     return load_weights(segmentation_network(run), checkpoint).eval()
+
+
+def evaluate_segmentation(run_dir: Path, split: str = "test") -> Path:
+    """Score a finished segmentation run's best checkpoint on ``split`` of its data, image by image
+    (``taskloss evaluate``): ``evaluation/<split>.csv`` with ``dice`` (foreground Dice; NaN where neither
+    the prediction nor the label has foreground) and ``roi`` (1 where the label has foreground).
+
+    Returns:
+        The CSV file.
+    """
+    run = validate_config(SegmentationRun, load_yaml(run_dir / RUN_CONFIG_FILE), str(run_dir / RUN_CONFIG_FILE))
+    network = load_segmentation(run_dir)
+    ids: list[str] = []
+    values: dict[str, list[float]] = {"dice": [], "roi": []}
+    with torch.no_grad():
+        for batch in DataLoader(getattr(labelled_splits(run), split), batch_size=run.training.batch_size):
+            values["dice"] += foreground_dice(network(batch["target"]), batch["label"]).tolist()
+            values["roi"] += (batch["label"] > 0).flatten(1).any(dim=1).float().tolist()
+            ids += list(batch["id"])
+    path = run_dir / EVALUATION_DIR / f"{split}.csv"
+    write_per_image(path, ids, {name: np.asarray(column) for name, column in values.items()})
+    return path
